@@ -1,0 +1,172 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// Embedded-server defaults.
+const (
+	DefaultClientURL = "http://127.0.0.1:2379"
+	DefaultPeerURL   = "http://127.0.0.1:2380"
+	// embeddedReadyTimeout bounds the wait for the server to serve; a healthy single member
+	// is ready in well under a second, so a longer wait means something is wrong (a port in
+	// use by another etcd, a data dir of another cluster).
+	embeddedReadyTimeout = 30 * time.Second
+)
+
+// Embedded is an etcd server running inside the gateway process, used when no registry is
+// configured: services register into it exactly as into a standalone etcd.
+type Embedded struct {
+	etcd      *embed.Etcd
+	clientURL url.URL
+	dataDir   string
+	startup   time.Duration
+}
+
+// StartEmbedded starts a single-member etcd server with data under cfg.DataDir (created 0700;
+// "" means <user state dir>/switchyard/etcd) serving cfg.ClientURL, and waits until it serves
+// or ctx ends. The caller must Close it.
+func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) (*Embedded, error) {
+	begin := time.Now()
+	if cfg == nil {
+		cfg = &config.Embedded{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	curl, err := parseURL(cfg.ClientURL, DefaultClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd client_url: %w", err)
+	}
+	purl, err := parseURL(cfg.PeerURL, DefaultPeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd peer_url: %w", err)
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		if dir, err = defaultDataDir(); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
+	}
+
+	ec := embed.NewConfig()
+	ec.Name = "switchyard"
+	ec.Dir = dir
+	ec.ListenClientUrls = []url.URL{*curl}
+	ec.AdvertiseClientUrls = []url.URL{*curl}
+	ec.ListenPeerUrls = []url.URL{*purl}
+	ec.AdvertisePeerUrls = []url.URL{*purl}
+	ec.InitialCluster = ec.Name + "=" + purl.String()
+	ec.InitialClusterToken = "switchyard-embedded"
+	// A lone member has no peer to miss heartbeats from, so short ticks cost nothing and
+	// make the first election (and so start-up) take tens of milliseconds, not a second.
+	ec.TickMs = 10
+	ec.ElectionMs = 100
+	// Registrations churn only on deploys; hourly compaction keeps the database small
+	// without ever compacting a revision a watcher could still need soon.
+	ec.AutoCompactionMode = embed.CompactorModePeriodic
+	ec.AutoCompactionRetention = "1h"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(warnLogger())
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	timer := time.NewTimer(embeddedReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
+	case <-timer.C:
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd not ready within %s", embeddedReadyTimeout)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
+	}
+	em := &Embedded{etcd: e, clientURL: *curl, dataDir: dir, startup: time.Since(begin)}
+	log.Info("embedded etcd serving",
+		"client_url", curl.String(), "data_dir", dir, "startup", em.startup.Round(time.Millisecond),
+		"register_with", fmt.Sprintf(`L=$(etcdctl --endpoints=%[1]s lease grant 10 | cut -d' ' -f2) && `+
+			`etcdctl --endpoints=%[1]s put --lease=$L %[2]susers/127.0.0.1:9001 '{"address":"127.0.0.1","port":9001}' && `+
+			`etcdctl --endpoints=%[1]s lease keep-alive $L`, curl.Host, DefaultPrefix),
+		"or", "gateway register -registry etcd://"+curl.Host+" -service users -addr 127.0.0.1:9001")
+	return em, nil
+}
+
+// ClientURL is the URL clients reach the server at.
+func (e *Embedded) ClientURL() string { return e.clientURL.String() }
+
+// Endpoints returns the client address as host:port, ready for config.Etcd.Endpoints.
+func (e *Embedded) Endpoints() []string { return []string{e.clientURL.Host} }
+
+// DataDir is where the server keeps its data.
+func (e *Embedded) DataDir() string { return e.dataDir }
+
+// StartupTime is how long StartEmbedded took until the server served.
+func (e *Embedded) StartupTime() time.Duration { return e.startup }
+
+// Err reports a fatal server error after start-up (a listener that failed, say).
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+
+// Close stops the server; clients see it as an etcd outage.
+func (e *Embedded) Close() { e.etcd.Close() }
+
+func parseURL(s, def string) (*url.URL, error) {
+	if s == "" {
+		s = def
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("%q: want http://host:port", s)
+	}
+	return u, nil
+}
+
+// defaultDataDir is $XDG_STATE_HOME/switchyard/etcd, else ~/.local/state/switchyard/etcd:
+// state, not config or cache, since losing it drops every registration.
+func defaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "switchyard", "etcd"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", errors.New("embedded etcd: no data_dir given and no home directory")
+	}
+	return filepath.Join(home, ".local", "state", "switchyard", "etcd"), nil
+}
+
+// warnLogger passes etcd's own warnings and errors to stderr and drops its chatty info lines.
+func warnLogger() *zap.Logger {
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(zapcore.WarnLevel)
+	zc.Sampling = nil
+	zc.OutputPaths = []string{"stderr"}
+	zc.ErrorOutputPaths = []string{"stderr"}
+	lg, err := zc.Build()
+	if err != nil {
+		return zap.NewNop()
+	}
+	return lg
+}
