@@ -94,10 +94,10 @@ func NewClient(cfg *config.Etcd) (*clientv3.Client, error) {
 
 // Options tune a Discoverer; zero values mean the defaults.
 type Options struct {
-	Prefix   string                    // key prefix, default "/services/"; a missing final "/" is added
-	Debounce time.Duration             // coalescing window for bursts, default 5ms
+	Prefix   string                     // key prefix, default "/services/"; a missing final "/" is added
+	Debounce time.Duration              // coalescing window for bursts, default 5ms
 	Metrics  *upstream.DiscoveryMetrics // may be nil
-	Logger   *slog.Logger              // default slog.Default()
+	Logger   *slog.Logger               // default slog.Default()
 }
 
 // Discoverer watches services under one etcd prefix. It implements upstream.Discoverer; one
