@@ -1,0 +1,203 @@
+package breaker
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// maxConcurrentProbes bounds how many endpoints of one pool are probed at once, so a large
+// pool's check round does not open hundreds of connections in the same instant.
+const maxConcurrentProbes = 8
+
+// maxDrainBytes is how much of a probe's response body is read so the connection can be
+// reused; a health endpoint streaming more than this is cut off.
+const maxDrainBytes = 64 << 10
+
+// ActiveChecker probes every endpoint of one pool on an interval and marks endpoints
+// unhealthy after UnhealthyThreshold failures in a row, healthy again after
+// HealthyThreshold successes. Results go into the same per-endpoint state as passive health,
+// so the pool's health policy must come from this package (see NewRoutePolicy).
+// Endpoints start healthy: a gateway that starts (or reloads) must not answer 503 until a
+// first round of checks has passed.
+type ActiveChecker struct {
+	pool      *upstream.Pool
+	path      string
+	interval  time.Duration
+	timeout   time.Duration
+	healthy   int32
+	unhealthy int32
+	expect    []int
+	client    *http.Client
+	ownTr     *http.Transport // closed when Run returns; nil when the caller gave a client
+	log       *slog.Logger
+	m         *Metrics
+	route     string
+	warned    atomic.Bool
+}
+
+// NewActiveChecker returns a checker for pool. client may be nil (a private transport is
+// used and its connections closed when Run returns); a given client is copied so redirects
+// are not followed (a 3xx is itself a passing answer by default). log and m may be nil.
+func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.Client, log *slog.Logger, m *Metrics) *ActiveChecker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &ActiveChecker{
+		pool:      pool,
+		path:      hc.Path,
+		interval:  cmpOr(hc.Interval, 10*time.Second),
+		timeout:   cmpOr(hc.Timeout, 2*time.Second),
+		healthy:   int32(cmpOr(hc.HealthyThreshold, 2)),
+		unhealthy: int32(cmpOr(hc.UnhealthyThreshold, 3)),
+		expect:    hc.ExpectStatus,
+		log:       log.With("pool", pool.Name()),
+		m:         m,
+		route:     pool.Name(),
+	}
+	if c.path == "" || c.path[0] != '/' {
+		c.path = "/" + c.path
+	}
+	if client == nil {
+		c.ownTr = &http.Transport{
+			Proxy:               nil, // probes go straight to the endpoint, never via $HTTP_PROXY
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     2 * c.interval,
+		}
+		client = &http.Client{Transport: c.ownTr}
+	}
+	cl := *client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.client = &cl
+	return c
+}
+
+// Run checks the pool at once and then every Interval (jittered by +-10% so the checks of
+// many gateways do not arrive in step) until ctx ends. A round waits for all its probes, so
+// rounds never overlap; Run returns only after every probe goroutine has finished.
+func (c *ActiveChecker) Run(ctx context.Context) {
+	if c.ownTr != nil {
+		defer c.ownTr.CloseIdleConnections()
+	}
+	for {
+		c.round(ctx)
+		t := time.NewTimer(time.Duration(float64(c.interval) * (0.9 + 0.2*rand.Float64())))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *ActiveChecker) round(ctx context.Context) {
+	v := c.pool.View()
+	if v == nil {
+		return
+	}
+	sem := make(chan struct{}, maxConcurrentProbes)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range v.Members {
+		m := &v.Members[i]
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.check(ctx, m)
+		})
+	}
+}
+
+// check probes one member and records the result. A probe cut short because ctx ended
+// (shutdown, reload) says nothing about the endpoint and is not recorded.
+func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
+	ok, detail := c.probe(ctx, m.Scheme+"://"+m.Key+c.path)
+	if ctx.Err() != nil {
+		return
+	}
+	if !ok {
+		c.m.checkFailed(c.routeOf(m))
+	}
+	h, _ := m.State.Health().(*health)
+	if h == nil {
+		if c.warned.CompareAndSwap(false, true) {
+			c.log.Warn("active health check results are dropped: the pool's health policy is not breaker.NewRoutePolicy")
+		}
+		return
+	}
+	if changed, down := h.activeResult(ok, c.healthy, c.unhealthy); changed {
+		if down {
+			c.log.Warn("endpoint failed active health checks", "endpoint", m.Key, "last", detail)
+		} else {
+			c.log.Info("endpoint passed active health checks again", "endpoint", m.Key)
+		}
+		h.p.activeChanged()
+	}
+}
+
+func (c *ActiveChecker) routeOf(m *upstream.Member) string {
+	if h, ok := m.State.Health().(*health); ok {
+		return h.p.route
+	}
+	return c.route
+}
+
+func (c *ActiveChecker) probe(ctx context.Context, url string) (ok bool, detail string) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set("User-Agent", "switchyard-health-check")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	_ = resp.Body.Close()
+	return c.passing(resp.StatusCode), resp.Status
+}
+
+func (c *ActiveChecker) passing(status int) bool {
+	if len(c.expect) == 0 {
+		return status >= 200 && status < 400
+	}
+	return slices.Contains(c.expect, status)
+}
+
+// activeResult counts one probe result; it reports whether the endpoint changed between
+// passing and failing, and whether it is now failing. Only the checker writes these fields,
+// one probe per endpoint at a time.
+func (h *health) activeResult(ok bool, healthyThreshold, unhealthyThreshold int32) (changed, down bool) {
+	if ok {
+		h.activeFails.Store(0)
+		n := h.activeOK.Add(1)
+		if h.activeDown.Load() && n >= healthyThreshold {
+			h.activeDown.Store(false)
+			return true, false
+		}
+		return false, h.activeDown.Load()
+	}
+	h.activeOK.Store(0)
+	n := h.activeFails.Add(1)
+	if !h.activeDown.Load() && n >= unhealthyThreshold {
+		h.activeDown.Store(true)
+		return true, true
+	}
+	return false, h.activeDown.Load()
+}

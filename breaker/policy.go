@@ -1,0 +1,248 @@
+// Package breaker is the gateway's per-endpoint resilience layer: passive health (Envoy-style
+// outlier detection on real traffic), a circuit breaker per endpoint (sony/gobreaker) and
+// optional active health checks. It implements upstream.HealthPolicy and upstream.Health;
+// the pool keeps each endpoint's Health across snapshot updates, so ejections and breaker
+// state survive a registry re-announcing the endpoint.
+package breaker
+
+import (
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// Envoy's defaults, used when a config block leaves a field at zero. The config loader
+// normally fills them in; repeating them here keeps a hand-built config safe.
+const (
+	defaultConsecutiveFailures = 5
+	defaultEjectionTime        = 30 * time.Second
+	defaultMaxEjectionTime     = 300 * time.Second
+	// defaultPanicThreshold applies when passive health is off but active checks are on:
+	// a misconfigured health path must not turn a working pool into 503s.
+	defaultPanicThreshold = 50
+)
+
+var defaultFailureStatuses = []int{500, 502, 503, 504}
+
+// policy is one pool's health policy. The per-endpoint hot path only reads atomics; mu is
+// taken on the rare pool-wide decisions (ejecting, panic mode) so that counting ejected
+// members and ejecting one more happen as one step.
+type policy struct {
+	route string
+	m     *Metrics
+	log   *slog.Logger
+
+	passive bool
+	consec  int32
+	fails   [600]bool // status -> is failure, for the statuses a proxy can see (100..599)
+	ejectT  int64     // base ejection time, ns
+	maxEjT  int64     // cap, ns
+	maxPct  int
+	panicAt int // healthy percent below which every endpoint is used; 0 = never
+
+	br *config.Breaker // nil: no breakers
+	hc bool            // active checks feed this policy
+
+	// clock is monotonic nanoseconds since base; time.Since on a monotonic base reads only
+	// the runtime's nanotime, which is the cheapest clock Go offers. Tests replace it.
+	base  time.Time
+	clock func() int64
+
+	mu      sync.Mutex
+	members []*health
+
+	panic        atomic.Bool
+	panicRecheck atomic.Int64 // clock time when an ejection ends and panic may be over; 0 = none
+}
+
+// NewPolicy returns the health policy of one route's pool: outlier detection when ph is
+// non-nil, a circuit breaker per endpoint when br is non-nil. With both nil it returns nil,
+// which the pool reads as "every endpoint always available". Use NewRoutePolicy when the
+// route also has active health checks. m and log may be nil.
+func NewPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, m *Metrics, log *slog.Logger) upstream.HealthPolicy {
+	return newPolicy(route, ph, br, nil, m, log)
+}
+
+// NewRoutePolicy is NewPolicy for a whole route policy: it also returns a policy (never nil)
+// when only HealthCheck is set, so an ActiveChecker has per-endpoint state to write to even
+// when passive health and breakers are off. Disabled blocks (Enabled=false) count as nil.
+func NewRoutePolicy(route string, pol *config.Policy, m *Metrics, log *slog.Logger) upstream.HealthPolicy {
+	if pol == nil {
+		return nil
+	}
+	return newPolicy(route, pol.PassiveHealth, pol.Breaker, pol.HealthCheck, m, log)
+}
+
+func newPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, hc *config.HealthCheck, m *Metrics, log *slog.Logger) upstream.HealthPolicy {
+	if ph != nil && ph.Enabled != nil && !*ph.Enabled {
+		ph = nil
+	}
+	if br != nil && br.Enabled != nil && !*br.Enabled {
+		br = nil
+	}
+	if ph == nil && br == nil && hc == nil {
+		return nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &policy{
+		route:   route,
+		m:       m,
+		log:     log.With("route", route),
+		br:      br,
+		hc:      hc != nil,
+		panicAt: defaultPanicThreshold,
+		base:    time.Now(),
+	}
+	p.clock = func() int64 { return int64(time.Since(p.base)) }
+	if ph != nil {
+		p.passive = true
+		p.consec = int32(cmpOr(ph.ConsecutiveFailures, defaultConsecutiveFailures))
+		p.ejectT = int64(cmpOr(ph.EjectionTime, defaultEjectionTime))
+		p.maxEjT = int64(max(cmpOr(ph.MaxEjectionTime, defaultMaxEjectionTime), time.Duration(p.ejectT)))
+		p.maxPct = ph.MaxEjectedPercent
+		p.panicAt = ph.PanicThreshold
+	}
+	// The breaker has no status list of its own: it shares passive health's, or Envoy's
+	// default when passive health is off.
+	statuses := defaultFailureStatuses
+	if ph != nil && len(ph.FailureStatuses) > 0 {
+		statuses = ph.FailureStatuses
+	}
+	for _, s := range statuses {
+		if s >= 0 && s < len(p.fails) {
+			p.fails[s] = true
+		}
+	}
+	return p
+}
+
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// NewHealth creates the state of one endpoint; the pool calls it once per key and keeps it.
+func (p *policy) NewHealth(key string) upstream.Health {
+	h := &health{p: p, key: key}
+	if p.br != nil {
+		h.initBreaker(p.br)
+	}
+	return h
+}
+
+// SetMembers records the pool's current members so max-ejected-percent and the panic
+// threshold count the right set. Health values not made by this package are ignored.
+func (p *policy) SetMembers(hs []upstream.Health) {
+	members := make([]*health, 0, len(hs))
+	for _, h := range hs {
+		if mh, ok := h.(*health); ok {
+			members = append(members, mh)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.members = members
+	p.recomputePanicLocked(p.clock())
+}
+
+// isFailure is Envoy's "consecutive gateway failure plus 5xx" rule: no response, or a
+// status configured as a failure. Callers have already dropped ErrCanceled.
+func (p *policy) isFailure(o upstream.Outcome) bool {
+	if o.Err != upstream.ErrNone {
+		return true
+	}
+	return o.Status >= 0 && o.Status < len(p.fails) && p.fails[o.Status]
+}
+
+// eject tries to eject h after its run of failures. Ejection time grows with the times
+// ejected (decayed by good behaviour since the last ejection) and is capped.
+func (p *policy) eject(h *health) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock()
+	if h.ejectedUntil.Load() > now {
+		return // failures of requests that were in flight when it was ejected
+	}
+	// Max ejected percent is counted after this ejection, and one ejection is always
+	// allowed: counting before (Envoy's old rule) refused to eject the only bad host of a
+	// small pool, which surprised users.
+	ejected := 1
+	for _, m := range p.members {
+		if m != h && m.ejectedUntil.Load() > now {
+			ejected++
+		}
+	}
+	if n := max(len(p.members), 1); ejected > 1 && ejected*100 > p.maxPct*n {
+		p.log.Debug("ejection refused by max_ejected_percent", "endpoint", h.key, "ejected", ejected-1, "members", n)
+		return
+	}
+	times := h.decayedTimes(now) + 1
+	d := min(p.ejectT*int64(times), p.maxEjT)
+	until := now + d
+	h.timesEjected.Store(times)
+	h.lastEjectionEnd.Store(until)
+	h.ejectedUntil.Store(until)
+	p.m.ejected(p.route)
+	p.log.Warn("endpoint ejected", "endpoint", h.key, "for", time.Duration(d), "times_ejected", times)
+	p.recomputePanicLocked(now)
+}
+
+// activeChanged re-evaluates panic mode after an active check flipped an endpoint.
+func (p *policy) activeChanged() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recomputePanicLocked(p.clock())
+}
+
+// maybeLeavePanic re-evaluates panic mode once the earliest ejection that caused it has
+// ended; ejections end by time alone, so no event would otherwise notice. TryLock keeps
+// concurrent requests from queueing behind the one that does the work.
+func (p *policy) maybeLeavePanic() {
+	r := p.panicRecheck.Load()
+	if r == 0 || p.clock() < r || !p.mu.TryLock() {
+		return
+	}
+	defer p.mu.Unlock()
+	p.recomputePanicLocked(p.clock())
+}
+
+// recomputePanicLocked enters or leaves panic mode. Healthy means neither ejected nor
+// failing active checks; an open breaker does not count, because panic mode overrides only
+// health signals, never a breaker (failing open through open breakers would defeat them).
+func (p *policy) recomputePanicLocked(now int64) {
+	n := len(p.members)
+	healthy := 0
+	earliest := int64(math.MaxInt64)
+	for _, m := range p.members {
+		switch u := m.ejectedUntil.Load(); {
+		case u > now:
+			earliest = min(earliest, u)
+		case m.activeDown.Load():
+		default:
+			healthy++
+		}
+	}
+	inPanic := p.panicAt > 0 && n > 0 && healthy*100 < p.panicAt*n
+	if earliest == math.MaxInt64 || !inPanic {
+		earliest = 0
+	}
+	p.panicRecheck.Store(earliest)
+	was := p.panic.Swap(inPanic)
+	switch {
+	case inPanic && !was:
+		p.m.panicEntered(p.route)
+		p.log.Error("panic mode: too few healthy endpoints, using all of them",
+			"healthy", healthy, "members", n, "panic_threshold_percent", p.panicAt)
+	case !inPanic && was:
+		p.log.Info("panic mode over", "healthy", healthy, "members", n)
+	}
+}
