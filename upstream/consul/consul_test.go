@@ -1,0 +1,292 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+const (
+	metricRejected = "switchyard_registry_entries_rejected_total"
+	metricErrors   = "switchyard_registry_errors_total"
+)
+
+func TestNewClient(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     *config.Consul
+		wantErr string
+	}{
+		{name: "nil means local agent", cfg: nil},
+		{name: "address and datacenter", cfg: &config.Consul{Address: "127.0.0.1:18500", Datacenter: "dc2", Token: "t"}},
+		{name: "tls implies https", cfg: &config.Consul{TLS: &config.TLS{InsecureSkipVerify: true}}},
+		{name: "bad scheme", cfg: &config.Consul{Scheme: "ftp"}, wantErr: "not http or https"},
+		{name: "missing CA file", cfg: &config.Consul{TLS: &config.TLS{CAFile: "/nonexistent/ca.pem"}}, wantErr: "ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, err := NewClient(tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || cli == nil {
+				t.Fatalf("NewClient: %v", err)
+			}
+		})
+	}
+}
+
+type inst struct {
+	id, addr     string
+	port         int
+	tags         []string
+	meta         map[string]string
+	weight, warn int
+	status       string
+}
+
+type wantEP struct {
+	key    string
+	weight int
+	scheme string
+}
+
+// TestWatchSelects checks which registered instances a query turns into which endpoints.
+func TestWatchSelects(t *testing.T) {
+	agent := consultest.Start(t)
+	admin := agent.Client(t)
+	tests := []struct {
+		name         string
+		q            Query
+		insts        []inst
+		want         []wantEP
+		wantRejected float64
+	}{
+		{name: "passing only drops warning and critical", q: Query{PassingOnly: true},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "b", addr: "10.0.0.2", port: 80, status: "warning"},
+				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
+			want: []wantEP{{"10.0.0.1:80", 1, "http"}}},
+		{name: "passing_only false keeps warning at its warning weight", q: Query{},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 5, warn: 2}, {id: "b", addr: "10.0.0.2", port: 80, weight: 5, warn: 2, status: "warning"},
+				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
+			want: []wantEP{{"10.0.0.1:80", 5, "http"}, {"10.0.0.2:80", 2, "http"}}},
+		{name: "weights honoured", q: Query{PassingOnly: true},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 3}, {id: "b", addr: "10.0.0.2", port: 80, weight: 7}},
+			want:  []wantEP{{"10.0.0.1:80", 3, "http"}, {"10.0.0.2:80", 7, "http"}}},
+		{name: "every tag must match", q: Query{PassingOnly: true, Tags: []string{"v2", "eu"}},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, tags: []string{"v2"}}, {id: "b", addr: "10.0.0.2", port: 80, tags: []string{"v2", "eu", "x"}},
+				{id: "c", addr: "10.0.0.3", port: 80, tags: []string{"eu"}}},
+			want: []wantEP{{"10.0.0.2:80", 1, "http"}}},
+		{name: "node address fallback and https meta", q: Query{PassingOnly: true},
+			insts: []inst{{id: "a", port: 8443, meta: map[string]string{"scheme": "https"}}},
+			want:  []wantEP{{"127.0.0.1:8443", 1, "https"}}},
+		{name: "malformed entries skipped and counted", q: Query{PassingOnly: true},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "noport", addr: "10.0.0.2", port: 0},
+				{id: "badscheme", addr: "10.0.0.3", port: 80, meta: map[string]string{"scheme": "gopher"}}},
+			want: []wantEP{{"10.0.0.1:80", 1, "http"}}, wantRejected: 2},
+		{name: "explicit datacenter", q: Query{PassingOnly: true, Datacenter: "dc1"},
+			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}},
+			want:  []wantEP{{"10.0.0.1:80", 1, "http"}}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			service := "sel" + strconv.Itoa(i)
+			for _, in := range tt.insts {
+				reg := &api.AgentServiceRegistration{ID: service + "-" + in.id, Name: service, Address: in.addr,
+					Port: in.port, Tags: in.tags, Meta: in.meta}
+				if in.weight > 0 {
+					reg.Weights = &api.AgentWeights{Passing: in.weight, Warning: in.warn}
+				}
+				register(t, admin, reg, in.status)
+			}
+			reg := prometheus.NewRegistry()
+			d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg)})
+			rec := newRecorder()
+			startWatch(t, d.For(tt.q), service, rec.update)
+			wantKeys := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				wantKeys[i] = w.key
+			}
+			n := rec.waitFor(t, 0, fmt.Sprint(wantKeys), hasKeys(wantKeys...))
+			got := rec.snaps[n].Endpoints()
+			for i, w := range tt.want {
+				if got[i].Weight != w.weight || got[i].Scheme != w.scheme {
+					t.Errorf("%s: weight %d scheme %s, want %d %s", w.key, got[i].Weight, got[i].Scheme, w.weight, w.scheme)
+				}
+			}
+			if r := counter(t, reg, metricRejected, service); r != tt.wantRejected {
+				t.Errorf("rejected = %v, want %v", r, tt.wantRejected)
+			}
+		})
+	}
+}
+
+// TestWatchFollowsChanges walks one service through register, check failure, recovery, an
+// HTTP check flipping, and deregistration, and checks that wake-ups that change nothing
+// (a check's output) emit nothing.
+func TestWatchFollowsChanges(t *testing.T) {
+	agent := consultest.Start(t)
+	admin := agent.Client(t)
+	var healthy atomic.Bool
+	healthy.Store(true)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer backend.Close()
+
+	d := New(newClient(t, agent.Addr), Options{})
+	rec := newRecorder()
+	startWatch(t, d, "web", rec.update)
+	n := rec.waitFor(t, 0, "empty first snapshot", hasKeys())
+
+	register(t, admin, &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}, "")
+	n = rec.waitFor(t, n+1, "web-1", hasKeys("10.0.0.1:80"))
+
+	// Check output changes bump the index and wake the query, but the set is the same.
+	for i := range 3 {
+		if err := admin.Agent().UpdateTTL("service:web-1", fmt.Sprint("ok ", i), api.HealthPassing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Agent().UpdateTTL("service:web-1", "down", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	// The very next emission must be the removal: the three wake-ups emitted nothing.
+	n = rec.waitFor(t, n+1, "web-1 removed", func(upstream.Snapshot) bool { return true })
+	if got := keys(rec.snaps[n]); len(got) != 0 {
+		t.Fatalf("emission after check output updates = %v, want the removal only", got)
+	}
+	if err := admin.Agent().UpdateTTL("service:web-1", "up", api.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	n = rec.waitFor(t, n+1, "web-1 back", hasKeys("10.0.0.1:80"))
+
+	// An HTTP check against a real backend that starts failing.
+	err := admin.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-2", Name: "web", Address: "10.0.0.2", Port: 80,
+		Check: &api.AgentServiceCheck{HTTP: backend.URL, Interval: "1s", Timeout: "1s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = rec.waitFor(t, n+1, "web-2 passing", hasKeys("10.0.0.1:80", "10.0.0.2:80"))
+	healthy.Store(false)
+	n = rec.waitFor(t, n+1, "web-2 critical", hasKeys("10.0.0.1:80"))
+
+	for _, id := range []string{"web-1", "web-2"} {
+		if err := admin.Agent().ServiceDeregister(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.waitFor(t, n+1, "all deregistered", hasKeys())
+}
+
+// TestWatchCancelInterruptsBlockingQuery makes sure a watch parked in a long blocking query
+// returns when its context ends instead of waiting out the query.
+func TestWatchCancelInterruptsBlockingQuery(t *testing.T) {
+	agent := consultest.Start(t)
+	d := New(newClient(t, agent.Addr), Options{WaitTime: MaxWaitTime})
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Watch(ctx, "idle", rec.update) }()
+	rec.waitFor(t, 0, "first snapshot", hasKeys())
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Watch returned %v, want context.Canceled", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Watch still blocked after cancel")
+	}
+}
+
+// TestWatchSurvivesAgentRestart stops the agent under load (a pool being picked from
+// continuously): the pool must keep its endpoints, errors must be logged and counted, and
+// after the restart, where a fresh dev agent has lower indexes and different services, the
+// watch must catch up with the new state.
+func TestWatchSurvivesAgentRestart(t *testing.T) {
+	agent := consultest.Start(t)
+	register(t, agent.Client(t), &api.AgentServiceRegistration{ID: "api-1", Name: "api", Address: "10.0.0.1", Port: 80}, "")
+
+	reg := prometheus.NewRegistry()
+	logs := &syncBuffer{}
+	d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(logs)})
+	pool := upstream.NewPool("api", firstPicker{}, upstream.PoolOptions{})
+	rec := newRecorder()
+	startWatch(t, d, "api", func(s upstream.Snapshot) { pool.Update(s); rec.update(s) })
+	n := rec.waitFor(t, 0, "api-1", hasKeys("10.0.0.1:80"))
+
+	// Load: pick continuously; every pick must succeed while the agent is away.
+	var picks, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m, err := pool.Pick(req, upstream.Excluded{})
+			if err != nil {
+				failed.Add(1)
+			} else {
+				m.State.Done(upstream.Outcome{Status: 200})
+			}
+			picks.Add(1)
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	agent.Stop()
+	deadline := time.Now().Add(waitLimit)
+	for counter(t, reg, metricErrors, "api") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no errors counted while the agent was down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := rec.count(); c != n+1 {
+		t.Fatalf("%d snapshots emitted while the agent was down; want none (last %v)", c-n-1, rec.last())
+	}
+	if got := keys(pool.View().Snapshot); len(got) != 1 {
+		t.Fatalf("pool lost its endpoints during the outage: %v", got)
+	}
+	if !strings.Contains(logs.String(), "consul query failed") {
+		t.Errorf("outage not logged; logs:\n%s", logs.String())
+	}
+
+	agent.Restart(t)
+	register(t, agent.Client(t), &api.AgentServiceRegistration{ID: "api-2", Name: "api", Address: "10.0.0.2", Port: 80}, "")
+	rec.waitFor(t, n+1, "api-2 after restart", hasKeys("10.0.0.2:80"))
+	if f := failed.Load(); f != 0 {
+		t.Errorf("%d of %d picks failed during the outage", f, picks.Load())
+	}
+	if !strings.Contains(logs.String(), "consul query recovered") {
+		t.Errorf("recovery not logged")
+	}
+}

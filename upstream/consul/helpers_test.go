@@ -1,0 +1,236 @@
+package consul
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitLimit bounds every wait for a state the agent must reach; it only detects a hang, the
+// loaded test machines make anything tighter flaky.
+const waitLimit = 20 * time.Second
+
+// recorder collects the snapshots a watch emits.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []upstream.Snapshot
+	wake  chan struct{} // closed and replaced on every snapshot
+}
+
+func newRecorder() *recorder { return &recorder{wake: make(chan struct{})} }
+
+func (r *recorder) update(s upstream.Snapshot) {
+	r.mu.Lock()
+	r.snaps = append(r.snaps, s)
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// count is the number of snapshots emitted so far.
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.snaps)
+}
+
+// waitFor waits for the first snapshot, numbered from `from`, that satisfies ok and returns
+// its number.
+func (r *recorder) waitFor(t testing.TB, from int, what string, ok func(upstream.Snapshot) bool) int {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for i := from; ; {
+		r.mu.Lock()
+		for ; i < len(r.snaps); i++ {
+			if ok(r.snaps[i]) {
+				r.mu.Unlock()
+				return i
+			}
+		}
+		wake := r.wake
+		r.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline.C:
+			t.Fatalf("no snapshot with %s after %v; last: %v", what, waitLimit, r.last())
+		}
+	}
+}
+
+func (r *recorder) last() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.snaps) == 0 {
+		return nil
+	}
+	return keys(r.snaps[len(r.snaps)-1])
+}
+
+func keys(s upstream.Snapshot) []string {
+	var k []string
+	for _, e := range s.Endpoints() {
+		k = append(k, e.Key)
+	}
+	return k
+}
+
+// hasKeys matches a snapshot holding exactly these keys (sorted).
+func hasKeys(want ...string) func(upstream.Snapshot) bool {
+	return func(s upstream.Snapshot) bool { return strings.Join(keys(s), " ") == strings.Join(want, " ") }
+}
+
+// startWatch runs d.Watch in the background; at cleanup it cancels it and checks that Watch
+// returned context.Canceled.
+func startWatch(t testing.TB, d upstream.Discoverer, service string, update func(upstream.Snapshot)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Watch(ctx, service, update) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Watch(%s) returned %v, want context.Canceled", service, err)
+			}
+		case <-time.After(waitLimit):
+			t.Errorf("Watch(%s) did not return after cancel", service)
+		}
+	})
+}
+
+// newClient builds a client with NewClient for addr.
+func newClient(t testing.TB, addr string) *api.Client {
+	t.Helper()
+	cli, err := NewClient(&config.Consul{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// register adds an instance with a TTL check in the given status ("" means passing).
+func register(t testing.TB, cli *api.Client, reg *api.AgentServiceRegistration, status string) {
+	t.Helper()
+	if status == "" {
+		status = api.HealthPassing
+	}
+	reg.Check = &api.AgentServiceCheck{TTL: "1h", Status: status}
+	if err := cli.Agent().ServiceRegister(reg); err != nil {
+		t.Fatalf("register %s: %v", reg.ID, err)
+	}
+}
+
+// counter reads one discovery counter for a service from reg.
+func counter(t testing.TB, reg *prometheus.Registry, name, service string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "service" && lp.GetValue() == service {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testLogger(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// countingProxy is a reverse proxy in front of a real agent that counts health queries and
+// can inject faults Consul itself rarely produces on demand.
+type countingProxy struct {
+	*httptest.Server
+	health    atomic.Int64 // requests to /v1/health/service/
+	zeroIndex atomic.Bool  // answer X-Consul-Index: 0 (a Consul bug that made clients spin)
+	fail500   atomic.Bool  // answer 500 without asking the agent
+}
+
+func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
+	t.Helper()
+	target := &url.URL{Scheme: "http", Host: agent.Addr}
+	p := &countingProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if p.zeroIndex.Load() && resp.Header.Get("X-Consul-Index") != "" {
+			resp.Header.Set("X-Consul-Index", "0")
+		}
+		return nil
+	}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/health/service/") {
+			p.health.Add(1)
+			if p.fail500.Load() {
+				http.Error(w, "injected failure", http.StatusInternalServerError)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// firstPicker is a test-only PickerBuilder (the lb package is another team's): it picks the
+// first available member, enough to observe what a pool holds.
+type firstPicker struct{ members []upstream.Member }
+
+func (firstPicker) Build(members []upstream.Member) upstream.Picker { return firstPicker{members} }
+
+func (p firstPicker) Pick(*http.Request, upstream.Excluded) (*upstream.Member, error) {
+	for i := range p.members {
+		if p.members[i].State.TryAcquire() {
+			return &p.members[i], nil
+		}
+	}
+	return nil, upstream.ErrNoEndpoint
+}

@@ -1,0 +1,112 @@
+package consul
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// TestWatchFaults runs a watch through a proxy that injects answers a real agent gives only
+// rarely: an index of 0 (which made naive clients spin) and HTTP 500s (after one of which
+// traefik#3944 stopped updating).
+func TestWatchFaults(t *testing.T) {
+	agent := consultest.Start(t)
+	admin := agent.Client(t)
+	const minInterval = 100 * time.Millisecond
+	tests := []struct {
+		name  string
+		fault func(p *countingProxy, on bool)
+		// spacing is the least time between two queries under the fault: MinInterval
+		// for immediate answers, the first backoff step less its jitter for errors.
+		spacing time.Duration
+	}{
+		{name: "index zero is rate-limited, not spun on", fault: func(p *countingProxy, on bool) { p.zeroIndex.Store(on) },
+			spacing: minInterval},
+		{name: "500s keep the snapshot and recover", fault: func(p *countingProxy, on bool) { p.fail500.Store(on) },
+			spacing: backoffInitial / 2},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			service := "fault" + strconv.Itoa(i)
+			register(t, admin, &api.AgentServiceRegistration{ID: service + "-1", Name: service, Address: "10.0.0.1", Port: 80}, "")
+			proxy := newCountingProxy(t, agent)
+			reg := prometheus.NewRegistry()
+			d := New(newClient(t, proxy.Listener.Addr().String()),
+				Options{MinInterval: minInterval, Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(&syncBuffer{})})
+			rec := newRecorder()
+			startWatch(t, d, service, rec.update)
+			n := rec.waitFor(t, 0, "first instance", hasKeys("10.0.0.1:80"))
+
+			tt.fault(proxy, true)
+			before := proxy.health.Load()
+			start := time.Now()
+			time.Sleep(time.Second)
+			calls := proxy.health.Load() - before
+			elapsed := time.Since(start)
+			// A bounded handful per second, where a spinning client would make thousands.
+			if limit := int64(elapsed/tt.spacing) + 2; calls > limit {
+				t.Errorf("%d health queries in %v under the fault; want at most %d", calls, elapsed, limit)
+			}
+			if c := rec.count(); c != n+1 {
+				t.Errorf("%d snapshots emitted under the fault, want none", c-n-1)
+			}
+			tt.fault(proxy, false)
+
+			register(t, admin, &api.AgentServiceRegistration{ID: service + "-2", Name: service, Address: "10.0.0.2", Port: 80}, "")
+			rec.waitFor(t, n+1, "second instance after the fault", hasKeys("10.0.0.1:80", "10.0.0.2:80"))
+			t.Logf("%d health queries in %v under the fault; %v errors counted", calls, elapsed.Round(time.Millisecond),
+				counter(t, reg, metricErrors, service))
+		})
+	}
+}
+
+// TestIdleLoad watches 50 services at once and counts the health queries that reach the
+// agent while nothing changes: it must be about one per service per WaitTime, not a poll
+// loop. (BenchmarkIdleLoad reports the rate.)
+func TestIdleLoad(t *testing.T) {
+	const (
+		services = 50
+		wait     = time.Second
+		window   = 3 * time.Second
+	)
+	agent := consultest.Start(t)
+	rate := idleRate(t, agent, services, wait, window)
+	// Consul adds up to wait/16 of jitter, so each service makes at most window/wait + 1
+	// calls in the window; allow one more for a call in flight at the window's start.
+	limit := float64(int(window/wait)+2) / window.Seconds()
+	if rate > limit {
+		t.Errorf("idle load %.2f queries/s per service with wait %v; want at most %.2f", rate, wait, limit)
+	}
+	t.Logf("idle load with %d services, wait %v: %.3f queries/s per service", services, wait, rate)
+}
+
+// idleRate registers and watches n services through a counting proxy, waits until every
+// watch has its first snapshot, then returns health queries per second per service over
+// window.
+func idleRate(t testing.TB, agent *consultest.Agent, n int, wait, window time.Duration) float64 {
+	admin := agent.Client(t)
+	proxy := newCountingProxy(t, agent)
+	d := New(newClient(t, proxy.Listener.Addr().String()), Options{WaitTime: wait})
+	recs := make([]*recorder, n)
+	for i := range n {
+		service := fmt.Sprintf("idle%02d", i)
+		register(t, admin, &api.AgentServiceRegistration{ID: service, Name: service, Address: "10.0.1.1", Port: 1000 + i}, "")
+		recs[i] = newRecorder()
+		startWatch(t, d, service, recs[i].update)
+	}
+	for i, r := range recs {
+		r.waitFor(t, 0, "first snapshot", hasKeys("10.0.1.1:"+strconv.Itoa(1000+i)))
+	}
+	before := proxy.health.Load()
+	start := time.Now()
+	time.Sleep(window)
+	calls := proxy.health.Load() - before
+	return float64(calls) / time.Since(start).Seconds() / float64(n)
+}
