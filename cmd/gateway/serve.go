@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// runServe runs the gateway until ctx ends (SIGTERM/SIGINT), then drains and returns 0.
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			return 0
+		}
+		return 2
+	}
+	if f.validate {
+		return validateFile(f.config, os.Stdout, stderr)
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		io.WriteString(stderr, err.Error()+"\n")
+		return 2
+	}
+	slog.SetDefault(log)
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	if err := serve(ctx, cfg, f, log); err != nil {
+		log.Error("gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logger) error {
+	started := time.Now()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	regs, closeRegistries, err := startRegistries(ctx, cfg, upstream.NewDiscoveryMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	defer closeRegistries()
+
+	transport, err := proxy.NewTransport(cfg.Transport)
+	if err != nil {
+		return err
+	}
+	handler := proxy.New(proxy.Options{Transport: transport, Logger: log, Metrics: proxy.NewMetrics(reg)})
+	// Watchers outlive ctx (SIGTERM) until the listener has drained, so requests still in
+	// flight keep fresh pools.
+	gwCtx, stopWatchers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatchers()
+	gw := gateway.New(gwCtx, gateway.Options{
+		Registries:   regs,
+		Handler:      handler,
+		HealthClient: &http.Client{Transport: transport},
+		Registerer:   reg,
+		Logger:       log,
+	})
+	if err := gw.Apply(cfg); err != nil {
+		return err
+	}
+	gw.CountReload(true)
+
+	// chi serves the listener with the proxy as its only handler: with no chi routes, chi
+	// dispatches straight to it and adds nothing to the hot path.
+	mux := chi.NewMux()
+	mux.NotFound(handler.ServeHTTP)
+	mux.MethodNotAllowed(handler.ServeHTTP)
+	public := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
+	}
+	public.Protocols.SetHTTP1(true)
+	public.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge; TLS terminates in front
+	adminSrv := &http.Server{
+		Handler:           admin.New(admin.Options{Source: adminSource{gw}, Gatherer: reg, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		publicLn.Close()
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- public.Serve(publicLn) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	log.Info("switchyard serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"routes", len(cfg.Routes), "config", cfg.Path, "startup", time.Since(started).Round(time.Millisecond))
+
+	reloadDone := startReloader(gwCtx, gw, cfg.Path, f.watch, log)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.Server.ShutdownGrace)
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	if err := public.Shutdown(drainCtx); err != nil {
+		log.Warn("drain incomplete; closing remaining connections", "error", err)
+		public.Close()
+	}
+	adminSrv.Close()
+	stopWatchers()
+	<-reloadDone
+	gw.Wait()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// startReloader reloads the config on SIGHUP and, with watch on, when the file changes. The
+// returned channel closes when it has stopped (after ctx ends).
+func startReloader(ctx context.Context, gw *gateway.Gateway, path string, watch bool, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	changed := make(chan struct{}, 1)
+	watchDone := make(chan struct{})
+	if watch {
+		go func() {
+			defer close(watchDone)
+			err := config.WatchFile(ctx, path, 100*time.Millisecond, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				log.Warn("config file watch stopped; SIGHUP still reloads", "error", err)
+			}
+		}()
+	} else {
+		close(watchDone)
+	}
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				<-watchDone
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading config", "file", path)
+			case <-changed:
+				log.Info("config file changed: reloading", "file", path)
+			}
+			_ = gw.Reload(path) // logs and counts its own errors; the old config keeps serving
+		}
+	}()
+	return done
+}
+
+// adminSource adapts the gateway to the admin API.
+type adminSource struct{ gw *gateway.Gateway }
+
+func (a adminSource) Ready() (bool, []string) { return a.gw.Ready() }
+func (a adminSource) Routes() any             { return a.gw.Routes() }
+func (a adminSource) Upstreams() any          { return a.gw.Upstreams() }

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/breaker"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/ratelimit"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// staticSnapshot turns a route's upstreams: list into a snapshot.
+func staticSnapshot(ups []config.Upstream) (upstream.Snapshot, error) {
+	eps := make([]upstream.Endpoint, 0, len(ups))
+	for _, u := range ups {
+		pu, err := url.Parse(u.URL)
+		if err != nil {
+			return upstream.Snapshot{}, fmt.Errorf("upstream %q: %w", u.URL, err)
+		}
+		ep, err := upstream.ParseEntry([]byte(pu.Scheme + "://" + pu.Host))
+		if err != nil {
+			return upstream.Snapshot{}, fmt.Errorf("upstream %q: %w", u.URL, err)
+		}
+		ep.Weight = u.Weight
+		eps = append(eps, ep)
+	}
+	return upstream.NewSnapshot(eps), nil
+}
+
+// limiterAdapter fits ratelimit.Limiter to the proxy's Limiter interface.
+type limiterAdapter struct{ l *ratelimit.Limiter }
+
+func (a limiterAdapter) Allow(r *http.Request, clientIP string, h http.Header) bool {
+	d := a.l.Allow(r, clientIP)
+	d.SetHeaders(h)
+	return d.Allowed
+}
+
+// gatewayMetrics groups every collector the gateway's parts register.
+type gatewayMetrics struct {
+	proxy     *proxy.Metrics
+	breaker   *breaker.Metrics
+	ratelimit *ratelimit.Metrics
+	routes    prometheus.Gauge
+	reloads   *prometheus.CounterVec
+}
+
+func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
+	m := &gatewayMetrics{
+		proxy:     proxy.NewMetrics(reg),
+		breaker:   breaker.NewMetrics(reg),
+		ratelimit: ratelimit.NewMetrics(reg),
+		routes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_routes_loaded",
+			Help: "Routes in the table in force.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_config_reloads_total",
+			Help: "Config reloads by result (ok, failed); a failed reload keeps the old config serving.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.routes, m.reloads)
+	}
+	return m
+}

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// StatusClientClosed is logged and counted when the client went away before the response
+// (nginx's 499). It is never sent: there is nobody left to send it to.
+const StatusClientClosed = 499
+
+// classify maps a transport error to the kind health, breaker and retries act on. clientGone
+// and timedOut come from the request's own contexts, which are more reliable than the error.
+func classify(err error, clientGone, timedOut bool) upstream.ErrorKind {
+	switch {
+	case clientGone:
+		return upstream.ErrCanceled
+	case timedOut, errors.Is(err, context.DeadlineExceeded):
+		return upstream.ErrTimeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return upstream.ErrConnect // even a dial timeout: nothing was sent, safe to retry
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return upstream.ErrConnect
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return upstream.ErrTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return upstream.ErrCanceled
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return upstream.ErrReset
+	}
+	return upstream.ErrProtocol
+}
+
+// statusFor is the status the client gets for a failed upstream exchange.
+func statusFor(k upstream.ErrorKind) int {
+	switch k {
+	case upstream.ErrTimeout:
+		return http.StatusGatewayTimeout
+	case upstream.ErrCanceled:
+		return StatusClientClosed
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+// errorMessages are the small, fixed texts of the JSON error bodies.
+var errorMessages = map[int]string{
+	http.StatusNotFound:           "no route",
+	http.StatusTooManyRequests:    "rate limited",
+	http.StatusBadGateway:         "upstream unreachable",
+	http.StatusServiceUnavailable: "no healthy upstream",
+	http.StatusGatewayTimeout:     "upstream timeout",
+	http.StatusBadRequest:         "bad request",
+}
+
+// writeError sends a small JSON error body: {"error":"...","status":N,"request_id":"..."}.
+func writeError(w http.ResponseWriter, status int, reqID string) {
+	msg := errorMessages[status]
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	if reqID != "" {
+		b = append(b, `,"request_id":`...)
+		b = strconv.AppendQuote(b, reqID)
+	}
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

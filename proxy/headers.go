@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (plus the legacy ones
+// every proxy strips); they describe one connection and are never forwarded.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+func isHopHeader(k string) bool {
+	for _, h := range hopHeaders {
+		if h == k {
+			return true
+		}
+	}
+	return false
+}
+
+// copyRequestHeaders copies src into a new map without hop-by-hop headers and without the
+// headers that src's Connection header names. Value slices are shared, not copied: neither
+// side modifies them in place.
+func copyRequestHeaders(src http.Header) http.Header {
+	dst := make(http.Header, len(src)+4)
+	conn := src["Connection"]
+	for k, vv := range src {
+		if isHopHeader(k) || (len(conn) > 0 && namedInConnection(conn, k)) {
+			continue
+		}
+		// X-Forwarded-* are set by forwardedHeaders from trusted values only.
+		dst[k] = vv
+	}
+	return dst
+}
+
+// copyResponseHeaders adds src's end-to-end headers to dst.
+func copyResponseHeaders(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vv := range src {
+		if isHopHeader(k) || (len(conn) > 0 && namedInConnection(conn, k)) {
+			continue
+		}
+		if old, ok := dst[k]; ok && len(old) > 0 {
+			dst[k] = append(old, vv...)
+			continue
+		}
+		dst[k] = vv
+	}
+}
+
+// namedInConnection reports whether a Connection header lists header name k.
+func namedInConnection(conn []string, k string) bool {
+	for _, v := range conn {
+		for _, f := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upgradeType returns the protocol a request asks to switch to ("websocket"), or "".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// Trust decides whose forwarding headers are believed.
+type Trust struct {
+	nets []netip.Prefix
+}
+
+// NewTrust returns a Trust for the given proxy networks (config.TrustedNets).
+func NewTrust(nets []netip.Prefix) *Trust { return &Trust{nets: nets} }
+
+func (t *Trust) trusted(ip netip.Addr) bool {
+	if t == nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, n := range t.nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientInfo is what the gateway believes about the request's origin.
+type clientInfo struct {
+	peer     string // the direct peer's IP, as text
+	ip       string // the client IP: the peer, or the first untrusted hop of a trusted chain
+	trusted  bool   // the direct peer is a trusted proxy
+	priorXFF string // the incoming X-Forwarded-For when trusted, else ""
+}
+
+// resolveClient works out the client address. Only a trusted peer's X-Forwarded-For is read,
+// right to left, and the first address that is not itself a trusted proxy is the client: a
+// client cannot spoof its address by sending the header itself.
+func (t *Trust) resolveClient(r *http.Request) clientInfo {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	ci := clientInfo{peer: peer, ip: peer}
+	if t == nil || len(t.nets) == 0 {
+		return ci
+	}
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !t.trusted(addr) {
+		return ci
+	}
+	ci.trusted = true
+	xff := r.Header["X-Forwarded-For"]
+	if len(xff) == 0 {
+		return ci
+	}
+	ci.priorXFF = strings.Join(xff, ", ")
+	hops := strings.Split(ci.priorXFF, ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(h)
+		if err != nil {
+			break // garbage: stop believing the chain here
+		}
+		ci.ip = a.Unmap().String()
+		if !t.trusted(a) {
+			break
+		}
+	}
+	return ci
+}
+
+// setForwarded writes X-Forwarded-For/-Proto/-Host on the outgoing headers: the incoming
+// values are kept only from a trusted peer, otherwise replaced.
+func setForwarded(out http.Header, r *http.Request, ci clientInfo) {
+	if ci.priorXFF != "" {
+		out["X-Forwarded-For"] = []string{ci.priorXFF + ", " + ci.peer}
+	} else {
+		out["X-Forwarded-For"] = []string{ci.peer}
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	host := r.Host
+	if ci.trusted {
+		if v := r.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			proto = v
+		}
+		if v := r.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+	}
+	out["X-Forwarded-Proto"] = []string{proto}
+	out["X-Forwarded-Host"] = []string{host}
+	delete(out, "Forwarded") // RFC 7239 form is not maintained; never pass a client's own
+}
+
+const hexDigits = "0123456789abcdef"
+
+// requestID returns the incoming X-Request-Id when it is sane (printable, <= 128 bytes),
+// else a new random 128-bit hex ID.
+func requestID(h http.Header) string {
+	if v := h["X-Request-Id"]; len(v) == 1 && len(v[0]) > 0 && len(v[0]) <= 128 && printable(v[0]) {
+		return v[0]
+	}
+	var b [32]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 16; i++ {
+		b[i] = hexDigits[(hi>>(60-4*i))&0xf]
+		b[16+i] = hexDigits[(lo>>(60-4*i))&0xf]
+	}
+	return string(b[:])
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// Limiter admits or rejects a request before it is proxied (a rate limit). Implemented by
+// ratelimit.Limiter; an interface here so the proxy does not care how limits are kept.
+type Limiter interface {
+	// Allow decides for r, whose client address is clientIP (after trusted-proxy rules),
+	// and sets the limit's response headers on h.
+	Allow(r *http.Request, clientIP string, h http.Header) bool
+}
+
+// Route is the compiled, immutable runtime form of one configured route.
+type Route struct {
+	Name        string // "host/prefix" or "prefix": metric label and log field
+	Prefix      string
+	Host        string
+	StripPrefix bool
+	Pool        *upstream.Pool
+	Timeout     time.Duration // until response headers; 0 = none
+	Retries     int           // extra attempts on other endpoints
+	Retry       *config.Retry // nil: no retries
+	Limiter     Limiter       // nil: no rate limit
+	AccessLog   bool
+
+	budget  retryBudget
+	metrics routeMetrics
+}
+
+// RouteOptions are what NewRoute needs besides the route's config.
+type RouteOptions struct {
+	Pool    *upstream.Pool
+	Limiter Limiter
+	Metrics *Metrics
+}
+
+// NewRoute compiles a configured route. The config must have been loaded by config.Load (so
+// defaults are complete).
+func NewRoute(rc *config.Route, o RouteOptions) *Route {
+	name := rc.Prefix
+	if rc.Host != "" {
+		name = rc.Host + rc.Prefix
+	}
+	r := &Route{
+		Name:        name,
+		Prefix:      rc.Prefix,
+		Host:        rc.Host,
+		StripPrefix: rc.StripPrefix && rc.Prefix != "/",
+		Pool:        o.Pool,
+		Timeout:     rc.Timeout,
+		Retry:       rc.Retry,
+		Limiter:     o.Limiter,
+	}
+	if rc.Retries != nil && rc.Retry != nil {
+		r.Retries = *rc.Retries
+	}
+	if rc.AccessLog != nil {
+		r.AccessLog = *rc.AccessLog
+	}
+	if rc.Retry != nil {
+		r.budget = retryBudget{percent: rc.Retry.BudgetPercent, min: int64(rc.Retry.MinRetryConcurrency)}
+	}
+	r.metrics = o.Metrics.forRoute(name)
+	return r
+}
+
+// retryBudget is Envoy's retry budget: retries in flight may not exceed percent of the
+// route's active requests, but min retries are always allowed, so retries cannot amplify an
+// outage into a storm.
+type retryBudget struct {
+	percent float64
+	min     int64
+	active  atomic.Int64 // requests in flight on the route
+	retries atomic.Int64 // retries in flight on the route
+}
+
+// acquire reserves one retry if the budget allows it; release it with releaseRetry.
+func (b *retryBudget) acquire() bool {
+	n := b.retries.Add(1)
+	limit := int64(b.percent / 100 * float64(b.active.Load()))
+	if limit < b.min {
+		limit = b.min
+	}
+	if n > limit {
+		b.retries.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *retryBudget) releaseRetry() { b.retries.Add(-1) }
+
+// Metrics are the proxy's Prometheus collectors.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	noEndpoint     *prometheus.CounterVec
+}
+
+// NewMetrics creates the proxy's collectors and registers them with reg (if non-nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_requests_total",
+			Help: "Requests handled, by route and status class (1xx..5xx); unmatched requests have route \"\".",
+		}, []string{"route", "class"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_request_duration_seconds",
+			Help:    "Time from request received to response fully sent, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_upstream_errors_total",
+			Help: "Failed upstream attempts, by route and kind (connect, timeout, reset, protocol, canceled).",
+		}, []string{"route", "kind"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_retries_total",
+			Help: "Retry decisions by route and result (attempted, budget_denied).",
+		}, []string{"route", "result"}),
+		noEndpoint: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_no_endpoint_total",
+			Help: "Requests answered 503 because the route's pool had no available endpoint.",
+		}, []string{"route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint)
+	}
+	return m
+}
+
+// routeMetrics holds one route's collectors resolved once, so the request path does no label
+// lookups (WithLabelValues hashes and locks).
+type routeMetrics struct {
+	classes        [6]prometheus.Counter // index status/100; 0 unused
+	latency        prometheus.Observer
+	upstreamErrors [6]prometheus.Counter // by upstream.ErrorKind
+	retried        prometheus.Counter
+	budgetDenied   prometheus.Counter
+	noEndpoint     prometheus.Counter
+}
+
+func (m *Metrics) forRoute(name string) routeMetrics {
+	if m == nil {
+		m = NewMetrics(nil) // unregistered: counts go nowhere, code paths stay branch-free
+	}
+	var rm routeMetrics
+	for c := 1; c <= 5; c++ {
+		rm.classes[c] = m.requests.WithLabelValues(name, string(rune('0'+c))+"xx")
+	}
+	rm.latency = m.latency.WithLabelValues(name)
+	for k := upstream.ErrConnect; k <= upstream.ErrCanceled; k++ {
+		rm.upstreamErrors[k] = m.upstreamErrors.WithLabelValues(name, k.String())
+	}
+	rm.retried = m.retries.WithLabelValues(name, "attempted")
+	rm.budgetDenied = m.retries.WithLabelValues(name, "budget_denied")
+	rm.noEndpoint = m.noEndpoint.WithLabelValues(name)
+	return rm
+}
+
+func (rm *routeMetrics) observe(status int, d time.Duration) {
+	if c := status / 100; c >= 1 && c <= 5 {
+		rm.classes[c].Inc()
+	}
+	rm.latency.Observe(d.Seconds())
+}
+
+// accessLog writes one line per request for routes with access_log on.
+func accessLog(log *slog.Logger, rt *Route, r *http.Request, status int, bytes int64, upstreamKey, reqID string, d time.Duration) {
+	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("route", rt.Name),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", bytes),
+		slog.String("upstream", upstreamKey),
+		slog.String("request_id", reqID),
+		slog.String("remote", r.RemoteAddr),
+		slog.Duration("duration", d),
+	)
+}
