@@ -167,6 +167,7 @@ type Breaker struct {
 
 // RateLimit limits a route's request rate (golang.org/x/time/rate).
 type RateLimit struct {
+	Enabled *bool         `yaml:"enabled"`  // false turns the block off (e.g. one route opting out of a default limit)
 	RPS     float64       `yaml:"rps"`      // required, > 0
 	Burst   int           `yaml:"burst"`    // default max(1, ceil(rps))
 	Key     string        `yaml:"key"`      // route (default) | client_ip | header:NAME
@@ -176,6 +177,7 @@ type RateLimit struct {
 
 // HealthCheck is an active health check of every endpoint of the route's pool.
 type HealthCheck struct {
+	Enabled            *bool         `yaml:"enabled"`             // false turns the block off
 	Path               string        `yaml:"path"`                // required, starts with "/"
 	Interval           time.Duration `yaml:"interval"`            // default 10s
 	Timeout            time.Duration `yaml:"timeout"`             // default 2s
@@ -183,6 +185,14 @@ type HealthCheck struct {
 	UnhealthyThreshold int           `yaml:"unhealthy_threshold"` // default 3
 	ExpectStatus       []int         `yaml:"expect_status"`       // default any 2xx/3xx
 }
+
+// Rate limit keys, as rate_limit.key takes them: one bucket per route, per client IP (as
+// seen through trusted_proxies), or per value of a request header ("header:X-Api-Key").
+const (
+	RateLimitKeyRoute        = "route"
+	RateLimitKeyClientIP     = "client_ip"
+	RateLimitKeyHeaderPrefix = "header:"
+)
 
 // Route maps a path prefix (and optionally a host) to a service or static upstreams.
 type Route struct {

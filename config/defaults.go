@@ -1,0 +1,306 @@
+package config
+
+import (
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"time"
+)
+
+// Built-in defaults for policy blocks. docs/configuration.md lists the same values; the
+// numbers follow Envoy's outlier detection and retry budget, which operators already know.
+var (
+	builtinRetry = Retry{
+		OnStatus:            []int{502, 503, 504},
+		BudgetPercent:       20,
+		MinRetryConcurrency: 3,
+		MaxBodyBytes:        64 << 10,
+	}
+	builtinPassiveHealth = PassiveHealth{
+		ConsecutiveFailures: 5,
+		FailureStatuses:     []int{500, 502, 503, 504},
+		EjectionTime:        30 * time.Second,
+		MaxEjectionTime:     300 * time.Second,
+		MaxEjectedPercent:   50,
+		PanicThreshold:      50,
+	}
+	builtinBreaker = Breaker{
+		FailureRatio:     0.5,
+		MinRequests:      20,
+		Interval:         10 * time.Second,
+		OpenTimeout:      30 * time.Second,
+		HalfOpenRequests: 5,
+	}
+	builtinRateLimit = RateLimit{
+		Key:     RateLimitKeyRoute,
+		MaxKeys: 100000,
+		IdleTTL: 10 * time.Minute,
+		// Burst 0 stays "derive from rps" until the end of applyDefaults, so a route that
+		// raises rps gets a matching burst instead of the defaults' one.
+	}
+	builtinHealthCheck = HealthCheck{
+		Interval:           10 * time.Second,
+		Timeout:            2 * time.Second,
+		HealthyThreshold:   2,
+		UnhealthyThreshold: 3,
+	}
+)
+
+const (
+	defaultClientURL = "http://127.0.0.1:2379"
+	defaultPeerURL   = "http://127.0.0.1:2380"
+)
+
+// EmbeddedDefault is the embedded etcd server used when routes.yaml has no `discovery:`
+// section: client on 127.0.0.1:2379, peer on 127.0.0.1:2380, data in DefaultDataDir().
+func EmbeddedDefault() *Embedded {
+	return &Embedded{ClientURL: defaultClientURL, PeerURL: defaultPeerURL, DataDir: DefaultDataDir()}
+}
+
+// DefaultDataDir is where the embedded etcd keeps its data unless data_dir says otherwise:
+// $XDG_STATE_HOME/switchyard/etcd, else ~/.local/state/switchyard/etcd (XDG Base Directory
+// spec). Never the working directory, so running from a checkout does not write into it.
+func DefaultDataDir() string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if !filepath.IsAbs(base) { // the spec says relative values are invalid and ignored
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "switchyard", "etcd")
+}
+
+// applyDefaults is the one place defaults are applied. It runs after validation, so values
+// it copies are known good. set(path) reports whether the file wrote that key, so an explicit
+// zero (`read_timeout: 0`, `panic_threshold: 0`) is kept while an absent key is defaulted.
+//
+// Policy inheritance: the `defaults:` block is resolved against the built-ins first, then
+// every route against it, field by field for scalars and block by block for feature blocks
+// (see resolveBlock). Afterwards every Policy is complete: Retries and AccessLog are non-nil
+// and each feature block is nil (off) or has every field set and Enabled true.
+func applyDefaults(c *Config, set func(string) bool) {
+	orDefault(set, "listen", &c.Listen, ":8080")
+	orDefault(set, "admin", &c.Admin, "127.0.0.1:9901")
+	orDefault(set, "server.read_header_timeout", &c.Server.ReadHeaderTimeout, 10*time.Second)
+	orDefault(set, "server.idle_timeout", &c.Server.IdleTimeout, 120*time.Second)
+	orDefault(set, "server.max_header_bytes", &c.Server.MaxHeaderBytes, 1<<20)
+	orDefault(set, "server.shutdown_grace", &c.Server.ShutdownGrace, 30*time.Second)
+	orDefault(set, "transport.dial_timeout", &c.Transport.DialTimeout, 5*time.Second)
+	orDefault(set, "transport.idle_conn_timeout", &c.Transport.IdleConnTimeout, 90*time.Second)
+	orDefault(set, "transport.max_idle_conns_per_host", &c.Transport.MaxIdleConnsPerHost, 1024)
+
+	if c.Discovery == nil {
+		c.Discovery = &Discovery{Embedded: &Embedded{}}
+	}
+	d := c.Discovery
+	if e := d.Embedded; e != nil {
+		orDefault(set, "discovery.embedded.client_url", &e.ClientURL, defaultClientURL)
+		orDefault(set, "discovery.embedded.peer_url", &e.PeerURL, defaultPeerURL)
+		orDefault(set, "discovery.embedded.data_dir", &e.DataDir, DefaultDataDir())
+		if d.Etcd == nil { // the etcd discoverer reads the embedded server
+			d.Etcd = &Etcd{Prefix: "/services/"}
+			if u, err := url.Parse(e.ClientURL); err == nil {
+				d.Etcd.Endpoints = []string{u.Host}
+			}
+		}
+	}
+	if e := d.Etcd; e != nil {
+		orDefault(set, "discovery.etcd.endpoints", &e.Endpoints, []string{"127.0.0.1:2379"})
+		orDefault(set, "discovery.etcd.prefix", &e.Prefix, "/services/")
+		orDefault(set, "discovery.etcd.dial_timeout", &e.DialTimeout, 5*time.Second)
+		orDefault(set, "discovery.etcd.debounce", &e.Debounce, 5*time.Millisecond)
+	}
+	if cs := d.Consul; cs != nil {
+		orDefault(set, "discovery.consul.address", &cs.Address, "127.0.0.1:8500")
+		orDefault(set, "discovery.consul.scheme", &cs.Scheme, "http")
+		orDefault(set, "discovery.consul.token", &cs.Token, os.Getenv("CONSUL_HTTP_TOKEN"))
+		orDefault(set, "discovery.consul.wait_time", &cs.WaitTime, 5*time.Minute)
+	}
+	if z := d.ZooKeeper; z != nil {
+		orDefault(set, "discovery.zookeeper.servers", &z.Servers, []string{"127.0.0.1:2181"})
+		orDefault(set, "discovery.zookeeper.root", &z.Root, "/services")
+		orDefault(set, "discovery.zookeeper.session_timeout", &z.SessionTimeout, 10*time.Second)
+	}
+
+	builtin := Policy{
+		LB:            LBRoundRobin,
+		Timeout:       30 * time.Second,
+		Retries:       ptr(1),
+		AccessLog:     ptr(c.Server.AccessLog),
+		Retry:         &builtinRetry,
+		PassiveHealth: &builtinPassiveHealth,
+		Breaker:       &builtinBreaker,
+	}
+	builtinTemplates := &Policy{
+		Retry:         &builtinRetry,
+		PassiveHealth: &builtinPassiveHealth,
+		Breaker:       &builtinBreaker,
+		RateLimit:     &builtinRateLimit,
+		HealthCheck:   &builtinHealthCheck,
+	}
+	// Taken before resolving: a defaults block written with enabled: false still supplies
+	// its values to routes that turn the feature on.
+	defaultTemplates := templates(&c.Defaults, "defaults", builtinTemplates, set)
+	resolvePolicy(&c.Defaults, "defaults", &builtin, builtinTemplates, set)
+	regs := registries(c.Discovery)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		path := routePath(i)
+		resolvePolicy(&r.Policy, path, &c.Defaults, defaultTemplates, set)
+		if r.Service != "" && r.Discovery == "" && len(regs) == 1 {
+			r.Discovery = regs[0]
+		}
+		if r.Service != "" && r.Discovery == RegistryConsul && r.PassingOnly == nil {
+			r.PassingOnly = ptr(true)
+		}
+		for j := range r.Upstreams {
+			orDefault(set, routePath(i)+upstreamPath(j)+".weight", &r.Upstreams[j].Weight, 1)
+		}
+	}
+	for _, p := range append([]*Policy{&c.Defaults}, routePolicies(c)...) {
+		if rl := p.RateLimit; rl != nil && rl.Burst == 0 {
+			rl.Burst = max(1, int(math.Min(math.Ceil(rl.RPS), math.MaxInt32)))
+		}
+	}
+}
+
+// orDefault sets *field to value unless the file wrote path.
+func orDefault[T any](set func(string) bool, path string, field *T, value T) {
+	if !set(path) {
+		*field = value
+	}
+}
+
+func routePolicies(c *Config) []*Policy {
+	out := make([]*Policy, len(c.Routes))
+	for i := range c.Routes {
+		out[i] = &c.Routes[i].Policy
+	}
+	return out
+}
+
+// resolvePolicy fills p's unset fields from parent (already resolved). templates holds, for
+// every feature block, where a block p writes takes its unset fields from.
+func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(string) bool) {
+	if !set(path + ".lb") {
+		p.LB = parent.LB
+	}
+	if !set(path + ".timeout") {
+		p.Timeout = parent.Timeout
+	}
+	if p.Retries == nil {
+		p.Retries = ptr(*parent.Retries)
+	}
+	if p.AccessLog == nil {
+		p.AccessLog = ptr(*parent.AccessLog)
+	}
+	p.Retry = resolveBlock(p.Retry, path+".retry", parent.Retry, templates.Retry, set)
+	p.PassiveHealth = resolveBlock(p.PassiveHealth, path+".passive_health", parent.PassiveHealth, templates.PassiveHealth, set)
+	p.Breaker = resolveBlock(p.Breaker, path+".breaker", parent.Breaker, templates.Breaker, set)
+	p.RateLimit = resolveBlock(p.RateLimit, path+".rate_limit", parent.RateLimit, templates.RateLimit, set)
+	p.HealthCheck = resolveBlock(p.HealthCheck, path+".health_check", parent.HealthCheck, templates.HealthCheck, set)
+}
+
+// templates returns p's feature blocks as written, completed from base, whether or not they
+// are enabled; blocks p does not write are base's.
+func templates(p *Policy, path string, base *Policy, set func(string) bool) *Policy {
+	return &Policy{
+		Retry:         template(p.Retry, path+".retry", base.Retry, set),
+		PassiveHealth: template(p.PassiveHealth, path+".passive_health", base.PassiveHealth, set),
+		Breaker:       template(p.Breaker, path+".breaker", base.Breaker, set),
+		RateLimit:     template(p.RateLimit, path+".rate_limit", base.RateLimit, set),
+		HealthCheck:   template(p.HealthCheck, path+".health_check", base.HealthCheck, set),
+	}
+}
+
+func template[T any](own *T, path string, base *T, set func(string) bool) *T {
+	if own == nil {
+		return base
+	}
+	return fill(own, path, base, set)
+}
+
+// resolveBlock resolves one feature block. Not written: a copy of the parent's (nil when the
+// parent's is off). Written with `enabled: false`: nil. Otherwise the written block replaces
+// the parent's as a whole, each field it leaves unset taken from template (the defaults'
+// block as written, else the built-in one).
+func resolveBlock[T any](own *T, path string, parent, template *T, set func(string) bool) *T {
+	if own == nil {
+		if parent == nil {
+			return nil
+		}
+		return cloneBlock(parent)
+	}
+	en := reflect.ValueOf(own).Elem().FieldByName("Enabled").Interface().(*bool)
+	if en != nil && !*en {
+		return nil
+	}
+	return fill(own, path, template, set)
+}
+
+// fill returns a copy of own with every field the file did not write at path taken from
+// base, and Enabled true.
+func fill[T any](own *T, path string, base *T, set func(string) bool) *T {
+	out := cloneBlock(own)
+	ov := reflect.ValueOf(out).Elem()
+	bv := reflect.ValueOf(cloneBlock(base)).Elem()
+	fields, _ := fieldsOf(ov.Type())
+	for name, idx := range fields {
+		if !set(path + "." + name) {
+			ov.FieldByIndex(idx).Set(bv.FieldByIndex(idx))
+		}
+	}
+	ov.FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
+	return out
+}
+
+// cloneBlock copies a feature block so routes never share slices or pointers with each
+// other or with the built-ins.
+func cloneBlock[T any](b *T) *T {
+	out := *b
+	v := reflect.ValueOf(&out).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.Slice && !f.IsNil():
+			f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f))
+		case f.Kind() == reflect.Pointer && !f.IsNil():
+			np := reflect.New(f.Type().Elem())
+			np.Elem().Set(f.Elem())
+			f.Set(np)
+		}
+	}
+	return &out
+}
+
+// registries lists the registries the discovery section configures, in a fixed order. No
+// section at all means the embedded etcd.
+func registries(d *Discovery) []string {
+	if d == nil {
+		return []string{RegistryEtcd}
+	}
+	var out []string
+	if d.Embedded != nil || d.Etcd != nil {
+		out = append(out, RegistryEtcd)
+	}
+	if d.Consul != nil {
+		out = append(out, RegistryConsul)
+	}
+	if d.ZooKeeper != nil {
+		out = append(out, RegistryZooKeeper)
+	}
+	return out
+}
+
+func routePath(i int) string { return "routes[" + itoa(i) + "]" }
+
+func upstreamPath(j int) string { return ".upstreams[" + itoa(j) + "]" }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one problem in a config file, located by line and field path so a user can
+// go straight to it: `routes.yaml:14: routes[2].lb: unknown policy "least_con" (...)`.
+type FieldError struct {
+	File string // file name as given to Parse or Load
+	Line int    // 1-based; 0 when YAML could not say where
+	Path string // field path such as routes[2].lb; empty for the whole document
+	Msg  string
+}
+
+// Error formats the error as file:line: path: message, leaving out the parts that are empty.
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file, sorted by line, so one run of the gateway (or
+// `gateway check`) shows them all instead of one per edit-and-retry cycle.
+type Errors []*FieldError
+
+// Error prints one error per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find the individual *FieldError values.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// sortErrors orders by line; the stable sort keeps discovery order within a line, which is
+// field order for the decoder and check order for the validator.
+func sortErrors(es Errors) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+}
+
+// yamlLine matches the "yaml: line N: msg" form go.yaml.in/yaml/v3 gives syntax errors; the
+// library has no structured error type for them.
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// syntaxError turns a YAML parser error into a FieldError with the line the parser reported.
+func syntaxError(file string, err error) *FieldError {
+	msg := err.Error()
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return &FieldError{File: file, Msg: "invalid YAML: " + msg}
+	}
+	line, _ := strconv.Atoi(m[1]) // empty when the parser gave no line: 0
+	return &FieldError{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+}
+
+// suggest returns the candidate closest to s when it is close enough to be a likely typo, or
+// "". Comparison ignores case and underscores count as ordinary letters, so "stripPrefix"
+// finds "strip_prefix".
+func suggest(s string, candidates []string) string {
+	best, bestDist := "", -1
+	ls := strings.ToLower(s)
+	for _, c := range candidates {
+		d := editDistance(ls, strings.ToLower(c))
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if bestDist < 0 || bestDist > max(2, len(s)/3) || bestDist >= len(s) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance. It is a dozen lines, so a module for it would
+// cost more (another go.mod entry for every engineer) than it saves.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,274 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"slices"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchyard/switchyard/upstream"
+)
+
+var (
+	lbPolicies      = []string{LBRoundRobin, LBWeighted, LBLeastConn}
+	knownRegistries = []string{RegistryEtcd, RegistryConsul, RegistryZooKeeper}
+)
+
+func (v *validator) routes(c *Config) {
+	if len(c.Routes) == 0 {
+		v.errorf("routes", "at least one route is required")
+	}
+	regs := registries(c.Discovery)
+	seen := map[string]int{} // host + " " + prefix -> route index
+	for i := range c.Routes {
+		r, p := &c.Routes[i], routePath(i)
+		r.Line = v.lines[p]
+		if !v.set(p) {
+			continue // the item itself failed to decode; that error is enough
+		}
+		if !v.route(r, p, regs) {
+			continue
+		}
+		key := r.Host + " " + r.Prefix
+		if j, dup := seen[key]; dup {
+			v.errorf(p+".prefix", "duplicate route: same host and prefix as routes[%d] (line %d)", j, c.Routes[j].Line)
+			continue
+		}
+		seen[key] = i
+	}
+}
+
+// route validates and normalizes one route; it reports whether prefix and host are usable
+// for the duplicate check.
+func (v *validator) route(r *Route, p string, regs []string) bool {
+	ok := true
+	if !v.set(p + ".prefix") {
+		v.errorf(p, "missing prefix (e.g. prefix: /api)")
+		ok = false
+	} else if clean, err := cleanPrefix(r.Prefix); err != nil {
+		v.errorf(p+".prefix", "%v", err)
+		ok = false
+	} else {
+		r.Prefix = clean
+	}
+	if v.set(p + ".host") {
+		if h, err := cleanHost(r.Host); err != nil {
+			v.errorf(p+".host", "%v", err)
+			ok = false
+		} else {
+			r.Host = h
+		}
+	}
+
+	hasSvc, hasUps := v.set(p+".service"), v.set(p+".upstreams")
+	switch {
+	case hasSvc && hasUps:
+		v.errorf(p, "has both service and upstreams (want exactly one)")
+	case !hasSvc && !hasUps:
+		v.errorf(p, "needs service (a registry name) or upstreams (static URLs)")
+	}
+	registry := ""
+	switch {
+	case hasSvc:
+		if r.Service == "" || strings.ContainsAny(r.Service, "/ \t\r\n") {
+			v.errorf(p+".service", "invalid service name %q (non-empty, no \"/\" or spaces)", r.Service)
+		}
+		registry = v.routeRegistry(r, p, regs)
+	case hasUps:
+		registry = RegistryStatic
+		v.check(p+".discovery", false, "only for service routes (this route has static upstreams)")
+	}
+	if hasUps {
+		v.upstreams(p, r)
+	}
+	if registry != "" && registry != RegistryConsul {
+		uses := registry
+		if uses == RegistryStatic {
+			uses = "static upstreams"
+		}
+		for _, k := range []string{"tags", "datacenter", "passing_only"} {
+			v.check(p+"."+k, false, "only for consul routes (this route uses %s)", uses)
+		}
+	}
+	for i, t := range r.Tags {
+		v.check(fmt.Sprintf("%s.tags[%d]", p, i), t != "", "empty tag")
+	}
+	v.policy(p, &r.Policy)
+	return ok
+}
+
+// routeRegistry returns the registry a service route reads, or "" after reporting why
+// there is none.
+func (v *validator) routeRegistry(r *Route, p string, regs []string) string {
+	if v.set(p + ".discovery") {
+		switch {
+		case !slices.Contains(knownRegistries, r.Discovery):
+			v.errorf(p+".discovery", "unknown registry %q (want %s)", r.Discovery, strings.Join(knownRegistries, ", "))
+		case !slices.Contains(regs, r.Discovery):
+			v.errorf(p+".discovery", "registry %q is not configured under discovery:", r.Discovery)
+		default:
+			return r.Discovery
+		}
+		return ""
+	}
+	switch len(regs) {
+	case 0:
+		v.errorf(p, "service routes need a registry, and discovery: configures none")
+	case 1:
+		return regs[0]
+	default:
+		v.errorf(p, "needs discovery: %s (several registries are configured)", strings.Join(regs, " or "))
+	}
+	return ""
+}
+
+func (v *validator) upstreams(p string, r *Route) {
+	v.check(p+".upstreams", len(r.Upstreams) > 0, "must not be empty")
+	seen := map[string]int{}
+	for j := range r.Upstreams {
+		up, upp := &r.Upstreams[j], p+upstreamPath(j)
+		if !v.set(upp) {
+			continue
+		}
+		urlp := upp
+		if v.set(upp + ".url") {
+			urlp = upp + ".url"
+		}
+		if up.URL == "" {
+			v.errorf(urlp, "missing url (e.g. http://10.0.0.5:8080)")
+		} else if u, err := httpURL(up.URL); err != nil {
+			v.errorf(urlp, "%v", err)
+		} else {
+			// scheme://host[:port] only, lower-cased, so equal upstreams compare equal.
+			up.URL = u.Scheme + "://" + strings.ToLower(u.Host)
+			if k, dup := seen[up.URL]; dup {
+				v.errorf(urlp, "duplicate of upstreams[%d] (%s)", k, up.URL)
+			} else {
+				seen[up.URL] = j
+			}
+		}
+		v.check(upp+".weight", up.Weight > 0, "must be positive, got %d", up.Weight)
+	}
+}
+
+// cleanPrefix normalizes a route prefix with path.Clean minus the trailing slash. Anything
+// cleaning would change beyond that ("/a/../b", "//x", "/a/./b") is refused rather than
+// silently rewritten: such a prefix in a file is almost always a mistake, and routing must
+// match what the operator reads.
+func cleanPrefix(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("must start with \"/\", got %q", p)
+	}
+	if strings.ContainsAny(p, "?# \t\r\n") {
+		return "", fmt.Errorf("must be a plain path (no query, fragment or spaces), got %q", p)
+	}
+	c := path.Clean(p)
+	if p != c && (c == "/" || p != c+"/") {
+		return "", fmt.Errorf("%q is not a clean path (want %q)", p, c)
+	}
+	return c, nil
+}
+
+// cleanHost lower-cases a host and drops any port, as routing compares it with the
+// request's Host header after the same treatment.
+func cleanHost(h string) (string, error) {
+	orig := h
+	h = strings.ToLower(h)
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	switch {
+	case h == "":
+		return "", fmt.Errorf("empty host %q", orig)
+	case strings.Contains(h, "*"):
+		return "", fmt.Errorf("wildcard hosts are not supported, got %q", orig)
+	case strings.ContainsAny(h, " \t/\\?#@[]"):
+		return "", fmt.Errorf("invalid host %q", orig)
+	}
+	return h, nil
+}
+
+func (v *validator) policy(p string, pol *Policy) {
+	v.check(p+".lb", slices.Contains(lbPolicies, pol.LB), "unknown policy %q (want %s)", pol.LB, strings.Join(lbPolicies, ", "))
+	v.check(p+".timeout", pol.Timeout > 0, "must be positive (leave it out to inherit)")
+	if n := pol.Retries; n != nil {
+		v.check(p+".retries", *n >= 0 && *n < upstream.MaxExcluded, "must be between 0 and %d, got %d", upstream.MaxExcluded-1, *n)
+	}
+	if b, bp := pol.Retry, p+".retry"; b != nil {
+		v.statuses(bp+".on_status", b.OnStatus)
+		v.percent(bp+".budget_percent", b.BudgetPercent)
+		v.check(bp+".min_retry_concurrency", b.MinRetryConcurrency >= 0, "must not be negative")
+		v.check(bp+".max_body_bytes", b.MaxBodyBytes >= 0, "must not be negative")
+	}
+	if b, bp := pol.PassiveHealth, p+".passive_health"; b != nil {
+		v.check(bp+".consecutive_failures", b.ConsecutiveFailures >= 1, "must be at least 1, got %d", b.ConsecutiveFailures)
+		v.statuses(bp+".failure_statuses", b.FailureStatuses)
+		v.check(bp+".ejection_time", b.EjectionTime > 0, "must be positive")
+		v.check(bp+".max_ejection_time", b.MaxEjectionTime > 0, "must be positive")
+		if v.set(bp+".ejection_time") && v.set(bp+".max_ejection_time") && b.MaxEjectionTime < b.EjectionTime {
+			v.errorf(bp+".max_ejection_time", "must not be below ejection_time (%s)", b.EjectionTime)
+		}
+		v.percent(bp+".max_ejected_percent", float64(b.MaxEjectedPercent))
+		v.percent(bp+".panic_threshold", float64(b.PanicThreshold))
+	}
+	if b, bp := pol.Breaker, p+".breaker"; b != nil {
+		v.check(bp+".failure_ratio", b.FailureRatio > 0 && b.FailureRatio <= 1, "must be in (0, 1], got %g", b.FailureRatio)
+		v.check(bp+".open_timeout", b.OpenTimeout > 0, "must be positive")
+		v.check(bp+".half_open_requests", b.HalfOpenRequests >= 1, "must be at least 1")
+	}
+	if b, bp := pol.RateLimit, p+".rate_limit"; b != nil {
+		v.check(bp+".rps", b.RPS > 0, "must be positive, got %g", b.RPS)
+		v.check(bp+".burst", b.Burst >= 0, "must not be negative, got %d", b.Burst)
+		v.check(bp+".key", validRateKey(b.Key), "invalid key %q (want route, client_ip or header:NAME)", b.Key)
+		v.check(bp+".max_keys", b.MaxKeys >= 1, "must be at least 1, got %d", b.MaxKeys)
+		v.check(bp+".idle_ttl", b.IdleTTL > 0, "must be positive")
+	}
+	if b, bp := pol.HealthCheck, p+".health_check"; b != nil {
+		v.check(bp+".path", strings.HasPrefix(b.Path, "/"), "must start with \"/\", got %q", b.Path)
+		v.check(bp+".interval", b.Interval > 0, "must be positive")
+		v.check(bp+".timeout", b.Timeout > 0, "must be positive")
+		v.check(bp+".healthy_threshold", b.HealthyThreshold >= 1, "must be at least 1, got %d", b.HealthyThreshold)
+		v.check(bp+".unhealthy_threshold", b.UnhealthyThreshold >= 1, "must be at least 1, got %d", b.UnhealthyThreshold)
+		v.statuses(bp+".expect_status", b.ExpectStatus)
+	}
+}
+
+func validRateKey(k string) bool {
+	if name, ok := strings.CutPrefix(k, RateLimitKeyHeaderPrefix); ok {
+		return httpguts.ValidHeaderFieldName(name)
+	}
+	return k == RateLimitKeyRoute || k == RateLimitKeyClientIP
+}
+
+func (v *validator) statuses(p string, codes []int) {
+	for i, c := range codes {
+		v.check(fmt.Sprintf("%s[%d]", p, i), c >= 100 && c <= 599, "HTTP status must be between 100 and 599, got %d", c)
+	}
+}
+
+func (v *validator) percent(p string, x float64) {
+	v.check(p, x >= 0 && x <= 100, "must be a percentage between 0 and 100, got %g", x)
+}
+
+// resolved checks what only the resolved config shows: a feature block the file turned on
+// without its required field anywhere in the inheritance chain. Only blocks written at that
+// path are reported, so one bad `defaults:` block gives one error, not one per route.
+func (v *validator) resolved(c *Config) {
+	check := func(p string, pol *Policy) {
+		if pol.RateLimit != nil && pol.RateLimit.RPS <= 0 && v.set(p+".rate_limit") && !v.set(p+".rate_limit.rps") {
+			v.errorf(p+".rate_limit", "missing rps (requests per second, > 0)")
+		}
+		if pol.HealthCheck != nil && pol.HealthCheck.Path == "" && v.set(p+".health_check") && !v.set(p+".health_check.path") {
+			v.errorf(p+".health_check", "missing path (e.g. path: /healthz)")
+		}
+	}
+	check("defaults", &c.Defaults)
+	for i := range c.Routes {
+		check(routePath(i), &c.Routes[i].Policy)
+	}
+}
