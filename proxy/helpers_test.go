@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/lb"
+	"github.com/switchyard/switchyard/upstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recordingHealth is a pure-logic fake that records outcomes (always available).
+type recordingHealth struct {
+	mu       sync.Mutex
+	outcomes []upstream.Outcome
+}
+
+func (h *recordingHealth) Available() bool { return true }
+func (h *recordingHealth) Admit() bool     { return true }
+func (h *recordingHealth) Report(o upstream.Outcome) {
+	h.mu.Lock()
+	h.outcomes = append(h.outcomes, o)
+	h.mu.Unlock()
+}
+
+func (h *recordingHealth) all() []upstream.Outcome {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]upstream.Outcome(nil), h.outcomes...)
+}
+
+type recordingPolicy struct {
+	mu sync.Mutex
+	hs map[string]*recordingHealth
+}
+
+func (p *recordingPolicy) NewHealth(key string) upstream.Health {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := &recordingHealth{}
+	p.hs[key] = h
+	return h
+}
+func (p *recordingPolicy) SetMembers([]upstream.Health) {}
+
+func (p *recordingPolicy) of(key string) *recordingHealth {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hs[key]
+}
+
+// routeSpec builds a test route.
+type routeSpec struct {
+	prefix   string
+	host     string
+	strip    bool
+	timeout  time.Duration
+	retries  int
+	retry    *config.Retry
+	backends []string // host:port
+	policy   *recordingPolicy
+}
+
+func defaultRetry() *config.Retry {
+	return &config.Retry{OnStatus: []int{502, 503, 504}, BudgetPercent: 20, MinRetryConcurrency: 3, MaxBodyBytes: 64 << 10}
+}
+
+func (s routeSpec) build(t testing.TB) *Route {
+	t.Helper()
+	b, err := lb.New(config.LBRoundRobin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hp upstream.HealthPolicy
+	if s.policy != nil {
+		s.policy.hs = map[string]*recordingHealth{}
+		hp = s.policy
+	}
+	pool := upstream.NewPool("test", b, upstream.PoolOptions{Health: hp})
+	if s.backends != nil {
+		eps := make([]upstream.Endpoint, len(s.backends))
+		for i, k := range s.backends {
+			eps[i] = upstream.Endpoint{Key: k}
+		}
+		pool.Update(upstream.NewSnapshot(eps))
+	}
+	retries := s.retries
+	rc := &config.Route{Prefix: s.prefix, Host: s.host, StripPrefix: s.strip}
+	rc.Timeout = s.timeout
+	rc.Retries = &retries
+	rc.Retry = s.retry
+	return NewRoute(rc, RouteOptions{Pool: pool})
+}
+
+// startGateway serves routes through a Handler on a loopback server.
+func startGateway(t testing.TB, trusted []netip.Prefix, routes ...*Route) (*httptest.Server, *Handler) {
+	t.Helper()
+	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Transport: tr})
+	h.SetTable(NewTable(routes, NewTrust(trusted)))
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		tr.(*http.Transport).CloseIdleConnections()
+	})
+	return srv, h
+}
+
+func backend(t testing.TB, fn http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(fn)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// deadAddr returns a loopback address nobody listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	return addr
+}
