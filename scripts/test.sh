@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Switchyard's one test command, for a newcomer's machine and for CI alike:
+#   1. installs what the integration tests need (a Consul agent built once and cached under
+#      ~/.cache/switchyard, Debian's ZooKeeper package),
+#   2. checks formatting (gofmt -l must print nothing) and go vet,
+#   3. runs every test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+
+echo "== installing test dependencies"
+SWITCHYARD_CONSUL_BIN=$(scripts/install-consul.sh)
+export SWITCHYARD_CONSUL_BIN
+scripts/install-zookeeper.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 40m ./...
