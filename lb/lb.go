@@ -43,7 +43,9 @@ func New(policy string) (upstream.PickerBuilder, error) {
 // survivors' shares exact: the ticket that landed on a dead member is simply not used, so no
 // neighbour gets a double share. Eight covers scattered ejections (outlier detection caps
 // them at a percentage); only a run of more than eight consecutive unusable members reaches
-// the scan, which then favours the member after the run.
+// the scan. Round robin then moves the counter past the member the scan found, so the run's
+// first survivor keeps its share; the weighted pickers do not (a run of eight unusable
+// schedule slots is a heavy member down), and there the survivor after it gets the surplus.
 const ticketProbes = 8
 
 // cacheLinePad keeps a hot atomic counter off the cache line that holds the picker's
@@ -68,21 +70,30 @@ func admit(m *upstream.Member, ex *upstream.Excluded) bool {
 	return usable(m, ex) && m.State.TryAcquire()
 }
 
-// scanFrom admits the first admissible member at or after start, wrapping around; it is the
-// last resort of every policy, so a Pick that returns ErrNoEndpoint has looked at everyone.
-func scanFrom(members []upstream.Member, start int, ex *upstream.Excluded) (*upstream.Member, error) {
+// scanFrom admits the first admissible member at or after start, wrapping around, and
+// returns its index, or -1 when there is none. It is the last resort of every policy, so a
+// Pick that returns ErrNoEndpoint has looked at everyone.
+func scanFrom(members []upstream.Member, start int, ex *upstream.Excluded) int {
 	if start >= len(members) {
 		start = 0
 	}
 	for i := start; i < len(members); i++ {
-		if m := &members[i]; admit(m, ex) {
-			return m, nil
+		if admit(&members[i], ex) {
+			return i
 		}
 	}
 	for i := 0; i < start; i++ {
-		if m := &members[i]; admit(m, ex) {
-			return m, nil
+		if admit(&members[i], ex) {
+			return i
 		}
 	}
-	return nil, upstream.ErrNoEndpoint
+	return -1
+}
+
+// member turns scanFrom's answer into Pick's.
+func member(members []upstream.Member, i int) (*upstream.Member, error) {
+	if i < 0 {
+		return nil, upstream.ErrNoEndpoint
+	}
+	return &members[i], nil
 }

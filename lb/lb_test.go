@@ -120,6 +120,18 @@ func TestDistribution(t *testing.T) {
 func runPicks(t *testing.T, picker upstream.Picker, ms []upstream.Member, workers, total, hold int) []int64 {
 	t.Helper()
 	counts := make([]atomic.Int64, len(ms))
+	index := make(map[*upstream.EndpointState]int, len(ms))
+	for i := range ms {
+		index[ms[i].State] = i
+	}
+	var foreign atomic.Int64 // picks that returned a member not in ms
+	record := func(m *upstream.Member) {
+		if i, ok := index[m.State]; ok && m == &ms[i] {
+			counts[i].Add(1)
+		} else {
+			foreign.Add(1)
+		}
+	}
 	var budget atomic.Int64
 	budget.Store(int64(total))
 	var wg sync.WaitGroup
@@ -145,11 +157,11 @@ func runPicks(t *testing.T, picker upstream.Picker, ms []upstream.Member, worker
 					// whole time slice, with 8 goroutines on few cores tens of thousands
 					// of picks, and the test would measure the scheduler.
 					m.State.Done(upstream.Outcome{Status: 200})
-					counts[indexOf(t, ms, m)].Add(1)
+					record(m)
 					runtime.Gosched()
 					continue
 				}
-				counts[indexOf(t, ms, m)].Add(1)
+				record(m)
 				if len(held) == hold {
 					held[0].State.Done(upstream.Outcome{Status: 200})
 					held = append(held[:0], held[1:]...)
@@ -162,6 +174,9 @@ func runPicks(t *testing.T, picker upstream.Picker, ms []upstream.Member, worker
 	close(errs)
 	for err := range errs {
 		t.Fatalf("Pick: %v", err)
+	}
+	if n := foreign.Load(); n != 0 {
+		t.Fatalf("%d picks returned a member that is not one of the picker's", n)
 	}
 	out := make([]int64, len(ms))
 	for i := range counts {

@@ -119,5 +119,5 @@ func (p *p2cPicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.Membe
 	}
 	// Most of the pool is unusable: find anyone at all, starting at a random place so the
 	// survivors share the load rather than the first in key order taking it all.
-	return scanFrom(p.members, int(rand.Uint64N(n)), &ex)
+	return member(p.members, scanFrom(p.members, int(rand.Uint64N(n)), &ex))
 }

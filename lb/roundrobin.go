@@ -38,5 +38,24 @@ func (p *rrPicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.Member
 			return m, nil
 		}
 	}
-	return scanFrom(p.members, int(i+1), &ex)
+	j := scanFrom(p.members, int(i+1), &ex)
+	if j < 0 {
+		return nil, upstream.ErrNoEndpoint
+	}
+	p.resume(uint64(j))
+	return &p.members[j], nil
+}
+
+// resume points the counter just past member j, which a fallback scan found after a run of
+// unusable members. Without it the next picks land in the same run again and the scan hands
+// them all to j, the run's first survivor; with it the run costs one scan per cycle and j
+// keeps an equal share. A lost race leaves the counter to whoever moved it.
+func (p *rrPicker) resume(j uint64) {
+	n := uint64(len(p.members))
+	cur := p.next.Load()
+	next := cur - cur%n + j + 1
+	if next < cur {
+		next += n
+	}
+	p.next.CompareAndSwap(cur, next)
 }

@@ -124,7 +124,7 @@ func (p *schedulePicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.
 			return m, nil
 		}
 	}
-	return scanFrom(p.members, int(i)+1, &ex)
+	return member(p.members, scanFrom(p.members, int(i)+1, &ex))
 }
 
 // interleavePicker is the table-free weighted picker; see Weighted.
@@ -223,5 +223,5 @@ func (p *interleavePicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstrea
 			return m, nil
 		}
 	}
-	return scanFrom(p.members, i+1, &ex)
+	return member(p.members, scanFrom(p.members, i+1, &ex))
 }
