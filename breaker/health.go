@@ -42,6 +42,10 @@ import (
 //     as any observation made now should be. This needs the proxy to set Outcome.Latency
 //     (measured from just after Admit); a zero latency is taken as current.
 //
+//   - A half-open generation whose probe slots are all taken and have not all reported
+//     within one open timeout is failed (see expireProbes), so a misjudged report can delay
+//     recovery by one open timeout but never wedge the endpoint.
+//
 // The cost is gobreaker's mutex, taken twice per reported outcome (Execute's before and
 // after steps), plus its two clock reads; no allocation.
 type health struct {
@@ -169,6 +173,7 @@ func (h *health) Admit() bool {
 		default:
 			n := h.probes.Load()
 			if n >= h.maxProbes {
+				h.expireProbes()
 				return false
 			}
 			if h.probes.CompareAndSwap(n, n+1) {
@@ -251,6 +256,16 @@ func (h *health) recordBreaker(o upstream.Outcome, fail bool) {
 // change, i.e. belongs to an earlier generation.
 func (h *health) stale(o upstream.Outcome) bool {
 	return o.Latency > 0 && h.p.clock()-int64(o.Latency) < h.genStart.Load()
+}
+
+// expireProbes re-opens a half-open breaker whose probes have not all reported within one
+// open timeout: a probe that slow is a failure, and this bounds any slot accounting error
+// (a probe wrongly judged stale, a Report the proxy never made) to one open timeout instead
+// of an endpoint stuck half-open with no free slot forever.
+func (h *health) expireProbes() {
+	if h.p.clock()-h.genStart.Load() >= h.openTimeout {
+		_, _ = h.cb.Execute(failed)
+	}
 }
 
 func (h *health) releaseProbe() {

@@ -57,10 +57,12 @@ func report(h *health, n int, o upstream.Outcome) {
 	}
 }
 
+// Synthetic outcomes carry no latency, which the breaker takes as "admitted in the current
+// generation"; a made-up latency longer than the time since Admit would look stale.
 var (
-	ok200   = upstream.Outcome{Status: 200, Latency: time.Millisecond}
-	bad503  = upstream.Outcome{Status: 503, Latency: time.Millisecond}
-	canceld = upstream.Outcome{Err: upstream.ErrCanceled, Latency: time.Millisecond}
+	ok200   = upstream.Outcome{Status: 200}
+	bad503  = upstream.Outcome{Status: 503}
+	canceld = upstream.Outcome{Err: upstream.ErrCanceled}
 )
 
 // countHandler counts log records by message.

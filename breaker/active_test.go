@@ -1,0 +1,119 @@
+package breaker
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// healthBackend serves /healthz with 200 or 500 as the test flips it; other paths 404.
+func healthBackend(t *testing.T, healthy *atomic.Bool) upstream.Endpoint {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if healthy.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return upstream.Endpoint{Key: u.Host, Scheme: "http"}
+}
+
+func TestActiveCheckerMarksDownAndUp(t *testing.T) {
+	var flipUp, steadyUp atomic.Bool
+	flipUp.Store(true)
+	steadyUp.Store(true)
+	flip := healthBackend(t, &flipUp)
+	steady := healthBackend(t, &steadyUp)
+
+	hc := &config.HealthCheck{Path: "/healthz", Interval: 5 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	// Active checks only: NewRoutePolicy still gives the checker somewhere to write.
+	hp := NewRoutePolicy("r", &config.Policy{HealthCheck: hc}, m, nil)
+	pool := upstream.NewPool("svc", rrBuilder{}, upstream.PoolOptions{Health: hp})
+	pool.Update(upstream.NewSnapshot([]upstream.Endpoint{flip, steady}))
+	healthOf := func(key string) upstream.Health {
+		for _, mb := range pool.View().Members {
+			if mb.Key == key {
+				return mb.State.Health()
+			}
+		}
+		t.Fatalf("no member %s", key)
+		return nil
+	}
+	fh, sh := healthOf(flip.Key), healthOf(steady.Key)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		NewActiveChecker(pool, hc, nil, nil, m).Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+
+	flipUp.Store(false)
+	eventually(t, "endpoint marked unhealthy", func() bool { return !fh.Available() })
+	if st, _ := StatusOf(fh); st.State != StateUnhealthy || st.ActiveCheck != "failing" || st.Panic {
+		t.Fatalf("status while failing = %+v", st)
+	}
+	if !sh.Available() {
+		t.Fatal("the steady endpoint was marked down")
+	}
+	if got := testutil.ToFloat64(m.checkFailures.WithLabelValues("r")); got < 2 {
+		t.Fatalf("check failures = %v, want >= 2", got)
+	}
+
+	flipUp.Store(true)
+	eventually(t, "endpoint healthy again", fh.Available)
+	if st, _ := StatusOf(fh); st.State != StateHealthy || st.ActiveCheck != "passing" {
+		t.Fatalf("status after recovery = %+v", st)
+	}
+
+	// Both failing: 0% healthy is below the default panic threshold, so both serve.
+	flipUp.Store(false)
+	steadyUp.Store(false)
+	eventually(t, "panic mode", func() bool {
+		st, _ := StatusOf(fh)
+		return st.Panic
+	})
+	if !fh.Available() || !sh.Available() {
+		t.Fatal("panic mode did not fail open")
+	}
+}
+
+func TestActiveCheckerExpectStatus(t *testing.T) {
+	tests := []struct {
+		expect []int
+		status int
+		want   bool
+	}{
+		{nil, 200, true},
+		{nil, 302, true},
+		{nil, 404, false},
+		{nil, 503, false},
+		{[]int{204}, 200, false},
+		{[]int{200, 204}, 204, true},
+	}
+	pool := upstream.NewPool("p", rrBuilder{}, upstream.PoolOptions{})
+	for _, tc := range tests {
+		c := NewActiveChecker(pool, &config.HealthCheck{Path: "/h", ExpectStatus: tc.expect}, nil, nil, nil)
+		if got := c.passing(tc.status); got != tc.want {
+			t.Errorf("expect %v, status %d: passing = %v, want %v", tc.expect, tc.status, got, tc.want)
+		}
+	}
+}
