@@ -26,12 +26,15 @@ import (
 //     and minimum), open timeout, the rolling window and when half-open closes or re-opens.
 //     Each outcome is recorded at Report time with CircuitBreaker.Execute around a function
 //     that just returns the outcome: one call, one generation, no closure to keep.
+//
 //   - Its state is mirrored into atomics by OnStateChange, so Available and Admit are
 //     lock-free while closed (the common case). gobreaker moves open -> half-open lazily;
 //     Admit triggers that with State() once our copy of the deadline has passed.
+//
 //   - Half-open probe slots are taken in Admit (a CAS on probes, bounded by
 //     HalfOpenRequests), not at Report time, because the bound must hold for requests in
 //     flight. A canceled probe gives its slot back, as gobreaker's exclusions do.
+//
 //   - Per-generation correctness: gobreaker drops results of requests admitted in an
 //     earlier generation. Without a token we tell them apart by time: a report whose
 //     request started (now - Outcome.Latency) before the latest state change belongs to an
