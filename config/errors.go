@@ -75,7 +75,22 @@ func syntaxError(file string, err error) *FieldError {
 		return &FieldError{File: file, Msg: "invalid YAML: " + msg}
 	}
 	line, _ := strconv.Atoi(m[1]) // empty when the parser gave no line: 0
+	if line > 0 && isParserProblem(m[2]) {
+		line++
+	}
 	return &FieldError{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+}
+
+// isParserProblem reports the messages of yaml's parser stage (parserc.go), as opposed to
+// its scanner. yaml.v3's parser.fail adds 1 to the 0-based mark only for scanner errors, so
+// parser errors arrive one line early ("did not find expected key" on line 2 says line 1).
+func isParserProblem(msg string) bool {
+	for _, p := range []string{"did not find expected", "found undefined tag handle", "found duplicate %", "found incompatible YAML document", "expected "} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // suggest returns the candidate closest to s when it is close enough to be a likely typo, or

@@ -141,10 +141,10 @@ func (v *validator) tls(path string, t *TLS) {
 func httpURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	switch {
+	case err != nil && !strings.Contains(s, "://"), err == nil && u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("URL %q must start with http:// or https://", s)
 	case err != nil:
 		return nil, fmt.Errorf("invalid URL %q", s)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("URL %q must start with http:// or https://", s)
 	case u.Host == "" || u.Hostname() == "":
 		return nil, fmt.Errorf("URL %q has no host", s)
 	case u.Path != "" && u.Path != "/":
