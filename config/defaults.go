@@ -98,19 +98,21 @@ func applyDefaults(c *Config, set func(string) bool) {
 		c.Discovery = &Discovery{Embedded: &Embedded{}}
 	}
 	d := c.Discovery
+	etcdEndpoint := "127.0.0.1:2379"
 	if e := d.Embedded; e != nil {
 		orDefault(set, "discovery.embedded.client_url", &e.ClientURL, defaultClientURL)
 		orDefault(set, "discovery.embedded.peer_url", &e.PeerURL, defaultPeerURL)
 		orDefault(set, "discovery.embedded.data_dir", &e.DataDir, DefaultDataDir())
-		if d.Etcd == nil { // the etcd discoverer reads the embedded server
-			d.Etcd = &Etcd{Prefix: "/services/"}
-			if u, err := url.Parse(e.ClientURL); err == nil {
-				d.Etcd.Endpoints = []string{u.Host}
-			}
+		// The etcd discoverer reads the embedded server unless told otherwise.
+		if u, err := url.Parse(e.ClientURL); err == nil {
+			etcdEndpoint = u.Host
+		}
+		if d.Etcd == nil {
+			d.Etcd = &Etcd{}
 		}
 	}
 	if e := d.Etcd; e != nil {
-		orDefault(set, "discovery.etcd.endpoints", &e.Endpoints, []string{"127.0.0.1:2379"})
+		orDefault(set, "discovery.etcd.endpoints", &e.Endpoints, []string{etcdEndpoint})
 		orDefault(set, "discovery.etcd.prefix", &e.Prefix, "/services/")
 		orDefault(set, "discovery.etcd.dial_timeout", &e.DialTimeout, 5*time.Second)
 		orDefault(set, "discovery.etcd.debounce", &e.Debounce, 5*time.Millisecond)
@@ -234,7 +236,9 @@ func resolveBlock[T any](own *T, path string, parent, template *T, set func(stri
 		if parent == nil {
 			return nil
 		}
-		return cloneBlock(parent)
+		out := cloneBlock(parent)
+		reflect.ValueOf(out).Elem().FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
+		return out
 	}
 	en := reflect.ValueOf(own).Elem().FieldByName("Enabled").Interface().(*bool)
 	if en != nil && !*en {
