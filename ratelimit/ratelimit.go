@@ -1,0 +1,267 @@
+// Package ratelimit limits a route's request rate with token buckets (golang.org/x/time/rate):
+// one bucket for the whole route, or one per client IP or per value of a request header.
+// Per-key buckets live in a bounded LRU (hashicorp/golang-lru) with idle eviction, so a flood
+// of distinct clients cannot grow memory past MaxKeys buckets.
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// Defaults for fields a hand-built config leaves at zero (the loader normally fills them).
+const (
+	defaultMaxKeys = 100_000
+	defaultIdleTTL = 10 * time.Minute
+	// maxShards splits the per-key map so concurrent clients rarely wait on one mutex.
+	maxShards = 16
+	// sweepPerCall bounds the idle entries one Allow evicts, keeping its cost constant.
+	sweepPerCall = 2
+)
+
+type keyKind uint8
+
+const (
+	keyRoute keyKind = iota
+	keyClientIP
+	keyHeader
+)
+
+// Decision is the outcome of one Allow: whether the request may proceed, and the numbers
+// for the RateLimit-* response headers.
+type Decision struct {
+	Allowed bool
+	// Limit is the bucket size (burst): the most requests the client may send at once.
+	Limit int
+	// Remaining is the whole tokens left after this request.
+	Remaining int
+	// Reset is how long until the bucket is full again.
+	Reset time.Duration
+	// RetryAfter is, on a deny, how long until one request would be allowed.
+	RetryAfter time.Duration
+}
+
+// SetHeaders writes RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (delta seconds,
+// as in the IETF draft-ietf-httpapi-ratelimit-headers) and, on a deny, Retry-After in whole
+// seconds rounded up (RFC 9110 10.2.3), never 0 so clients do not retry at once. A zero
+// Decision (no limit configured) writes nothing.
+func (d Decision) SetHeaders(h http.Header) {
+	if d.Limit == 0 {
+		return
+	}
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.Reset), 10))
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10))
+	}
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// Limiter is one route's rate limit. A nil *Limiter allows everything.
+type Limiter struct {
+	kind    keyKind
+	header  string // canonical header name for keyHeader
+	limit   rate.Limit
+	burst   int
+	idleTTL int64
+	one     *rate.Limiter // keyRoute: the single bucket, no map and no lock of ours
+	shards  []shard
+	mask    uint64
+	seed    maphash.Seed
+	limited prometheus.Counter // nil: not counted
+	// now is the clock; tests drive it explicitly so refill is not timing-dependent.
+	now func() time.Time
+}
+
+// shard is one slice of the per-key map. Keys are 64-bit seeded hashes of the client IP or
+// header value, so memory per entry is fixed however long a header an attacker sends; with
+// a per-process random seed, collisions can be neither predicted nor forced.
+type shard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[uint64, *entry]
+	_   [40]byte // keep neighbouring shards' mutexes off one cache line
+}
+
+type entry struct {
+	lim  *rate.Limiter
+	last int64 // unix nanos of the last request, for idle eviction; guarded by the shard
+}
+
+// New returns the limiter for route, or nil (no limit) when cfg is nil. It validates cfg:
+// RPS must be a positive finite number, Burst not negative, Key one of route, client_ip or
+// header:NAME. m may be nil.
+func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if !(cfg.RPS > 0) || math.IsInf(cfg.RPS, 0) {
+		return nil, fmt.Errorf("rate_limit.rps: %v is not a positive number", cfg.RPS)
+	}
+	if cfg.Burst < 0 {
+		return nil, fmt.Errorf("rate_limit.burst: %d is negative", cfg.Burst)
+	}
+	l := &Limiter{
+		limit:   rate.Limit(cfg.RPS),
+		burst:   cfg.Burst,
+		idleTTL: int64(cfg.IdleTTL),
+		seed:    maphash.MakeSeed(),
+		now:     time.Now,
+	}
+	if l.burst == 0 {
+		l.burst = max(1, int(math.Ceil(cfg.RPS)))
+	}
+	if l.idleTTL <= 0 {
+		l.idleTTL = int64(defaultIdleTTL)
+	}
+	switch k := cfg.Key; {
+	case k == "" || k == "route":
+		l.kind = keyRoute
+	case k == "client_ip":
+		l.kind = keyClientIP
+	case strings.HasPrefix(k, "header:"):
+		name := strings.TrimSpace(strings.TrimPrefix(k, "header:"))
+		if name == "" || strings.ContainsAny(name, " \t:") {
+			return nil, fmt.Errorf("rate_limit.key: %q has no valid header name", k)
+		}
+		l.kind, l.header = keyHeader, textproto.CanonicalMIMEHeaderKey(name)
+	default:
+		return nil, fmt.Errorf("rate_limit.key: %q is not route, client_ip or header:NAME", k)
+	}
+	if l.kind == keyRoute {
+		l.one = rate.NewLimiter(l.limit, l.burst)
+	} else if err := l.initShards(cfg.MaxKeys); err != nil {
+		return nil, err
+	}
+	if m != nil {
+		l.limited = m.limited.WithLabelValues(route)
+	}
+	return l, nil
+}
+
+func (l *Limiter) initShards(maxKeys int) error {
+	if maxKeys <= 0 {
+		maxKeys = defaultMaxKeys
+	}
+	n := 1
+	for n < maxShards && maxKeys/(n*2) >= 1 {
+		n *= 2
+	}
+	// Each shard holds maxKeys/n (floor), so all shards together never exceed maxKeys.
+	l.shards = make([]shard, n)
+	l.mask = uint64(n - 1)
+	for i := range l.shards {
+		c, err := simplelru.NewLRU[uint64, *entry](maxKeys/n, nil)
+		if err != nil {
+			return errors.New("rate_limit.max_keys: " + err.Error())
+		}
+		l.shards[i].lru = c
+	}
+	return nil
+}
+
+// Allow takes one token for r from its bucket. clientIP is the client address as the proxy
+// resolved it through trusted_proxies. Requests without the keyed header share one bucket.
+func (l *Limiter) Allow(r *http.Request, clientIP string) Decision {
+	if l == nil {
+		return Decision{Allowed: true}
+	}
+	now := l.now()
+	lim := l.one
+	switch l.kind {
+	case keyClientIP:
+		lim = l.bucket(clientIP, now)
+	case keyHeader:
+		lim = l.bucket(r.Header.Get(l.header), now)
+	}
+	allowed := lim.AllowN(now, 1)
+	tokens := lim.TokensAt(now)
+	d := Decision{Allowed: allowed, Limit: l.burst, Remaining: max(0, int(tokens))}
+	if missing := float64(l.burst) - tokens; missing > 0 {
+		d.Reset = seconds(missing / float64(l.limit))
+	}
+	if !allowed {
+		d.RetryAfter = seconds((1 - tokens) / float64(l.limit))
+		if l.limited != nil {
+			l.limited.Inc()
+		}
+	}
+	return d
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// bucket finds or creates key's limiter. The shard lock covers only the map; the token
+// bucket has its own lock, so a bucket evicted while a request uses it is harmless.
+func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
+	hash := maphash.String(l.seed, key)
+	s := &l.shards[hash&l.mask]
+	ns := now.UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// LRU order is idle order, so idle entries are all at the tail: evicting a few per call
+	// keeps the map free of them without a sweeper goroutine.
+	for range sweepPerCall {
+		_, e, ok := s.lru.GetOldest()
+		if !ok || ns-e.last < l.idleTTL {
+			break
+		}
+		s.lru.RemoveOldest()
+	}
+	if e, ok := s.lru.Get(hash); ok {
+		e.last = ns
+		return e.lim
+	}
+	e := &entry{lim: rate.NewLimiter(l.limit, l.burst), last: ns}
+	s.lru.Add(hash, e)
+	return e.lim
+}
+
+// Len is the number of per-key buckets held; for tests and the admin API.
+func (l *Limiter) Len() int {
+	if l == nil {
+		return 0
+	}
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Metrics counts rate-limited requests. A nil *Metrics counts nothing.
+type Metrics struct {
+	limited *prometheus.CounterVec
+}
+
+// NewMetrics creates the counter and registers it with reg (if non-nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_ratelimit_limited_total",
+		Help: "Requests refused by a route's rate limit, by route.",
+	}, []string{"route"})}
+	if reg != nil {
+		reg.MustRegister(m.limited)
+	}
+	return m
+}
