@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/upstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func named(t *testing.T, name string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+const routesTmpl = `
+listen: "127.0.0.1:0"
+admin: "127.0.0.1:0"
+routes:
+  - prefix: /svc
+    upstreams: [%q]
+  - prefix: /fixed
+    upstreams: [%q]
+`
+
+type fixture struct {
+	gw      *Gateway
+	handler *proxy.Handler
+	server  *httptest.Server
+	path    string
+	reg     *prometheus.Registry
+}
+
+func newFixture(t *testing.T, body string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{path: filepath.Join(dir, "routes.yaml"), reg: prometheus.NewRegistry()}
+	f.write(t, body)
+	tr, err := proxy.NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = proxy.New(proxy.Options{Transport: tr})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.gw = New(ctx, Options{Handler: f.handler, Registerer: f.reg, HealthClient: &http.Client{Transport: tr}})
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.server = httptest.NewServer(f.handler)
+	t.Cleanup(func() {
+		f.server.Close()
+		cancel()
+		f.gw.Wait()
+		tr.(*http.Transport).CloseIdleConnections()
+	})
+	return f
+}
+
+func (f *fixture) write(t *testing.T, body string) {
+	t.Helper()
+	if err := os.WriteFile(f.path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	res, err := http.Get(f.server.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestReloadAppliesValidAndKeepsOldOnInvalid(t *testing.T) {
+	a, b, c := named(t, "a"), named(t, "b"), named(t, "c")
+	f := newFixture(t, fmt.Sprintf(routesTmpl, a, c))
+	if _, body := f.get(t, "/svc"); body != "a" {
+		t.Fatalf("before reload: %q", body)
+	}
+	fixedPool := f.gw.pools[poolKey(&f.gw.cfg.Routes[1])].pool
+
+	f.write(t, fmt.Sprintf(routesTmpl, b, c))
+	if err := f.gw.Reload(f.path); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := f.get(t, "/svc"); body != "b" {
+		t.Fatalf("after valid reload: %q, want b", body)
+	}
+	if got := f.gw.pools[poolKey(&f.gw.cfg.Routes[1])].pool; got != fixedPool {
+		t.Fatal("an unchanged route's pool was rebuilt: its endpoints' state would be lost")
+	}
+
+	f.write(t, "routes:\n  - prefix: /svc\n    lb: least_con\n    upstreams: [\"http://127.0.0.1:1\"]\n")
+	err := f.gw.Reload(f.path)
+	if err == nil {
+		t.Fatal("invalid file accepted")
+	}
+	if _, body := f.get(t, "/svc"); body != "b" {
+		t.Fatalf("after invalid reload: %q, want the old config (b) still serving", body)
+	}
+	if got := testutil.ToFloat64(f.gw.metrics.reloads.WithLabelValues("failed")); got != 1 {
+		t.Fatalf("failed reloads counted %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.gw.metrics.reloads.WithLabelValues("ok")); got != 1 {
+		t.Fatalf("ok reloads counted %v, want 1", got)
+	}
+}
+
+func TestReloadUnderLoadLosesNoRequest(t *testing.T) {
+	a, b, c := named(t, "a"), named(t, "b"), named(t, "c")
+	f := newFixture(t, fmt.Sprintf(routesTmpl, a, c))
+	var failures, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 5000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := client.Get(f.server.URL + "/svc/x")
+				total.Add(1)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || (string(body) != "a" && string(body) != "b") {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		target := a
+		if i%2 == 0 {
+			target = b
+		}
+		f.write(t, fmt.Sprintf(routesTmpl, target, c))
+		if err := f.gw.Reload(f.path); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during 40 reloads", failures.Load(), total.Load())
+	}
+	t.Logf("%d requests, 0 failed, across 40 reloads", total.Load())
+}
+
+func TestReadyWaitsForFirstSnapshot(t *testing.T) {
+	f := newFixture(t, fmt.Sprintf(routesTmpl, named(t, "a"), named(t, "c")))
+	if ok, waiting := f.gw.Ready(); !ok {
+		t.Fatalf("static pools not ready: %v", waiting)
+	}
+	// A registry pool is not ready until its discoverer has answered once.
+	blocked := make(chan struct{})
+	f.gw.opts.Registries.Etcd = discovererFunc(func(ctx context.Context, service string, update func(upstream.Snapshot)) error {
+		<-blocked
+		update(upstream.NewSnapshot(nil))
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	cfg, err := config.Parse("r.yaml", []byte("routes:\n  - prefix: /u\n    service: users\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ok, waiting := f.gw.Ready(); ok || len(waiting) != 1 || waiting[0] != "users" {
+		t.Fatalf("ready=%v waiting=%v, want users waiting", ok, waiting)
+	}
+	if status, _ := f.get(t, "/u"); status != 503 {
+		t.Fatalf("route without snapshot: %d, want 503", status)
+	}
+	close(blocked)
+	deadline := time.Now().Add(2 * time.Second)
+	for ok, _ := f.gw.Ready(); !ok; ok, _ = f.gw.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// discovererFunc adapts a function to upstream.Discoverer (test-only fake of pure plumbing).
+type discovererFunc func(ctx context.Context, service string, update func(upstream.Snapshot)) error
+
+func (f discovererFunc) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
+	return f(ctx, service, update)
+}
