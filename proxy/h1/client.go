@@ -147,11 +147,15 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	bodyLen := req.ContentLength
-	if body == nil || bodyLen == 0 {
-		// httputil.ReverseProxy already turns an empty inbound body into nil;
-		// a non-nil body with ContentLength 0 is treated as empty, not probed.
-		closeBody(body)
-		body, bodyLen = nil, 0
+	switch {
+	case body == nil:
+		bodyLen = 0
+	case bodyLen <= 0:
+		// As in net/http, ContentLength 0 with a non-nil Body means "unknown"
+		// (http.NewRequest with an arbitrary reader); it is sent chunked
+		// rather than probed. httputil.ReverseProxy already turns an empty
+		// inbound body into nil, so the proxy never pays for this.
+		bodyLen = -1
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
