@@ -75,7 +75,11 @@ func NewRoutePolicy(route string, pol *config.Policy, m *Metrics, log *slog.Logg
 	if pol == nil {
 		return nil
 	}
-	return newPolicy(route, pol.PassiveHealth, pol.Breaker, pol.HealthCheck, m, log)
+	hc := pol.HealthCheck
+	if hc != nil && hc.Enabled != nil && !*hc.Enabled {
+		hc = nil
+	}
+	return newPolicy(route, pol.PassiveHealth, pol.Breaker, hc, m, log)
 }
 
 func newPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, hc *config.HealthCheck, m *Metrics, log *slog.Logger) upstream.HealthPolicy {

@@ -105,11 +105,11 @@ type entry struct {
 	last int64 // unix nanos of the last request, for idle eviction; guarded by the shard
 }
 
-// New returns the limiter for route, or nil (no limit) when cfg is nil. It validates cfg:
+// New returns the limiter for route, or nil (no limit) when cfg is nil or disabled. It validates cfg:
 // RPS must be a positive finite number, Burst not negative, Key one of route, client_ip or
 // header:NAME. m may be nil.
 func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
-	if cfg == nil {
+	if cfg == nil || (cfg.Enabled != nil && !*cfg.Enabled) {
 		return nil, nil
 	}
 	if !(cfg.RPS > 0) || math.IsInf(cfg.RPS, 0) {
@@ -132,12 +132,12 @@ func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
 		l.idleTTL = int64(defaultIdleTTL)
 	}
 	switch k := cfg.Key; {
-	case k == "" || k == "route":
+	case k == "" || k == config.RateLimitKeyRoute:
 		l.kind = keyRoute
-	case k == "client_ip":
+	case k == config.RateLimitKeyClientIP:
 		l.kind = keyClientIP
-	case strings.HasPrefix(k, "header:"):
-		name := strings.TrimSpace(strings.TrimPrefix(k, "header:"))
+	case strings.HasPrefix(k, config.RateLimitKeyHeaderPrefix):
+		name := strings.TrimSpace(strings.TrimPrefix(k, config.RateLimitKeyHeaderPrefix))
 		if name == "" || strings.ContainsAny(name, " \t:") {
 			return nil, fmt.Errorf("rate_limit.key: %q has no valid header name", k)
 		}
@@ -204,6 +204,21 @@ func (l *Limiter) Allow(r *http.Request, clientIP string) Decision {
 		}
 	}
 	return d
+}
+
+// WithHeaders adapts l to the proxy's yes/no limiter: Allow decides and writes the
+// RateLimit-* (and on a deny Retry-After) headers into h. A nil l allows everything.
+func (l *Limiter) WithHeaders() HeaderLimiter { return HeaderLimiter{l} }
+
+// HeaderLimiter is a Limiter that reports its decision as a bool plus response headers.
+type HeaderLimiter struct{ l *Limiter }
+
+// Allow decides for r from clientIP (already resolved through trusted proxies) and sets the
+// decision's headers on h.
+func (w HeaderLimiter) Allow(r *http.Request, clientIP string, h http.Header) bool {
+	d := w.l.Allow(r, clientIP)
+	d.SetHeaders(h)
+	return d.Allowed
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -235,3 +235,26 @@ func TestIdleEviction(t *testing.T) {
 		t.Fatalf("Len = %d, want only the %d fresh keys", got, fresh)
 	}
 }
+
+func TestHeaderLimiterAndDisabled(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newAt(t, config.RateLimit{RPS: 1, Burst: 1}, nil, &now)
+	hl := l.WithHeaders()
+	h := http.Header{}
+	if !hl.Allow(req("", ""), "1.1.1.1", h) || h.Get("RateLimit-Limit") != "1" || h.Get("Retry-After") != "" {
+		t.Fatalf("first request: headers %v", h)
+	}
+	h = http.Header{}
+	if hl.Allow(req("", ""), "1.1.1.1", h) || h.Get("Retry-After") != "1" {
+		t.Fatalf("second request allowed or headers %v", h)
+	}
+	off := false
+	d, err := New("r", &config.RateLimit{Enabled: &off, RPS: 1}, nil)
+	if d != nil || err != nil {
+		t.Fatalf("disabled block: %v, %v", d, err)
+	}
+	h = http.Header{}
+	if !d.WithHeaders().Allow(req("", ""), "1.1.1.1", h) || len(h) != 0 {
+		t.Fatalf("nil limiter refused or wrote headers %v", h)
+	}
+}
