@@ -19,8 +19,16 @@ export GOTOOLCHAIN=local
 log() { printf 'install-consul: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# has_version reports whether $1 runs and says it is Consul v$version. The output is captured
+# first: `consul version | grep -q` would fail under pipefail when grep exits early (SIGPIPE).
+has_version() {
+	local out
+	out="$("$1" version 2>/dev/null)" || return 1
+	[[ "$out" == "Consul v${version}"* ]]
+}
+
 # Idempotent: an existing binary that reports the right version is reused.
-if [[ -x "$bin" ]] && "$bin" version 2>/dev/null | grep -q "Consul v${version}"; then
+if [[ -x "$bin" ]] && has_version "$bin"; then
 	echo "$bin"
 	exit 0
 fi
@@ -54,5 +62,5 @@ log "built in $((SECONDS - start)) s"
 # Install atomically so a concurrent run never sees a half-written binary.
 mv -f "$work/consul.bin" "$bin.tmp.$$"
 mv -f "$bin.tmp.$$" "$bin"
-"$bin" version 2>/dev/null | grep -q "Consul v${version}" || die "built binary does not report v${version}"
+has_version "$bin" || die "built binary does not report v${version}"
 echo "$bin"
