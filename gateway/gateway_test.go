@@ -73,7 +73,7 @@ func newFixture(t *testing.T, body string) *fixture {
 		f.server.Close()
 		cancel()
 		f.gw.Wait()
-		tr.(*http.Transport).CloseIdleConnections()
+		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	})
 	return f
 }

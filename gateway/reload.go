@@ -42,4 +42,3 @@ func (g *Gateway) CountReload(ok bool) {
 		g.metrics.reloads.WithLabelValues("failed").Inc()
 	}
 }
-

@@ -111,7 +111,7 @@ func startGateway(t testing.TB, trusted []netip.Prefix, routes ...*Route) (*http
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		tr.(*http.Transport).CloseIdleConnections()
+		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	})
 	return srv, h
 }

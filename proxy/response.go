@@ -161,4 +161,3 @@ func mergeUpgradeHeaders(gw, up http.Header) http.Header {
 	}
 	return out
 }
-

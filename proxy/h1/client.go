@@ -173,9 +173,11 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		// abandoned; either way this attempt is done with it.
 		closeBody(body)
 		if err == nil {
-			return resp, nil
-		}
-		if attempt > 0 || !retryable(st, req, body) {
+			if st == notStale || attempt > 0 || !retryable(st, req, body) {
+				return resp, nil
+			}
+			resp.Body.Close() // a stale conn's 408: answer to nothing we sent
+		} else if attempt > 0 || !retryable(st, req, body) {
 			return nil, err
 		}
 		if body != nil {

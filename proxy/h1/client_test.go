@@ -251,7 +251,7 @@ func TestEarlyCloseDrainsSmallRemainder(t *testing.T) {
 	}{
 		{"/small", 1}, // remainder buffered: drained, conn kept
 		{"/small", 1},
-		{"/big", 1}, // closed early: that conn is dropped...
+		{"/big", 1},   // closed early: that conn is dropped...
 		{"/small", 2}, // ...so the next request dials
 	}
 	for _, tt := range tests {
@@ -335,7 +335,7 @@ func TestTLS(t *testing.T) {
 		}
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the bad-cert case below is expected
-	srv.EnableHTTP2 = true // the server offers h2; ALPN must still settle on http/1.1
+	srv.EnableHTTP2 = true                           // the server offers h2; ALPN must still settle on http/1.1
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	pool := x509.NewCertPool()
