@@ -2,6 +2,7 @@ package lb
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/switchyard/switchyard/upstream"
@@ -76,9 +77,9 @@ func TestSkipsUnavailable(t *testing.T) {
 // policy returns the typed ErrNoEndpoint, leaves no request in flight, and (for refusals)
 // has tried every member.
 func TestNoneAvailable(t *testing.T) {
-	for _, p := range policies {
+	for _, p := range variants {
 		for _, size := range []int{1, 3, 40} {
-			t.Run(p.name, func(t *testing.T) {
+			t.Run(p.name+"/"+strconv.Itoa(size), func(t *testing.T) {
 				cases := map[string]func(ms []upstream.Member, hs []*fakeHealth) upstream.Excluded{
 					"all down": func(_ []upstream.Member, hs []*fakeHealth) upstream.Excluded {
 						for _, h := range hs {
@@ -105,7 +106,7 @@ func TestNoneAvailable(t *testing.T) {
 					},
 				}
 				for name, setup := range cases {
-					ms, hs := makeMembers(equalWeights(size)...)
+					ms, hs := makeMembers(benchWeights(size)...)
 					ex := setup(ms, hs)
 					m, err := p.builder.Build(ms).Pick(nil, ex)
 					if !errors.Is(err, upstream.ErrNoEndpoint) || m != nil {
@@ -121,10 +122,10 @@ func TestNoneAvailable(t *testing.T) {
 // TestRefusedAdmissionTriesAnother: a member whose Admit says no (a half-open breaker with no
 // probe slot) is passed over for another, and only the admitted one is counted in flight.
 func TestRefusedAdmissionTriesAnother(t *testing.T) {
-	for _, p := range policies {
+	for _, p := range variants {
 		for _, size := range []int{2, 5, 40} {
-			t.Run(p.name, func(t *testing.T) {
-				ms, hs := makeMembers(equalWeights(size)...)
+			t.Run(p.name+"/"+strconv.Itoa(size), func(t *testing.T) {
+				ms, hs := makeMembers(benchWeights(size)...)
 				drainAfter(t, ms)
 				for _, h := range hs[:size-1] {
 					h.refuse.Store(true)
@@ -152,10 +153,10 @@ func TestRefusedAdmissionTriesAnother(t *testing.T) {
 
 // TestExcludedHonoured: a retry never lands on the endpoints its earlier attempts used.
 func TestExcludedHonoured(t *testing.T) {
-	for _, p := range policies {
+	for _, p := range variants {
 		for _, size := range []int{3, 10, 40} {
-			t.Run(p.name, func(t *testing.T) {
-				ms, _ := makeMembers(equalWeights(size)...)
+			t.Run(p.name+"/"+strconv.Itoa(size), func(t *testing.T) {
+				ms, _ := makeMembers(benchWeights(size)...)
 				drainAfter(t, ms)
 				var ex upstream.Excluded
 				ex.Add(ms[0].State)

@@ -25,6 +25,13 @@ var policies = []struct {
 	{"least_conn", LeastConn{}},
 }
 
+// variants adds the weighted policy's table-free picker to policies, for tests that must
+// cover every Pick implementation (with unequal weights, see benchWeights).
+var variants = append(policies[:len(policies):len(policies)], struct {
+	name    string
+	builder upstream.PickerBuilder
+}{"weighted/interleaved", Weighted{MaxSchedule: 2}})
+
 // fakeHealth is a scripted upstream.Health: pure picker logic needs no real breaker.
 type fakeHealth struct {
 	down    atomic.Bool // Available reports false

@@ -14,14 +14,14 @@ import (
 )
 
 // TestLeastConnAvoidsSlowBackend sends real requests to three loopback backends, one of which
-// takes 10 ms per request, from eight concurrent clients. least_conn keeps the in-flight
+// takes 25 ms per request, from eight concurrent clients. least_conn keeps the in-flight
 // counts level, so the slow backend, whose requests stay in flight a hundred times longer,
 // gets a small fraction of the traffic; round robin, the control, gives it exactly a third.
 func TestLeastConnAvoidsSlowBackend(t *testing.T) {
 	fast := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
 	slow := func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(25 * time.Millisecond):
 		case <-r.Context().Done():
 		}
 		io.WriteString(w, "ok")
@@ -50,7 +50,7 @@ func TestLeastConnAvoidsSlowBackend(t *testing.T) {
 		maxShare float64
 		minShare float64
 	}{
-		{"least_conn", LeastConn{}, 0.10, 0},
+		{"least_conn", LeastConn{}, 0.15, 0},
 		{"round_robin", RoundRobin{}, 0.34, 0.33},
 	}
 	for _, tt := range tests {

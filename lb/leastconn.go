@@ -19,6 +19,9 @@ import (
 // the exactness of the scan is most visible, so the switch happens there.
 const LeastConnFullScanMax = 16
 
+// The small-pool scan remembers refusals in a uint64 bit set.
+var _ [64 - LeastConnFullScanMax]struct{}
+
 // p2cRounds bounds how many random pairs one Pick draws before falling back to a scan: with
 // half the pool unusable, four pairs all miss one time in 256.
 const p2cRounds = 4
