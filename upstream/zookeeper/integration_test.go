@@ -100,7 +100,9 @@ func connect(t testing.TB, srv *zktest.Server, timeout time.Duration) *zk.Conn {
 
 func (e *env) watch(t *testing.T, service string, cfg config.ZooKeeper, opts Options) {
 	t.Helper()
-	cfg.Servers = []string{e.srv.Addr}
+	if len(cfg.Servers) == 0 {
+		cfg.Servers = []string{e.srv.Addr}
+	}
 	d, err := New(&cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -244,27 +246,31 @@ switchyard_registry_entries_rejected_total{registry="zookeeper",service="api"} `
 	}
 }
 
-// TestSessionExpiry freezes the server past the discoverer's session timeout, so the
-// discoverer comes back to an expired session: it must start a new one, re-read, and see
-// what changed meanwhile.
+// TestSessionExpiry cuts the discoverer off (a partition) past its session timeout, so the
+// running server expires its session: it must start a new one, re-read, and see what
+// changed meanwhile.
 func TestSessionExpiry(t *testing.T) {
 	e := setup(t)
+	proxy := e.srv.Proxy(t)
 	mkdirs(t, e.writer, "/services/users")
 	create(t, e.writer, "/services/users/a", "127.0.0.1:9001", 0)
 	logs := &recordingHandler{}
-	e.watch(t, "users", config.ZooKeeper{SessionTimeout: zktest.MinSessionTimeout}, Options{Logger: slog.New(logs)})
+	cfg := config.ZooKeeper{Servers: []string{proxy.Addr}, SessionTimeout: zktest.MinSessionTimeout}
+	e.watch(t, "users", cfg, Options{Logger: slog.New(logs)})
 	e.rec.waitFor(t, "127.0.0.1:9001")
 	before := e.d.conn.SessionID()
 
-	e.srv.Pause()
-	time.Sleep(3 * zktest.MinSessionTimeout) // the session outlives its timeout only on our side
-	e.srv.Resume()
-	// Changes made once the server runs again, while the discoverer's old session is
-	// being expired and a new one made: the writer's 30 s session survived the pause.
+	proxy.Cut()
+	// Changes while the discoverer cannot see them; the writer's session is direct.
 	if err := e.writer.Delete("/services/users/a", -1); err != nil {
 		t.Fatal(err)
 	}
 	create(t, e.writer, "/services/users/b", "127.0.0.1:9002", 0)
+	time.Sleep(3 * zktest.MinSessionTimeout) // the server expires the session after 1
+	if got := e.rec.all(); !slices.Equal(got[len(got)-1], []string{"127.0.0.1:9001"}) {
+		t.Fatalf("while cut off, the last snapshot changed: %v", got)
+	}
+	proxy.Heal()
 	e.rec.waitFor(t, "127.0.0.1:9002")
 
 	if !logs.has("zookeeper session expired") {
@@ -278,8 +284,8 @@ func TestSessionExpiry(t *testing.T) {
 	e.rec.waitFor(t, "127.0.0.1:9002", "127.0.0.1:9003")
 }
 
-// TestServerRestart stops the only server: the pool keeps its last snapshot (no empty
-// emission), and after the restart the watch catches up.
+// TestServerRestart freezes, then stops the only server: the pool keeps its last snapshot
+// (no empty emission), and afterwards the watch catches up.
 func TestServerRestart(t *testing.T) {
 	e := setup(t)
 	mkdirs(t, e.writer, "/services/users")
@@ -287,16 +293,23 @@ func TestServerRestart(t *testing.T) {
 	e.watch(t, "users", config.ZooKeeper{}, Options{})
 	e.rec.waitFor(t, "127.0.0.1:9001")
 
+	// Frozen (SIGSTOP) for less than the 10 s session: nothing is lost, nothing emitted.
+	e.srv.Pause()
+	time.Sleep(1500 * time.Millisecond)
+	e.srv.Resume()
+	create(t, e.writer, "/services/users/b", "127.0.0.1:9002", zk.FlagEphemeral)
+	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
+
 	e.srv.Stop()
 	// Long enough for the client to notice the dead connection and retry a few times.
 	time.Sleep(2 * time.Second)
 	e.srv.Restart(t)
-	create(t, e.writer, "/services/users/b", "127.0.0.1:9002", zk.FlagEphemeral)
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	create(t, e.writer, "/services/users/c", "127.0.0.1:9003", zk.FlagEphemeral)
+	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
 	for _, s := range e.rec.all() {
 		if len(s) == 0 {
-			t.Fatalf("an empty snapshot was emitted across the restart: %v", e.rec.all())
+			t.Fatalf("an empty snapshot was emitted: %v", e.rec.all())
 		}
 	}
 }
