@@ -39,7 +39,7 @@ var (
 	errHeaderTooLarge   = errors.New("h1: response headers exceed MaxResponseHeaderBytes")
 	errTooMany1xx       = errors.New("h1: too many 1xx informational responses")
 	errAmbiguousFraming = errors.New("h1: response has both Content-Length and Transfer-Encoding")
-	errTrailingBytes    = errors.New("h1: unsolicited bytes after response")
+	errBadFieldName     = errors.New("h1: whitespace in response header field name")
 )
 
 type timeoutError struct{ msg string }

@@ -209,14 +209,14 @@ func (pc *persistConn) readOne(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	buf, _ := pc.br.Peek(pc.br.Buffered())
-	cl, te, complete := scanFraming(buf)
-	if !complete {
+	scan := scanFraming(buf)
+	if !scan.complete {
 		pc.cr.rec = append(pc.cr.rec[:0], buf...)
 		pc.cr.recording = true
 	}
 	resp, err := http.ReadResponse(pc.br, req)
-	if !complete {
-		cl, te, _ = scanFraming(pc.cr.rec)
+	if !scan.complete {
+		scan = scanFraming(pc.cr.rec)
 		pc.cr.recording = false
 		if cap(pc.cr.rec) > 64<<10 {
 			pc.cr.rec = nil // do not pin a huge head's buffer for the conn's lifetime
@@ -228,22 +228,33 @@ func (pc *persistConn) readOne(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &ProtocolError{Err: err}
 	}
-	if cl && te {
-		resp.Body.Close()
+	switch {
+	case scan.cl && scan.te:
 		return nil, &ProtocolError{Err: errAmbiguousFraming}
+	case scan.badName:
+		return nil, &ProtocolError{Err: errBadFieldName}
 	}
 	return resp, nil
 }
 
+// headScan is what scanFraming learned about a raw response head.
+type headScan struct {
+	cl, te   bool // Content-Length / Transfer-Encoding present
+	badName  bool // a field name with whitespace, which textproto tolerates (go.dev/issue/34540)
+	complete bool // the empty line ending the head was found
+}
+
 // scanFraming looks through a raw response head (status line first) for
-// Content-Length and Transfer-Encoding fields. complete reports whether the
-// empty line ending the head was found in b.
-func scanFraming(b []byte) (cl, te, complete bool) {
+// Content-Length and Transfer-Encoding fields and for field names containing
+// whitespace: textproto keeps "Transfer-Encoding :" as a distinct, unused
+// key, and forwarding it downstream would hand a smuggling primitive to the
+// next hop.
+func scanFraming(b []byte) (s headScan) {
 	first := true
 	for len(b) > 0 {
 		i := indexByte(b, '\n')
 		if i < 0 {
-			return cl, te, false
+			return s
 		}
 		line := b[:i]
 		b = b[i+1:]
@@ -255,15 +266,28 @@ func scanFraming(b []byte) (cl, te, complete bool) {
 			continue
 		}
 		if len(line) == 0 {
-			return cl, te, true
+			s.complete = true
+			return s
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // obs-fold continuation of the previous value
+		}
+		for _, c := range line {
+			if c == ':' {
+				break
+			}
+			if c == ' ' || c == '\t' {
+				s.badName = true
+				break
+			}
 		}
 		if hasFieldFold(line, "content-length") {
-			cl = true
+			s.cl = true
 		} else if hasFieldFold(line, "transfer-encoding") {
-			te = true
+			s.te = true
 		}
 	}
-	return cl, te, false
+	return s
 }
 
 func indexByte(b []byte, c byte) int {
