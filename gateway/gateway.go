@@ -134,7 +134,9 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 				if err != nil {
 					return fmt.Errorf("%s:%d: routes[%d].rate_limit: %w", cfg.Path, rc.Line, i, err)
 				}
-				lim = limiterAdapter{l}
+				if l != nil {
+					lim = l.WithHeaders()
+				}
 			}
 			nextLimiters[name] = &limiterEntry{key: lkey, lim: lim}
 		}
@@ -181,8 +183,10 @@ func (g *Gateway) newPool(rc *config.Route) (*poolEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// NewRoutePolicy returns nil when passive health, breaker and active checks are all off;
+	// keep the interface nil then, not a typed nil.
 	var health upstream.HealthPolicy
-	if hp := breaker.NewPolicy(poolName(rc), rc.PassiveHealth, rc.Breaker, g.metrics.breaker, g.log); hp != nil {
+	if hp := breaker.NewRoutePolicy(poolName(rc), &rc.Policy, g.metrics.breaker, g.log); hp != nil {
 		health = hp
 	}
 	pool := upstream.NewPool(poolName(rc), builder, upstream.PoolOptions{Health: health})

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,15 +28,6 @@ func staticSnapshot(ups []config.Upstream) (upstream.Snapshot, error) {
 		eps = append(eps, ep)
 	}
 	return upstream.NewSnapshot(eps), nil
-}
-
-// limiterAdapter fits ratelimit.Limiter to the proxy's Limiter interface.
-type limiterAdapter struct{ l *ratelimit.Limiter }
-
-func (a limiterAdapter) Allow(r *http.Request, clientIP string, h http.Header) bool {
-	d := a.l.Allow(r, clientIP)
-	d.SetHeaders(h)
-	return d.Allowed
 }
 
 // gatewayMetrics groups every collector the gateway's parts register.
