@@ -150,8 +150,8 @@ func (d *Discoverer) onEvent(ev zk.Event) {
 }
 
 // Close ends the session and waits (bounded) until go-zookeeper's goroutines are gone.
-// Watch calls still running see their ctx-independent reads fail and should be cancelled
-// by their owners first.
+// Cancel the Watch contexts first: a Watch still running after Close keeps its last
+// snapshot and only retries, with backoff, until its ctx ends.
 func (d *Discoverer) Close() {
 	d.closeOnce.Do(func() {
 		// Close sends closeSession (so the server drops our watches at once) and waits up
