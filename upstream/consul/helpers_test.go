@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -200,6 +202,8 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 	target := &url.URL{Scheme: "http", Host: agent.Addr}
 	p := &countingProxy{}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	// Watches cancelled at cleanup abort their proxied queries; that is not worth a log line.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if p.zeroIndex.Load() && resp.Header.Get("X-Consul-Index") != "" {
 			resp.Header.Set("X-Consul-Index", "0")

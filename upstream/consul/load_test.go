@@ -47,12 +47,15 @@ func TestWatchFaults(t *testing.T) {
 			tt.fault(proxy, true)
 			before := proxy.health.Load()
 			start := time.Now()
+			// Wake the parked blocking query with a change that leaves the passing set
+			// alone (a critical instance), so the next answers go through the fault.
+			register(t, admin, &api.AgentServiceRegistration{ID: service + "-wake", Name: service, Address: "10.0.0.9", Port: 80}, api.HealthCritical)
 			time.Sleep(time.Second)
 			calls := proxy.health.Load() - before
 			elapsed := time.Since(start)
 			// A bounded handful per second, where a spinning client would make thousands.
-			if limit := int64(elapsed/tt.spacing) + 2; calls > limit {
-				t.Errorf("%d health queries in %v under the fault; want at most %d", calls, elapsed, limit)
+			if limit := int64(elapsed/tt.spacing) + 2; calls > limit || calls < 3 {
+				t.Errorf("%d health queries in %v under the fault; want 3 (the fault was hit) to %d", calls, elapsed, limit)
 			}
 			if c := rec.count(); c != n+1 {
 				t.Errorf("%d snapshots emitted under the fault, want none", c-n-1)
