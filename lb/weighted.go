@@ -29,7 +29,8 @@ const maxWeight = 1<<32 - 1
 //     round-robin picker is used (exactly the same sequence, no table).
 //   - L <= MaxSchedule and L x members <= 4M: the exact nginx sequence is precomputed once per
 //     snapshot and ticket t picks schedule[t mod L].
-//   - otherwise (large or finely weighted pools): golden-ratio interleaving. Ticket t maps to
+//   - otherwise (large or finely weighted pools): golden-ratio interleaving, precomputed into
+//     the same kind of table when L <= MaxSchedule, computed per pick beyond. Ticket t maps to
 //     position (t x P) mod L on the line where member i owns an interval of weight_i
 //     positions; P is the integer nearest L/phi coprime with L, so every L consecutive
 //     tickets visit every position exactly once and each member gets exactly weight_i of
@@ -70,8 +71,11 @@ func (w Weighted) Build(members []upstream.Member) upstream.Picker {
 	if limit == 0 {
 		limit = DefaultMaxSchedule
 	}
-	if total <= limit && total*uint64(n) <= maxScheduleWork {
-		return &schedulePicker{members: members, schedule: smoothSchedule(weights, total)}
+	switch {
+	case total <= limit && total*uint64(n) <= maxScheduleWork:
+		return &schedulePicker{members: members, schedule: smoothSchedule(weights, total), smooth: true}
+	case total <= limit:
+		return &schedulePicker{members: members, schedule: newInterleavePicker(members, weights, total).table()}
 	}
 	return newInterleavePicker(members, weights, total)
 }
@@ -107,6 +111,7 @@ func smoothSchedule(weights []uint64, total uint64) []uint32 {
 type schedulePicker struct {
 	members  []upstream.Member
 	schedule []uint32
+	smooth   bool // the schedule is nginx's sequence, not the interleaved one
 	_        cacheLinePad
 	next     atomic.Uint64
 	_        cacheLinePad
@@ -186,6 +191,17 @@ func coprimeStride(l uint64) uint64 {
 		p++
 	}
 	return p
+}
+
+// table precomputes one period of the interleaved sequence, in O(period), so a pool too large
+// for the O(period x members) smooth schedule but with a short period still picks by a
+// sequential table read instead of two divisions and a search over scattered arrays.
+func (p *interleavePicker) table() []uint32 {
+	out := make([]uint32, p.period)
+	for t := range out {
+		out[t] = uint32(p.owner(p.position(uint64(t))))
+	}
+	return out
 }
 
 // position maps ticket t to its place on the weight line.

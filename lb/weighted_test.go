@@ -206,6 +206,26 @@ func TestInterleavedWidePeriod(t *testing.T) {
 	}
 }
 
+// TestInterleavedTableMatches: the precomputed interleaved table and the per-pick
+// computation give the same sequence, so the table-size limit only changes the cost.
+func TestInterleavedTableMatches(t *testing.T) {
+	weights := append(benchWeights(3000), 7)
+	ms, _ := makeMembers(weights...)
+	tab, ok := Weighted{}.Build(ms).(*schedulePicker)
+	if !ok || tab.smooth {
+		t.Fatalf("Build did not choose the interleaved table")
+	}
+	live := Weighted{MaxSchedule: len(tab.schedule) - 1}.Build(ms).(*interleavePicker)
+	a := pickSequence(t, tab, ms, len(tab.schedule)+10)
+	b := pickSequence(t, live, ms, len(tab.schedule)+10)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("pick %d: table says member %d, per-pick computation %d", i, a[i], b[i])
+		}
+	}
+	requireDrained(t, statesOf(ms))
+}
+
 // TestWeightedPickerChoice pins which implementation Build chooses, since the choice decides
 // both the sequence (exact nginx or interleaved) and the build cost.
 func TestWeightedPickerChoice(t *testing.T) {
@@ -219,7 +239,8 @@ func TestWeightedPickerChoice(t *testing.T) {
 		{"small", Weighted{}, []int{5, 1, 1}, "*lb.schedulePicker"},
 		{"over MaxSchedule", Weighted{MaxSchedule: 6}, []int{5, 1, 1}, "*lb.interleavePicker"},
 		{"at MaxSchedule", Weighted{MaxSchedule: 7}, []int{5, 1, 1}, "*lb.schedulePicker"},
-		{"over work bound", Weighted{}, append(equalWeights(2999), 2), "*lb.interleavePicker"},
+		{"over work bound", Weighted{}, append(equalWeights(2999), 2), "interleaved table"},
+		{"over work bound and MaxSchedule", Weighted{MaxSchedule: 3000}, append(equalWeights(2999), 2), "*lb.interleavePicker"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,10 +253,13 @@ func TestWeightedPickerChoice(t *testing.T) {
 }
 
 func typeName(p upstream.Picker) string {
-	switch p.(type) {
+	switch p := p.(type) {
 	case *rrPicker:
 		return "*lb.rrPicker"
 	case *schedulePicker:
+		if !p.smooth {
+			return "interleaved table"
+		}
 		return "*lb.schedulePicker"
 	case *interleavePicker:
 		return "*lb.interleavePicker"
