@@ -303,6 +303,26 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	if stat.EphemeralOwner == before || stat.EphemeralOwner == 0 {
 		t.Fatalf("node owner %x, want a new session (old %x)", stat.EphemeralOwner, before)
 	}
+
+	// Someone deleting the node (an operator, a cleanup script) does not deregister it.
+	if err := c.Delete("/services/users/127.0.0.1:9001", -1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(zkWait)
+	for {
+		_, again, err := c.Get("/services/users/127.0.0.1:9001")
+		if err == nil && again.Czxid != stat.Czxid {
+			break // written anew
+		}
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted node was never written again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pool.waitFor(t, "127.0.0.1:9001")
 }
 
 // TestZooKeeperTakeOver: a restarted instance finds its previous process's node still held
