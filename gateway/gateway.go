@@ -82,7 +82,7 @@ func New(ctx context.Context, o Options) *Gateway {
 		opts:     o,
 		log:      o.Logger,
 		ctx:      ctx,
-		metrics:  newGatewayMetrics(o.Registerer),
+		metrics:  newGatewayMetrics(o.Registerer, o.Handler.Metrics()),
 		pools:    make(map[string]*poolEntry),
 		limiters: make(map[string]*limiterEntry),
 	}

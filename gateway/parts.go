@@ -39,9 +39,9 @@ type gatewayMetrics struct {
 	reloads   *prometheus.CounterVec
 }
 
-func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
+func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMetrics {
 	m := &gatewayMetrics{
-		proxy:     proxy.NewMetrics(reg),
+		proxy:     pm,
 		breaker:   breaker.NewMetrics(reg),
 		ratelimit: ratelimit.NewMetrics(reg),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{

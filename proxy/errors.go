@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/switchyard/switchyard/proxy/h1"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -19,8 +20,10 @@ const StatusClientClosed = 499
 // classify maps a transport error to the kind health, breaker and retries act on. clientGone
 // and timedOut come from the request's own contexts, which are more reliable than the error.
 func classify(err error, clientGone, timedOut bool) upstream.ErrorKind {
+	var bodyErr *h1.RequestBodyError
 	switch {
-	case clientGone:
+	case clientGone, errors.As(err, &bodyErr):
+		// The client left, or its own request body broke mid-send: not the upstream's fault.
 		return upstream.ErrCanceled
 	case timedOut, errors.Is(err, context.DeadlineExceeded):
 		return upstream.ErrTimeout

@@ -31,6 +31,7 @@ type Options struct {
 // Handler is the public listener's handler. Its table is swapped atomically on reload; each
 // request uses the table it loaded first, so a reload never affects a running request.
 type Handler struct {
+	metrics   *Metrics
 	table     atomic.Pointer[Table]
 	transport http.RoundTripper
 	log       *slog.Logger
@@ -45,11 +46,14 @@ func New(o Options) *Handler {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	h := &Handler{transport: o.Transport, log: o.Logger}
+	h := &Handler{transport: o.Transport, log: o.Logger, metrics: o.Metrics}
 	h.unmatched = o.Metrics.requests.WithLabelValues("", "4xx")
 	h.table.Store(NewTable(nil, nil))
 	return h
 }
+
+// Metrics returns the collectors routes of this handler report to (see NewRoute).
+func (h *Handler) Metrics() *Metrics { return h.metrics }
 
 // SetTable swaps the route table atomically.
 func (h *Handler) SetTable(t *Table) { h.table.Store(t) }

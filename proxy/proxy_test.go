@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/h1"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -415,6 +416,28 @@ func TestWebSocketUpgrade(t *testing.T) {
 		buf := make([]byte, len(msg))
 		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
 			t.Fatalf("echo %q: got %q %v", msg, buf, err)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	cases := []struct {
+		name       string
+		err        error
+		gone, tout bool
+		want       upstream.ErrorKind
+	}{
+		{"dial", dial, false, false, upstream.ErrConnect},
+		{"client gone wins", dial, true, false, upstream.ErrCanceled},
+		{"route timeout", context.Canceled, false, true, upstream.ErrTimeout},
+		{"reset", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), false, false, upstream.ErrReset},
+		{"client body broke", &h1.RequestBodyError{Err: io.ErrUnexpectedEOF}, false, false, upstream.ErrCanceled},
+		{"garbage", errors.New("malformed HTTP response"), false, false, upstream.ErrProtocol},
+	}
+	for _, c := range cases {
+		if got := classify(c.err, c.gone, c.tout); got != c.want {
+			t.Errorf("%s: classify = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/run.sh: CPU per proxied request and req/s of Switchyard against nginx and a bare
+# httputil.ReverseProxy, measured in one run on this machine.
+#
+# Layout (as in the figures of DEVELOPERS.md): the proxy under test and the backend share
+# core 0; wrk runs on core 1 with 64 connections. The proxy's CPU time (utime+stime from
+# /proc/PID/stat) divided by the requests wrk completed is its CPU cost per request. Only
+# loopback addresses are used; every process started here is stopped by PID.
+#
+#   bench/run.sh [seconds-per-proxy]      (default 10; needs wrk, nginx optional)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+secs=${1:-10}
+conns=64
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+go build -o "$tmp/gateway" ./cmd/gateway
+go build -o "$tmp/backend" ./bench/backend
+go build -o "$tmp/httputilproxy" ./bench/httputilproxy
+
+taskset -c 0 "$tmp/backend" -listen 127.0.0.1:9101 & pids+=($!)
+
+cat >"$tmp/routes.yaml" <<YAML
+listen: "127.0.0.1:9103"
+admin: "127.0.0.1:9104"
+discovery: {}
+defaults: { timeout: 30s, retries: 1 }
+routes:
+  - prefix: /
+    upstreams: ["http://127.0.0.1:9101"]
+YAML
+
+cat >"$tmp/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $tmp/nginx-error.log warn;
+pid $tmp/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:9101; keepalive 256; }
+  server {
+    listen 127.0.0.1:9105;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+wait_http() {
+  for _ in $(seq 1 100); do
+    curl -fs -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 never answered" >&2; return 1
+}
+
+# measure NAME PID URL: wrk for $secs seconds, prints "NAME req/s us_cpu_per_req".
+measure() {
+  local name=$1 pid=$2 url=$3
+  wait_http "$url"
+  wrk -t1 -c"$conns" -d2s "$url" >/dev/null 2>&1   # warm-up: pools filled, JIT-free but caches warm
+  local before after out reqs rps
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "$url")
+  after=$(cpu_ticks "$pid")
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  local tck; tck=$(getconf CLK_TCK)
+  awk -v n="$name" -v r="$rps" -v q="$reqs" -v c=$((after - before)) -v t="$tck" \
+    'BEGIN { printf "%-16s %10.0f req/s %8.1f us CPU/req\n", n, r, (c / t) * 1e6 / q }'
+}
+
+results=()
+if command -v nginx >/dev/null; then
+  taskset -c 0 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+  results+=("$(measure nginx "${pids[-1]}" http://127.0.0.1:9105/)")
+fi
+taskset -c 0 "$tmp/httputilproxy" -listen 127.0.0.1:9102 -upstream http://127.0.0.1:9101 & pids+=($!)
+results+=("$(measure httputil "${pids[-1]}" http://127.0.0.1:9102/)")
+taskset -c 0 "$tmp/gateway" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
+results+=("$(measure switchyard "${pids[-1]}" http://127.0.0.1:9103/)")
+
+printf '%s\n' "${results[@]}"
+base=$(printf '%s\n' "${results[@]}" | awk '$1=="nginx" {print $2}')
+if [ -n "$base" ]; then
+  printf '%s\n' "${results[@]}" | awk -v b="$base" '{ printf "%-16s %.2fx nginx req/s\n", $1, $2 / b }'
+fi
