@@ -335,3 +335,36 @@ func (h *recordingHandler) has(prefix string) bool {
 	defer h.mu.Unlock()
 	return slices.ContainsFunc(h.msgs, func(m string) bool { return strings.HasPrefix(m, prefix) })
 }
+
+// TestCloseWhileServerFrozen: Close must not wait out go-zookeeper's handshake timeout (7 x
+// the session timeout) on a server that accepts connections but answers nothing; goleak in
+// TestMain then proves its goroutines are gone.
+func TestCloseWhileServerFrozen(t *testing.T) {
+	e := setup(t)
+	mkdirs(t, e.writer, "/services/users")
+	create(t, e.writer, "/services/users/a", "127.0.0.1:9001", 0)
+	cfg := config.ZooKeeper{Servers: []string{e.srv.Addr}, SessionTimeout: zktest.MinSessionTimeout}
+	d, err := New(&cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Watch(ctx, "users", rec.update) }()
+	rec.waitFor(t, "127.0.0.1:9001")
+
+	e.srv.Pause()
+	defer e.srv.Resume()
+	// Past the receive timeout (2/3 of the session), so the client is reconnecting into
+	// the frozen server's accept backlog.
+	time.Sleep(2 * zktest.MinSessionTimeout)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Watch returned %v", err)
+	}
+	d.Close()
+	if got := rec.all(); len(got) != 1 {
+		t.Fatalf("snapshots while frozen: %v", got)
+	}
+}
