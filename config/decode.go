@@ -31,7 +31,16 @@ type decoder struct {
 	errs   Errors
 	lines  map[string]int // field path -> line, for every non-null key and list item in the file
 	depth  int
+	// merging holds the mappings whose merge keys are being applied, to refuse a mapping
+	// that merges itself: with `<<: [*a, *a]` even a depth bound would allow 2^depth work.
+	merging map[*yaml.Node]int
+	visits  int  // decode calls, bounded against alias blow-ups
+	tooBig  bool // visits reached maxVisits: the decoded config is partial
 }
+
+// maxVisits bounds the work one file may cause. Aliases let a small file name the same
+// subtree many times; a real routes.yaml visits a few thousand nodes.
+const maxVisits = 1 << 18
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -81,6 +90,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if d.depth > maxDepth {
 		d.bad(n.Line, path, "nested too deeply (recursive anchor?)")
 		return
+	}
+	if d.visits++; d.visits > maxVisits {
+		if d.visits == maxVisits+1 {
+			d.bad(n.Line, path, "too many values (anchors and aliases expand to over %d)", maxVisits)
+		}
+		return
+	}
+	if d.visits == maxVisits {
+		d.tooBig = true
 	}
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 1 {
@@ -140,7 +158,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	// Merge keys first, so keys written beside them win (YAML's merge semantics).
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			d.merge(n.Content[i+1], v, path)
+			d.merging[n]++
+			d.merge(k, n.Content[i+1], v, path)
+			d.merging[n]--
 		}
 	}
 	seen := map[string]int{}
@@ -178,17 +198,25 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // merge applies a `<<:` value: one mapping, or a list of them where earlier ones win.
-func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) merge(key, n *yaml.Node, v reflect.Value, path string) {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	targets := []*yaml.Node{n}
 	if n.Kind == yaml.SequenceNode {
-		for i := len(n.Content) - 1; i >= 0; i-- {
-			d.decode(n.Content[i], v, path)
-		}
-		return
+		targets = n.Content
 	}
-	d.decode(n, v, path)
+	for i := len(targets) - 1; i >= 0; i-- {
+		t := targets[i]
+		for t.Kind == yaml.AliasNode {
+			t = t.Alias
+		}
+		if d.merging[t] > 0 {
+			d.errorf(key.Line, path, "merge key (<<) includes the mapping it is in")
+			continue
+		}
+		d.decode(t, v, path)
+	}
 }
 
 // fieldsOf maps yaml keys to field indexes, flattening `,inline` fields (Route's Policy).

@@ -197,7 +197,15 @@ func TestParseErrors(t *testing.T) {
 		{"empty consul tag", "discovery:\n  consul: {}\nroutes:\n  - prefix: /a\n    service: users\n    tags: [\"\"]\n", []string{
 			`routes.yaml:6: routes[0].tags[0]: empty tag`}},
 		{"recursive merge", "defaults: &d\n  <<: *d\n" + okRoute, []string{
-			`routes.yaml:1: defaults: nested too deeply (recursive anchor?)`}},
+			`routes.yaml:2: defaults: merge key (<<) includes the mapping it is in`}},
+		{"recursive merge fan-out", "defaults: &d\n  <<: [*d, *d]\n" + okRoute, []string{
+			`routes.yaml:2: defaults: merge key (<<) includes the mapping it is in`,
+			`routes.yaml:2: defaults: merge key (<<) includes the mapping it is in`}},
+		{"alias blow-up", "x: &u [" + strings.Repeat("\"http://h:1\",", 600) + "]\n" +
+			"y: &r {prefix: /, upstreams: *u}\nroutes: [" + strings.Repeat("*r,", 600) + "]\n", []string{
+			`routes.yaml:1: unknown key "x"`,
+			`routes.yaml:1: routes[434].upstreams[436]: too many values (anchors and aliases expand to over 262144)`,
+			`routes.yaml:2: unknown key "y"`}},
 		{"non-string key", "? [a]\n: 1\n" + okRoute, []string{
 			`routes.yaml:1: keys must be plain strings, got a list`}},
 	}

@@ -46,11 +46,12 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 
 	c := &Config{}
-	d := &decoder{file: file, lookup: lookup, lines: map[string]int{}}
+	d := &decoder{file: file, lookup: lookup, lines: map[string]int{}, merging: map[*yaml.Node]int{}}
 	if doc.Kind != 0 {
 		d.decode(&doc, reflect.ValueOf(c).Elem(), "")
-		if root := doc.Content[0]; root.Kind != yaml.MappingNode && !isNull(root) {
-			return nil, d.errs // nothing else to say about a document that is not a mapping
+		if root := doc.Content[0]; d.tooBig || root.Kind != yaml.MappingNode && !isNull(root) {
+			sortErrors(d.errs)
+			return nil, d.errs // nothing more to say about a non-mapping or partly decoded file
 		}
 	}
 	v := &validator{file: file, lines: d.lines}

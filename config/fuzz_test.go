@@ -1,0 +1,52 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParse checks that Parse never panics and that it returns either a config or a
+// non-empty Errors whose entries all name the file.
+func FuzzParse(f *testing.F) {
+	full, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(full)
+	for _, s := range []string{
+		"",
+		okRoute,
+		"routes:\n  - {prefix: /a, upstreams: [http://h:1, {url: \"http://h:2\", weight: 2}]}\n",
+		"defaults: &d\n  <<: *d\n",
+		"a: &a [*a]\nroutes: *a\n",
+		"routes:\n  - prefix: /a/../b\n    service: ${X:-y}\n    rate_limit: {rps: 1e400}\n",
+		"discovery:\n  consul:\n  etcd:\nroutes:\n  - {prefix: /, service: s, tags: [a]}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("config %v and error %v", c, err)
+		}
+		if err == nil {
+			for i := range c.Routes {
+				p := &c.Routes[i].Policy
+				if p.Retries == nil || p.AccessLog == nil {
+					t.Fatalf("route %d incomplete", i)
+				}
+			}
+			return
+		}
+		errs, ok := err.(Errors)
+		if !ok || len(errs) == 0 {
+			t.Fatalf("error %T %v", err, err)
+		}
+		for _, e := range errs {
+			if !strings.HasPrefix(e.Error(), "f.yaml") {
+				t.Fatalf("error without file: %q", e.Error())
+			}
+		}
+	})
+}
