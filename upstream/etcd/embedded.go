@@ -64,6 +64,10 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
+	// MkdirAll leaves an existing directory's mode alone; registrations are no one else's.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
+	}
 
 	ec := embed.NewConfig()
 	ec.Name = "switchyard"
