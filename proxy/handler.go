@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -89,6 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // exchange is the state of one request across its attempts.
 type exchange struct {
 	h       *Handler
+	w       http.ResponseWriter
 	rt      *Route
 	r       *http.Request
 	reqID   string
@@ -112,7 +115,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
 
-	x := exchange{h: h, rt: rt, r: r, reqID: reqID, path: cleaned}
+	x := exchange{h: h, w: w, rt: rt, r: r, reqID: reqID, path: cleaned}
 	if rt.StripPrefix {
 		x.path = cleaned[len(rt.Prefix):]
 		if x.path == "" || x.path[0] != '/' {
@@ -274,6 +277,8 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	if rt.Retry != nil && rt.Retry.PerTryTimeout > 0 {
 		timeout = rt.Retry.PerTryTimeout
 	}
+	// Informational responses (103 Early Hints) are relayed as they arrive, as httputil does.
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: x.relay1xx})
 	var timer *time.Timer
 	var timedOut atomic.Bool
 	if timeout > 0 {
@@ -308,6 +313,27 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel}
 	}
 	return attemptResult{res: res, latency: lat, cancel: cancel}
+}
+
+// relay1xx forwards an upstream's informational response to the client. 101 is not
+// relayed here: a protocol switch is completed by tunnel.
+func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
+	if code == http.StatusSwitchingProtocols {
+		return nil
+	}
+	h := x.w.Header()
+	saved := h.Clone()
+	for k, vv := range header {
+		h[k] = vv
+	}
+	x.w.WriteHeader(code)
+	// net/http does not clear headers after a 1xx: put back exactly what the final
+	// response should carry.
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
+	}
+	return nil
 }
 
 // hasBody reports whether r carries a request body.

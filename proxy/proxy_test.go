@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -439,5 +441,35 @@ func TestClassify(t *testing.T) {
 		if got := classify(c.err, c.gone, c.tout); got != c.want {
 			t.Errorf("%s: classify = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestEarlyHintsRelayed(t *testing.T) {
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	})
+	gw, _ := startGateway(t, nil, routeSpec{prefix: "/", backends: []string{be}}.build(t))
+	var hints []string
+	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+			return nil
+		},
+	}))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload; as=style" {
+		t.Fatalf("1xx seen by client: %q", hints)
+	}
+	if string(body) != "final" || res.Header.Get("Link") != "" || res.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("final response: %q Link=%q X-Request-Id=%q", body, res.Header.Get("Link"), res.Header.Get("X-Request-Id"))
 	}
 }
