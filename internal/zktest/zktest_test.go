@@ -26,8 +26,9 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("restart kept pid %d (now %d)", pid, s.PID())
 	}
 	c = connect(t, s)
-	defer c.Close()
-	if b, _, err := c.Get("/kept"); err != nil || string(b) != "v" {
+	b, _, err := c.Get("/kept")
+	c.Close() // before the server goes away below, so its goroutines end at once
+	if err != nil || string(b) != "v" {
 		t.Fatalf("after restart: %q, %v", b, err)
 	}
 
@@ -46,11 +47,38 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// quietLogger drops go-zookeeper's log lines (reconnects after Stop are expected here).
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
 func connect(t *testing.T, s *Server) *zk.Conn {
 	t.Helper()
-	c, _, err := zk.Connect([]string{s.Addr}, 10*time.Second, zk.WithLogInfo(false))
+	c, _, err := zk.Connect([]string{s.Addr}, 10*time.Second, zk.WithLogInfo(false),
+		zk.WithLogger(quietLogger{}))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	return c
+}
+
+// TestProxyCutHeal: through the proxy the server answers; cut, nothing gets through (new
+// connections included); healed, it answers again.
+func TestProxyCutHeal(t *testing.T) {
+	s := Start(t)
+	p := s.Proxy(t)
+	via := &Server{Addr: p.Addr} // FourLetterWord only needs the address
+	if !via.serving() {
+		t.Fatal("server not reachable through the proxy")
+	}
+	p.Cut()
+	if _, err := via.FourLetterWord("srvr"); err == nil {
+		if via.serving() {
+			t.Fatal("cut proxy still forwards")
+		}
+	}
+	p.Heal()
+	if !via.serving() {
+		t.Fatal("healed proxy does not forward")
+	}
 }
