@@ -90,10 +90,20 @@ func TestIdleLoad(t *testing.T) {
 	t.Logf("idle load with %d services, wait %v: %.3f queries/s per service", services, wait, rate)
 }
 
-// idleRate registers and watches n services through a counting proxy, waits until every
-// watch has its first snapshot, then returns health queries per second per service over
-// window.
+// idleRate watches n services (see startIdleWatches) and returns the health queries per
+// second per service over window.
 func idleRate(t testing.TB, agent *consultest.Agent, n int, wait, window time.Duration) float64 {
+	proxy := startIdleWatches(t, agent, n, wait)
+	before := proxy.health.Load()
+	start := time.Now()
+	time.Sleep(window)
+	calls := proxy.health.Load() - before
+	return float64(calls) / time.Since(start).Seconds() / float64(n)
+}
+
+// startIdleWatches registers n services and watches them through a counting proxy, and
+// returns once every watch has its first snapshot.
+func startIdleWatches(t testing.TB, agent *consultest.Agent, n int, wait time.Duration) *countingProxy {
 	admin := agent.Client(t)
 	proxy := newCountingProxy(t, agent)
 	d := New(newClient(t, proxy.Listener.Addr().String()), Options{WaitTime: wait})
@@ -107,9 +117,5 @@ func idleRate(t testing.TB, agent *consultest.Agent, n int, wait, window time.Du
 	for i, r := range recs {
 		r.waitFor(t, 0, "first snapshot", hasKeys("10.0.1.1:"+strconv.Itoa(1000+i)))
 	}
-	before := proxy.health.Load()
-	start := time.Now()
-	time.Sleep(window)
-	calls := proxy.health.Load() - before
-	return float64(calls) / time.Since(start).Seconds() / float64(n)
+	return proxy
 }
