@@ -1,6 +1,6 @@
 // Package admin serves the gateway's operator endpoints on their own listener (never the
-// public one): liveness, readiness, Prometheus metrics, and JSON views of the routes and
-// upstreams in force.
+// public one): liveness, readiness, Prometheus metrics, JSON views of the routes and
+// upstreams in force, and pprof under /debug/pprof/.
 package admin
 
 import (
@@ -54,6 +54,8 @@ func New(o Options) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
 	}))
+	// pprof on the admin listener only: profiles of a live gateway, never exposed publicly.
+	r.Mount("/debug", middleware.Profiler())
 	r.Get("/admin/routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Source.Routes())
 	})
