@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -169,7 +170,9 @@ func (r *consulRegistrar) Deregister(ctx context.Context) error {
 		cancel()
 		<-done
 	}
-	if err := r.cli.Agent().ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+	err := r.cli.Agent().ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+	// Already gone (an agent restart, or the critical-check reaper) is what we wanted.
+	if se := (api.StatusError{}); err != nil && !(errors.As(err, &se) && se.Code == http.StatusNotFound) {
 		return fmt.Errorf("consul: deregister %s: %w", r.reg.ID, err)
 	}
 	r.log.Info("deregistered from consul")
@@ -232,7 +235,7 @@ func (r *consulRegistrar) tick(ctx context.Context) error {
 	defer cancel()
 	_, _, err := r.cli.Agent().Service(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
-	if errors.As(err, &se) && se.Code == 404 {
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
 		r.log.Warn("consul agent forgot the service (restart?); registering again")
 		return r.register(ctx)
 	}
