@@ -39,9 +39,9 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
-	case err == nil:
+	case err == nil && !emptyDocument(&extra):
 		return nil, Errors{{File: file, Line: extra.Line, Msg: "only one YAML document is allowed (found a second one)"}}
-	case !errors.Is(err, io.EOF):
+	case err != nil && !errors.Is(err, io.EOF):
 		return nil, Errors{syntaxError(file, err)}
 	}
 
@@ -65,4 +65,9 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	c.Path = file
 	return c, nil
+}
+
+// emptyDocument reports a document with no content, such as after a trailing "---".
+func emptyDocument(n *yaml.Node) bool {
+	return len(n.Content) == 0 || len(n.Content) == 1 && isNull(n.Content[0])
 }

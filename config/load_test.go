@@ -317,6 +317,27 @@ func TestBurstDefault(t *testing.T) {
 	}
 }
 
+func TestDocumentMarkers(t *testing.T) {
+	for _, src := range []string{"---\n" + okRoute, okRoute + "---\n", "---\n" + okRoute + "...\n", "# only a comment\n" + okRoute} {
+		if c := mustParse(t, src); len(c.Routes) != 1 {
+			t.Errorf("%q: %d routes", src, len(c.Routes))
+		}
+	}
+}
+
+func BenchmarkParseFull(b *testing.B) {
+	data, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("full.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func TestUpstreamForms(t *testing.T) {
 	src := `routes:
   - prefix: /s
@@ -324,11 +345,17 @@ func TestUpstreamForms(t *testing.T) {
       - http://a:1
       - {url: "http://b:2", weight: 5}
       - url: https://c
+  - prefix: /flow
+    upstreams: [http://d:4, {url: http://e:5, weight: 2}]
 `
 	c := mustParse(t, src)
 	want := []Upstream{{URL: "http://a:1", Weight: 1}, {URL: "http://b:2", Weight: 5}, {URL: "https://c", Weight: 1}}
 	if !reflect.DeepEqual(c.Routes[0].Upstreams, want) {
 		t.Errorf("upstreams = %+v", c.Routes[0].Upstreams)
+	}
+	want = []Upstream{{URL: "http://d:4", Weight: 1}, {URL: "http://e:5", Weight: 2}}
+	if !reflect.DeepEqual(c.Routes[1].Upstreams, want) {
+		t.Errorf("flow upstreams = %+v", c.Routes[1].Upstreams)
 	}
 }
 
