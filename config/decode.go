@@ -35,7 +35,7 @@ type decoder struct {
 	// that merges itself: with `<<: [*a, *a]` even a depth bound would allow 2^depth work.
 	merging map[*yaml.Node]int
 	visits  int  // decode calls, bounded against alias blow-ups
-	tooBig  bool // visits reached maxVisits: the decoded config is partial
+	tooBig  bool // visits went over maxVisits: the decoded config is partial
 }
 
 // maxVisits bounds the work one file may cause. Aliases let a small file name the same
@@ -92,13 +92,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if d.visits++; d.visits > maxVisits {
-		if d.visits == maxVisits+1 {
+		if !d.tooBig {
+			d.tooBig = true
 			d.bad(n.Line, path, "too many values (anchors and aliases expand to over %d)", maxVisits)
 		}
 		return
-	}
-	if d.visits == maxVisits {
-		d.tooBig = true
 	}
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 1 {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -206,6 +207,16 @@ func TestParseErrors(t *testing.T) {
 			`routes.yaml:1: unknown key "x"`,
 			`routes.yaml:1: routes[434].upstreams[436]: too many values (anchors and aliases expand to over 262144)`,
 			`routes.yaml:2: unknown key "y"`}},
+		{"merge chain too deep", func() string {
+			var b strings.Builder
+			b.WriteString("x:\n  - &a0 {lb: round_robin}\n")
+			for i := 1; i <= 40; i++ {
+				fmt.Fprintf(&b, "  - &a%d {<<: *a%d}\n", i, i-1)
+			}
+			return b.String() + "defaults: {<<: *a40}\n" + okRoute
+		}(), []string{
+			`routes.yaml:1: unknown key "x"`,
+			`routes.yaml:13: defaults: nested too deeply (recursive anchor?)`}},
 		{"non-string key", "? [a]\n: 1\n" + okRoute, []string{
 			`routes.yaml:1: keys must be plain strings, got a list`}},
 	}
