@@ -20,19 +20,14 @@ import (
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/ratelimit"
 	"github.com/switchyard/switchyard/upstream"
+	"github.com/switchyard/switchyard/upstream/consul"
 )
 
 // Registries are the discoverers routes can use; nil fields are registries not configured.
 type Registries struct {
 	Etcd      upstream.Discoverer
-	Consul    ConsulDiscoverer
+	Consul    *consul.Discoverer // per-route queries (tags, datacenter, passing_only) via For
 	ZooKeeper upstream.Discoverer
-}
-
-// ConsulDiscoverer is the Consul discoverer: per-route queries (tags, datacenter,
-// passing_only) each get their own view.
-type ConsulDiscoverer interface {
-	ForRoute(tags []string, datacenter string, passingOnly bool) upstream.Discoverer
 }
 
 // Options configure a Gateway.
@@ -245,7 +240,7 @@ func (g *Gateway) discoverer(rc *config.Route) (upstream.Discoverer, error) {
 	case config.RegistryConsul:
 		if r.Consul != nil {
 			passing := rc.PassingOnly == nil || *rc.PassingOnly
-			return r.Consul.ForRoute(rc.Tags, rc.Datacenter, passing), nil
+			return r.Consul.For(consul.Query{Tags: rc.Tags, Datacenter: rc.Datacenter, PassingOnly: passing}), nil
 		}
 	case config.RegistryZooKeeper:
 		if r.ZooKeeper != nil {

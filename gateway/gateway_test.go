@@ -49,7 +49,7 @@ type fixture struct {
 	reg     *prometheus.Registry
 }
 
-func newFixture(t *testing.T, body string) *fixture {
+func newFixture(t testing.TB, body string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{path: filepath.Join(dir, "routes.yaml"), reg: prometheus.NewRegistry()}
@@ -78,14 +78,14 @@ func newFixture(t *testing.T, body string) *fixture {
 	return f
 }
 
-func (f *fixture) write(t *testing.T, body string) {
+func (f *fixture) write(t testing.TB, body string) {
 	t.Helper()
 	if err := os.WriteFile(f.path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *fixture) get(t *testing.T, path string) (int, string) {
+func (f *fixture) get(t testing.TB, path string) (int, string) {
 	t.Helper()
 	res, err := http.Get(f.server.URL + path)
 	if err != nil {

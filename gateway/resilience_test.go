@@ -35,7 +35,7 @@ func newFlaky(t *testing.T) *flaky {
 	return f
 }
 
-func (fx *fixture) apply(t *testing.T, yaml string) {
+func (fx *fixture) apply(t testing.TB, yaml string) {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {

@@ -49,9 +49,9 @@ func startRegistries(ctx context.Context, cfg *config.Config, dm *upstream.Disco
 			closeAll()
 			return regs, func() {}, fmt.Errorf("consul: %w", err)
 		}
-		regs.Consul = consulRoutes{consul.New(cli, consul.Options{
+		regs.Consul = consul.New(cli, consul.Options{
 			WaitTime: d.Consul.WaitTime, AllowStale: d.Consul.AllowStale, Metrics: dm, Logger: log,
-		})}
+		})
 	}
 	if d.ZooKeeper != nil {
 		zk, err := zookeeper.New(d.ZooKeeper, zookeeper.Options{Metrics: dm, Logger: log})
@@ -63,11 +63,4 @@ func startRegistries(ctx context.Context, cfg *config.Config, dm *upstream.Disco
 		regs.ZooKeeper = zk
 	}
 	return regs, closeAll, nil
-}
-
-// consulRoutes gives each route its own Consul query (tags, datacenter, passing_only).
-type consulRoutes struct{ d *consul.Discoverer }
-
-func (c consulRoutes) ForRoute(tags []string, datacenter string, passingOnly bool) upstream.Discoverer {
-	return c.d.For(consul.Query{Tags: tags, Datacenter: datacenter, PassingOnly: passingOnly})
 }
