@@ -23,16 +23,21 @@ import (
 	"github.com/switchyard/switchyard/upstream/zookeeper"
 )
 
+// changeGap separates successive registry changes in the propagation benchmark.
+const changeGap = 60 * time.Millisecond
+
 // registryOps registers and deregisters one instance of service "users".
 type registryOps struct {
 	register   func(addr string)
 	deregister func(addr string)
 }
 
-// measurePropagation times, n times each, how long a registration and a deregistration
-// take to reach traffic: from the registry call to the first request through the proxy that
-// is routed accordingly (200 from the new instance; 503 once it is gone). It reports p50 and
-// p99 in milliseconds.
+// measurePropagation times how long a registration and a deregistration take to reach
+// traffic: from the registry call to the first request through the proxy that is routed
+// accordingly (200 from the new instance; 503 once it is gone). It reports p50 and p99 in
+// milliseconds. Changes are spaced changeGap apart (not counted), as real ones are: a
+// service does not flap every few milliseconds, and the Consul watch deliberately spaces
+// back-to-back queries (Consul's blocking-query guidance).
 func measurePropagation(b *testing.B, regs Registries, discovery string, ops registryOps) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
 	defer be.Close()
@@ -64,10 +69,16 @@ func measurePropagation(b *testing.B, regs Registries, discovery string, ops reg
 	var samples []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(changeGap)
+		b.StartTimer()
 		start := time.Now()
 		ops.register(addr)
 		waitStatus(200)
 		samples = append(samples, time.Since(start))
+		b.StopTimer()
+		time.Sleep(changeGap)
+		b.StartTimer()
 		start = time.Now()
 		ops.deregister(addr)
 		waitStatus(503)
