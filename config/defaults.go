@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Built-in defaults for policy blocks. docs/configuration.md lists the same values; the
+// Built-in defaults for policy blocks. README.md (Configuration reference) lists the same values; the
 // numbers follow Envoy's outlier detection and retry budget, which operators already know.
 var (
 	builtinRetry = Retry{

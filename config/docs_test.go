@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestDocsExamples keeps docs/configuration.md honest: its full example must load, and the
+// TestDocsExamples keeps the README's configuration reference honest: its full example must load, and the
 // inheritance snippet must mean what the text says.
 func TestDocsExamples(t *testing.T) {
-	doc, err := os.ReadFile("../docs/configuration.md")
+	doc, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,14 +27,14 @@ func TestDocsExamples(t *testing.T) {
 		t.Fatalf("examples not found in docs (%d yaml blocks)", len(blocks))
 	}
 	t.Setenv("ETCD_PASSWORD", "x")
-	c, err := Parse("configuration.md", full)
+	c, err := Parse("README.md", full)
 	if err != nil {
 		t.Fatalf("annotated example: %v", err)
 	}
 	if rl := c.Routes[0].RateLimit; rl == nil || rl.RPS != 100 || rl.Key != RateLimitKeyClientIP {
 		t.Errorf("annotated example users rate_limit = %+v", rl)
 	}
-	c, err = Parse("configuration.md", inherit)
+	c, err = Parse("README.md", inherit)
 	if err != nil {
 		t.Fatalf("inheritance example: %v", err)
 	}
