@@ -169,3 +169,19 @@ func TestValidateCommand(t *testing.T) {
 		t.Errorf("missing the lb error:\n%s", errb.String())
 	}
 }
+
+// TestShippedConfigsValidate keeps routes.yaml and the deploy/ examples loadable.
+func TestShippedConfigsValidate(t *testing.T) {
+	t.Setenv("ETCD_PASSWORD", "x")
+	files, _ := filepath.Glob("../../deploy/*.yaml")
+	files = append(files, "../../routes.yaml")
+	if len(files) < 4 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"validate", "-config", f}, &out, &errb); code != 0 {
+			t.Errorf("%s: exit %d\n%s", f, code, errb.String())
+		}
+	}
+}
