@@ -63,11 +63,19 @@ func (d Decision) SetHeaders(h http.Header) {
 	if d.Limit == 0 {
 		return
 	}
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.Reset), 10))
+	// One backing array for all values and canonical keys written directly: this runs on
+	// every response of a limited route, and Header.Set would re-canonicalize each key
+	// ("RateLimit-Limit" is not canonical MIME form) and allocate a slice per header.
+	vals := make([]string, 4)
+	vals[0] = strconv.Itoa(d.Limit)
+	vals[1] = strconv.Itoa(d.Remaining)
+	vals[2] = strconv.FormatInt(ceilSeconds(d.Reset), 10)
+	h["Ratelimit-Limit"] = vals[0:1:1]
+	h["Ratelimit-Remaining"] = vals[1:2:2]
+	h["Ratelimit-Reset"] = vals[2:3:3]
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10))
+		vals[3] = strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10)
+		h["Retry-After"] = vals[3:4:4]
 	}
 }
 

@@ -22,6 +22,10 @@ const (
 	backoffMax     = 700 * time.Millisecond
 )
 
+// minIntervalBurst is how many back-to-back immediate returns are served before MinInterval
+// spacing applies.
+const minIntervalBurst = 3
+
 // watch is one service's blocking-query loop.
 type watch struct {
 	cli     *api.Client
@@ -43,7 +47,11 @@ func (w *watch) run(ctx context.Context, update func(upstream.Snapshot)) error {
 		emitted  bool
 		failures int
 	)
-	limiter := rate.NewLimiter(rate.Every(w.opts.MinInterval), 1)
+	// A small burst lets a change that follows another at once (deregister right after a
+	// register, a rolling restart) be read without waiting; the sustained rate of calls
+	// that return at once stays at one per MinInterval, so an index stuck at 0 or a
+	// flapping check cannot turn the watch into a hot loop against the agent.
+	limiter := rate.NewLimiter(rate.Every(w.opts.MinInterval), minIntervalBurst)
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     backoffInitial,
 		RandomizationFactor: 0.5,
