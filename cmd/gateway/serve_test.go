@@ -185,3 +185,66 @@ func TestShippedConfigsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGTERMDrainsInFlight: a request in flight when the stop signal arrives completes;
+// the listener stops taking new connections; the process exits 0.
+func TestSIGTERMDrainsInFlight(t *testing.T) {
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer backend.Close()
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "routes.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: %q
+admin: %q
+discovery: {}
+server: { shutdown_grace: 10s }
+routes:
+  - prefix: /
+    upstreams: [%q]
+`, listen, admin, backend.URL)), 0o644)
+	ctx, stop := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"-config", cfgPath}, io.Discard, io.Discard) }()
+	waitFor(t, "readyz", 10*time.Second, func() bool { c, _ := httpGet("http://" + admin + "/readyz"); return c == 200 })
+
+	type result struct {
+		code int
+		body string
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		c := http.Client{Timeout: 10 * time.Second}
+		res, err := c.Get("http://" + listen + "/slow")
+		if err != nil {
+			inflight <- result{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		inflight <- result{res.StatusCode, string(b)}
+	}()
+	time.Sleep(200 * time.Millisecond) // the request is now waiting on the backend
+	stop()                             // SIGTERM
+	waitFor(t, "listener closed", 5*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if r := <-inflight; r.code != 200 || r.body != "finished" {
+		t.Fatalf("in-flight request: %d %q, want 200 finished", r.code, r.body)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after drain")
+	}
+}

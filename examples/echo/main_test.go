@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"go.uber.org/goleak"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,3 +66,5 @@ func TestEchoRegistersServesAndLeaves(t *testing.T) {
 		t.Fatal("echo did not stop")
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
