@@ -35,6 +35,13 @@ type Server struct {
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 1 MiB
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // drain time on SIGTERM; default 30s
 	AccessLog         bool          `yaml:"access_log"`          // default for routes' access_log
+	TLS               *ServerTLS    `yaml:"tls"`                 // terminate TLS (HTTP/2 by ALPN); nil: plain HTTP/1.1 and h2c
+}
+
+// ServerTLS terminates TLS on the public listener; clients negotiate HTTP/2 or HTTP/1.1.
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain; required
+	KeyFile  string `yaml:"key_file"`  // PEM private key; required
 }
 
 // Transport tunes the one shared upstream client.

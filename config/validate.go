@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -84,6 +85,7 @@ func (v *validator) config(c *Config) {
 	v.check("transport.max_idle_conns_per_host", c.Transport.MaxIdleConnsPerHost >= 0, "must not be negative")
 	v.check("transport.max_conns_per_host", c.Transport.MaxConnsPerHost >= 0, "must not be negative")
 	v.tls("transport.tls", c.Transport.TLS)
+	v.serverTLS(c.Server.TLS)
 	v.discovery(c.Discovery)
 	v.policy("defaults", &c.Defaults)
 	v.routes(c)
@@ -234,5 +236,25 @@ func (v *validator) discovery(d *Discovery) {
 			}
 		}
 		v.check(p+".session_timeout", z.SessionTimeout > 0, "must be positive")
+	}
+}
+
+// serverTLS checks the listener's certificate and key at load time, so a bad pair is a
+// config error (with its line) rather than a failed start or reload.
+func (v *validator) serverTLS(t *ServerTLS) {
+	if t == nil {
+		return
+	}
+	if t.CertFile == "" {
+		v.errorf("server.tls.cert_file", "required when server.tls is set")
+	}
+	if t.KeyFile == "" {
+		v.errorf("server.tls.key_file", "required when server.tls is set")
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		v.errorf("server.tls.cert_file", "cannot load certificate and key: %v", err)
 	}
 }

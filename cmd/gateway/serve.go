@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -100,7 +102,16 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 		Protocols:         new(http.Protocols),
 	}
 	public.Protocols.SetHTTP1(true)
-	public.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge; TLS terminates in front
+	if t := cfg.Server.TLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("server.tls: %w", err)
+		}
+		public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		public.Protocols.SetHTTP2(true) // negotiated by ALPN
+	} else {
+		public.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, for TLS terminated in front
+	}
 	adminSrv := &http.Server{
 		Handler:           admin.New(admin.Options{Source: adminSource{gw}, Gatherer: reg, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,7 +128,14 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 		return err
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- public.Serve(publicLn) }()
+	go func() {
+		if public.TLSConfig != nil {
+			// ServeTLS (not a tls.Listener of ours) sets up ALPN for the enabled protocols.
+			errc <- public.ServeTLS(publicLn, "", "")
+			return
+		}
+		errc <- public.Serve(publicLn)
+	}()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("switchyard serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(),
 		"routes", len(cfg.Routes), "config", cfg.Path, "startup", time.Since(started).Round(time.Millisecond))
