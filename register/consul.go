@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -51,13 +49,9 @@ func openConsul(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("registry %q: consul:// needs host:port", u.Redacted())
 	}
-	host, portStr, err := net.SplitHostPort(inst.Address)
+	host, port, err := splitAddress(inst.Address)
 	if err != nil {
-		return nil, fmt.Errorf("instance address %q: %w", inst.Address, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 1 || port > 65535 {
-		return nil, fmt.Errorf("instance address %q: bad port", inst.Address)
+		return nil, err
 	}
 	if inst.Scheme != "" && inst.Scheme != "http" && inst.Scheme != "https" {
 		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)

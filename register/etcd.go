@@ -2,13 +2,10 @@ package register
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,15 +25,6 @@ const (
 
 func init() {
 	openers["etcd"] = openEtcd
-}
-
-// etcdValue is the JSON the gateway's etcd discoverer reads (upstream.ParseEntry).
-type etcdValue struct {
-	Address string            `json:"address"`
-	Port    int               `json:"port"`
-	Weight  int               `json:"weight"`
-	Scheme  string            `json:"scheme,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
 }
 
 // etcdRegistrar keeps one key <prefix><service>/<id> attached to a lease it keeps alive.
@@ -61,23 +49,7 @@ func openEtcd(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("registry %q: etcd:// needs host:port", u.Redacted())
 	}
-	host, portStr, err := net.SplitHostPort(inst.Address)
-	if err != nil {
-		return nil, fmt.Errorf("instance address %q: %w", inst.Address, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 1 || port > 65535 {
-		return nil, fmt.Errorf("instance address %q: bad port", inst.Address)
-	}
-	v := etcdValue{Address: host, Port: port, Weight: inst.Weight, Meta: inst.Meta}
-	switch inst.Scheme {
-	case "", "http":
-	case "https":
-		v.Scheme = "https"
-	default:
-		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
-	}
-	value, err := json.Marshal(v)
+	value, err := encodeEntry(inst)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,13 @@ package register
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,4 +101,44 @@ func Schemes() []string {
 	}
 	sort.Strings(s)
 	return s
+}
+
+// splitAddress validates an instance's host:port.
+func splitAddress(addr string) (host string, port int, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("instance address %q: %w", addr, err)
+	}
+	port, err = strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("instance address %q: bad port", addr)
+	}
+	return host, port, nil
+}
+
+// entryValue is the JSON an instance is registered with in key-value registries (etcd,
+// ZooKeeper); the gateway reads it with upstream.ParseEntry.
+type entryValue struct {
+	Address string            `json:"address"`
+	Port    int               `json:"port"`
+	Weight  int               `json:"weight"`
+	Scheme  string            `json:"scheme,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+}
+
+// encodeEntry validates inst's address and scheme and returns its entryValue JSON.
+func encodeEntry(inst Instance) ([]byte, error) {
+	host, port, err := splitAddress(inst.Address)
+	if err != nil {
+		return nil, err
+	}
+	v := entryValue{Address: host, Port: port, Weight: inst.Weight, Meta: inst.Meta}
+	switch inst.Scheme {
+	case "", "http":
+	case "https":
+		v.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
+	}
+	return json.Marshal(v)
 }

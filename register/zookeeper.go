@@ -2,7 +2,6 @@ package register
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,15 +28,6 @@ var zkACL = zk.WorldACL(zk.PermAll)
 
 func init() {
 	openers["zk"] = openZooKeeper
-}
-
-// zkNodeData is the JSON the gateway's ZooKeeper discoverer reads (upstream.ParseEntry).
-type zkNodeData struct {
-	Address string            `json:"address"`
-	Port    int               `json:"port"`
-	Weight  int               `json:"weight"`
-	Scheme  string            `json:"scheme,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
 }
 
 // zkRegistrar keeps one ephemeral node <root>/<service>/<id> alive in its own session. The
@@ -93,23 +83,7 @@ func openZooKeeper(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 	if strings.Contains(inst.Service, "/") {
 		return nil, fmt.Errorf("service %q must not contain /", inst.Service)
 	}
-	host, portStr, err := net.SplitHostPort(inst.Address)
-	if err != nil {
-		return nil, fmt.Errorf("instance address %q: %w", inst.Address, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 1 || port > 65535 {
-		return nil, fmt.Errorf("instance address %q: bad port", inst.Address)
-	}
-	v := zkNodeData{Address: host, Port: port, Weight: inst.Weight, Meta: inst.Meta}
-	switch inst.Scheme {
-	case "", "http":
-	case "https":
-		v.Scheme = "https"
-	default:
-		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
-	}
-	data, err := json.Marshal(v)
+	data, err := encodeEntry(inst)
 	if err != nil {
 		return nil, err
 	}

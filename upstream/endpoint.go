@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Endpoint is one backend instance as a registry or static config announces it.
@@ -83,4 +84,17 @@ type Discoverer interface {
 	// quiet (the last snapshot stays in force); it returns only when ctx ends, with ctx.Err().
 	// update is never called concurrently with itself.
 	Watch(ctx context.Context, service string, update func(Snapshot)) error
+}
+
+// Sleep waits d or until ctx ends, reporting whether the full wait elapsed: the backoff wait
+// every discoverer uses between failed registry calls.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

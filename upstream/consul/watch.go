@@ -85,7 +85,7 @@ func (w *watch) run(ctx context.Context, update func(upstream.Snapshot)) error {
 			// the old state): blocking on the old index would then wait a full WaitTime
 			// before noticing. Re-read from scratch instead.
 			index = 0
-			if !sleep(ctx, delay) {
+			if !upstream.Sleep(ctx, delay) {
 				return ctx.Err()
 			}
 			continue
@@ -190,16 +190,4 @@ func serviceID(e *api.ServiceEntry) string {
 		return ""
 	}
 	return e.Service.ID
-}
-
-// sleep waits d or until ctx ends; it reports whether the full wait elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

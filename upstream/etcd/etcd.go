@@ -155,7 +155,7 @@ func (d *Discoverer) Watch(ctx context.Context, service string, update func(upst
 				return ctx.Err()
 			}
 			w.fail("list", err)
-			if !sleep(ctx, w.bo.NextBackOff()) {
+			if !upstream.Sleep(ctx, w.bo.NextBackOff()) {
 				return ctx.Err()
 			}
 			continue
@@ -172,7 +172,7 @@ func (d *Discoverer) Watch(ctx context.Context, service string, update func(upst
 				break
 			}
 			w.fail("watch", err)
-			if !sleep(ctx, w.bo.NextBackOff()) {
+			if !upstream.Sleep(ctx, w.bo.NextBackOff()) {
 				return ctx.Err()
 			}
 		}
@@ -311,16 +311,4 @@ func (w *watch) emit() {
 	w.last, w.emitted = s, true
 	w.d.opts.Metrics.Updated(registry, w.service)
 	w.update(s)
-}
-
-// sleep waits d or until ctx ends, reporting whether the full wait elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
