@@ -31,6 +31,7 @@ const (
 // configured: services register into it exactly as into a standalone etcd.
 type Embedded struct {
 	etcd      *embed.Etcd
+	logLevel  zap.AtomicLevel
 	clientURL url.URL
 	dataDir   string
 	startup   time.Duration
@@ -86,7 +87,8 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 	// without ever compacting a revision a watcher could still need soon.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "1h"
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(warnLogger())
+	zl, level := warnLogger()
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -106,7 +108,7 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
 	}
-	em := &Embedded{etcd: e, clientURL: *curl, dataDir: dir, startup: time.Since(begin)}
+	em := &Embedded{etcd: e, logLevel: level, clientURL: *curl, dataDir: dir, startup: time.Since(begin)}
 	log.Info("embedded etcd serving",
 		"client_url", curl.String(), "data_dir", dir, "startup", em.startup.Round(time.Millisecond),
 		"register_with", fmt.Sprintf(`L=$(etcdctl --endpoints=%[1]s lease grant 10 | cut -d' ' -f2) && `+
@@ -131,8 +133,13 @@ func (e *Embedded) StartupTime() time.Duration { return e.startup }
 // Err reports a fatal server error after start-up (a listener that failed, say).
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
-// Close stops the server; clients see it as an etcd outage.
-func (e *Embedded) Close() { e.etcd.Close() }
+// Close stops the server; clients see it as an etcd outage. etcd reports its own listeners
+// closing as errors ("setting up serving ... failed"); on a deliberate stop those lines
+// would only alarm, so its log is silenced first.
+func (e *Embedded) Close() {
+	e.logLevel.SetLevel(zapcore.FatalLevel)
+	e.etcd.Close()
+}
 
 func parseURL(s, def string) (*url.URL, error) {
 	if s == "" {
@@ -161,16 +168,37 @@ func defaultDataDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "switchyard", "etcd"), nil
 }
 
-// warnLogger passes etcd's own warnings and errors to stderr and drops its chatty info lines.
-func warnLogger() *zap.Logger {
+// warnLogger passes etcd's own warnings and errors to stderr and drops its chatty info
+// lines; the returned level lets Close silence it.
+func warnLogger() (*zap.Logger, zap.AtomicLevel) {
+	level := zap.NewAtomicLevelAt(zapcore.WarnLevel)
 	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(zapcore.WarnLevel)
+	zc.Level = level
 	zc.Sampling = nil
 	zc.OutputPaths = []string{"stderr"}
 	zc.ErrorOutputPaths = []string{"stderr"}
-	lg, err := zc.Build()
+	lg, err := zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return dropCore{c} }))
 	if err != nil {
-		return zap.NewNop()
+		return zap.NewNop(), level
 	}
-	return lg
+	return lg, level
+}
+
+// irrelevantWarnings are etcd start-up warnings that do not apply to a single loopback
+// member without auth, printed on every start.
+var irrelevantWarnings = map[string]bool{
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed":                                         true,
+}
+
+// dropCore drops irrelevantWarnings.
+type dropCore struct{ zapcore.Core }
+
+func (d dropCore) With(f []zapcore.Field) zapcore.Core { return dropCore{d.Core.With(f)} }
+
+func (d dropCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if irrelevantWarnings[e.Message] {
+		return ce
+	}
+	return d.Core.Check(e, ce)
 }
