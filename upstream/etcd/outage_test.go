@@ -133,23 +133,24 @@ func TestClusterLeaderStoppedNoUpdateLost(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		leader.Stop()
 	}()
-	for i := range n {
-		addr := fmt.Sprintf("127.0.0.1:%d", 10000+i)
+	// Puts and deletes are idempotent, so a request that failed (or timed out, maybe
+	// applied) while the election runs is simply sent again.
+	retry := func(what string, op func() error) {
 		var err error
 		for try := 0; try < 50; try++ {
-			if _, err = writer.Put(ctx, "/services/users/"+addr, addr); err == nil {
-				break
+			if err = op(); err == nil {
+				return
 			}
 			time.Sleep(20 * time.Millisecond) // an election is under way
 		}
-		if err != nil {
-			t.Fatalf("put %s: %v", addr, err)
-		}
+		t.Fatalf("%s: %v", what, err)
+	}
+	for i := range n {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+i)
+		retry("put "+addr, func() error { _, err := writer.Put(ctx, "/services/users/"+addr, addr); return err })
 		want = append(want, addr)
 		if i%3 == 2 { // deletes must not be lost either
-			if _, err := writer.Delete(ctx, "/services/users/"+addr); err != nil {
-				t.Fatalf("delete %s: %v", addr, err)
-			}
+			retry("delete "+addr, func() error { _, err := writer.Delete(ctx, "/services/users/"+addr); return err })
 			want = want[:len(want)-1]
 		}
 	}
