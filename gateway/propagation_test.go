@@ -166,7 +166,7 @@ func BenchmarkPropagation(b *testing.B) {
 	})
 }
 
-func splitHostPort(b *testing.B, addr string) (string, int) {
+func splitHostPort(b testing.TB, addr string) (string, int) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		b.Fatal(err)
