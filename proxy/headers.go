@@ -151,13 +151,15 @@ func (t *Trust) resolveClient(r *http.Request) clientInfo {
 }
 
 // setForwarded writes X-Forwarded-For/-Proto/-Host on the outgoing headers: the incoming
-// values are kept only from a trusted peer, otherwise replaced.
-func setForwarded(out http.Header, r *http.Request, ci clientInfo) {
+// values are kept only from a trusted peer, otherwise replaced. scratch (3 strings) backs the
+// values, saving an allocation per header.
+func setForwarded(out http.Header, r *http.Request, ci clientInfo, scratch []string) {
 	if ci.priorXFF != "" {
-		out["X-Forwarded-For"] = []string{ci.priorXFF + ", " + ci.peer}
+		scratch[0] = ci.priorXFF + ", " + ci.peer
 	} else {
-		out["X-Forwarded-For"] = []string{ci.peer}
+		scratch[0] = ci.peer
 	}
+	out["X-Forwarded-For"] = scratch[0:1:1]
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
@@ -171,8 +173,9 @@ func setForwarded(out http.Header, r *http.Request, ci clientInfo) {
 			host = v
 		}
 	}
-	out["X-Forwarded-Proto"] = []string{proto}
-	out["X-Forwarded-Host"] = []string{host}
+	scratch[1], scratch[2] = proto, host
+	out["X-Forwarded-Proto"] = scratch[1:2:2]
+	out["X-Forwarded-Host"] = scratch[2:3:3]
 	delete(out, "Forwarded") // RFC 7239 form is not maintained; never pass a client's own
 }
 
