@@ -7,7 +7,8 @@
 # /proc/PID/stat) divided by the requests wrk completed is its CPU cost per request. Only
 # loopback addresses are used; every process started here is stopped by PID.
 #
-#   bench/run.sh [seconds-per-proxy]      (default 10; needs wrk, nginx optional)
+#   bench/run.sh [seconds-per-proxy]      (default 10; needs wrk; nginx, haproxy and caddy
+#                                          from Debian are measured when installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -39,6 +40,20 @@ routes:
     upstreams: ["http://127.0.0.1:9101"]
 YAML
 
+# Every feature on: passive health, breaker, retries (defaults), plus a rate limit per client
+# IP that never bites, active health checks and a per-request access log.
+cat >"$tmp/routes-full.yaml" <<YAML
+listen: "127.0.0.1:9108"
+admin: "127.0.0.1:9109"
+discovery: {}
+defaults: { timeout: 30s, retries: 1, access_log: true }
+routes:
+  - prefix: /
+    upstreams: ["http://127.0.0.1:9101"]
+    rate_limit: { rps: 1000000, burst: 1000000, key: client_ip }
+    health_check: { path: /healthz, interval: 1s }
+YAML
+
 cat >"$tmp/nginx.conf" <<NGINX
 daemon off;
 master_process off;
@@ -55,6 +70,33 @@ http {
   }
 }
 NGINX
+
+cat >"$tmp/Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:9106 {
+	reverse_proxy 127.0.0.1:9101
+}
+CADDY
+
+cat >"$tmp/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:9107
+  default_backend be
+backend be
+  http-reuse always
+  server b1 127.0.0.1:9101
+HAPROXY
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -87,10 +129,20 @@ if command -v nginx >/dev/null; then
   taskset -c 0 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
   results+=("$(measure nginx "${pids[-1]}" http://127.0.0.1:9105/)")
 fi
+if command -v haproxy >/dev/null; then
+  taskset -c 0 haproxy -db -f "$tmp/haproxy.cfg" & pids+=($!)
+  results+=("$(measure haproxy "${pids[-1]}" http://127.0.0.1:9107/)")
+fi
+if command -v caddy >/dev/null; then
+  XDG_DATA_HOME="$tmp" XDG_CONFIG_HOME="$tmp" taskset -c 0 caddy run --config "$tmp/Caddyfile" --adapter caddyfile >"$tmp/caddy.log" 2>&1 & pids+=($!)
+  results+=("$(measure caddy "${pids[-1]}" http://127.0.0.1:9106/)")
+fi
 taskset -c 0 "$tmp/httputilproxy" -listen 127.0.0.1:9102 -upstream http://127.0.0.1:9101 & pids+=($!)
 results+=("$(measure httputil "${pids[-1]}" http://127.0.0.1:9102/)")
 taskset -c 0 "$tmp/gateway" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
 results+=("$(measure switchyard "${pids[-1]}" http://127.0.0.1:9103/)")
+taskset -c 0 "$tmp/gateway" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
+results+=("$(measure switchyard-full "${pids[-1]}" http://127.0.0.1:9108/)")
 
 printf '%s\n' "${results[@]}"
 base=$(printf '%s\n' "${results[@]}" | awk '$1=="nginx" {print $2}')
