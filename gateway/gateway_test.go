@@ -134,35 +134,7 @@ func TestReloadAppliesValidAndKeepsOldOnInvalid(t *testing.T) {
 func TestReloadUnderLoadLosesNoRequest(t *testing.T) {
 	a, b, c := named(t, "a"), named(t, "b"), named(t, "c")
 	f := newFixture(t, fmt.Sprintf(routesTmpl, a, c))
-	var failures, total atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 5000; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := client.Get(f.server.URL + "/svc/x")
-				total.Add(1)
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 || (string(body) != "a" && string(body) != "b") {
-					failures.Add(1)
-				}
-			}
-		}()
-	}
+	l := startLoad(f.server.URL+"/svc/x", 8, 0, func(body string) bool { return body == "a" || body == "b" })
 	for i := 0; i < 40; i++ {
 		target := a
 		if i%2 == 0 {
@@ -174,12 +146,11 @@ func TestReloadUnderLoadLosesNoRequest(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during 40 reloads", failures.Load(), total.Load())
+	total, failed := l.finish()
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed during 40 reloads", failed, total)
 	}
-	t.Logf("%d requests, 0 failed, across 40 reloads", total.Load())
+	t.Logf("%d requests, 0 failed, across 40 reloads", total)
 }
 
 func TestReadyWaitsForFirstSnapshot(t *testing.T) {
@@ -223,4 +194,55 @@ type discovererFunc func(ctx context.Context, service string, update func(upstre
 
 func (f discovererFunc) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
 	return f(ctx, service, update)
+}
+
+// load sends GETs to url from several clients until finish, counting requests and those
+// that failed (transport error, non-200, or a body accept rejects). Each client pauses
+// between requests and stops after 20,000 or 60 s at most, so the load is always bounded.
+type load struct {
+	total, failed atomic.Int64
+	stop          chan struct{}
+	wg            sync.WaitGroup
+	client        *http.Client
+}
+
+func startLoad(url string, clients int, pause time.Duration, accept func(body string) bool) *load {
+	l := &load{stop: make(chan struct{}), client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < clients; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := 0; n < 20000 && time.Now().Before(deadline); n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				l.total.Add(1)
+				res, err := l.client.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || (accept != nil && !accept(string(body))) {
+					l.failed.Add(1)
+				}
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// finish stops the clients and returns the counts.
+func (l *load) finish() (total, failed int64) {
+	close(l.stop)
+	l.wg.Wait()
+	l.client.CloseIdleConnections()
+	return l.total.Load(), l.failed.Load()
 }

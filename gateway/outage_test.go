@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,48 +46,19 @@ func runOutage(t *testing.T, oc outageCase) {
 	oc.register(t, first.Listener.Addr().String())
 	waitBody(t, fx, "first")
 
-	var failed, total atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				total.Add(1)
-				res, err := client.Get(fx.server.URL + "/users")
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					failed.Add(1)
-				}
-				time.Sleep(2 * time.Millisecond) // bounded rate
-			}
-		}()
-	}
+	l := startLoad(fx.server.URL+"/users", 2, 2*time.Millisecond, nil)
 	oc.stop()
 	time.Sleep(oc.downFor)
 	oc.restart(t)
 	oc.register(t, second.Listener.Addr().String())
 	changed := time.Now()
 	waitBody(t, fx, "second")
+	reached := time.Since(changed).Round(time.Millisecond)
+	total, failed := l.finish()
 	t.Logf("registry down %s under load: %d requests, %d failed; change after restart reached traffic in %s",
-		oc.downFor, total.Load(), failed.Load(), time.Since(changed).Round(time.Millisecond))
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed while the registry was down", failed.Load(), total.Load())
+		oc.downFor, total, failed, reached)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed while the registry was down", failed, total)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,37 +74,15 @@ routes:
     retries: 2
     passive_health: { consecutive_failures: 3, ejection_time: 30s, max_ejected_percent: 50 }
 `, a.srv.URL, b.srv.URL))
-	var failed, total atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-	defer client.CloseIdleConnections()
-	for i := 0; i < 3; i++ { // 3 clients: within the retry budget's minimum concurrency
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 20000 && time.Now().Before(deadline); n++ {
-				total.Add(1)
-				res, err := client.Get(fx.server.URL + "/x")
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	l := startLoad(fx.server.URL+"/x", 3, 0, nil) // 3 clients: within the retry budget's minimum concurrency
 	time.Sleep(500 * time.Millisecond)
 	a.srv.CloseClientConnections()
 	a.srv.Listener.Close() // killed: open connections reset, new ones refused
-	wg.Wait()
-	t.Logf("%d requests, %d failed; backend killed after 0.5 s", total.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed, want 0", failed.Load(), total.Load())
+	time.Sleep(1500 * time.Millisecond)
+	total, failed := l.finish()
+	t.Logf("%d requests, %d failed; backend killed after 0.5 s of 2 s", total, failed)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed, want 0", failed, total)
 	}
 	if st := fx.endpointState(t, a.srv.Listener.Addr().String()); st != "ejected" {
 		t.Fatalf("killed backend state %q, want ejected", st)
