@@ -18,7 +18,9 @@ type source struct {
 
 func (s source) Ready() (bool, []string) { return s.ready, s.waiting }
 func (s source) Routes() any             { return []map[string]string{{"prefix": "/api"}} }
-func (s source) Upstreams() any          { return []map[string]any{{"name": "users", "endpoints": []string{"127.0.0.1:9001"}}} }
+func (s source) Upstreams() any {
+	return []map[string]any{{"name": "users", "endpoints": []string{"127.0.0.1:9001"}}}
+}
 
 func TestEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
