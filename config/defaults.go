@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -88,7 +89,11 @@ func applyDefaults(c *Config, set func(string) bool) {
 	orDefault(set, "admin", &c.Admin, "127.0.0.1:9901")
 	orDefault(set, "server.read_header_timeout", &c.Server.ReadHeaderTimeout, 10*time.Second)
 	orDefault(set, "server.idle_timeout", &c.Server.IdleTimeout, 120*time.Second)
-	orDefault(set, "server.max_header_bytes", &c.Server.MaxHeaderBytes, 1<<20)
+	orDefault(set, "server.max_header_bytes", &c.Server.MaxHeaderBytes, 64<<10)
+	orDefault(set, "server.max_connections", &c.Server.MaxConnections, 10000)
+	orDefault(set, "server.body_idle_timeout", &c.Server.BodyIdleTimeout, 60*time.Second)
+	orDefault(set, "server.min_body_rate", &c.Server.MinBodyRate, 256)
+	orDefault(set, "server.body_rate_grace", &c.Server.BodyRateGrace, 10*time.Second)
 	orDefault(set, "server.shutdown_grace", &c.Server.ShutdownGrace, 30*time.Second)
 	orDefault(set, "transport.dial_timeout", &c.Transport.DialTimeout, 5*time.Second)
 	orDefault(set, "transport.idle_conn_timeout", &c.Transport.IdleConnTimeout, 90*time.Second)
@@ -137,6 +142,9 @@ func applyDefaults(c *Config, set func(string) bool) {
 		Retry:         &builtinRetry,
 		PassiveHealth: &builtinPassiveHealth,
 		Breaker:       &builtinBreaker,
+
+		Upgrades:       []string{"websocket"},
+		EncodedSlashes: EncodedSlashesKeep,
 	}
 	builtinTemplates := &Policy{
 		Retry:         &builtinRetry,
@@ -194,6 +202,12 @@ func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(s
 	}
 	if !set(path + ".timeout") {
 		p.Timeout = parent.Timeout
+	}
+	if !set(path + ".upgrades") {
+		p.Upgrades = slices.Clone(parent.Upgrades)
+	}
+	if !set(path + ".encoded_slashes") {
+		p.EncodedSlashes = parent.EncodedSlashes
 	}
 	if p.Retries == nil {
 		p.Retries = ptr(*parent.Retries)

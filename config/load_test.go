@@ -123,7 +123,8 @@ func TestBuiltinDefaults(t *testing.T) {
 	if c.Listen != ":8080" || c.Admin != "127.0.0.1:9901" {
 		t.Errorf("listen %q admin %q", c.Listen, c.Admin)
 	}
-	wantServer := Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ShutdownGrace: 30 * time.Second}
+	wantServer := Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, ShutdownGrace: 30 * time.Second,
+		MaxConnections: 10000, BodyIdleTimeout: 60 * time.Second, MinBodyRate: 256, BodyRateGrace: 10 * time.Second}
 	if c.Server != wantServer {
 		t.Errorf("server = %+v", c.Server)
 	}
@@ -148,6 +149,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Retry:         &Retry{Enabled: ptr(true), OnStatus: []int{502, 503, 504}, BudgetPercent: 20, MinRetryConcurrency: 3, MaxBodyBytes: 64 << 10},
 		PassiveHealth: &PassiveHealth{Enabled: ptr(true), ConsecutiveFailures: 5, FailureStatuses: []int{500, 502, 503, 504}, EjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, MaxEjectedPercent: 50, PanicThreshold: 50},
 		Breaker:       &Breaker{Enabled: ptr(true), FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 5},
+		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep,
 	}
 	if !reflect.DeepEqual(r.Policy, want) || !reflect.DeepEqual(c.Defaults, want) {
 		t.Errorf("route policy = %+v\nwant %+v", r.Policy, want)

@@ -15,6 +15,8 @@ type Config struct {
 
 	Listen         string     `yaml:"listen"`          // public listener, default ":8080"
 	Admin          string     `yaml:"admin"`           // admin listener, default "127.0.0.1:9901"; never the public one
+	AdminExpose    bool       `yaml:"admin_expose"`    // allow a non-loopback admin address; default false
+	AdminDebug     bool       `yaml:"admin_debug"`     // serve pprof and /debug/vars on the admin listener; default false
 	TrustedProxies []string   `yaml:"trusted_proxies"` // CIDRs (or bare IPs) whose X-Forwarded-For is kept
 	Discovery      *Discovery `yaml:"discovery"`       // nil: embedded etcd with defaults
 	Server         Server     `yaml:"server"`
@@ -32,7 +34,11 @@ type Server struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request incl. body; 0 = none (streaming uploads)
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // 0 = none (streaming responses, WebSocket)
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive idle; default 120s
-	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 1 MiB
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
+	MaxConnections    int           `yaml:"max_connections"`     // open client connections at once; default 10000, 0 = unlimited
+	BodyIdleTimeout   time.Duration `yaml:"body_idle_timeout"`   // longest wait for request-body bytes or for the client to take response bytes; default 60s, 0 = none
+	MinBodyRate       int64         `yaml:"min_body_rate"`       // bytes/s a client must sustain while the gateway waits on it, after body_rate_grace; default 256, 0 = none
+	BodyRateGrace     time.Duration `yaml:"body_rate_grace"`     // waiting time before min_body_rate applies; default 10s
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // drain time on SIGTERM; default 30s
 	AccessLog         bool          `yaml:"access_log"`          // default for routes' access_log
 	TLS               *ServerTLS    `yaml:"tls"`                 // terminate TLS (HTTP/2 by ALPN); nil: plain HTTP/1.1 and h2c
@@ -138,7 +144,16 @@ type Policy struct {
 	Breaker       *Breaker       `yaml:"breaker"`        // default on
 	RateLimit     *RateLimit     `yaml:"rate_limit"`     // default off
 	HealthCheck   *HealthCheck   `yaml:"health_check"`   // default off (active checks)
+
+	Upgrades       []string `yaml:"upgrades"`        // protocols a client may upgrade to (Upgrade header); default [websocket]; h2c never
+	EncodedSlashes string   `yaml:"encoded_slashes"` // keep (default: %2F forwarded encoded, never a separator) | reject (400)
 }
+
+// Encoded slash handling, as encoded_slashes takes it.
+const (
+	EncodedSlashesKeep   = "keep"
+	EncodedSlashesReject = "reject"
+)
 
 // Retry tunes when a failed attempt is retried (the count is Policy.Retries).
 type Retry struct {
