@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -28,6 +27,8 @@ type Options struct {
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// Pacing bounds waits on slow clients while bodies move; nil: no bounds.
+	Pacing *ClientPacing
 }
 
 // Handler is the public listener's handler. Its table is swapped atomically on reload; each
@@ -38,6 +39,7 @@ type Handler struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	unmatched prometheus.Counter
+	pacing    *ClientPacing
 }
 
 // New returns a handler with an empty table (every request 404s until SetTable).
@@ -48,7 +50,7 @@ func New(o Options) *Handler {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	h := &Handler{transport: o.Transport, log: o.Logger, metrics: o.Metrics}
+	h := &Handler{transport: o.Transport, log: o.Logger, metrics: o.Metrics, pacing: o.Pacing}
 	h.unmatched = o.Metrics.requests.WithLabelValues("", "4xx")
 	h.table.Store(NewTable(nil, nil))
 	return h
@@ -67,25 +69,42 @@ func (h *Handler) Table() *Table { return h.table.Load() }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := h.table.Load()
-	if r.Method == http.MethodConnect || !strings.HasPrefix(r.URL.Path, "/") {
-		// CONNECT tunnels and "OPTIONS *" are not routable: the gateway is no forward proxy.
-		reqID := requestID(r.Header)
-		w.Header()["X-Request-Id"] = []string{reqID}
-		writeError(w, http.StatusBadRequest, reqID)
+	// CONNECT tunnels and "OPTIONS *" are not routable (the gateway is no forward proxy),
+	// and a raw '#' cannot appear in a request target (RFC 9112 3.2): forwarding it as
+	// "%23" would change what the upstream sees.
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.URL.Path, "/") || strings.IndexByte(r.RequestURI, '#') >= 0 {
+		h.refuse(w, r, http.StatusBadRequest)
 		return
 	}
-	// The cleaned path is both what is matched and what is forwarded, so "/public/../admin"
-	// (or "/public/%2e%2e/admin", which net/http has already decoded) is routed as "/admin".
-	p := cleanPath(r.URL.Path)
+	// The canonical path is both what is matched and what is forwarded, so
+	// "/public/%2e%2e/admin" is routed as "/admin", while "%2F" stays inside its segment
+	// on both sides (never a separator the route did not see).
+	p, ok := canonicalPath(r.URL.EscapedPath())
+	if !ok {
+		h.refuse(w, r, http.StatusBadRequest)
+		return
+	}
 	rt := t.Match(r.Host, p)
 	if rt == nil {
-		reqID := requestID(r.Header)
-		w.Header()["X-Request-Id"] = []string{reqID}
-		writeError(w, http.StatusNotFound, reqID)
-		h.unmatched.Inc()
+		h.refuse(w, r, http.StatusNotFound)
+		return
+	}
+	if rt.RejectEncodedSlashes && hasEncodedSlash(p) {
+		h.refuse(w, r, http.StatusBadRequest)
+		rt.metrics.observe(http.StatusBadRequest, time.Since(start))
 		return
 	}
 	h.serveRoute(w, r, t, rt, p, start)
+}
+
+// refuse answers a request that reaches no route with a small JSON error.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
+	reqID := requestID(r.Header)
+	w.Header()["X-Request-Id"] = []string{reqID}
+	writeError(w, status, reqID)
+	if status == http.StatusNotFound {
+		h.unmatched.Inc()
+	}
 }
 
 // exchange is the state of one request across its attempts.
@@ -94,18 +113,30 @@ type exchange struct {
 	w       http.ResponseWriter
 	rt      *Route
 	r       *http.Request
+	start   time.Time
 	reqID   string
-	path    string // forwarded path
+	path    string // forwarded path, canonical and escaped
+	rawPath string // path's escaped form when it has escapes (url.URL.RawPath), else ""
 	header  http.Header
-	upgrade string
+	upgrade string      // the allowed protocol the client asked to switch to, or ""
+	cbody   *clientBody // the client's request body, when there is one
 	body    *replayBody // non-nil when the body may be replayed for a retry
+	control *http.ResponseController
+}
+
+// rc returns the response controller for the client's connection, made on first use.
+func (x *exchange) rc() *http.ResponseController {
+	if x.control == nil {
+		x.control = http.NewResponseController(x.w)
+	}
+	return x.control
 }
 
 func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, rt *Route, cleaned string, start time.Time) {
 	// One backing array for the small header values this request sets (request ID,
 	// X-Forwarded-*): fewer allocations on the hot path. Slices of it are capped, so an
 	// append by anyone later copies instead of overwriting a neighbour.
-	vals := make([]string, 4)
+	vals := make([]string, 6)
 	vals[0] = requestID(r.Header)
 	reqID := vals[0]
 	ci := t.trust.resolveClient(r)
@@ -120,22 +151,44 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
 
-	x := exchange{h: h, w: w, rt: rt, r: r, reqID: reqID, path: cleaned}
+	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID, path: cleaned}
 	if rt.StripPrefix {
 		x.path = cleaned[len(rt.Prefix):]
 		if x.path == "" || x.path[0] != '/' {
 			x.path = "/" + x.path
 		}
 	}
-	x.header = copyRequestHeaders(r.Header)
-	setForwarded(x.header, r, ci, vals[1:4])
+	x.path, x.rawPath = forwardURLPath(x.path)
+	var ok bool
+	if x.header, ok = copyRequestHeaders(r.Header); !ok {
+		wh["Connection"] = []string{"close"}
+		writeError(w, http.StatusBadRequest, reqID)
+		h.finish(rt, r, http.StatusBadRequest, 0, "", reqID, start)
+		return
+	}
+	setForwarded(x.header, r, ci, vals[1:6])
 	x.header["X-Request-Id"] = vals[0:1:1]
-	if x.upgrade = upgradeType(r.Header); x.upgrade != "" {
+	if up := upgradeToken(r.Header); up != "" && rt.allowsUpgrade(up) {
+		// Only protocols the route allows are forwarded (h2c never: config refuses it);
+		// any other Upgrade is dropped with the other hop-by-hop fields, and the request
+		// goes upstream as an ordinary one.
+		x.upgrade = up
 		x.header["Connection"] = []string{"Upgrade"}
-		x.header["Upgrade"] = []string{x.upgrade}
+		x.header["Upgrade"] = []string{up}
 	}
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		x.header["Te"] = []string{"trailers"} // the one Te value a proxy may forward (RFC 9110 10.1.4)
+	}
+	if r.ProtoMajor == 1 && r.Header["Transfer-Encoding"] != nil {
+		// A chunked HTTP/1.x request is the one framing a peer in front of the gateway could
+		// have read differently (Content-Length beside Transfer-Encoding, which net/http
+		// drops before the handler sees it; Transfer-Encoding on HTTP/1.0, which it
+		// ignores): close after answering so no desync carries into a next request
+		// (RFC 9112 6.1).
+		wh["Connection"] = []string{"close"}
+	}
+	if hasBody(r) {
+		x.cbody = newClientBody(r, x.rc(), h.pacing, start)
 	}
 
 	attempts := 1
@@ -145,7 +198,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 			if r.ContentLength > rt.Retry.MaxBodyBytes {
 				attempts = 1 // too large to keep for a replay
 			} else {
-				x.body = newReplayBody(r.Body, rt.Retry.MaxBodyBytes)
+				x.body = newReplayBody(x.cbody, rt.Retry.MaxBodyBytes)
 			}
 		}
 	}
@@ -194,6 +247,22 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 		lastKey = m.Key
 		a := x.attempt(m)
 		last := i+1 >= attempts
+		if x.cbody != nil && x.cbody.err != nil {
+			// The client's own body broke (bad framing, cut short, too slow): its fault,
+			// never the upstream's, and never retried.
+			if a.res != nil {
+				_ = a.res.Body.Close()
+			}
+			a.cancel()
+			m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
+			return x.bodyFailed(), 0, m.Key
+		}
+		if a.res != nil {
+			if err := x.checkResponse(a.res); err != nil {
+				_ = a.res.Body.Close()
+				a.res, a.err, a.kind = nil, err, upstream.ErrProtocol
+			}
+		}
 		if a.res == nil {
 			rt.metrics.upstreamErrors[a.kind].Inc()
 			m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
@@ -222,7 +291,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			ex.Add(m.State)
 			continue
 		}
-		status, n, kind := x.h.writeResponse(w, x.r, a.res)
+		status, n, kind := x.writeResponse(a.res)
 		a.cancel()
 		if kind != upstream.ErrNone && kind != upstream.ErrCanceled {
 			rt.metrics.upstreamErrors[kind].Inc()
@@ -230,6 +299,21 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 		m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Err: kind, Latency: a.latency})
 		return status, n, m.Key
 	}
+}
+
+// bodyFailed answers a request whose body broke and returns the status logged for it. The
+// connection is closed after the answer: where the body's framing broke, the next request
+// on it cannot be found.
+func (x *exchange) bodyFailed() int {
+	status := x.cbody.status()
+	x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "request body broke",
+		slog.String("route", x.rt.Name), slog.Int("status", status),
+		slog.String("error", x.cbody.err.Error()), slog.String("request_id", x.reqID))
+	if status != StatusClientClosed {
+		x.w.Header()["Connection"] = []string{"close"}
+		writeError(x.w, status, x.reqID)
+	}
+	return status
 }
 
 // retryable reports whether a failed attempt may be retried: never after the client left,
@@ -285,7 +369,7 @@ type attemptResult struct {
 func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	rt := x.rt
 	// One allocation holds what the attempt's request points at.
-	st := &attemptState{url: url.URL{Scheme: m.Scheme, Host: m.Key, Path: x.path, RawQuery: x.r.URL.RawQuery}}
+	st := &attemptState{url: url.URL{Scheme: m.Scheme, Host: m.Key, Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery}}
 	ctx, cancel := context.WithCancel(x.r.Context())
 	timeout := rt.Timeout
 	if rt.Retry != nil && rt.Retry.PerTryTimeout > 0 {
@@ -296,10 +380,14 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	var timer *time.Timer
 	timedOut := &st.timedOut
+	cbody := x.cbody
 	if timeout > 0 {
 		timer = time.AfterFunc(timeout, func() {
 			timedOut.Store(true)
 			cancel()
+			if cbody != nil {
+				cbody.expire() // still waiting on the client's body: that wait ends too
+			}
 		})
 	}
 	out := x.r.WithContext(ctx)
@@ -309,11 +397,18 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	out.Close = false
 	out.TransferEncoding = nil
-	if x.body != nil {
+	out.Trailer = nil
+	switch {
+	case x.body != nil:
 		out.Body = x.body.reader()
-	} else if !hasBody(x.r) {
+	case x.cbody != nil:
+		out.Body = x.cbody
+	default:
 		out.Body = nil
 		out.ContentLength = 0
+	}
+	if x.cbody != nil {
+		out.Trailer = x.cbody.trailOut
 	}
 
 	start := time.Now()
@@ -328,27 +423,6 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel}
 	}
 	return attemptResult{res: res, latency: lat, cancel: cancel}
-}
-
-// relay1xx forwards an upstream's informational response to the client. 101 is not
-// relayed here: a protocol switch is completed by tunnel.
-func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
-	if code == http.StatusSwitchingProtocols {
-		return nil
-	}
-	h := x.w.Header()
-	saved := h.Clone()
-	for k, vv := range header {
-		h[k] = vv
-	}
-	x.w.WriteHeader(code)
-	// net/http does not clear headers after a 1xx: put back exactly what the final
-	// response should carry.
-	clear(h)
-	for k, vv := range saved {
-		h[k] = vv
-	}
-	return nil
 }
 
 // hasBody reports whether r carries a request body.

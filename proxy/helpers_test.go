@@ -66,6 +66,8 @@ type routeSpec struct {
 	retry    *config.Retry
 	backends []string // host:port
 	policy   *recordingPolicy
+	upgrades []string // nil: config's default [websocket]
+	encoded  string   // encoded_slashes; "": keep
 }
 
 func defaultRetry() *config.Retry {
@@ -96,17 +98,29 @@ func (s routeSpec) build(t testing.TB) *Route {
 	rc.Timeout = s.timeout
 	rc.Retries = &retries
 	rc.Retry = s.retry
+	rc.Upgrades = s.upgrades
+	if rc.Upgrades == nil {
+		rc.Upgrades = []string{"websocket"}
+	}
+	rc.EncodedSlashes = s.encoded
 	return NewRoute(rc, RouteOptions{Pool: pool})
 }
 
 // startGateway serves routes through a Handler on a loopback server.
 func startGateway(t testing.TB, trusted []netip.Prefix, routes ...*Route) (*httptest.Server, *Handler) {
 	t.Helper()
+	return startGatewayWith(t, Options{}, trusted, routes...)
+}
+
+// startGatewayWith is startGateway with handler options (the transport is always set here).
+func startGatewayWith(t testing.TB, o Options, trusted []netip.Prefix, routes ...*Route) (*httptest.Server, *Handler) {
+	t.Helper()
 	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Options{Transport: tr})
+	o.Transport = tr
+	h := New(o)
 	h.SetTable(NewTable(routes, NewTrust(trusted)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

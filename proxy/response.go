@@ -1,46 +1,91 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchyard/switchyard/upstream"
 )
+
+var (
+	errBadStatus       = errors.New("upstream status outside 100-599")
+	errUnsolicited101  = errors.New("upstream switched protocols without an allowed upgrade request")
+	errTooManyConnOpts = errors.New("upstream Connection header names too many options")
+)
+
+// checkResponse refuses an upstream answer the gateway cannot relay faithfully: a status
+// outside 100-599 (net/http's server panics on some, and no client can act on them), a 101
+// the client did not ask for (it would open a raw tunnel past every filter), or a 101 to a
+// different protocol than the one requested and allowed.
+func (x *exchange) checkResponse(res *http.Response) error {
+	if res.StatusCode < 100 || res.StatusCode > 599 {
+		return errBadStatus
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		if x.upgrade == "" || !strings.EqualFold(upgradeToken(res.Header), x.upgrade) {
+			return errUnsolicited101
+		}
+	}
+	return nil
+}
 
 // writeResponse sends res to the client: end-to-end headers, status, body (flushed as it
 // arrives for streams), trailers; or hands over to tunnelling for a 101. It returns the
 // status sent (499 when the client left), the body bytes written, and the upstream's failure
 // kind if the upstream broke mid-body (ErrCanceled when the client did).
-func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, res *http.Response) (int, int64, upstream.ErrorKind) {
+func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.ErrorKind) {
+	w, r := x.w, x.r
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		return h.tunnel(w, r, res)
+		return x.tunnel(res)
 	}
 	defer res.Body.Close()
 	wh := w.Header()
-	copyResponseHeaders(wh, res.Header)
+	if !copyResponseHeaders(wh, res.Header) {
+		writeError(w, http.StatusBadGateway, x.reqID)
+		return http.StatusBadGateway, 0, upstream.ErrProtocol
+	}
+	if _, ok := res.Header["Content-Type"]; !ok {
+		// A nil value stops net/http from sniffing one: the client gets exactly the
+		// upstream's headers, never a type guessed from the body.
+		wh["Content-Type"] = nil
+	}
+	var trailers []string
 	if len(res.Trailer) > 0 {
 		// Announce the trailers the upstream announced; values are filled in after the body.
-		keys := make([]string, 0, len(res.Trailer))
 		for k := range res.Trailer {
-			keys = append(keys, k)
+			if !forbiddenTrailer(k) {
+				trailers = append(trailers, k)
+			}
 		}
-		wh["Trailer"] = []string{strings.Join(keys, ", ")}
+		if len(trailers) > 0 {
+			wh["Trailer"] = []string{strings.Join(trailers, ", ")}
+		}
 	}
 	w.WriteHeader(res.StatusCode)
 
-	var flusher http.Flusher
+	pw := pacedWriter{w: w, rc: x.rc()}
+	if x.h.pacing.enabled() {
+		pw.pace.p = x.h.pacing
+		if x.h.pacing.WriteTimeout > 0 {
+			pw.pace.limit = x.start.Add(x.h.pacing.WriteTimeout)
+		}
+	}
 	if res.ContentLength == -1 || isEventStream(res.Header) {
 		// Unknown length (chunked, SSE, long polls): every chunk goes out as it arrives,
 		// as with httputil's FlushInterval -1 for such responses.
-		flusher, _ = w.(http.Flusher)
-		if flusher != nil {
-			flusher.Flush()
-		}
+		pw.flushEach = true
+		_ = pw.rc.Flush()
 	}
-	n, readErr, writeErr := copyBody(w, res.Body, flusher)
+	n, readErr, writeErr := copyBody(&pw, res.Body)
+	if writeErr == nil && readErr == nil {
+		writeErr = pw.finish()
+	}
 	switch {
 	case writeErr != nil:
 		return StatusClientClosed, n, upstream.ErrCanceled
@@ -49,14 +94,14 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, res *htt
 		if kind == upstream.ErrCanceled {
 			return StatusClientClosed, n, kind
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke",
+		x.h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke",
 			slog.String("error", readErr.Error()), slog.Int64("bytes", n))
 		// Headers are gone: the only honest signal left is to abort the response, which
 		// makes net/http reset the stream or close the connection without a clean end.
 		panic(http.ErrAbortHandler)
 	}
-	for k, vv := range res.Trailer {
-		wh[http.TrailerPrefix+k] = vv
+	for _, k := range trailers {
+		wh[http.TrailerPrefix+k] = res.Trailer[k]
 	}
 	return res.StatusCode, n, upstream.ErrNone
 }
@@ -66,9 +111,9 @@ func isEventStream(h http.Header) bool {
 	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
 }
 
-// copyBody copies src to w through a pooled buffer, flushing after every write when flusher
-// is set; read and write errors are told apart because only the former are the upstream's.
-func copyBody(w io.Writer, src io.Reader, flusher http.Flusher) (n int64, readErr, writeErr error) {
+// copyBody copies src to w through a pooled buffer; read and write errors are told apart
+// because only the former are the upstream's.
+func copyBody(w io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -82,9 +127,6 @@ func copyBody(w io.Writer, src io.Reader, flusher http.Flusher) (n int64, readEr
 			}
 			if nw != nr {
 				return n, nil, io.ErrShortWrite
-			}
-			if flusher != nil {
-				flusher.Flush()
 			}
 		}
 		if err == io.EOF {
@@ -103,23 +145,64 @@ func drainAndClose(res *http.Response) {
 	_ = res.Body.Close()
 }
 
+// relay1xx forwards an upstream's informational response (103 Early Hints) to the client,
+// without the fields that describe the upstream's connection. It sends nothing to an
+// HTTP/1.0 client (which cannot parse a 1xx, RFC 9110 15.2), nothing for 100 Continue
+// (net/http sends its own when the handler first reads a body the client announced with
+// Expect, so a relayed one would be a duplicate or unsolicited), and nothing for 101,
+// which tunnel completes.
+func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
+	if code == http.StatusSwitchingProtocols || code == http.StatusContinue ||
+		(x.r.ProtoMajor == 1 && x.r.ProtoMinor == 0) {
+		return nil
+	}
+	src := http.Header(header)
+	var co connectionOptions
+	if c := src["Connection"]; len(c) > 0 && !parseConnection(c, &co) {
+		return nil // an answer with that many options is not relayed
+	}
+	h := x.w.Header()
+	saved := h.Clone()
+	for k, vv := range src {
+		if !filterResponseHeader(k, &co) {
+			h[k] = vv
+		}
+	}
+	x.w.WriteHeader(code)
+	// net/http does not clear headers after a 1xx: put back exactly what the final
+	// response should carry.
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
+	}
+	return nil
+}
+
 // tunnel completes a protocol switch (WebSocket): it writes the 101 to the hijacked client
 // connection and copies bytes both ways until either side closes.
-func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, res *http.Response) (int, int64, upstream.ErrorKind) {
+func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
+	w := x.w
 	backConn, ok := res.Body.(io.ReadWriteCloser)
-	if !ok || !strings.EqualFold(upgradeType(res.Header), upgradeType(r.Header)) {
+	if !ok {
 		_ = res.Body.Close()
-		writeError(w, http.StatusBadGateway, "")
+		writeError(w, http.StatusBadGateway, x.reqID)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
 	defer backConn.Close()
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	header, ok := upgradeResponseHeaders(w.Header(), res.Header, x.upgrade)
+	if !ok {
+		writeError(w, http.StatusBadGateway, x.reqID)
+		return http.StatusBadGateway, 0, upstream.ErrProtocol
+	}
+	conn, brw, err := x.rc().Hijack()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "")
+		writeError(w, http.StatusInternalServerError, x.reqID)
 		return http.StatusInternalServerError, 0, upstream.ErrNone
 	}
 	defer conn.Close()
-	res.Header = mergeUpgradeHeaders(w.Header(), res.Header)
+	// The hijacked connection keeps whatever deadlines were armed: a tunnel has none.
+	_ = conn.SetDeadline(time.Time{})
+	res.Header = header
 	res.Body = nil
 	if err := res.Write(brw); err != nil {
 		return StatusClientClosed, 0, upstream.ErrCanceled
@@ -150,14 +233,21 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, res *http.Respo
 	return http.StatusSwitchingProtocols, up, upstream.ErrNone
 }
 
-// mergeUpgradeHeaders returns the 101 response headers: the upstream's, including Connection
-// and Upgrade (hop-by-hop, but they are the point of a 101), plus what the gateway set.
-func mergeUpgradeHeaders(gw, up http.Header) http.Header {
-	out := up.Clone()
+// upgradeResponseHeaders returns the 101 response headers: the upstream's end-to-end
+// fields (no hop-by-hop ones, none its Connection names, no Alt-Svc), what the gateway set
+// (X-Request-Id), and Connection/Upgrade for the one protocol that was agreed. It returns
+// false when the upstream's Connection names too many options.
+func upgradeResponseHeaders(gw, up http.Header, protocol string) (http.Header, bool) {
+	out := make(http.Header, len(up)+len(gw)+2)
+	if !copyResponseHeaders(out, up) {
+		return nil, false
+	}
 	for k, vv := range gw {
 		if _, ok := out[k]; !ok {
 			out[k] = vv
 		}
 	}
-	return out
+	out["Connection"] = []string{"Upgrade"}
+	out["Upgrade"] = []string{protocol}
+	return out, true
 }

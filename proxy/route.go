@@ -3,6 +3,7 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,10 @@ type Route struct {
 	Retry       *config.Retry // nil: no retries
 	Limiter     Limiter       // nil: no rate limit
 	AccessLog   bool
+	// Upgrades are the protocols (lower case) a client may switch to; others are dropped.
+	Upgrades []string
+	// RejectEncodedSlashes answers 400 to a path with %2F or %5C (encoded_slashes: reject).
+	RejectEncodedSlashes bool
 
 	budget  retryBudget
 	metrics routeMetrics
@@ -59,6 +64,11 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Timeout:     rc.Timeout,
 		Retry:       rc.Retry,
 		Limiter:     o.Limiter,
+
+		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
+	}
+	for _, u := range rc.Upgrades {
+		r.Upgrades = append(r.Upgrades, strings.ToLower(u))
 	}
 	if rc.Retries != nil && rc.Retry != nil {
 		r.Retries = *rc.Retries
@@ -71,6 +81,20 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 	}
 	r.metrics = o.Metrics.forRoute(name)
 	return r
+}
+
+// allowsUpgrade reports whether the route forwards a switch to protocol. h2c never passes,
+// whatever the list says: an h2c tunnel would carry requests past routing and every filter.
+func (r *Route) allowsUpgrade(protocol string) bool {
+	if strings.EqualFold(protocol, "h2c") {
+		return false
+	}
+	for _, u := range r.Upgrades {
+		if strings.EqualFold(u, protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryBudget is Envoy's retry budget: retries in flight may not exceed percent of the

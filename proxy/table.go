@@ -138,3 +138,8 @@ func isClean(p string) bool {
 	}
 	return true
 }
+
+// TEMPORARY until path.go lands.
+func canonicalPath(p string) (string, bool)    { return cleanPath(p), true }
+func hasEncodedSlash(string) bool              { return false }
+func forwardURLPath(p string) (string, string) { return p, "" }

@@ -6,83 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"golang.org/x/net/http/httpguts"
 )
-
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (plus the legacy ones
-// every proxy strips); they describe one connection and are never forwarded.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-func isHopHeader(k string) bool {
-	for _, h := range hopHeaders {
-		if h == k {
-			return true
-		}
-	}
-	return false
-}
-
-// copyRequestHeaders copies src into a new map without hop-by-hop headers and without the
-// headers that src's Connection header names. Value slices are shared, not copied: neither
-// side modifies them in place.
-func copyRequestHeaders(src http.Header) http.Header {
-	dst := make(http.Header, len(src)+4)
-	conn := src["Connection"]
-	for k, vv := range src {
-		if isHopHeader(k) || (len(conn) > 0 && namedInConnection(conn, k)) {
-			continue
-		}
-		// X-Forwarded-* are set by forwardedHeaders from trusted values only.
-		dst[k] = vv
-	}
-	return dst
-}
-
-// copyResponseHeaders adds src's end-to-end headers to dst.
-func copyResponseHeaders(dst, src http.Header) {
-	conn := src["Connection"]
-	for k, vv := range src {
-		if isHopHeader(k) || (len(conn) > 0 && namedInConnection(conn, k)) {
-			continue
-		}
-		if old, ok := dst[k]; ok && len(old) > 0 {
-			dst[k] = append(old, vv...)
-			continue
-		}
-		dst[k] = vv
-	}
-}
-
-// namedInConnection reports whether a Connection header lists header name k.
-func namedInConnection(conn []string, k string) bool {
-	for _, v := range conn {
-		for _, f := range strings.Split(v, ",") {
-			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == k {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// upgradeType returns the protocol a request asks to switch to ("websocket"), or "".
-func upgradeType(h http.Header) string {
-	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
-		return ""
-	}
-	return h.Get("Upgrade")
-}
 
 // Trust decides whose forwarding headers are believed.
 type Trust struct {
@@ -150,9 +74,9 @@ func (t *Trust) resolveClient(r *http.Request) clientInfo {
 	return ci
 }
 
-// setForwarded writes X-Forwarded-For/-Proto/-Host on the outgoing headers: the incoming
-// values are kept only from a trusted peer, otherwise replaced. scratch (3 strings) backs the
-// values, saving an allocation per header.
+// setForwarded writes X-Forwarded-For/-Proto/-Host/-Port and X-Real-Ip on the outgoing
+// headers: the incoming values are kept only from a trusted peer, otherwise replaced.
+// scratch (5 strings) backs the values, saving an allocation per header.
 func setForwarded(out http.Header, r *http.Request, ci clientInfo, scratch []string) {
 	if ci.priorXFF != "" {
 		scratch[0] = ci.priorXFF + ", " + ci.peer
@@ -165,6 +89,7 @@ func setForwarded(out http.Header, r *http.Request, ci clientInfo, scratch []str
 		proto = "https"
 	}
 	host := r.Host
+	port := ""
 	if ci.trusted {
 		if v := r.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
 			proto = v
@@ -172,11 +97,47 @@ func setForwarded(out http.Header, r *http.Request, ci clientInfo, scratch []str
 		if v := r.Header.Get("X-Forwarded-Host"); v != "" {
 			host = v
 		}
+		if v := r.Header.Get("X-Forwarded-Port"); isPort(v) {
+			port = v
+		}
 	}
-	scratch[1], scratch[2] = proto, host
+	if port == "" {
+		port = hostPort(r.Host, proto)
+	}
+	scratch[1], scratch[2], scratch[3], scratch[4] = proto, host, port, ci.ip
 	out["X-Forwarded-Proto"] = scratch[1:2:2]
 	out["X-Forwarded-Host"] = scratch[2:3:3]
+	out["X-Forwarded-Port"] = scratch[3:4:4]
+	out["X-Real-Ip"] = scratch[4:5:5]
 	delete(out, "Forwarded") // RFC 7239 form is not maintained; never pass a client's own
+}
+
+// hostPort is the port the client addressed: the Host header's, else the scheme's default
+// (what the client sees, also behind a port mapping in front of the listener).
+func hostPort(host, proto string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") && isPort(host[i+1:]) {
+		return host[i+1:]
+	}
+	if proto == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// isPort reports whether s is a decimal port number 1..65535 without sign or padding.
+func isPort(s string) bool {
+	if len(s) == 0 || len(s) > 5 || s[0] == '0' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
 }
 
 const hexDigits = "0123456789abcdef"

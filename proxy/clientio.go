@@ -1,0 +1,253 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ClientPacing bounds how long the gateway waits on a client while a body moves, in either
+// direction: for the next bytes of a request body, and for the client to take response
+// bytes (a write that blocks because the client does not read). Only time spent waiting on
+// the client counts, so a stream whose upstream is quiet (SSE, long polls) is never cut, and
+// a slow upstream never makes a client look slow. Zero fields disable their rule.
+type ClientPacing struct {
+	// Idle is the longest single wait (config server.body_idle_timeout).
+	Idle time.Duration
+	// MinRate is the bytes per second of waiting time a client must sustain once Grace of
+	// waiting has passed (server.min_body_rate): 1 byte every 2 s never hits Idle, but
+	// still holds an upstream connection for as long as the client likes.
+	MinRate int64
+	// Grace is the waiting time allowed before MinRate applies (server.body_rate_grace).
+	Grace time.Duration
+	// ReadTimeout and WriteTimeout are the server's own whole-request limits
+	// (server.read_timeout, server.write_timeout), which deadlines set here must not extend.
+	ReadTimeout, WriteTimeout time.Duration
+}
+
+func (p *ClientPacing) enabled() bool { return p != nil && (p.Idle > 0 || p.MinRate > 0) }
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked Read or Write fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errSlowClient is returned when a client fell below the minimum rate before its wait
+// even started; it is a timeout, like a deadline that fired.
+var errSlowClient = &timeoutError{"client below server.min_body_rate"}
+
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+
+// pace is the waiting-time account of one direction of one request.
+type pace struct {
+	p      *ClientPacing
+	waited time.Duration // time spent blocked on the client so far
+	n      int64         // bytes moved so far
+	limit  time.Time     // absolute deadline that must not be extended (zero: none)
+}
+
+// next returns the deadline for the next wait starting at now, or false when the client
+// has already used up its rate budget.
+func (a *pace) next(now time.Time) (time.Time, bool) {
+	budget := time.Duration(-1)
+	if a.p.Idle > 0 {
+		budget = a.p.Idle
+	}
+	if a.p.MinRate > 0 {
+		earned := a.p.Grace + time.Duration(float64(a.n)/float64(a.p.MinRate)*float64(time.Second)) - a.waited
+		if earned <= 0 {
+			return time.Time{}, false
+		}
+		if budget < 0 || earned < budget {
+			budget = earned
+		}
+	}
+	d := now.Add(budget)
+	if !a.limit.IsZero() && a.limit.Before(d) {
+		d = a.limit
+	}
+	return d, true
+}
+
+// clientBody wraps a request body read from the client: it paces the client (deadlines on
+// the client connection per Read), records the body's first error so the handler can
+// answer 400/408 instead of blaming the upstream, and at EOF copies the trailers that may
+// travel upstream into the outgoing request's Trailer map.
+type clientBody struct {
+	src      io.ReadCloser
+	rc       *http.ResponseController
+	pace     pace
+	paced    bool
+	expired  atomic.Bool // the route timeout fired: fail the current and every later Read
+	reading  atomic.Bool
+	eof      atomic.Bool
+	err      error // first error other than EOF; read by the handler after the attempt
+	trailIn  http.Header
+	trailOut http.Header
+}
+
+func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing, start time.Time) *clientBody {
+	b := &clientBody{src: r.Body, rc: rc, trailIn: r.Trailer}
+	if p.enabled() {
+		b.paced = true
+		b.pace.p = p
+		if p.ReadTimeout > 0 {
+			b.pace.limit = start.Add(p.ReadTimeout)
+		}
+	}
+	if len(r.Trailer) > 0 {
+		// Declared trailers that may travel upstream; values are filled in at EOF.
+		b.trailOut = make(http.Header, len(r.Trailer))
+		for k := range r.Trailer {
+			if !forbiddenTrailer(k) {
+				b.trailOut[k] = nil
+			}
+		}
+	}
+	return b
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.expired.Load() {
+		return 0, b.fail(errSlowClient)
+	}
+	var start time.Time
+	if b.paced {
+		start = time.Now()
+		d, ok := b.pace.next(start)
+		if !ok {
+			return 0, b.fail(errSlowClient)
+		}
+		_ = b.rc.SetReadDeadline(d)
+	}
+	b.reading.Store(true)
+	if b.expired.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire raced with the deadline above
+	}
+	n, err := b.src.Read(p)
+	b.reading.Store(false)
+	if b.paced {
+		b.pace.waited += time.Since(start)
+		b.pace.n += int64(n)
+	}
+	switch {
+	case err == io.EOF:
+		b.eof.Store(true)
+		if b.paced {
+			// net/http starts its background read at EOF; a deadline left armed would
+			// fire there and cancel the request's context mid-response.
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+		for k := range b.trailOut {
+			b.trailOut[k] = b.trailIn[k]
+		}
+	case err != nil:
+		err = b.fail(err)
+	}
+	return n, err
+}
+
+func (b *clientBody) fail(err error) error {
+	if b.err == nil {
+		b.err = err
+	}
+	return b.err
+}
+
+// expire makes a Read blocked on the client return now (the route timeout fired while the
+// client was still sending). Safe to call from another goroutine.
+func (b *clientBody) expire() {
+	b.expired.Store(true)
+	if b.reading.Load() && !b.eof.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// Close does not close the client's body: net/http's server owns it.
+func (b *clientBody) Close() error { return nil }
+
+// status is the answer for a request whose body broke: 408 for a client that was too
+// slow, 413 for one over a size limit, 400 for bad framing or a body cut short, and 499
+// (nothing sent) when the client's connection is gone.
+func (b *clientBody) status() int {
+	var ne net.Error
+	var tooLarge *http.MaxBytesError
+	switch err := b.err; {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return StatusClientClosed
+	}
+	return http.StatusBadRequest
+}
+
+// pacedWriter writes a response body to the client, flushing after each write for
+// streams, and paces the client: before each write that may block, a write deadline from
+// the client's waiting-time account. Small responses pay nothing: the first pacedAfter
+// bytes fit in the socket buffers and cannot block.
+type pacedWriter struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	pace      pace
+	flushEach bool // flush after every write (unknown length, event streams)
+	armed     bool // a deadline was set and must be lifted by finish
+}
+
+// pacedAfter is how many bytes are written before writes are paced: less than any socket
+// send buffer, so a write before that point never waits on the client.
+const pacedAfter = 64 << 10
+
+func (pw *pacedWriter) Write(p []byte) (int, error) {
+	if pw.pace.p == nil || pw.pace.n+int64(len(p)) <= pacedAfter {
+		n, err := pw.w.Write(p)
+		pw.pace.n += int64(n)
+		if err == nil && pw.flushEach {
+			err = pw.rc.Flush()
+		}
+		return n, err
+	}
+	start := time.Now()
+	d, ok := pw.pace.next(start)
+	if !ok {
+		return 0, errSlowClient
+	}
+	if err := pw.rc.SetWriteDeadline(d); err == nil {
+		pw.armed = true
+	}
+	n, err := pw.w.Write(p)
+	if err == nil && pw.flushEach {
+		err = pw.rc.Flush()
+	}
+	pw.pace.waited += time.Since(start)
+	pw.pace.n += int64(n)
+	return n, err
+}
+
+// finish flushes what is still buffered under a last deadline, then lifts it, so neither
+// the final flush net/http does after the handler nor the connection's next request
+// inherits a stale deadline.
+func (pw *pacedWriter) finish() error {
+	if !pw.armed {
+		return nil
+	}
+	var err error
+	if d, ok := pw.pace.next(time.Now()); ok {
+		_ = pw.rc.SetWriteDeadline(d)
+		err = pw.rc.Flush()
+	} else {
+		err = errSlowClient
+	}
+	_ = pw.rc.SetWriteDeadline(pw.pace.limit)
+	return err
+}
