@@ -179,7 +179,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		x.header["Te"] = []string{"trailers"} // the one Te value a proxy may forward (RFC 9110 10.1.4)
 	}
-	if r.ProtoMajor == 1 && r.Header["Transfer-Encoding"] != nil {
+	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.Header["Transfer-Encoding"] != nil) {
 		// A chunked HTTP/1.x request is the one framing a peer in front of the gateway could
 		// have read differently (Content-Length beside Transfer-Encoding, which net/http
 		// drops before the handler sees it; Transfer-Encoding on HTTP/1.0, which it

@@ -40,16 +40,17 @@ func NewTransport(c config.Transport) (http.RoundTripper, error) {
 func newNetHTTPTransport(c config.Transport, tlsConf *tls.Config) *http.Transport {
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   c.DialTimeout,
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       c.MaxConnsPerHost,
-		IdleConnTimeout:       c.IdleConnTimeout,
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
-		DisableCompression:    true,
-		ReadBufferSize:        16 << 10,
-		WriteBufferSize:       16 << 10,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    c.DialTimeout,
+		MaxIdleConnsPerHost:    c.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        c.MaxConnsPerHost,
+		IdleConnTimeout:        c.IdleConnTimeout,
+		ResponseHeaderTimeout:  c.ResponseHeaderTimeout,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
+		ReadBufferSize:         16 << 10,
+		WriteBufferSize:        16 << 10,
 	}
 }
 
