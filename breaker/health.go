@@ -62,6 +62,10 @@ type health struct {
 	lastEjectionEnd atomic.Int64 // clock ns when the last ejection ended, for decay
 	timesEjected    atomic.Int32 // as of the last ejection; see decayedTimes
 
+	// refused dials; see refusing.go
+	refusals     atomic.Int32
+	refusedUntil atomic.Int64 // clock ns; 0 = reachable
+
 	// active health checks; written only by the checker's one probe of this endpoint
 	activeDown  atomic.Bool
 	activeOK    atomic.Int32
@@ -133,6 +137,9 @@ func (h *health) onBreakerChange(_ string, from, to gobreaker.State) {
 
 // Available reports whether the endpoint may take traffic now, without side effects.
 func (h *health) Available() bool {
+	if h.refusedUntil.Load() != 0 && h.refusing(h.p.clock()) {
+		return false // panic mode never overrides this: nothing listens there
+	}
 	if !h.p.panic.Load() && !h.signalsOK(false) {
 		return false
 	}
@@ -152,9 +159,13 @@ func (h *health) Available() bool {
 // Admit admits one request: not ejected or actively failing (unless the pool is in panic
 // mode), and the breaker closed or a half-open probe slot free.
 func (h *health) Admit() bool {
-	if h.p.panic.Load() {
+	if h.refusedUntil.Load() != 0 && h.refusing(h.p.clock()) {
+		return false
+	}
+	if h.p.panicRecheck.Load() != 0 {
 		h.p.maybeLeavePanic()
-	} else if !h.signalsOK(true) {
+	}
+	if !h.p.panic.Load() && !h.signalsOK(true) {
 		return false
 	}
 	if h.cb == nil {
@@ -211,6 +222,11 @@ func (h *health) Report(o upstream.Outcome) {
 			h.releaseProbe()
 		}
 		return
+	}
+	if o.Err == upstream.ErrConnect {
+		h.refused()
+	} else {
+		h.answered() // a reset or timeout still proves something listens
 	}
 	fail := h.p.isFailure(o)
 	if h.p.passive {

@@ -12,6 +12,7 @@ type Metrics struct {
 	breakerStates *prometheus.CounterVec
 	panics        *prometheus.CounterVec
 	checkFailures *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
 }
 
 // NewMetrics creates the counters and registers them with reg (if non-nil).
@@ -33,9 +34,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_active_check_failures_total",
 			Help: "Failed active health check probes, by route.",
 		}, []string{"route"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_endpoint_refusing_total",
+			Help: "Times an endpoint was set aside for refusing connections (or failing to be dialled), by route.",
+		}, []string{"route"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ejections, m.breakerStates, m.panics, m.checkFailures)
+		reg.MustRegister(m.ejections, m.breakerStates, m.panics, m.checkFailures, m.refusals)
 	}
 	return m
 }
@@ -49,6 +54,12 @@ func (m *Metrics) ejected(route string) {
 func (m *Metrics) breakerChanged(route string, to gobreaker.State) {
 	if m != nil {
 		m.breakerStates.WithLabelValues(route, to.String()).Inc()
+	}
+}
+
+func (m *Metrics) refusing(route string) {
+	if m != nil {
+		m.refusals.WithLabelValues(route).Inc()
 	}
 }
 

@@ -54,7 +54,6 @@ func TestConsecutiveFailuresEject(t *testing.T) {
 		{"success resets the run", cat(rep(s(503), 4), rep(s(200), 1), rep(s(503), 4)), false},
 		{"cancel neither resets nor counts", cat(rep(s(503), 4), rep(e(upstream.ErrCanceled), 10), rep(s(503), 1)), true},
 		{"cancels alone never eject", rep(e(upstream.ErrCanceled), 50), false},
-		{"connect errors", rep(e(upstream.ErrConnect), 5), true},
 		{"timeouts", rep(e(upstream.ErrTimeout), 5), true},
 		{"resets", rep(e(upstream.ErrReset), 5), true},
 		{"protocol errors", rep(e(upstream.ErrProtocol), 5), true},

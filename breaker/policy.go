@@ -179,13 +179,19 @@ func (p *policy) eject(h *health) {
 	// Max ejected percent is counted after this ejection, and one ejection is always
 	// allowed: counting before (Envoy's old rule) refused to eject the only bad host of a
 	// small pool, which surprised users.
-	ejected := 1
+	// Only members that could take traffic count (see refusing.go): a dead endpoint must
+	// not make ejecting a failing one impossible.
+	ejected, n := 1, 1
 	for _, m := range p.members {
-		if m != h && m.ejectedUntil.Load() > now {
+		if m == h || !m.canServe(now) {
+			continue
+		}
+		n++
+		if m.ejectedUntil.Load() > now {
 			ejected++
 		}
 	}
-	if n := max(len(p.members), 1); ejected > 1 && ejected*100 > p.maxPct*n {
+	if ejected > 1 && ejected*100 > p.maxPct*n {
 		p.log.Debug("ejection refused by max_ejected_percent", "endpoint", h.key, "ejected", ejected-1, "members", n)
 		return
 	}
@@ -200,6 +206,10 @@ func (p *policy) eject(h *health) {
 	p.recomputePanicLocked(now)
 }
 
+// membershipChanged re-evaluates panic mode after an endpoint started or stopped refusing
+// connections.
+func (p *policy) membershipChanged() { p.activeChanged() }
+
 // activeChanged re-evaluates panic mode after an active check flipped an endpoint.
 func (p *policy) activeChanged() {
 	p.mu.Lock()
@@ -207,8 +217,9 @@ func (p *policy) activeChanged() {
 	p.recomputePanicLocked(p.clock())
 }
 
-// maybeLeavePanic re-evaluates panic mode once the earliest ejection that caused it has
-// ended; ejections end by time alone, so no event would otherwise notice. TryLock keeps
+// maybeLeavePanic re-evaluates panic mode once the earliest ejection that caused it, or
+// refusal backoff that kept a member out, has ended; both end by time alone, so no event
+// would otherwise notice. TryLock keeps
 // concurrent requests from queueing behind the one that does the work.
 func (p *policy) maybeLeavePanic() {
 	r := p.panicRecheck.Load()
@@ -219,24 +230,40 @@ func (p *policy) maybeLeavePanic() {
 	p.recomputePanicLocked(p.clock())
 }
 
-// recomputePanicLocked enters or leaves panic mode. Healthy means neither ejected nor
-// failing active checks; an open breaker does not count, because panic mode overrides only
-// health signals, never a breaker (failing open through open breakers would defeat them).
+// recomputePanicLocked enters or leaves panic mode. It counts only members that could take
+// traffic (see canServe): panic mode overrides health signals (ejections, failing active
+// checks), never a breaker or a refused dial, so members it could not use anyway must not
+// drive it. Healthy means neither ejected nor failing active checks.
 func (p *policy) recomputePanicLocked(now int64) {
-	n := len(p.members)
+	n := 0
 	healthy := 0
-	earliest := int64(math.MaxInt64)
+	// The next time the answer may change by time alone: the end of an ejection matters
+	// only in panic mode (it can end it), the end of a refusal backoff always (the member
+	// counts again).
+	earliestEjection, earliestRefusal := int64(math.MaxInt64), int64(math.MaxInt64)
 	for _, m := range p.members {
+		if u := m.refusedUntil.Load(); u > now {
+			earliestRefusal = min(earliestRefusal, u)
+			continue
+		}
+		if !m.canServe(now) {
+			continue
+		}
+		n++
 		switch u := m.ejectedUntil.Load(); {
 		case u > now:
-			earliest = min(earliest, u)
+			earliestEjection = min(earliestEjection, u)
 		case m.activeDown.Load():
 		default:
 			healthy++
 		}
 	}
 	inPanic := p.panicAt > 0 && n > 0 && healthy*100 < p.panicAt*n
-	if earliest == math.MaxInt64 || !inPanic {
+	earliest := earliestRefusal
+	if inPanic {
+		earliest = min(earliest, earliestEjection)
+	}
+	if earliest == math.MaxInt64 {
 		earliest = 0
 	}
 	p.panicRecheck.Store(earliest)

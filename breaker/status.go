@@ -13,17 +13,19 @@ const (
 	StateHealthy   = "healthy"
 	StateEjected   = "ejected"   // outlier detection took it out until EjectedUntil
 	StateUnhealthy = "unhealthy" // failing active health checks
+	StateRefusing  = "refusing"  // refused a connection; set aside until RefusingUntil
 )
 
 // Status is one endpoint's resilience state for the admin API.
 type Status struct {
 	Key string `json:"key"`
-	// State is healthy, ejected or unhealthy (ejection wins when both apply).
+	// State is healthy, ejected, unhealthy or refusing (refusing wins, then ejection).
 	State string `json:"state"`
 	// Available is what the picker sees now: false while ejected, unhealthy (outside panic
 	// mode), breaker open, or half-open with every probe slot taken.
 	Available           bool       `json:"available"`
 	EjectedUntil        *time.Time `json:"ejected_until,omitempty"`
+	RefusingUntil       *time.Time `json:"refusing_until,omitempty"`
 	TimesEjected        int        `json:"times_ejected"` // after decay for time in service
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 	TotalFailures       uint64     `json:"total_failures"`
@@ -73,6 +75,11 @@ func (h *health) status() Status {
 		s.State = StateEjected
 		t := p.base.Add(time.Duration(u))
 		s.EjectedUntil = &t
+	}
+	if u := h.refusedUntil.Load(); u > now {
+		s.State = StateRefusing
+		t := p.base.Add(time.Duration(u))
+		s.RefusingUntil = &t
 	}
 	if p.hc {
 		s.ActiveCheck = "passing"

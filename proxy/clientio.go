@@ -87,6 +87,7 @@ type clientBody struct {
 	expired  atomic.Bool // the route timeout fired: fail the current and every later Read
 	reading  atomic.Bool
 	eof      atomic.Bool
+	read     int64 // bytes read so far
 	err      error // first error other than EOF; read by the handler after the attempt
 	trailIn  http.Header
 	trailOut http.Header
@@ -135,6 +136,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
+	b.read += int64(n)
 	if b.paced {
 		b.pace.waited += time.Since(start)
 		b.pace.n += int64(n)

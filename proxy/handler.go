@@ -229,6 +229,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			rt.budget.releaseRetry()
 		}
 	}()
+	used := 0 // attempts that count against the route's retries (refused dials do not)
 	for i := 0; ; i++ {
 		m, err := rt.Pool.Pick(x.r, ex)
 		if err != nil {
@@ -246,7 +247,8 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 		}
 		lastKey = m.Key
 		a := x.attempt(m)
-		last := i+1 >= attempts
+		used++
+		last := used >= attempts
 		if x.cbody != nil && x.cbody.err != nil {
 			// The client's own body broke (bad framing, cut short, too slow): its fault,
 			// never the upstream's, and never retried.
@@ -267,7 +269,12 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			rt.metrics.upstreamErrors[a.kind].Inc()
 			m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
 			lastKind = a.kind
-			if !last && x.retryable(a.kind) && x.canRetry(&budgeted) {
+			if a.kind == upstream.ErrConnect && x.refusedRetry(&ex) {
+				used-- // nothing reached the upstream: not one of the route's retries
+				ex.Add(m.State)
+				continue
+			}
+			if !last && x.retryable(a.kind) && x.canRetry(&budgeted, a.kind) {
 				ex.Add(m.State)
 				continue
 			}
@@ -284,7 +291,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			}
 			return status, 0, m.Key
 		}
-		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, a.res.StatusCode) && x.canRetry(&budgeted) {
+		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, a.res.StatusCode) && x.canRetry(&budgeted, upstream.ErrNone) {
 			drainAndClose(a.res)
 			a.cancel()
 			m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Latency: a.latency})
@@ -320,7 +327,7 @@ func (x *exchange) bodyFailed() int {
 // only for timeouts when the route asks for it, and only when the body can be replayed.
 func (x *exchange) retryable(k upstream.ErrorKind) bool {
 	switch k {
-	case upstream.ErrConnect, upstream.ErrReset:
+	case upstream.ErrReset: // refused dials are refusedRetry's
 	case upstream.ErrTimeout:
 		if !x.rt.Retry.OnTimeout {
 			return false
@@ -331,12 +338,40 @@ func (x *exchange) retryable(k upstream.ErrorKind) bool {
 	return x.body == nil || x.body.rewind()
 }
 
-// canRetry takes a slot of the route's retry budget (once per request) and counts the retry.
-func (x *exchange) canRetry(budgeted *bool) bool {
+// refusedRetry decides whether a refused (or failed) dial is retried on another endpoint.
+// Nothing was sent, so it is safe for every method and costs the upstreams nothing: it
+// counts neither against the route's retries nor against the retry budget, and needs no
+// replayable body (none was read). A dead endpoint therefore never fails a request while
+// another endpoint of the pool can take it (issue #12). It stays bounded when every
+// endpoint refuses: each endpoint is tried at most once per request (at most
+// upstream.MaxExcluded of them), only within the route's timeout, and a refusing endpoint
+// is set aside by the health layer at its first refusal, so later requests skip it and an
+// all-down pool answers 503 at once instead of dialling.
+func (x *exchange) refusedRetry(ex *upstream.Excluded) bool {
+	rt := x.rt
+	if rt.Retry == nil || ex.Len() >= upstream.MaxExcluded-1 {
+		return false
+	}
+	if rt.Timeout > 0 && time.Since(x.start) >= rt.Timeout {
+		return false
+	}
+	if x.cbody != nil && x.cbody.read > 0 && (x.body == nil || !x.body.rewind()) {
+		return false // a transport that read the body before failing: cannot resend it
+	}
+	rt.metrics.retried.Inc()
+	return true
+}
+
+// canRetry counts a retry and, for the failures that can signal an overloaded upstream (a
+// timeout, a retried status), takes a slot of the route's retry budget (once per request).
+// A connection that broke before any response (a pooled connection to a process that just
+// died, a reset) is retried without the budget: it is bounded by the route's retries, and
+// budgeting it let a single killed backend fail the requests in flight on it (issue #12).
+func (x *exchange) canRetry(budgeted *bool, kind upstream.ErrorKind) bool {
 	if x.rt.Retry == nil {
 		return false
 	}
-	if !*budgeted {
+	if kind != upstream.ErrReset && !*budgeted {
 		if !x.rt.budget.acquire() {
 			x.rt.metrics.budgetDenied.Inc()
 			return false

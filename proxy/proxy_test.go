@@ -261,11 +261,22 @@ func TestRetries(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(503)
 	})
+	// resets reads the request, then drops the connection without an answer.
+	resets := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	})
 	dead := deadAddr(t)
 	gw, _ := startGateway(t, nil,
 		routeSpec{prefix: "/dead", backends: []string{dead, ok}, retries: 1, retry: defaultRetry()}.build(t),
 		routeSpec{prefix: "/503", backends: []string{unavailable, ok}, retries: 1, retry: defaultRetry()}.build(t),
-		routeSpec{prefix: "/noretry", backends: []string{dead, ok}, retries: 0, retry: defaultRetry()}.build(t),
+		routeSpec{prefix: "/reset", backends: []string{resets, ok}, retries: 1, retry: defaultRetry()}.build(t),
+		routeSpec{prefix: "/noretry", backends: []string{resets, ok}, retries: 0, retry: defaultRetry()}.build(t),
+		routeSpec{prefix: "/deadnoretry", backends: []string{dead, ok}, retries: 0, retry: defaultRetry()}.build(t),
 	)
 	do := func(method, path, body string, hdr ...string) int {
 		req, _ := http.NewRequest(method, gw.URL+path, strings.NewReader(body))
@@ -300,15 +311,27 @@ func TestRetries(t *testing.T) {
 	if f := count("GET", "/503", "", 10); f != 0 {
 		t.Errorf("GET with a 503 endpoint: %d of 10 failed, want 0", f)
 	}
-	// A POST is never retried: round robin sends every other one to the dead endpoint.
-	if f := count("POST", "/dead", "x", 10); f != 5 {
+	if f := count("GET", "/reset", "", 10); f != 0 {
+		t.Errorf("GET with a resetting endpoint: %d of 10 failed, want 0", f)
+	}
+	// A POST that reached an upstream is never retried: round robin sends every other one
+	// to the resetting endpoint.
+	if f := count("POST", "/reset", "x", 10); f != 5 {
 		t.Errorf("POST: %d of 10 failed, want 5 (never retried)", f)
 	}
-	if f := count("POST", "/dead", "x", 10, "Idempotency-Key", "k1"); f != 0 {
+	if f := count("POST", "/reset", "x", 10, "Idempotency-Key", "k1"); f != 0 {
 		t.Errorf("POST with Idempotency-Key: %d of 10 failed, want 0", f)
 	}
 	if f := count("GET", "/noretry", "", 10); f != 5 {
 		t.Errorf("retries 0: %d of 10 failed, want 5", f)
+	}
+	// A refused dial sent nothing: retried on another endpoint for every method, and
+	// whatever the route's retry count (issue #12).
+	if f := count("POST", "/dead", "x", 10); f != 0 {
+		t.Errorf("POST with a dead endpoint: %d of 10 failed, want 0", f)
+	}
+	if f := count("GET", "/deadnoretry", "", 10); f != 0 {
+		t.Errorf("retries 0 with a dead endpoint: %d of 10 failed, want 0", f)
 	}
 }
 
@@ -472,4 +495,40 @@ func TestEarlyHintsRelayed(t *testing.T) {
 	if string(body) != "final" || res.Header.Get("Link") != "" || res.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("final response: %q Link=%q X-Request-Id=%q", body, res.Header.Get("Link"), res.Header.Get("X-Request-Id"))
 	}
+}
+
+// TestAllRefusingIsBounded: when every endpoint refuses, a request dials each at most once
+// and at most upstream.MaxExcluded of them, then answers 502 at once (issue #12: refused
+// dials are retried for free, so the bound must come from somewhere else).
+func TestAllRefusingIsBounded(t *testing.T) {
+	dead := make([]string, 12)
+	for i := range dead {
+		dead[i] = deadAddr(t)
+	}
+	pol := &recordingPolicy{}
+	rt := routeSpec{prefix: "/", backends: dead, retries: 1, retry: defaultRetry(), policy: pol}.build(t)
+	gw, _ := startGateway(t, nil, rt)
+	start := time.Now()
+	res, err := http.Get(gw.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", res.StatusCode)
+	}
+	dials := 0
+	for _, k := range dead {
+		if h := pol.of(k); h != nil {
+			n := len(h.all())
+			if n > 1 {
+				t.Errorf("%s dialled %d times in one request", k, n)
+			}
+			dials += n
+		}
+	}
+	if dials == 0 || dials > upstream.MaxExcluded {
+		t.Errorf("%d dials for one request, want 1..%d", dials, upstream.MaxExcluded)
+	}
+	t.Logf("%d refused dials, 502 after %v", dials, time.Since(start))
 }
