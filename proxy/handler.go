@@ -265,6 +265,16 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 				a.res, a.err, a.kind = nil, err, upstream.ErrProtocol
 			}
 		}
+		var held *[]byte
+		if a.res != nil && !last && x.upgrade == "" && rt.Retry != nil && heldBody(a.res, rt.Retry.MaxBodyBytes) {
+			// Retries remain, and the body is small: read it whole before the first byte
+			// goes to the client, so an upstream that breaks mid-body is retried like one
+			// that broke before answering, instead of failing a response already begun.
+			var err error
+			if held, err = x.holdBody(a.res); err != nil {
+				a.res, a.err, a.kind = nil, err, classify(err, x.r.Context().Err() != nil, false)
+			}
+		}
 		if a.res == nil {
 			rt.metrics.upstreamErrors[a.kind].Inc()
 			m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
@@ -300,6 +310,9 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 		}
 		status, n, kind := x.writeResponse(a.res)
 		a.cancel()
+		if held != nil {
+			bufPool.Put(held)
+		}
 		if kind != upstream.ErrNone && kind != upstream.ErrCanceled {
 			rt.metrics.upstreamErrors[kind].Inc()
 		}
@@ -406,10 +419,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	// One allocation holds what the attempt's request points at.
 	st := &attemptState{url: url.URL{Scheme: m.Scheme, Host: m.Key, Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery}}
 	ctx, cancel := context.WithCancel(x.r.Context())
-	timeout := rt.Timeout
-	if rt.Retry != nil && rt.Retry.PerTryTimeout > 0 {
-		timeout = rt.Retry.PerTryTimeout
-	}
+	timeout := rt.tryTimeout()
 	// Informational responses (103 Early Hints) are relayed as they arrive, as httputil does.
 	st.trace.Got1xxResponse = x.relay1xx
 	ctx = httptrace.WithClientTrace(ctx, &st.trace)

@@ -532,3 +532,32 @@ func TestAllRefusingIsBounded(t *testing.T) {
 	}
 	t.Logf("%d refused dials, 502 after %v", dials, time.Since(start))
 }
+
+// TestResetMidBodyRetried: an upstream that breaks in the middle of a small body is retried
+// on another endpoint (the body is held until complete, so the client saw nothing yet);
+// a large body is relayed as it comes and cannot be retried once started.
+func TestResetMidBodyRetried(t *testing.T) {
+	ok := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "whole body") })
+	halfBody := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nwhole")
+		brw.Flush()
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	gw, _ := startGateway(t, nil, routeSpec{prefix: "/", backends: []string{halfBody, ok}, retries: 1, retry: defaultRetry()}.build(t))
+	for i := range 10 {
+		res, err := http.Get(gw.URL + "/x")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 || string(b) != "whole body" {
+			t.Fatalf("request %d: %d %q %v", i, res.StatusCode, b, err)
+		}
+	}
+}

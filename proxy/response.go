@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +10,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/upstream"
@@ -250,4 +253,35 @@ func upgradeResponseHeaders(gw, up http.Header, protocol string) (http.Header, b
 	out["Connection"] = []string{"Upgrade"}
 	out["Upgrade"] = []string{protocol}
 	return out, true
+}
+
+// heldBody reports whether res's body is small enough to read whole before relaying: a
+// known length of at most max bytes (and at most one pooled buffer), and not a stream.
+func heldBody(res *http.Response, max int64) bool {
+	return res.ContentLength > 0 && res.ContentLength <= max && res.ContentLength <= int64(len(*bufPool.Get().(*[]byte))) &&
+		!isEventStream(res.Header)
+}
+
+// holdBody reads res's whole body into a pooled buffer (returned, for the caller to put
+// back after the response is written) and replaces res.Body with it. The read is bounded by
+// the route's per-try (or whole) timeout, so a stalled upstream cannot hold the request.
+func (x *exchange) holdBody(res *http.Response) (*[]byte, error) {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:res.ContentLength]
+	var timedOut atomic.Bool
+	if d := x.rt.tryTimeout(); d > 0 {
+		t := time.AfterFunc(d, func() { timedOut.Store(true); _ = res.Body.Close() })
+		defer t.Stop()
+	}
+	_, err := io.ReadFull(res.Body, buf)
+	_ = res.Body.Close() // at the declared end: the connection goes back to the pool
+	if err != nil {
+		bufPool.Put(bp)
+		if timedOut.Load() {
+			return nil, context.DeadlineExceeded
+		}
+		return nil, err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(buf))
+	return bp, nil
 }

@@ -83,6 +83,14 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 	return r
 }
 
+// tryTimeout bounds one attempt: the per-try timeout when set, else the route's.
+func (r *Route) tryTimeout() time.Duration {
+	if r.Retry != nil && r.Retry.PerTryTimeout > 0 {
+		return r.Retry.PerTryTimeout
+	}
+	return r.Timeout
+}
+
 // allowsUpgrade reports whether the route forwards a switch to protocol. h2c never passes,
 // whatever the list says: an h2c tunnel would carry requests past routing and every filter.
 func (r *Route) allowsUpgrade(protocol string) bool {
