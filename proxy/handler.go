@@ -484,5 +484,8 @@ func isIdempotent(r *http.Request) bool {
 	return r.Header.Get("Idempotency-Key") != ""
 }
 
-// bufPool holds copy buffers; 32 KiB matches io.Copy's default.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBufSize matches io.Copy's default buffer.
+const copyBufSize = 32 << 10
+
+// bufPool holds copy buffers of copyBufSize bytes.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}

@@ -258,7 +258,7 @@ func upgradeResponseHeaders(gw, up http.Header, protocol string) (http.Header, b
 // heldBody reports whether res's body is small enough to read whole before relaying: a
 // known length of at most max bytes (and at most one pooled buffer), and not a stream.
 func heldBody(res *http.Response, max int64) bool {
-	return res.ContentLength > 0 && res.ContentLength <= max && res.ContentLength <= int64(len(*bufPool.Get().(*[]byte))) &&
+	return res.ContentLength > 0 && res.ContentLength <= max && res.ContentLength <= copyBufSize &&
 		!isEventStream(res.Header)
 }
 
