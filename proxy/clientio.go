@@ -197,13 +197,12 @@ func (b *clientBody) status() int {
 // pacedWriter writes a response body to the client, flushing after each write for
 // streams, and paces the client: before each write that may block, a write deadline from
 // the client's waiting-time account. Small responses pay nothing: the first pacedAfter
-// bytes fit in the socket buffers and cannot block.
+// bytes fit in the socket buffers and cannot block, and no response controller is made.
 type pacedWriter struct {
-	w         http.ResponseWriter
-	rc        *http.ResponseController
-	pace      pace
-	flushEach bool // flush after every write (unknown length, event streams)
-	armed     bool // a deadline was set and must be lifted by finish
+	x       *exchange
+	pace    pace
+	flusher http.Flusher // non-nil: flush after every write (unknown length, event streams)
+	armed   bool         // a deadline was set and must be lifted by finish
 }
 
 // pacedAfter is how many bytes are written before writes are paced: less than any socket
@@ -212,10 +211,10 @@ const pacedAfter = 64 << 10
 
 func (pw *pacedWriter) Write(p []byte) (int, error) {
 	if pw.pace.p == nil || pw.pace.n+int64(len(p)) <= pacedAfter {
-		n, err := pw.w.Write(p)
+		n, err := pw.x.w.Write(p)
 		pw.pace.n += int64(n)
-		if err == nil && pw.flushEach {
-			err = pw.rc.Flush()
+		if err == nil && pw.flusher != nil {
+			pw.flusher.Flush()
 		}
 		return n, err
 	}
@@ -224,12 +223,12 @@ func (pw *pacedWriter) Write(p []byte) (int, error) {
 	if !ok {
 		return 0, errSlowClient
 	}
-	if err := pw.rc.SetWriteDeadline(d); err == nil {
+	if err := pw.x.rc().SetWriteDeadline(d); err == nil {
 		pw.armed = true
 	}
-	n, err := pw.w.Write(p)
-	if err == nil && pw.flushEach {
-		err = pw.rc.Flush()
+	n, err := pw.x.w.Write(p)
+	if err == nil && pw.flusher != nil {
+		err = pw.x.rc().Flush() // unlike http.Flusher, reports a write that timed out
 	}
 	pw.pace.waited += time.Since(start)
 	pw.pace.n += int64(n)
@@ -243,13 +242,14 @@ func (pw *pacedWriter) finish() error {
 	if !pw.armed {
 		return nil
 	}
+	rc := pw.x.rc()
 	var err error
 	if d, ok := pw.pace.next(time.Now()); ok {
-		_ = pw.rc.SetWriteDeadline(d)
-		err = pw.rc.Flush()
+		_ = rc.SetWriteDeadline(d)
+		err = rc.Flush()
 	} else {
 		err = errSlowClient
 	}
-	_ = pw.rc.SetWriteDeadline(pw.pace.limit)
+	_ = rc.SetWriteDeadline(pw.pace.limit)
 	return err
 }

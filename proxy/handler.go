@@ -122,6 +122,8 @@ type exchange struct {
 	cbody   *clientBody // the client's request body, when there is one
 	body    *replayBody // non-nil when the body may be replayed for a retry
 	control *http.ResponseController
+	out     pacedWriter // writes the response body
+	held    heldBody    // the response body, when read whole before relaying
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -252,6 +254,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 		if x.cbody != nil && x.cbody.err != nil {
 			// The client's own body broke (bad framing, cut short, too slow): its fault,
 			// never the upstream's, and never retried.
+			a.stopTimer()
 			if a.res != nil {
 				_ = a.res.Body.Close()
 			}
@@ -266,15 +269,16 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			}
 		}
 		var held *[]byte
-		if a.res != nil && !last && x.upgrade == "" && rt.Retry != nil && heldBody(a.res, rt.Retry.MaxBodyBytes) {
+		if a.res != nil && !last && x.upgrade == "" && rt.Retry != nil && holdable(a.res, rt.Retry.MaxBodyBytes) {
 			// Retries remain, and the body is small: read it whole before the first byte
 			// goes to the client, so an upstream that breaks mid-body is retried like one
 			// that broke before answering, instead of failing a response already begun.
 			var err error
 			if held, err = x.holdBody(a.res); err != nil {
-				a.res, a.err, a.kind = nil, err, classify(err, x.r.Context().Err() != nil, false)
+				a.res, a.err, a.kind = nil, err, classify(err, x.r.Context().Err() != nil, a.timedOut.Load())
 			}
 		}
+		a.stopTimer()
 		if a.res == nil {
 			rt.metrics.upstreamErrors[a.kind].Inc()
 			m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
@@ -409,6 +413,17 @@ type attemptResult struct {
 	kind    upstream.ErrorKind
 	latency time.Duration
 	cancel  context.CancelFunc // ends the attempt's context once the body is done
+	// timer bounds the attempt; still running after a response arrived, so it also bounds
+	// reading a held body. Stop it with stopTimer before relaying.
+	timer    *time.Timer
+	timedOut *atomic.Bool
+}
+
+// stopTimer ends the attempt's timeout: what remains is relaying, which the client paces.
+func (a *attemptResult) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
 }
 
 // attempt sends the request to m and waits for response headers, bounded by the route's
@@ -459,15 +474,15 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	start := time.Now()
 	res, err := x.h.transport.RoundTrip(out)
 	lat := time.Since(start)
-	if timer != nil {
-		timer.Stop()
-	}
 	if err != nil {
+		if timer != nil {
+			timer.Stop()
+		}
 		cancel()
 		clientGone := x.r.Context().Err() != nil
-		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel}
+		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel, timedOut: timedOut}
 	}
-	return attemptResult{res: res, latency: lat, cancel: cancel}
+	return attemptResult{res: res, latency: lat, cancel: cancel, timer: timer, timedOut: timedOut}
 }
 
 // hasBody reports whether r carries a request body.

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,7 +8,6 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/upstream"
@@ -72,7 +69,8 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	}
 	w.WriteHeader(res.StatusCode)
 
-	pw := pacedWriter{w: w, rc: x.rc()}
+	pw := &x.out
+	pw.x = x
 	if x.h.pacing.enabled() {
 		pw.pace.p = x.h.pacing
 		if x.h.pacing.WriteTimeout > 0 {
@@ -82,10 +80,11 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	if res.ContentLength == -1 || isEventStream(res.Header) {
 		// Unknown length (chunked, SSE, long polls): every chunk goes out as it arrives,
 		// as with httputil's FlushInterval -1 for such responses.
-		pw.flushEach = true
-		_ = pw.rc.Flush()
+		if pw.flusher, _ = w.(http.Flusher); pw.flusher != nil {
+			pw.flusher.Flush()
+		}
 	}
-	n, readErr, writeErr := copyBody(&pw, res.Body)
+	n, readErr, writeErr := copyBody(pw, res.Body)
 	if writeErr == nil && readErr == nil {
 		writeErr = pw.finish()
 	}
@@ -255,33 +254,43 @@ func upgradeResponseHeaders(gw, up http.Header, protocol string) (http.Header, b
 	return out, true
 }
 
-// heldBody reports whether res's body is small enough to read whole before relaying: a
+// holdable reports whether res's body is small enough to read whole before relaying: a
 // known length of at most max bytes (and at most one pooled buffer), and not a stream.
-func heldBody(res *http.Response, max int64) bool {
+func holdable(res *http.Response, max int64) bool {
 	return res.ContentLength > 0 && res.ContentLength <= max && res.ContentLength <= copyBufSize &&
 		!isEventStream(res.Header)
 }
 
 // holdBody reads res's whole body into a pooled buffer (returned, for the caller to put
-// back after the response is written) and replaces res.Body with it. The read is bounded by
-// the route's per-try (or whole) timeout, so a stalled upstream cannot hold the request.
+// back after the response is written) and replaces res.Body with it. The attempt's timer is
+// still running, so a stalled upstream cannot hold the request past the attempt's timeout.
 func (x *exchange) holdBody(res *http.Response) (*[]byte, error) {
 	bp := bufPool.Get().(*[]byte)
 	buf := (*bp)[:res.ContentLength]
-	var timedOut atomic.Bool
-	if d := x.rt.tryTimeout(); d > 0 {
-		t := time.AfterFunc(d, func() { timedOut.Store(true); _ = res.Body.Close() })
-		defer t.Stop()
-	}
 	_, err := io.ReadFull(res.Body, buf)
 	_ = res.Body.Close() // at the declared end: the connection goes back to the pool
 	if err != nil {
 		bufPool.Put(bp)
-		if timedOut.Load() {
-			return nil, context.DeadlineExceeded
-		}
 		return nil, err
 	}
-	res.Body = io.NopCloser(bytes.NewReader(buf))
+	x.held = heldBody{b: buf}
+	res.Body = &x.held
 	return bp, nil
 }
+
+// heldBody is a response body already read whole.
+type heldBody struct {
+	b   []byte
+	off int
+}
+
+func (h *heldBody) Read(p []byte) (int, error) {
+	if h.off >= len(h.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, h.b[h.off:])
+	h.off += n
+	return n, nil
+}
+
+func (h *heldBody) Close() error { return nil }
