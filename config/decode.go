@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -26,16 +27,17 @@ var (
 // are collected, and every key written in the file is remembered (lines) so defaults can
 // tell "unset" from an explicit zero.
 type decoder struct {
-	file   string
 	lookup func(string) (string, bool) // environment, for ${VAR}
-	errs   Errors
+	errs   *errorList
 	lines  map[string]int // field path -> line, for every non-null key and list item in the file
 	depth  int
 	// merging holds the mappings whose merge keys are being applied, to refuse a mapping
 	// that merges itself: with `<<: [*a, *a]` even a depth bound would allow 2^depth work.
 	merging map[*yaml.Node]int
-	visits  int  // decode calls, bounded against alias blow-ups
-	tooBig  bool // visits went over maxVisits: the decoded config is partial
+	visits  int // decode calls, bounded against alias blow-ups
+	// suggestions caches suggest per struct type and unknown key.
+	suggestions map[suggestKey]string
+	tooBig      bool // visits went over maxVisits: the decoded config is partial
 }
 
 // maxVisits bounds the work one file may cause. Aliases let a small file name the same
@@ -43,7 +45,7 @@ type decoder struct {
 const maxVisits = 1 << 18
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
-	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs.add(line, path, format, args...)
 }
 
 // bad reports a value that could not be decoded and forgets that path was written, so the
@@ -178,7 +180,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = k.Line
 		idx, ok := fields[k.Value]
 		if !ok {
-			if s := suggest(k.Value, names); s != "" {
+			if s := d.suggest(v.Type(), k.Value, names); s != "" {
 				d.errorf(k.Line, path, "unknown key %q (did you mean %q?)", k.Value, s)
 			} else {
 				d.errorf(k.Line, path, "unknown key %q", k.Value)
@@ -193,6 +195,23 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		d.lines[p] = k.Line
 		d.decode(val, f, p)
 	}
+}
+
+// suggest is the package's suggest, remembered per struct type and key: an alias repeats
+// the same unknown key many times, and each suggestion costs an edit distance per field.
+func (d *decoder) suggest(t reflect.Type, key string, names []string) string {
+	k := suggestKey{t, key}
+	s, ok := d.suggestions[k]
+	if !ok {
+		s = suggest(key, names)
+		d.suggestions[k] = s
+	}
+	return s
+}
+
+type suggestKey struct {
+	t   reflect.Type
+	key string
 }
 
 // merge applies a `<<:` value: one mapping, or a list of them where earlier ones win.
@@ -217,8 +236,22 @@ func (d *decoder) merge(key, n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// schemaFields is fieldsOf's cache: a file visits the same few struct types over and over
+// (through aliases, hundreds of thousands of times), and walking their tags each time was
+// most of the cost of an alias bomb.
+var schemaFields sync.Map // reflect.Type -> structFields
+
+type structFields struct {
+	index map[string][]int
+	names []string
+}
+
 // fieldsOf maps yaml keys to field indexes, flattening `,inline` fields (Route's Policy).
+// The results are shared: callers must not modify them.
 func fieldsOf(t reflect.Type) (map[string][]int, []string) {
+	if sf, ok := schemaFields.Load(t); ok {
+		return sf.(structFields).index, sf.(structFields).names
+	}
 	fields := map[string][]int{}
 	var names []string
 	var walk func(t reflect.Type, prefix []int)
@@ -238,6 +271,7 @@ func fieldsOf(t reflect.Type) (map[string][]int, []string) {
 		}
 	}
 	walk(t, nil)
+	schemaFields.Store(t, structFields{fields, names})
 	return fields, names
 }
 

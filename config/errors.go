@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
+	"hash/maphash"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,10 +60,53 @@ func (es Errors) Unwrap() []error {
 	return out
 }
 
-// sortErrors orders by line; the stable sort keeps discovery order within a line, which is
-// field order for the decoder and check order for the validator.
-func sortErrors(es Errors) {
-	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+// maxErrors bounds what one file reports. A hundred lines are more than anyone reads before
+// fixing the first ones, and anchors and aliases can make a few hundred bytes repeat one
+// mistake at a hundred thousand paths (issue #11, item 16).
+const maxErrors = 100
+
+// errorList collects the errors of one file: exact repeats (an alias repeats its target's
+// mistakes at the same line) are dropped, the first maxErrors distinct ones kept, and the
+// rest only counted, so a hostile file costs bounded memory and output.
+type errorList struct {
+	file string
+	errs Errors
+	seen map[uint64]struct{} // hashes of every distinct error, kept or not
+	seed maphash.Seed
+	more int // distinct errors beyond maxErrors
+}
+
+func newErrorList(file string) *errorList {
+	return &errorList{file: file, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+}
+
+func (l *errorList) add(line int, path, format string, args ...any) {
+	e := FieldError{File: l.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}
+	h := maphash.Comparable(l.seed, e)
+	if _, dup := l.seen[h]; dup {
+		return
+	}
+	l.seen[h] = struct{}{}
+	if len(l.errs) >= maxErrors {
+		l.more++
+		return
+	}
+	l.errs = append(l.errs, &e)
+}
+
+// result returns the errors sorted by line, ending with a line that says how many more
+// there were; the stable sort keeps discovery order within a line, which is field order
+// for the decoder and check order for the validator.
+func (l *errorList) result() Errors {
+	if len(l.errs) == 0 {
+		return nil
+	}
+	out := slices.Clone(l.errs)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	if l.more > 0 {
+		out = append(out, &FieldError{File: l.file, Msg: fmt.Sprintf("... and %d more errors (only the first %d are listed)", l.more, maxErrors)})
+	}
+	return out
 }
 
 // yamlLine matches the "yaml: line N: msg" form go.yaml.in/yaml/v3 gives syntax errors; the

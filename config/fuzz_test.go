@@ -7,7 +7,7 @@ import (
 )
 
 // FuzzParse checks that Parse never panics and that it returns either a config or a
-// non-empty Errors whose entries all name the file.
+// non-empty Errors, at most maxErrors and a summary line, whose entries all name the file.
 func FuzzParse(f *testing.F) {
 	full, err := os.ReadFile("testdata/full.yaml")
 	if err != nil {
@@ -22,6 +22,12 @@ func FuzzParse(f *testing.F) {
 		"a: &a [*a]\nroutes: *a\n",
 		"routes:\n  - prefix: /a/../b\n    service: ${X:-y}\n    rate_limit: {rps: 1e400}\n",
 		"discovery:\n  consul:\n  etcd:\nroutes:\n  - {prefix: /, service: s, tags: [a]}\n",
+		// issue #11: alias and merge-key bombs, a binary file, listener spellings, new keys
+		mergeBomb(8),
+		"x: &u [" + strings.Repeat("\"http://h:1\",", 600) + "]\ny: &r {prefix: /, upstreams: *u}\nroutes: [" + strings.Repeat("*r,", 600) + "]\n",
+		"\x00\x00\x00\x00\x00\x00\x00\x00",
+		"listen: \"0x7f.1:08080\"\nadmin: \"[::ffff:127.0.0.1]:8080\"\nadmin_expose: true\n" + okRoute,
+		"server: {max_connections: -1, min_body_rate: 256, body_idle_timeout: 1s}\ndefaults: {upgrades: [WebSocket, h2c, \"a b\"], encoded_slashes: rejct}\n" + okRoute,
 	} {
 		f.Add([]byte(s))
 	}
@@ -40,8 +46,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		errs, ok := err.(Errors)
-		if !ok || len(errs) == 0 {
-			t.Fatalf("error %T %v", err, err)
+		if !ok || len(errs) == 0 || len(errs) > maxErrors+1 {
+			t.Fatalf("error %T with %d lines: %v", err, len(errs), err)
 		}
 		for _, e := range errs {
 			if !strings.HasPrefix(e.Error(), "f.yaml") {

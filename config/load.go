@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -10,13 +11,29 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads and parses a routes.yaml file; see Parse.
+// maxFileSize bounds a config file. A routes.yaml is a few KiB, and 1 MiB holds thousands
+// of routes; past that a mistaken path (`-config /dev/zero`, a log file) would be read whole
+// and YAML's node tree costs about a hundred times the bytes in memory (issue #11, item 16).
+const maxFileSize = 1 << 20
+
+// Load reads and parses a routes.yaml file; see Parse. It reads at most a byte more than
+// the size limit, so a file that never ends fails as fast as one that is merely too large.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
+}
+
+// readFile reads path up to maxFileSize+1 bytes: enough for Parse to tell it is too large.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
 }
 
 // Parse decodes, validates and defaults one routes.yaml document; file names it in errors
@@ -32,6 +49,9 @@ func Parse(file string, data []byte) (*Config, error) {
 }
 
 func parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, Errors) {
+	if len(data) > maxFileSize {
+		return nil, Errors{{File: file, Msg: fmt.Sprintf("file larger than %d MiB: not a routes.yaml (a large one is a few hundred KiB)", maxFileSize>>20)}}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
@@ -46,22 +66,20 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 
 	c := &Config{}
-	d := &decoder{file: file, lookup: lookup, lines: map[string]int{}, merging: map[*yaml.Node]int{}}
+	errs := newErrorList(file)
+	d := &decoder{lookup: lookup, errs: errs, lines: map[string]int{}, merging: map[*yaml.Node]int{}, suggestions: map[suggestKey]string{}}
 	if doc.Kind != 0 {
 		d.decode(&doc, reflect.ValueOf(c).Elem(), "")
 		if root := doc.Content[0]; d.tooBig || root.Kind != yaml.MappingNode && !isNull(root) {
-			sortErrors(d.errs)
-			return nil, d.errs // nothing more to say about a non-mapping or partly decoded file
+			return nil, errs.result() // nothing more to say about a non-mapping or partly decoded file
 		}
 	}
-	v := &validator{file: file, lines: d.lines}
+	v := &validator{lines: d.lines, errs: errs}
 	v.config(c)
 	applyDefaults(c, v.set)
 	v.resolved(c)
-	errs := append(d.errs, v.errs...)
-	if len(errs) > 0 {
-		sortErrors(errs)
-		return nil, errs
+	if e := errs.result(); len(e) > 0 {
+		return nil, e
 	}
 	c.Path = file
 	return c, nil

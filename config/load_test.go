@@ -73,14 +73,17 @@ func TestLoadFullExample(t *testing.T) {
 		t.Errorf("TrustedNets = %v, want %v", c.TrustedNets, want)
 	}
 	users := c.Routes[0]
-	if users.Host != "api.example.com" || users.Line != 91 || users.Registry() != RegistryConsul || !*users.PassingOnly {
+	if users.Host != "api.example.com" || users.Line != 99 || users.Registry() != RegistryConsul || !*users.PassingOnly {
 		t.Errorf("users route: host %q line %d registry %q", users.Host, users.Line, users.Registry())
 	}
 	if c.Routes[1].Prefix != "/api/orders" || c.Routes[1].RateLimit.Key != "header:X-Api-Key" {
 		t.Errorf("orders route: prefix %q rate limit %+v", c.Routes[1].Prefix, c.Routes[1].RateLimit)
 	}
-	if s := c.Routes[2]; s.Retry != nil || s.Breaker != nil || s.PassiveHealth == nil {
-		t.Errorf("search route: retry %v breaker %v passive %v", s.Retry, s.Breaker, s.PassiveHealth)
+	if s := c.Routes[2]; s.Retry != nil || s.Breaker != nil || s.PassiveHealth == nil || len(s.Upgrades) != 0 || s.EncodedSlashes != EncodedSlashesReject {
+		t.Errorf("search route: retry %v breaker %v passive %v upgrades %q encoded_slashes %q", s.Retry, s.Breaker, s.PassiveHealth, s.Upgrades, s.EncodedSlashes)
+	}
+	if u := c.Routes[0].Upgrades; !reflect.DeepEqual(u, []string{"websocket"}) {
+		t.Errorf("users route upgrades %q", u)
 	}
 	legacy := c.Routes[3]
 	wantUps := []Upstream{{URL: "http://127.0.0.1:9001", Weight: 1}, {URL: "http://127.0.0.1:9002", Weight: 3}}

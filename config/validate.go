@@ -15,9 +15,8 @@ import (
 // zero value here means "not written" unless set(path) says otherwise; range checks apply
 // only to what the file wrote, so the message points at the line that wrote it.
 type validator struct {
-	file  string
 	lines map[string]int
-	errs  Errors
+	errs  *errorList
 }
 
 func (v *validator) set(path string) bool {
@@ -42,7 +41,7 @@ func (v *validator) line(path string) int {
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
-	v.errs = append(v.errs, &FieldError{File: v.file, Line: v.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	v.errs.add(v.line(path), path, format, args...)
 }
 
 // check reports msg at path when the file wrote path and ok is false.
@@ -53,23 +52,8 @@ func (v *validator) check(path string, ok bool, format string, args ...any) {
 }
 
 func (v *validator) config(c *Config) {
-	v.address("listen", c.Listen)
-	v.address("admin", c.Admin)
-	if v.set("listen") || v.set("admin") {
-		listen, admin := c.Listen, c.Admin
-		if !v.set("listen") {
-			listen = ":8080"
-		}
-		if !v.set("admin") {
-			admin = "127.0.0.1:9901"
-		}
-		if sameListener(listen, admin) {
-			p := "admin"
-			if !v.set(p) {
-				p = "listen"
-			}
-			v.errorf(p, "admin and listen must differ (%q and %q overlap): the admin API must not be public", admin, listen)
-		}
+	if listenOK, adminOK := v.address("listen", c.Listen), v.address("admin", c.Admin); listenOK && adminOK {
+		v.listeners(c)
 	}
 	for i, s := range c.TrustedProxies {
 		p := fmt.Sprintf("trusted_proxies[%d]", i)
@@ -82,6 +66,8 @@ func (v *validator) config(c *Config) {
 		}
 	}
 	v.check("server.max_header_bytes", c.Server.MaxHeaderBytes >= 0, "must not be negative")
+	v.check("server.max_connections", c.Server.MaxConnections >= 0, "must not be negative (0 = unlimited), got %d", c.Server.MaxConnections)
+	v.check("server.min_body_rate", c.Server.MinBodyRate >= 0, "must not be negative (0 = off), got %d", c.Server.MinBodyRate)
 	v.check("transport.max_idle_conns_per_host", c.Transport.MaxIdleConnsPerHost >= 0, "must not be negative")
 	v.check("transport.max_conns_per_host", c.Transport.MaxConnsPerHost >= 0, "must not be negative")
 	v.tls("transport.tls", c.Transport.TLS)
@@ -91,26 +77,17 @@ func (v *validator) config(c *Config) {
 	v.routes(c)
 }
 
-// sameListener reports whether two listen addresses would collide: the same port with the
-// same host, or with a wildcard host on either side (Linux refuses to bind both).
-func sameListener(a, b string) bool {
-	ah, ap, err1 := net.SplitHostPort(a)
-	bh, bp, err2 := net.SplitHostPort(b)
-	if err1 != nil || err2 != nil || ap != bp || ap == "0" {
-		return false
-	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return ah == bh || wild(ah) || wild(bh)
-}
-
-// address checks a host:port to listen on or dial; an empty host means all interfaces.
-func (v *validator) address(path, s string) {
+// address checks a host:port to listen on; an empty host means all interfaces. It reports
+// whether the address is usable (or was not written).
+func (v *validator) address(path, s string) bool {
 	if !v.set(path) {
-		return
+		return true
 	}
 	if err := checkHostPort(s, true); err != nil {
 		v.errorf(path, "invalid address %q: %v", s, err)
+		return false
 	}
+	return true
 }
 
 func checkHostPort(s string, emptyHostOK bool) error {

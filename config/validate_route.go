@@ -236,6 +236,52 @@ func (v *validator) policy(p string, pol *Policy) {
 		v.check(bp+".unhealthy_threshold", b.UnhealthyThreshold >= 1, "must be at least 1, got %d", b.UnhealthyThreshold)
 		v.statuses(bp+".expect_status", b.ExpectStatus)
 	}
+	if v.set(p + ".upgrades") {
+		pol.Upgrades = v.upgrades(p+".upgrades", pol.Upgrades)
+	}
+	v.oneOf(p+".encoded_slashes", pol.EncodedSlashes, encodedSlashModes)
+}
+
+var encodedSlashModes = []string{EncodedSlashesKeep, EncodedSlashesReject}
+
+// upgrades checks the protocols a route lets clients switch to and returns them lower-cased
+// without repeats: Upgrade tokens compare case-insensitively (RFC 9110 7.8).
+func (v *validator) upgrades(p string, list []string) []string {
+	out := make([]string, 0, len(list))
+	for i, u := range list {
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		if !v.set(ip) {
+			continue // failed to decode; reported
+		}
+		switch lu := strings.ToLower(u); {
+		case lu == "h2c":
+			// RFC 9113 3.1 and 8.6 retired it; through a proxy it would open a tunnel whose
+			// requests bypass routing, rate limits and every per-route check.
+			v.errorf(ip, "h2c upgrades are never forwarded: requests inside the upgraded connection would bypass routing and every route setting (HTTP/2 clients use TLS, or h2c with prior knowledge)")
+		case !isToken(u):
+			v.errorf(ip, "invalid protocol %q: want an HTTP token such as websocket (no spaces, \"/\", \",\" or quotes)", u)
+		case !slices.Contains(out, lu):
+			out = append(out, lu)
+		}
+	}
+	return out
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of an Upgrade protocol name
+// (header field names have the same one).
+func isToken(s string) bool { return httpguts.ValidHeaderFieldName(s) }
+
+// oneOf checks a key that takes one of a few words; a near miss gets a suggestion, as an
+// unknown key does.
+func (v *validator) oneOf(p, value string, allowed []string) {
+	if !v.set(p) || slices.Contains(allowed, value) {
+		return
+	}
+	if s := suggest(value, allowed); s != "" {
+		v.errorf(p, "unknown value %q (did you mean %q? want %s)", value, s, strings.Join(allowed, " or "))
+		return
+	}
+	v.errorf(p, "unknown value %q (want %s)", value, strings.Join(allowed, " or "))
 }
 
 func validRateKey(k string) bool {

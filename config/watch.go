@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -102,9 +101,10 @@ func watchFile(ctx context.Context, path string, debounce time.Duration, onChang
 }
 
 // hashFile returns the SHA-256 of the file's content (following symlinks). Config files are
-// small, so reading them whole on each burst of events is cheap.
+// small, so reading them whole on each burst of events is cheap; readFile stops past the
+// size limit, beyond which Load refuses the file anyway.
 func hashFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
