@@ -1,8 +1,10 @@
 package h1
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -82,4 +84,54 @@ func roundTripOnce(rt http.RoundTripper, req *http.Request, buf []byte) error {
 		return fmt.Errorf("read %d bytes, want 64", n)
 	}
 	return nil
+}
+
+// BenchmarkIdleCheck measures what taking a conn from the pool now costs on
+// top of the pool operation: the idle check for unsolicited bytes, on a
+// plain TCP conn (one recv with MSG_PEEK) and on a TLS conn (that plus a
+// deadline read through crypto/tls).
+func BenchmarkIdleCheck(b *testing.B) {
+	serverCfg, clientCfg := testTLSConfigs(b)
+	clientCfg.ServerName = "127.0.0.1"
+	for _, useTLS := range []bool{false, true} {
+		b.Run(map[bool]string{false: "tcp", true: "tls"}[useTLS], func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err == nil && useTLS {
+					tc := tls.Server(c, serverCfg)
+					tc.Handshake()
+					c = tc
+				}
+				accepted <- c
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if useTLS {
+				tc := tls.Client(nc, clientCfg)
+				if err := tc.Handshake(); err != nil {
+					b.Fatal(err)
+				}
+				nc = tc
+			}
+			if srv := <-accepted; srv != nil {
+				defer srv.Close()
+			}
+			pc := newPersistConn(&hostPool{}, nc)
+			defer pc.close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if !pc.idleClean() {
+					b.Fatal("clean conn reported dirty")
+				}
+			}
+		})
+	}
 }

@@ -252,12 +252,20 @@ func (c *Client) target(req *http.Request) (hostKey, error) {
 	return key, nil
 }
 
-// getConn pops the freshest idle conn for key or dials a new one.
+// getConn pops the freshest idle conn for key or dials a new one. An idle
+// conn on which the server sent anything (bytes or EOF) since its last
+// response is closed and the next one tried: see idleClean.
 func (c *Client) getConn(ctx context.Context, key hostKey) (*persistConn, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	hp, pc, expired := c.acquire(key)
+	for pc != nil && !pc.idleClean() {
+		c.release(pc, false)
+		var more []*persistConn
+		hp, pc, more = c.acquire(key)
+		expired = append(expired, more...)
+	}
 	for _, old := range expired {
 		old.close()
 	}

@@ -35,6 +35,7 @@ type persistConn struct {
 	reused  bool        // served at least one exchange; only reused conns may be retried
 	idleAt  time.Time
 	body    bodyReader // request-body reader reused across exchanges to avoid an allocation
+	probe   probe      // how idleClean looks for bytes that arrived while pooled
 }
 
 func newPersistConn(hp *hostPool, nc net.Conn) *persistConn {
@@ -45,6 +46,7 @@ func newPersistConn(hp *hostPool, nc net.Conn) *persistConn {
 	pc.br = readerPool.Get().(*bufio.Reader)
 	pc.br.Reset(&pc.cr)
 	pc.abortFn = pc.abort
+	pc.probe.init(nc)
 	return pc
 }
 

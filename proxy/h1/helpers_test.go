@@ -157,3 +157,17 @@ func waitClosed(t testing.TB, s *countedServer, n int) {
 		}
 	}
 }
+
+// opaqueConn hides the socket under a conn, as a custom Dialer's conn type
+// may: the idle check cannot peek the kernel's buffer then, so a conn the
+// server closed while pooled is found stale only when a request fails on it.
+type opaqueConn struct{ net.Conn }
+
+func opaqueDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return opaqueConn{c}, nil
+}

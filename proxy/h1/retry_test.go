@@ -54,9 +54,11 @@ func TestStaleConnRetry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// One response per conn, then the server closes: the pooled conn
-			// is stale when the second request takes it.
+			// is stale when the second request takes it. The socket is
+			// hidden from the idle check, which would otherwise see the EOF
+			// before any request is written (TestLateBytesOnIdleConn).
 			srv := startRaw(t, serveOnce(okResp, 1))
-			c := newClient(t, Options{})
+			c := newClient(t, Options{Dialer: opaqueDial})
 			if _, body, err := do(t, c, mustReq(t, "GET", srv.URL(), nil)); err != nil || body != "ok" {
 				t.Fatalf("warm-up: %q %v", body, err)
 			}
