@@ -21,7 +21,8 @@ import (
 //     Timeout() is true.
 //   - the upstream closed the connection before a response: an error wrapping
 //     io.ErrUnexpectedEOF; a reset wraps syscall.ECONNRESET (IsConnReset).
-//   - a malformed or ambiguous response: *ProtocolError.
+//   - a malformed or ambiguous response (including a status outside
+//     100-599): *ProtocolError; the proxy should answer 502.
 //   - reading the caller's request body failed: *RequestBodyError.
 //   - invalid outgoing request (bad header bytes, bad URL): *RequestError;
 //     nothing was sent.
@@ -40,6 +41,7 @@ var (
 	errTooMany1xx       = errors.New("h1: too many 1xx informational responses")
 	errAmbiguousFraming = errors.New("h1: response has both Content-Length and Transfer-Encoding")
 	errBadFieldName     = errors.New("h1: whitespace in response header field name")
+	errBadStatus        = errors.New("h1: response status outside 100-599")
 )
 
 type timeoutError struct{ msg string }

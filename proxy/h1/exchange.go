@@ -198,12 +198,13 @@ func got1xx(ctx context.Context, resp *http.Response) error {
 	return nil
 }
 
-// readOne reads one response head with http.ReadResponse, adding the
-// smuggling check it lacks: ReadResponse silently drops Content-Length when
-// Transfer-Encoding is present (RFC 9112 §6.1 allows that for recipients but
-// calls it a likely attack), so the raw head is scanned first. Usually the
-// whole head is already in the read buffer and the scan costs no copy; when
-// it is not, the connReader records the raw bytes while ReadResponse runs.
+// readOne reads one response head with http.ReadResponse, adding the checks
+// it lacks: a status within 100-599, and no smuggling. ReadResponse silently
+// drops Content-Length when Transfer-Encoding is present (RFC 9112 §6.1
+// allows that for recipients but calls it a likely attack), so the raw head
+// is scanned first. Usually the whole head is already in the read buffer and
+// the scan costs no copy; when it is not, the connReader records the raw
+// bytes while ReadResponse runs.
 func (pc *persistConn) readOne(req *http.Request) (*http.Response, error) {
 	if _, err := pc.br.Peek(1); err != nil {
 		return nil, err
@@ -229,6 +230,11 @@ func (pc *persistConn) readOne(req *http.Request) (*http.Response, error) {
 		return nil, &ProtocolError{Err: err}
 	}
 	switch {
+	case resp.StatusCode < 100 || resp.StatusCode > 599:
+		// ReadResponse takes any three digits ("000", "+99", "999"). None is
+		// HTTP, a low one would pass as informational, and relaying one
+		// would make net/http's server panic (WriteHeader below 100).
+		return nil, &ProtocolError{Err: errBadStatus}
 	case scan.cl && scan.te:
 		return nil, &ProtocolError{Err: errAmbiguousFraming}
 	case scan.badName:

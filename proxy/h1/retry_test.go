@@ -247,3 +247,52 @@ func TestBadOutgoingRequestsNotWritten(t *testing.T) {
 		t.Errorf("server saw %d requests on %d conns, want 1 on 1", requests.Load(), srv.conns.Load())
 	}
 }
+
+func TestStatusOutsideRange(t *testing.T) {
+	tests := []struct {
+		status  string
+		wantErr bool
+	}{
+		// http.ReadResponse takes any three digits. net/http's server panics
+		// on WriteHeader below 100, and no such status is HTTP.
+		{"600", true},
+		{"999", true},
+		{"000", true},
+		{"099", true}, // would otherwise pass as informational and be skipped
+		{"+99", true}, // strconv.Atoi accepts the sign
+		{"599", false},
+		{"100", false}, // informational, followed by the final 200
+	}
+	for _, tt := range tests {
+		t.Run(tt.status, func(t *testing.T) {
+			var served atomic.Int32
+			srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					if _, err := readHead(br); err != nil {
+						return
+					}
+					resp := okResp
+					if served.Add(1) == 1 {
+						resp = "HTTP/1.1 " + tt.status + " Odd\r\nContent-Length: 0\r\n\r\n" + okResp
+					}
+					if _, err := io.WriteString(c, resp); err != nil {
+						return
+					}
+				}
+			})
+			c := newClient(t, Options{})
+			resp, _, err := do(t, c, mustReq(t, "GET", srv.URL(), nil))
+			var pe *ProtocolError
+			if tt.wantErr != errors.As(err, &pe) {
+				t.Fatalf("got %v, %v; want *ProtocolError: %v", resp, err, tt.wantErr)
+			}
+			// The conn of a rejected response is closed, never reused.
+			if _, body, err := do(t, c, mustReq(t, "GET", srv.URL(), nil)); err != nil || body != "ok" {
+				t.Fatalf("follow-up: %q %v", body, err)
+			}
+			if n := srv.conns.Load(); tt.wantErr && n != 2 {
+				t.Errorf("%d conns, want 2", n)
+			}
+		})
+	}
+}
