@@ -33,7 +33,7 @@ const (
 	DefaultDialTimeout            = 10 * time.Second
 	DefaultIdleConnTimeout        = 90 * time.Second
 	DefaultMaxIdleConnsPerHost    = 64
-	DefaultMaxResponseHeaderBytes = 1 << 20
+	DefaultMaxResponseHeaderBytes = 64 << 10 // near Envoy's 60 KiB; real heads are a few KiB
 	expectContinueTimeout         = time.Second // as http.DefaultTransport
 	max1xxResponses               = 8
 )
@@ -52,7 +52,10 @@ type Options struct {
 	// keep-alive pooling altogether.
 	MaxIdleConnsPerHost int
 	// MaxResponseHeaderBytes bounds the response header block (all 1xx
-	// responses included), so a hostile upstream cannot exhaust memory.
+	// responses included), so a hostile upstream cannot exhaust memory; a
+	// larger head is a *ProtocolError. The default, 64 KiB, is near Envoy's
+	// 60 KiB. The count is of bytes read while the head is parsed, so a body
+	// byte sharing the last read (at most 4 KiB) counts too.
 	MaxResponseHeaderBytes int64
 	// TLSConfig is cloned for https upstreams; ServerName defaults to the URL
 	// host and NextProtos is forced to http/1.1.

@@ -296,3 +296,44 @@ func TestStatusOutsideRange(t *testing.T) {
 		})
 	}
 }
+
+func TestResponseHeaderLimit(t *testing.T) {
+	head := func(size int) string {
+		const line = "X-Pad: " // plus 1017 bytes of value and CRLF: 1 KiB a field
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+		for b.Len() < size-1024 {
+			b.WriteString(line + strings.Repeat("p", 1024-len(line)-2) + "\r\n")
+		}
+		b.WriteString("\r\nok")
+		return b.String()
+	}
+	tests := []struct {
+		name    string
+		limit   int64
+		size    int
+		wantErr bool
+	}{
+		{"60 KiB under the 64 KiB default", 0, 60 << 10, false},
+		{"70 KiB over the default", 0, 70 << 10, true},
+		{"70 KiB under a raised limit", 128 << 10, 70 << 10, false},
+		{"1 MiB over a raised limit", 128 << 10, 1 << 20, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startRaw(t, serveOnce(head(tt.size), 0))
+			c := newClient(t, Options{MaxResponseHeaderBytes: tt.limit})
+			_, body, err := do(t, c, mustReq(t, "GET", srv.URL(), nil))
+			var pe *ProtocolError
+			if tt.wantErr {
+				if !errors.As(err, &pe) || !errors.Is(err, errHeaderTooLarge) {
+					t.Fatalf("err %v, want *ProtocolError for the header limit", err)
+				}
+				return
+			}
+			if err != nil || body != "ok" {
+				t.Fatalf("got %q, %v", body, err)
+			}
+		})
+	}
+}
