@@ -33,7 +33,7 @@ const (
 	DefaultDialTimeout            = 10 * time.Second
 	DefaultIdleConnTimeout        = 90 * time.Second
 	DefaultMaxIdleConnsPerHost    = 64
-	DefaultMaxResponseHeaderBytes = 64 << 10 // near Envoy's 60 KiB; real heads are a few KiB
+	DefaultMaxResponseHeaderBytes = 64 << 10    // near Envoy's 60 KiB; real heads are a few KiB
 	expectContinueTimeout         = time.Second // as http.DefaultTransport
 	max1xxResponses               = 8
 )
