@@ -53,6 +53,8 @@ func TestEdgeSafetyErrors(t *testing.T) {
 			`routes.yaml:1: listen: admin and listen must differ ("127.0.0.1:9901" and "[::]:9901" overlap): the admin API must not be public`}},
 		{"listen on a name, admin default", "listen: \"gw.example.com:9901\"\n" + okRoute, []string{
 			`routes.yaml:1: listen: admin and listen must differ ("127.0.0.1:9901" and "gw.example.com:9901" overlap (a host name may resolve to the other address: use different ports)): the admin API must not be public`}},
+		{"long values are cut in messages", "? \"" + strings.Repeat("k", 200) + "\"\n: 1\n" + okRoute, []string{
+			`routes.yaml:1: unknown key "` + strings.Repeat("k", 80) + `... (200 bytes)"`}},
 		{"service port names are refused", "admin: \"127.0.0.1:http\"\n" + okRoute, []string{
 			`routes.yaml:1: admin: invalid address "127.0.0.1:http": bad port "http"`}},
 	})

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // FieldError is one problem in a config file, located by line and field path so a user can
@@ -81,6 +82,11 @@ func newErrorList(file string) *errorList {
 }
 
 func (l *errorList) add(line int, path, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > maxQuoted {
+			args[i] = shorten(s)
+		}
+	}
 	e := FieldError{File: l.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}
 	h := maphash.Comparable(l.seed, e)
 	if _, dup := l.seen[h]; dup {
@@ -92,6 +98,19 @@ func (l *errorList) add(line int, path, format string, args ...any) {
 		return
 	}
 	l.errs = append(l.errs, &e)
+}
+
+// maxQuoted bounds how much of a value from the file an error message repeats: enough to
+// recognise it, not a megabyte-long key echoed back.
+const maxQuoted = 80
+
+// shorten cuts s to maxQuoted bytes on a rune boundary and says how long it was.
+func shorten(s string) string {
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
 }
 
 // result returns the errors sorted by line, ending with a line that says how many more
@@ -144,18 +163,24 @@ func isParserProblem(msg string) bool {
 // finds "strip_prefix".
 func suggest(s string, candidates []string) string {
 	best, bestDist := "", -1
+	limit := max(2, len(s)/3)
 	ls := strings.ToLower(s)
 	for _, c := range candidates {
+		if abs(len(s)-len(c)) > limit {
+			continue // the distance is at least the difference in length: too far anyway
+		}
 		d := editDistance(ls, strings.ToLower(c))
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = c, d
 		}
 	}
-	if bestDist < 0 || bestDist > max(2, len(s)/3) || bestDist >= len(s) {
+	if bestDist < 0 || bestDist > limit || bestDist >= len(s) {
 		return ""
 	}
 	return best
 }
+
+func abs(n int) int { return max(n, -n) }
 
 // editDistance is the Levenshtein distance. It is a dozen lines, so a module for it would
 // cost more (another go.mod entry for every engineer) than it saves.
