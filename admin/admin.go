@@ -1,12 +1,15 @@
 // Package admin serves the gateway's operator endpoints on their own listener (never the
 // public one): liveness, readiness, Prometheus metrics, JSON views of the routes and
-// upstreams in force, and pprof under /debug/pprof/.
+// upstreams in force, and, when asked for, pprof under /debug/pprof/ and expvar.
 package admin
 
 import (
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -28,15 +31,28 @@ type Options struct {
 	Source   Source
 	Gatherer prometheus.Gatherer // what /metrics exposes
 	Logger   *slog.Logger
+	// Exposed says the listener is reachable beyond loopback on purpose (admin_expose). The
+	// Host check is then off: scrapers and operators name the gateway by whatever DNS name
+	// or address the network gives it, which the gateway cannot list, and the protection
+	// has to come from the network (firewall) instead.
+	Exposed bool
+	// Debug serves pprof under /debug/pprof/ and expvar at /debug/vars (admin_debug). Off,
+	// both answer 404: profiles reveal memory contents and a CPU profile costs CPU.
+	Debug bool
 }
 
-// New returns the admin router: /healthz, /readyz, /metrics, /admin/routes, /admin/upstreams.
+// New returns the admin router: /healthz, /readyz, /metrics, /admin/routes, /admin/upstreams,
+// and with Debug /debug/pprof/ and /debug/vars. Unless Exposed, requests must name a
+// loopback host (see loopbackHost).
 func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
+	if !o.Exposed {
+		r.Use(requireLoopbackHost)
+	}
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -54,8 +70,10 @@ func New(o Options) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
 	}))
-	// pprof on the admin listener only: profiles of a live gateway, never exposed publicly.
-	r.Mount("/debug", middleware.Profiler())
+	if o.Debug {
+		// pprof on the admin listener only: profiles of a live gateway, never exposed publicly.
+		r.Mount("/debug", middleware.Profiler())
+	}
 	r.Get("/admin/routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Source.Routes())
 	})
@@ -63,6 +81,44 @@ func New(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, o.Source.Upstreams())
 	})
 	return r
+}
+
+// requireLoopbackHost answers 421 Misdirected Request to a request whose Host is not a
+// loopback name. It stops DNS rebinding: a web page the operator opens can make its own
+// name resolve to 127.0.0.1 and then, same-origin as far as the browser knows, read the
+// admin API (routes, upstream addresses, profiles) and send it home. The Host header still
+// carries the page's name, so answering only loopback names defeats it. 421 (RFC 9110
+// 15.5.20) says "this server does not serve that authority", which is exactly the case.
+func requireLoopbackHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{
+				"error": "the admin API answers only requests for localhost, 127.0.0.1 or [::1] (admin_expose: true turns this check off)",
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost, an address in
+// 127.0.0.0/8 or ::1, with any port. An empty Host (HTTP/1.0) passes: browsers always send
+// one, so it cannot come from a rebinding page.
+func loopbackHost(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

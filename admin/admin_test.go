@@ -27,35 +27,92 @@ func TestEndpoints(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_test_total", Help: "test"})
 	reg.MustRegister(c)
 	c.Inc()
+	const misdirected = "the admin API answers only requests for localhost"
 	for _, tc := range []struct {
 		name   string
+		opts   Options // Source and Gatherer filled in
 		src    source
 		path   string
+		host   string // Host header; "" = the test server's 127.0.0.1:port
 		status int
 		want   string
 	}{
-		{"healthz", source{}, "/healthz", 200, `"status": "ok"`},
-		{"ready", source{ready: true}, "/readyz", 200, `"status": "ready"`},
-		{"not ready names pools", source{waiting: []string{"users"}}, "/readyz", 503, `"users"`},
-		{"not ready before config", source{}, "/readyz", 503, `"pools_waiting": []`},
-		{"metrics", source{}, "/metrics", 200, "switchyard_test_total 1"},
-		{"routes", source{}, "/admin/routes", 200, `"prefix": "/api"`},
-		{"upstreams", source{}, "/admin/upstreams", 200, `"127.0.0.1:9001"`},
-		{"pprof", source{}, "/debug/pprof/", 200, "goroutine"},
-		{"unknown", source{}, "/nope", 404, ""},
+		{"healthz", Options{}, source{}, "/healthz", "", 200, `"status": "ok"`},
+		{"ready", Options{}, source{ready: true}, "/readyz", "", 200, `"status": "ready"`},
+		{"not ready names pools", Options{}, source{waiting: []string{"users"}}, "/readyz", "", 503, `"users"`},
+		{"not ready before config", Options{}, source{}, "/readyz", "", 503, `"pools_waiting": []`},
+		{"metrics", Options{}, source{}, "/metrics", "", 200, "switchyard_test_total 1"},
+		{"routes", Options{}, source{}, "/admin/routes", "", 200, `"prefix": "/api"`},
+		{"upstreams", Options{}, source{}, "/admin/upstreams", "", 200, `"127.0.0.1:9001"`},
+		{"unknown", Options{}, source{}, "/nope", "", 404, ""},
+
+		// pprof and expvar only with admin_debug (issue #11, item 14).
+		{"pprof off by default", Options{}, source{}, "/debug/pprof/", "", 404, ""},
+		{"pprof profile off by default", Options{}, source{}, "/debug/pprof/goroutine?debug=1", "", 404, ""},
+		{"expvar off by default", Options{}, source{}, "/debug/vars", "", 404, ""},
+		{"pprof with debug", Options{Debug: true}, source{}, "/debug/pprof/", "", 200, "goroutine"},
+		{"expvar with debug", Options{Debug: true}, source{}, "/debug/vars", "", 200, "memstats"},
+
+		// Host check against DNS rebinding.
+		{"host localhost", Options{}, source{}, "/healthz", "localhost:9901", 200, "ok"},
+		{"host LOCALHOST without port", Options{}, source{}, "/healthz", "LOCALHOST", 200, "ok"},
+		{"host 127.0.0.1", Options{}, source{}, "/healthz", "127.0.0.1", 200, "ok"},
+		{"host 127.8.9.10", Options{}, source{}, "/healthz", "127.8.9.10:80", 200, "ok"},
+		{"host [::1]", Options{}, source{}, "/healthz", "[::1]:9901", 200, "ok"},
+		{"host [::1] without port", Options{}, source{}, "/healthz", "[::1]", 200, "ok"},
+		{"rebound name", Options{}, source{}, "/admin/upstreams", "attacker.example:9901", 421, misdirected},
+		{"rebound name, pprof too", Options{Debug: true}, source{}, "/debug/pprof/", "attacker.example", 421, misdirected},
+		{"name ending in localhost", Options{}, source{}, "/healthz", "localhost.attacker.example", 421, misdirected},
+		{"public address", Options{}, source{}, "/metrics", "10.0.0.5:9901", 421, misdirected},
+		{"wildcard address", Options{}, source{}, "/metrics", "0.0.0.0:9901", 421, misdirected},
+		{"empty host before the port", Options{}, source{}, "/metrics", ":9901", 421, misdirected},
+		{"exposed: any host", Options{Exposed: true}, source{}, "/admin/routes", "gw-3.internal:9901", 200, `"prefix": "/api"`},
+		{"exposed: pprof still needs debug", Options{Exposed: true}, source{}, "/debug/pprof/", "gw-3.internal", 404, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(New(Options{Source: tc.src, Gatherer: reg}))
+			o := tc.opts
+			o.Source, o.Gatherer = tc.src, reg
+			srv := httptest.NewServer(New(o))
 			defer srv.Close()
-			res, err := http.Get(srv.URL + tc.path)
+			req, err := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			res, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			if res.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
-				t.Fatalf("%s: %d %q, want %d containing %q", tc.path, res.StatusCode, body, tc.status, tc.want)
+				t.Fatalf("%s (Host %q): %d %q, want %d containing %q", tc.path, tc.host, res.StatusCode, body, tc.status, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"":                   true, // HTTP/1.0 without Host: no browser sends that
+		"localhost":          true,
+		"localhost:1":        true,
+		"127.0.0.1:9901":     true,
+		"127.255.255.254":    true,
+		"[::1]:9901":         true,
+		"[::ffff:127.0.0.1]": true,
+		"[fe80::1%25lo]":     false,
+		"localhost.":         false,
+		"127.1":              false, // browsers canonicalize; others have no reason to send it
+		"example.com":        false,
+		"10.0.0.1:9901":      false,
+		"[::]:9901":          false,
+		"::1":                true, // unbracketed, still loopback
+	} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }

@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case "register":
 			return runRegister(ctx, args[1:], stderr)
 		case "validate":
-			return runValidate(args[1:], stdout, stderr)
+			return runValidate(ctx, args[1:], stdout, stderr)
 		case "serve":
 			args = args[1:]
 		}

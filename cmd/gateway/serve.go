@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/upstream"
+	"golang.org/x/net/netutil"
 )
 
 // runServe runs the gateway until ctx ends (SIGTERM/SIGINT), then drains and returns 0.
@@ -34,7 +35,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if f.validate {
-		return validateFile(f.config, os.Stdout, stderr)
+		return validateFile(ctx, f.config, os.Stdout, stderr)
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
@@ -69,7 +70,13 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	handler := proxy.New(proxy.Options{Transport: transport, Logger: log, Metrics: proxy.NewMetrics(reg)})
+	handler := proxy.New(proxy.Options{
+		Transport: transport,
+		Logger:    log,
+		Metrics:   proxy.NewMetrics(reg),
+		// Pacing: server.body_idle_timeout, min_body_rate and body_rate_grace (issue #11)
+		// are wired here by the proxy change that implements them.
+	})
 	// Watchers outlive ctx (SIGTERM) until the listener has drained, so requests still in
 	// flight keep fresh pools.
 	gwCtx, stopWatchers := context.WithCancel(context.WithoutCancel(ctx))
@@ -113,7 +120,10 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 		public.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, for TLS terminated in front
 	}
 	adminSrv := &http.Server{
-		Handler:           admin.New(admin.Options{Source: adminSource{gw}, Gatherer: reg, Logger: log}),
+		Handler: admin.New(admin.Options{
+			Source: adminSource{gw}, Gatherer: reg, Logger: log,
+			Exposed: cfg.AdminExpose, Debug: cfg.AdminDebug,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -121,6 +131,11 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
+	}
+	if n := cfg.Server.MaxConnections; n > 0 {
+		// Past n open connections Accept waits, so further clients queue in the kernel's
+		// backlog instead of each costing a goroutine and buffers (issue #11, item 15).
+		publicLn = netutil.LimitListener(publicLn, n)
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
@@ -138,7 +153,14 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	}()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("switchyard serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"routes", len(cfg.Routes), "config", cfg.Path, "startup", time.Since(started).Round(time.Millisecond))
+		"routes", len(cfg.Routes), "config", cfg.Path, "max_connections", cfg.Server.MaxConnections,
+		"startup", time.Since(started).Round(time.Millisecond))
+	if cfg.AdminExpose {
+		log.Warn("admin API reachable beyond loopback (admin_expose: true) with no Host check: keep it behind a firewall", "admin", adminLn.Addr().String())
+	}
+	if cfg.AdminDebug {
+		log.Info("pprof and expvar served under /debug/ on the admin listener (admin_debug: true)")
+	}
 
 	reloadDone := startReloader(gwCtx, gw, cfg.Path, f.watch, log)
 

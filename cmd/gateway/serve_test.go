@@ -29,6 +29,34 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startGateway runs `gateway -config F` on a file of listen and admin addresses of its own
+// followed by rest, until the test ends (then it must exit 0), and waits for readiness.
+func startGateway(t *testing.T, rest string) (listen, admin string) {
+	t.Helper()
+	listen, admin = freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: %q\nadmin: %q\n", listen, admin)+rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	var stderr bytes.Buffer // read only after exit
+	go func() { exit <- run(ctx, []string{"-config", cfgPath}, io.Discard, &stderr) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case code := <-exit:
+			if code != 0 {
+				t.Errorf("exit %d; log:\n%s", code, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("gateway did not stop within 15s")
+		}
+	})
+	waitFor(t, "readyz", 10*time.Second, func() bool { c, _ := httpGet("http://" + admin + "/readyz"); return c == 200 })
+	return listen, admin
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

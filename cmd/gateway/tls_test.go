@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -57,26 +56,12 @@ func TestTLSListenerServesHTTP2(t *testing.T) {
 	defer backend.Close()
 	dir := t.TempDir()
 	certFile, keyFile, roots := selfSigned(t, dir)
-	listen, admin := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(dir, "routes.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: %q
-admin: %q
-discovery: {}
+	listen, _ := startGateway(t, fmt.Sprintf(`discovery: {}
 server: { tls: { cert_file: %q, key_file: %q } }
 routes:
   - prefix: /
     upstreams: [%q]
-`, listen, admin, certFile, keyFile, backend.URL)), 0o644)
-	ctx, stop := context.WithCancel(context.Background())
-	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"-config", cfgPath}, io.Discard, io.Discard) }()
-	defer func() {
-		stop()
-		if code := <-exit; code != 0 {
-			t.Errorf("exit %d", code)
-		}
-	}()
-	waitFor(t, "readyz", 10*time.Second, func() bool { c, _ := httpGet("http://" + admin + "/readyz"); return c == 200 })
+`, certFile, keyFile, backend.URL))
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()

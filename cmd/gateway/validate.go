@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,8 +10,13 @@ import (
 	"github.com/switchyard/switchyard/config"
 )
 
-// runValidate checks a config file: exit 0 when valid, 1 with every error printed.
-func runValidate(args []string, stdout, stderr io.Writer) int {
+// exitInterrupted is the exit code of a command stopped by SIGINT or SIGTERM: 128+SIGINT,
+// what shells report for Ctrl-C, so scripts can tell "stopped" from "invalid" (1).
+const exitInterrupted = 130
+
+// runValidate checks a config file: exit 0 when valid, 1 with the errors printed, 130 when
+// interrupted.
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gateway validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "routes.yaml", "path of the routes file")
@@ -20,19 +26,39 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 1 && *path == "routes.yaml" {
 		*path = fs.Arg(0) // `gateway validate FILE` works too
 	}
-	return validateFile(*path, stdout, stderr)
+	return validateFile(ctx, *path, stdout, stderr)
 }
 
-func validateFile(path string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, err)
-		return 1
+// validateFile loads the file aside and waits for it or for ctx. main turns SIGINT and
+// SIGTERM into ctx (so they no longer kill the process), and a read can block for good on
+// a FIFO, a terminal or a hung mount: without the select, Ctrl-C would do nothing. The
+// abandoned load ends with the process.
+func validateFile(ctx context.Context, path string, stdout, stderr io.Writer) int {
+	type loaded struct {
+		cfg *config.Config
+		err error
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes)\n", path, len(cfg.Routes))
-	return 0
+	done := make(chan loaded, 1)
+	go func() {
+		cfg, err := config.Load(path)
+		done <- loaded{cfg, err}
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintf(stderr, "%s: interrupted\n", path)
+		return exitInterrupted
+	case l := <-done:
+		if l.err != nil {
+			printConfigError(stderr, l.err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", path, len(l.cfg.Routes))
+		return 0
+	}
 }
 
+// printConfigError prints one error per line. config bounds the list (at most 100 and a
+// line counting the rest), so a hostile file cannot flood the terminal or a log.
 func printConfigError(w io.Writer, err error) {
 	var errs config.Errors
 	if errors.As(err, &errs) {
