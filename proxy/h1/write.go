@@ -223,6 +223,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 var errShortBody = errors.New("body shorter than ContentLength")
 
+// maxEmptyReads is how many (0, nil) Reads in a row a request body gets
+// before it counts as broken: bufio's limit, so both framings agree.
+const maxEmptyReads = 100
+
 // writeBody streams the request body after the head. Fixed-length bodies go
 // through bufio.Writer.ReadFrom (no extra buffer); chunked ones are flushed
 // after every chunk, as net/http does, so a streaming upload is not held back
@@ -236,6 +240,9 @@ func (pc *persistConn) writeBody(bw *bufio.Writer, req *http.Request, body io.Re
 		switch {
 		case br.err != nil:
 			return &RequestBodyError{Err: br.err}
+		case err == io.ErrNoProgress:
+			// bufio gave up on a body whose Reads return (0, nil) forever.
+			return &RequestBodyError{Err: err}
 		case err != nil:
 			return err
 		case br.eof:
@@ -246,8 +253,18 @@ func (pc *persistConn) writeBody(bw *bufio.Writer, req *http.Request, body io.Re
 	bufp := chunkBufPool.Get().(*[]byte)
 	defer chunkBufPool.Put(bufp)
 	buf := *bufp
-	for {
+	for empty := 0; ; {
 		n, rerr := body.Read(buf)
+		if n == 0 && rerr == nil {
+			// A body whose Reads return (0, nil) forever would spin here,
+			// deaf to the context (nothing is written, so the poisoned
+			// deadline is never seen). Give up as bufio and io do.
+			if empty++; empty >= maxEmptyReads {
+				return &RequestBodyError{Err: io.ErrNoProgress}
+			}
+			continue
+		}
+		empty = 0
 		if n > 0 {
 			bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
 			bw.WriteString("\r\n")
