@@ -8,9 +8,14 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/switchyard/switchyard/upstream"
 )
+
+// MaxRetries is the most `retries` a route may ask for. Each retry goes to an endpoint not
+// tried yet, and the proxy remembers at most upstream.MaxExcluded tried endpoints per
+// request, so one try plus seven retries fill it. The value is written here rather than
+// imported so that config depends on no other package of the module; a test in
+// cmd/gateway keeps the two in step.
+const MaxRetries = 7
 
 var (
 	lbPolicies      = []string{LBRoundRobin, LBWeighted, LBLeastConn}
@@ -197,7 +202,7 @@ func (v *validator) policy(p string, pol *Policy) {
 	v.check(p+".lb", slices.Contains(lbPolicies, pol.LB), "unknown policy %q (want %s)", pol.LB, strings.Join(lbPolicies, ", "))
 	v.check(p+".timeout", pol.Timeout > 0, "must be positive (leave it out to inherit)")
 	if n := pol.Retries; n != nil {
-		v.check(p+".retries", *n >= 0 && *n < upstream.MaxExcluded, "must be between 0 and %d, got %d", upstream.MaxExcluded-1, *n)
+		v.check(p+".retries", *n >= 0 && *n <= MaxRetries, "must be between 0 and %d, got %d", MaxRetries, *n)
 	}
 	if b, bp := pol.Retry, p+".retry"; b != nil {
 		v.statuses(bp+".on_status", b.OnStatus)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/upstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -167,6 +169,14 @@ routes:
 		code, _ := httpGet("http://" + listen + "/api/users/7")
 		return code == 503
 	})
+}
+
+// TestRetryLimitMatchesExclusion: config refuses more retries than the proxy can keep
+// apart (config does not import upstream, so the numbers meet here).
+func TestRetryLimitMatchesExclusion(t *testing.T) {
+	if config.MaxRetries != upstream.MaxExcluded-1 {
+		t.Errorf("config.MaxRetries = %d, upstream.MaxExcluded = %d: want one try plus retries to fill the exclusion set", config.MaxRetries, upstream.MaxExcluded)
+	}
 }
 
 func TestValidateCommand(t *testing.T) {
