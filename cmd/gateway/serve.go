@@ -74,8 +74,13 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 		Transport: transport,
 		Logger:    log,
 		Metrics:   proxy.NewMetrics(reg),
-		// Pacing: server.body_idle_timeout, min_body_rate and body_rate_grace (issue #11)
-		// are wired here by the proxy change that implements them.
+		Pacing: &proxy.ClientPacing{
+			Idle:         cfg.Server.BodyIdleTimeout,
+			MinRate:      cfg.Server.MinBodyRate,
+			Grace:        cfg.Server.BodyRateGrace,
+			ReadTimeout:  cfg.Server.ReadTimeout,
+			WriteTimeout: cfg.Server.WriteTimeout,
+		},
 	})
 	// Watchers outlive ctx (SIGTERM) until the listener has drained, so requests still in
 	// flight keep fresh pools.
