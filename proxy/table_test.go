@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,18 @@ func TestTableMatch(t *testing.T) {
 		{"ADMIN.example.com:8080", "/api", "host-api"},  // case and port ignored
 		{"admin.example.com", "/other", "root"},         // falls back to host-less routes
 		{"shop.example.com", "/api", "host-root"},
+		// Canonical escaped paths: an encoded slash is inside its segment.
+		{"x", "/api%2Fx", "root"},
+		{"x", "/api%2Fusers", "root"},
+		{"x", "/api/users%2F7", "api"},
+		{"x", "/api/users%2Fx/y", "api"},
+		{"x", "/a/b/c%2Fd", "root"},
+		// A fully qualified host (final dot) is the same host.
+		{"admin.example.com.", "/api", "host-api"},
+		{"admin.example.com.:8080", "/api", "host-api"},
+		{"ADMIN.EXAMPLE.COM.:8080", "/api", "host-api"},
+		{"admin.example.com..", "/api", "api"},
+		{"admin.example.com:", "/api", "host-api"},
 	}
 	for _, c := range cases {
 		t.Run(c.host+c.path, func(t *testing.T) {
@@ -46,28 +59,111 @@ func TestTableMatch(t *testing.T) {
 	}
 }
 
-func TestCleanPath(t *testing.T) {
-	cases := map[string]string{
-		"":                      "/",
-		"/":                     "/",
-		"/api/users":            "/api/users",
-		"/api/users/":           "/api/users/",
-		"/public/../admin":      "/admin",
-		"/public/./x":           "/public/x",
-		"//double//slash":       "/double/slash",
-		"/../../etc/passwd":     "/etc/passwd",
-		"/a/b/..":               "/a",
-		"/a/b/../":              "/a/",
-		"/a/.hidden/x":          "/a/.hidden/x",
-		"/a/..b/x":              "/a/..b/x",
-		"relative":              "/relative",
-		"/public/%2e%2e/admin":  "/public/%2e%2e/admin", // already decoded by net/http before us
-		"/public/..%2fadmin/x/": "/public/..%2fadmin/x/",
+func TestTableHosts(t *testing.T) {
+	routes := []*Route{
+		{Name: "root", Prefix: "/"},
+		{Name: "v6", Prefix: "/", Host: "::1"},
+		{Name: "v6-bracketed", Prefix: "/b", Host: "[2001:DB8::1]"},
+		{Name: "fqdn", Prefix: "/", Host: "fqdn.example.com."},
+		{Name: "fqdn-dup", Prefix: "/", Host: "fqdn.example.com"}, // same host: first wins
 	}
-	for in, want := range cases {
-		if got := cleanPath(in); got != want {
-			t.Errorf("cleanPath(%q) = %q, want %q", in, got, want)
+	tbl := NewTable(routes, nil)
+	cases := []struct{ host, path, want string }{
+		{"[::1]:8080", "/x", "v6"},
+		{"[::1]", "/x", "v6"},
+		{"[::1]junk", "/x", "root"},
+		{"[::1", "/x", "root"},
+		{"::1", "/x", "root"}, // not a valid Host: the last colon is taken for a port
+		{"[2001:db8::1]:443", "/b/c", "v6-bracketed"},
+		{"[2001:DB8::1]", "/b", "v6-bracketed"},
+		{"fqdn.example.com", "/x", "fqdn"},
+		{"fqdn.example.com.", "/x", "fqdn"},
+		{"", "/x", "root"},
+		{".", "/x", "root"},
+		{":80", "/x", "root"},
+	}
+	for _, c := range cases {
+		if got := tbl.Match(c.host, c.path); got == nil || got.Name != c.want {
+			t.Errorf("Match(%q, %q) = %v, want %s", c.host, c.path, got, c.want)
 		}
+	}
+	for _, h := range []string{"example.com", "example.com:8080", "[::1]:8080", "api.example.com."} {
+		if n := testing.AllocsPerRun(100, func() { normalizeHost(h) }); n != 0 {
+			t.Errorf("normalizeHost(%q): %v allocs, want 0", h, n)
+		}
+	}
+}
+
+// TestTableEscapedPrefixes checks that configured prefixes, plain paths, match the canonical
+// escaped form of request paths, and that strip_prefix cuts the escaped prefix off.
+func TestTableEscapedPrefixes(t *testing.T) {
+	routes := []*Route{
+		{Name: "root", Prefix: "/"},
+		{Name: "space", Prefix: "/a b", StripPrefix: true},
+		{Name: "cafe", Prefix: "/café/menu", StripPrefix: true},
+		{Name: "percent", Prefix: "/100%", StripPrefix: true},
+		{Name: "bang", Prefix: "/a!b", StripPrefix: true},
+		{Name: "nul", Prefix: "/x\x00", StripPrefix: true},
+		{Name: "keep", Prefix: "/keep me"},
+	}
+	tbl := NewTable(routes, nil)
+	cases := []struct{ target, want, upstream string }{
+		{"/a%20b/x", "space", "/x"},
+		{"/a b", "space", "/"},
+		{"/a b/", "space", "/"},
+		{"/a+b", "root", "/a+b"},
+		{"/caf%c3%a9/menu/1", "cafe", "/1"},
+		{"/café/menu", "cafe", "/"},
+		{"/caf%C3%A9", "root", "/caf%C3%A9"},
+		{"/100%25/x%2Fy", "percent", "/x%2Fy"},
+		{"/a!b/c", "bang", "/c"},
+		{"/a%21b/c", "root", "/a%21b/c"}, // not the same path per RFC 3986
+		{"/x", "root", "/x"},             // "/x\x00" is keyed "/x%00", which no canonical path is
+		{"/keep%20me/x", "keep", "/keep%20me/x"},
+	}
+	for _, c := range cases {
+		p, ok := canonicalPath(c.target)
+		if !ok {
+			t.Fatalf("canonicalPath(%q) refused", c.target)
+		}
+		rt := tbl.Match("h", p)
+		if rt == nil || rt.Name != c.want {
+			t.Errorf("Match(%q) = %v, want %s", p, rt, c.want)
+			continue
+		}
+		if got := tbl.upstreamPath(rt, p); got != c.upstream {
+			t.Errorf("upstreamPath(%s, %q) = %q, want %q", rt.Name, p, got, c.upstream)
+		}
+	}
+	if routes[1].Prefix != "/a b" {
+		t.Errorf("NewTable changed a route's Prefix to %q", routes[1].Prefix)
+	}
+	if n := testing.AllocsPerRun(100, func() { tbl.upstreamPath(routes[2], "/caf%C3%A9/menu/1") }); n != 0 {
+		t.Errorf("upstreamPath: %v allocs, want 0", n)
+	}
+}
+
+// TestMatchDeepPath checks that a path much longer than any prefix costs no more than the
+// table's prefixes: the candidates start at the longest prefix length.
+func TestMatchDeepPath(t *testing.T) {
+	tbl := NewTable(makeRoutes(100), nil)
+	cases := []struct{ path, want string }{
+		{"/svc5/users" + strings.Repeat("/a", 32<<10), "5"},
+		{"/svc5/users/" + strings.Repeat("a", 64<<10), "5"},
+		{"/svc5/usersx" + strings.Repeat("/a", 10), "root"},
+		{"/svc55/users/", "55"},
+		{"/svc99/users/", "99"},
+		{"/svc99/user", "root"},
+		{strings.Repeat("/a", 32<<10), "root"},
+	}
+	for _, c := range cases {
+		if got := tbl.Match("h", c.path); got == nil || got.Name != c.want {
+			t.Errorf("Match(%.40q...) = %v, want %s", c.path, got, c.want)
+		}
+	}
+	// No root route: a deep path under no prefix matches nothing.
+	if got := NewTable([]*Route{{Name: "api", Prefix: "/api"}}, nil).Match("h", strings.Repeat("/a", 100)); got != nil {
+		t.Errorf("Match = %s, want nil", got.Name)
 	}
 }
 
@@ -92,6 +188,26 @@ func makeRoutes(n int) []*Route {
 		routes = append(routes, &Route{Name: fmt.Sprint(i), Prefix: fmt.Sprintf("/svc%d/users", i)})
 	}
 	return routes
+}
+
+// BenchmarkMatchDeepPath matches paths of 64 KiB (the default max_header_bytes), which cost
+// what a short one does.
+func BenchmarkMatchDeepPath(b *testing.B) {
+	tbl := NewTable(makeRoutes(1000), nil)
+	for name, p := range map[string]string{
+		"short":    "/svc5/users/42/orders",
+		"segments": "/svc5/users" + strings.Repeat("/a", 32<<10),
+		"unrouted": strings.Repeat("/a", 32<<10),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if tbl.Match("example.com", p) == nil {
+					b.Fatal("no match")
+				}
+			}
+		})
+	}
 }
 
 func BenchmarkMatch(b *testing.B) {
