@@ -79,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The canonical path is both what is matched and what is forwarded, so
 	// "/public/%2e%2e/admin" is routed as "/admin", while "%2F" stays inside its segment
 	// on both sides (never a separator the route did not see).
-	p, ok := canonicalPath(r.URL.EscapedPath())
+	p, ok := canonicalPath(requestPath(r.URL))
 	if !ok {
 		h.refuse(w, r, http.StatusBadRequest)
 		return
@@ -153,14 +153,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
 
-	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID, path: cleaned}
-	if rt.StripPrefix {
-		x.path = cleaned[len(rt.Prefix):]
-		if x.path == "" || x.path[0] != '/' {
-			x.path = "/" + x.path
-		}
-	}
-	x.path, x.rawPath = forwardURLPath(x.path)
+	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
+	x.path, x.rawPath = forwardURLPath(t.upstreamPath(rt, cleaned))
 	var ok bool
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
 		wh["Connection"] = []string{"close"}
