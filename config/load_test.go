@@ -371,6 +371,8 @@ func TestNormalization(t *testing.T) {
 		{"/api/v1", "example.com:8443", "/api/v1", "example.com"},
 		{"/x", "[::1]:80", "/x", "::1"},
 		{"/x", "[FE80::1]", "/x", "fe80::1"},
+		{"/x", "Api.Example.com.", "/x", "api.example.com"},
+		{"/x", "api.example.com.:8443", "/x", "api.example.com"},
 	}
 	for _, tc := range tests {
 		src := "routes:\n  - prefix: \"" + tc.prefix + "\"\n    upstreams: [\"http://h:1\"]\n"

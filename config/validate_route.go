@@ -187,6 +187,9 @@ func cleanHost(h string) (string, error) {
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
+	// "a.com." and "a.com" are one name (the proxy matches requests without the dot), so
+	// both spellings in one file are duplicates.
+	h = strings.TrimSuffix(h, ".")
 	switch {
 	case h == "":
 		return "", fmt.Errorf("empty host %q", orig)
