@@ -1,12 +1,15 @@
 package h1
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -133,5 +136,82 @@ func BenchmarkIdleCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkHeaderScaling shows that the cost of a message grows linearly
+// with its header count and with the tokens of its Connection header: the
+// ns/header (ns/token) metric stays flat from 10 to 10000. write covers
+// writeHead (validation and wantsClose included); read covers an exchange
+// through readOne's framing scan, http.ReadResponse and the body wrapper.
+func BenchmarkHeaderScaling(b *testing.B) {
+	c := newClient(b, Options{IdleConnTimeout: -1, MaxResponseHeaderBytes: 8 << 20})
+	for _, n := range []int{10, 100, 1000, 10000} {
+		fields := make(http.Header, n)
+		var resp strings.Builder
+		resp.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+		for i := range n {
+			k := fmt.Sprintf("X-Field-%d", i)
+			fields[k] = []string{"some value"}
+			fmt.Fprintf(&resp, "%s: some value\r\n", k)
+		}
+		resp.WriteString("\r\nok")
+		tokens := make([]string, n)
+		for i := range tokens {
+			tokens[i] = fmt.Sprintf("x-option-%d", i)
+		}
+		// "close" last, so every token is looked at.
+		connection := strings.Join(tokens, ", ") + ", close"
+		tokenResp := "HTTP/1.1 200 OK\r\nConnection: " + connection + "\r\nContent-Length: 2\r\n\r\nok"
+
+		cases := []struct {
+			name, unit string
+			run        func(b *testing.B)
+		}{
+			{"write/headers", "header", func(b *testing.B) { benchWriteHead(b, fields) }},
+			{"write/connection-tokens", "token", func(b *testing.B) {
+				benchWriteHead(b, http.Header{"Connection": {connection}})
+			}},
+			{"read/headers", "header", func(b *testing.B) { benchReadResponse(b, c, resp.String()) }},
+			{"read/connection-tokens", "token", func(b *testing.B) { benchReadResponse(b, c, tokenResp) }},
+		}
+		for _, bc := range cases {
+			b.Run(fmt.Sprintf("%s=%d", bc.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				bc.run(b)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/"+bc.unit)
+			})
+		}
+	}
+}
+
+func benchWriteHead(b *testing.B, h http.Header) {
+	req := mustReq(b, "GET", "http://upstream.test/", nil)
+	req.Header = h
+	bw := bufio.NewWriter(io.Discard)
+	for b.Loop() {
+		if err := writeHead(bw, req, 0, wantsClose(req)); err != nil {
+			b.Fatal(err)
+		}
+		bw.Flush()
+	}
+}
+
+func benchReadResponse(b *testing.B, c *Client, resp string) {
+	data := []byte(resp)
+	req := mustReq(b, "GET", "http://upstream.test/", nil)
+	for b.Loop() {
+		hp := &hostPool{out: 1}
+		mc := &memConn{data: data}
+		pc := newPersistConn(hp, mc)
+		r, _, err := c.exchange(context.Background(), pc, req, nil, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		if !mc.closed {
+			pc.close()
+		}
 	}
 }

@@ -4,7 +4,10 @@
 // on the caller's goroutine: no per-connection read/write loops and no
 // channel handoffs per request, which is where most of Transport's CPU goes
 // on a gateway's hot path. Cancellation reaches blocked I/O through
-// context.AfterFunc moving the conn's deadline into the past.
+// context.AfterFunc moving the conn's deadline into the past. With no read
+// loop watching idle connections either, a pooled connection is checked for
+// bytes or EOF the server sent while it sat idle when it is taken from the
+// pool, and closed if it has any (see probe.go).
 //
 // What it deliberately leaves to net/http (use http.Transport for these):
 // HTTP/2, proxies (HTTP_PROXY, CONNECT), compression (no Accept-Encoding is
