@@ -22,7 +22,8 @@ import (
 //   - the upstream closed the connection before a response: an error wrapping
 //     io.ErrUnexpectedEOF; a reset wraps syscall.ECONNRESET (IsConnReset).
 //   - a malformed or ambiguous response (including a status outside
-//     100-599): *ProtocolError; the proxy should answer 502.
+//     100-599 or a version other than HTTP/1.x): *ProtocolError; the proxy
+//     should answer 502.
 //   - reading the caller's request body failed: *RequestBodyError.
 //   - invalid outgoing request (bad header bytes, bad URL): *RequestError;
 //     nothing was sent.
@@ -42,6 +43,7 @@ var (
 	errAmbiguousFraming = errors.New("h1: response has both Content-Length and Transfer-Encoding")
 	errBadFieldName     = errors.New("h1: whitespace in response header field name")
 	errBadStatus        = errors.New("h1: response status outside 100-599")
+	errBadVersion       = errors.New("h1: response version is not HTTP/1.x")
 )
 
 type timeoutError struct{ msg string }

@@ -199,7 +199,7 @@ func got1xx(ctx context.Context, resp *http.Response) error {
 }
 
 // readOne reads one response head with http.ReadResponse, adding the checks
-// it lacks: a status within 100-599, and no smuggling. ReadResponse silently
+// it lacks: a status within 100-599, an HTTP/1.x version, and no smuggling. ReadResponse silently
 // drops Content-Length when Transfer-Encoding is present (RFC 9112 §6.1
 // allows that for recipients but calls it a likely attack), so the raw head
 // is scanned first. Usually the whole head is already in the read buffer and
@@ -235,6 +235,10 @@ func (pc *persistConn) readOne(req *http.Request) (*http.Response, error) {
 		// HTTP, a low one would pass as informational, and relaying one
 		// would make net/http's server panic (WriteHeader below 100).
 		return nil, &ProtocolError{Err: errBadStatus}
+	case resp.ProtoMajor != 1:
+		// ReadResponse takes any HTTP/d.d; "HTTP/0.0" or "HTTP/2.0" on an
+		// HTTP/1.1 conn is no HTTP/1 message.
+		return nil, &ProtocolError{Err: errBadVersion}
 	case scan.cl && scan.te:
 		return nil, &ProtocolError{Err: errAmbiguousFraming}
 	case scan.badName:

@@ -26,6 +26,11 @@ import (
 //     it returns buffered data at once and otherwise times out without
 //     touching the socket. crypto/tls does not treat a timeout as fatal, so
 //     the conn stays usable.
+//
+// On TLS the socket peek cannot tell data from a record that carries none
+// (a TLS 1.3 session ticket or key update sent while idle): such a conn is
+// dropped too, which costs a handshake and is always safe. Servers send
+// tickets right after the handshake, so the response read consumes them.
 
 // socketState is what a non-blocking peek at an idle socket found.
 type socketState uint8

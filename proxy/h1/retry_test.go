@@ -183,6 +183,8 @@ func TestMalformedResponsesRejected(t *testing.T) {
 		{"control byte in name", "HTTP/1.1 200 OK\r\nX-\x01: x\r\nContent-Length: 2\r\n\r\nok"},
 		{"unsupported Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"},
 		{"malformed status line", "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"HTTP/2.0 status line", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"HTTP/0.9 status line", "HTTP/0.9 200 OK\r\nContent-Length: 2\r\n\r\nok"},
 		{"header block too large", "HTTP/1.1 200 OK\r\n" + pad + pad + pad + "Content-Length: 2\r\n\r\nok"},
 		{"endless 1xx", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 20) + okResp},
 	}
