@@ -147,6 +147,13 @@ func (b *backend) received() []received {
 	return out
 }
 
+// openConns counts the connections accepted and not yet closed, and all accepted so far.
+func (b *backend) openConns() (open, accepted int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns), b.nconn
+}
+
 // find returns the requests whose header name has the value.
 func (b *backend) find(name, value string) []received {
 	var out []received
