@@ -175,12 +175,12 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		x.header["Te"] = []string{"trailers"} // the one Te value a proxy may forward (RFC 9110 10.1.4)
 	}
-	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.Header["Transfer-Encoding"] != nil) {
-		// A chunked HTTP/1.x request is the one framing a peer in front of the gateway could
-		// have read differently (Content-Length beside Transfer-Encoding, which net/http
-		// drops before the handler sees it; Transfer-Encoding on HTTP/1.0, which it
-		// ignores): close after answering so no desync carries into a next request
-		// (RFC 9112 6.1).
+	if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || len(r.TransferEncoding) > 0) {
+		// The framings a peer in front of the gateway could have read differently:
+		// Content-Length beside Transfer-Encoding (net/http drops the Content-Length before
+		// the handler sees it) and Transfer-Encoding on HTTP/1.0 (net/http ignores it and
+		// deletes the header, so any HTTP/1.0 request may have carried it). Close after
+		// answering, so no desync carries into a next request (RFC 9112 6.1).
 		wh["Connection"] = []string{"close"}
 	}
 	if hasBody(r) {

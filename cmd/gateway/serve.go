@@ -20,9 +20,9 @@ import (
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/upstream"
-	"golang.org/x/net/netutil"
 )
 
 // runServe runs the gateway until ctx ends (SIGTERM/SIGINT), then drains and returns 0.
@@ -140,7 +140,7 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	if n := cfg.Server.MaxConnections; n > 0 {
 		// Past n open connections Accept waits, so further clients queue in the kernel's
 		// backlog instead of each costing a goroutine and buffers (issue #11, item 15).
-		publicLn = netutil.LimitListener(publicLn, n)
+		publicLn = connlimit.Listen(publicLn, n)
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
