@@ -53,6 +53,7 @@ func TestQuadraticConnection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no answer (after %v of gateway CPU): %v", used, err)
 			}
+			t.Logf("%s: status %d after %v of gateway CPU", c.name, resp.StatusCode, used)
 			if !slices.Contains(c.want, resp.StatusCode) {
 				t.Errorf("status %d, want one of %v", resp.StatusCode, c.want)
 			}
