@@ -299,9 +299,13 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			}
 			return status, 0, m.Key
 		}
-		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, a.res.StatusCode) && x.canRetry(&budgeted, upstream.ErrNone) {
+		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, a.res.StatusCode) &&
+			(x.body == nil || x.body.rewind()) && x.canRetry(&budgeted, upstream.ErrNone) {
+			a.cancel() // before draining: a stalled body must not hold the request
 			drainAndClose(a.res)
-			a.cancel()
+			if held != nil {
+				bufPool.Put(held)
+			}
 			m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Latency: a.latency})
 			ex.Add(m.State)
 			continue

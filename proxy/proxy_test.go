@@ -561,3 +561,53 @@ func TestResetMidBodyRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadNotHeld: a HEAD response announces a length but has no body; it must be relayed
+// from the first endpoint, not read as a broken body and retried elsewhere.
+func TestHeadNotHeld(t *testing.T) {
+	var hits atomic.Int32
+	be := func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Length", "10")
+	}
+	pol := &recordingPolicy{}
+	gw, _ := startGateway(t, nil, routeSpec{prefix: "/", backends: []string{backend(t, be), backend(t, be)},
+		retries: 1, retry: defaultRetry(), policy: pol}.build(t))
+	req, _ := http.NewRequest(http.MethodHead, gw.URL+"/x", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || hits.Load() != 1 {
+		t.Errorf("HEAD: status %d after %d upstream requests, want 200 after 1", res.StatusCode, hits.Load())
+	}
+}
+
+// TestStatusRetryNeedsWholeBody: a body too large to keep for a replay is never resent
+// (empty) after a retried status; the status is relayed instead.
+func TestStatusRetryNeedsWholeBody(t *testing.T) {
+	var got atomic.Int64
+	unavailable := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(503)
+	})
+	ok := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Store(n)
+	})
+	retry := defaultRetry()
+	retry.MaxBodyBytes = 16
+	gw, _ := startGateway(t, nil, routeSpec{prefix: "/", backends: []string{unavailable, ok}, retries: 1, retry: retry}.build(t))
+	for range 2 { // round robin: one of the two starts at the 503 endpoint
+		req, _ := http.NewRequest(http.MethodPut, gw.URL+"/x", io.MultiReader(strings.NewReader(strings.Repeat("x", 100))))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == 200 && got.Load() != 100 {
+			t.Fatalf("upstream got %d of 100 body bytes with a 200", got.Load())
+		}
+	}
+}

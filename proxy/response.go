@@ -258,6 +258,7 @@ func upgradeResponseHeaders(gw, up http.Header, protocol string) (http.Header, b
 // known length of at most max bytes (and at most one pooled buffer), and not a stream.
 func holdable(res *http.Response, max int64) bool {
 	return res.ContentLength > 0 && res.ContentLength <= max && res.ContentLength <= copyBufSize &&
+		res.Body != http.NoBody && res.Request != nil && res.Request.Method != http.MethodHead &&
 		!isEventStream(res.Header)
 }
 
