@@ -124,6 +124,7 @@ type exchange struct {
 	control *http.ResponseController
 	out     pacedWriter // writes the response body
 	held    heldBody    // the response body, when read whole before relaying
+	abort   bool        // the response broke after it began: abort the connection
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -200,6 +201,13 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 	status, n, key := x.run(w, attempts)
 	h.finish(rt, r, status, n, key, reqID, start)
+	if x.abort || status == StatusClientClosed {
+		// Nothing honest can be written: a response already begun broke, or the client
+		// stopped listening. Returning would let net/http finish the response cleanly (an
+		// implicit 200, or a chunked body that looks complete) to a client that may still
+		// read; aborting makes it close the connection (or reset the stream) instead.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (h *Handler) finish(rt *Route, r *http.Request, status int, n int64, key, reqID string, start time.Time) {

@@ -98,9 +98,10 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 		}
 		x.h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke",
 			slog.String("error", readErr.Error()), slog.Int64("bytes", n))
-		// Headers are gone: the only honest signal left is to abort the response, which
-		// makes net/http reset the stream or close the connection without a clean end.
-		panic(http.ErrAbortHandler)
+		// Headers are gone: the only honest signal left is to abort the response (see
+		// serveRoute), after the attempt has been reported.
+		x.abort = true
+		return res.StatusCode, n, kind
 	}
 	for _, k := range trailers {
 		wh[http.TrailerPrefix+k] = res.Trailer[k]
