@@ -125,6 +125,11 @@ type exchange struct {
 	out     pacedWriter // writes the response body
 	held    heldBody    // the response body, when read whole before relaying
 	abort   bool        // the response broke after it began: abort the connection
+	// relayMu and relayDone stop 1xx relaying once the attempt returned: http.Transport can
+	// call Got1xxResponse from its read loop after RoundTrip gave up (golang/go#65123),
+	// concurrently with the handler writing the final response.
+	relayMu   sync.Mutex
+	relayDone bool
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -477,9 +482,15 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		out.Trailer = x.cbody.trailOut
 	}
 
+	x.relayMu.Lock()
+	x.relayDone = false
+	x.relayMu.Unlock()
 	start := time.Now()
 	res, err := x.h.transport.RoundTrip(out)
 	lat := time.Since(start)
+	x.relayMu.Lock()
+	x.relayDone = true // the final answer is the handler's now
+	x.relayMu.Unlock()
 	if err != nil {
 		if timer != nil {
 			timer.Stop()

@@ -159,6 +159,11 @@ func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
 		(x.r.ProtoMajor == 1 && x.r.ProtoMinor == 0) {
 		return nil
 	}
+	x.relayMu.Lock()
+	defer x.relayMu.Unlock()
+	if x.relayDone {
+		return nil
+	}
 	src := http.Header(header)
 	var co connectionOptions
 	if c := src["Connection"]; len(c) > 0 && !parseConnection(c, &co) {
