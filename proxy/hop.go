@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxConnectionTokens bounds the options one message's Connection header may name. Real
@@ -166,7 +168,7 @@ func forbiddenTrailer(k string) bool {
 // when it asks for none or for a list (a proxy forwards one protocol it has allowed, or none).
 func upgradeToken(h http.Header) string {
 	up := h["Upgrade"]
-	if len(up) != 1 || !connectionHasUpgrade(h["Connection"]) {
+	if len(up) != 1 || !httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
 		return ""
 	}
 	v := strings.Trim(up[0], " \t")
@@ -174,23 +176,4 @@ func upgradeToken(h http.Header) string {
 		return ""
 	}
 	return v
-}
-
-// connectionHasUpgrade reports whether the Connection values contain the token "upgrade",
-// in one linear pass.
-func connectionHasUpgrade(values []string) bool {
-	for _, v := range values {
-		for v != "" {
-			var tok string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, ""
-			}
-			if strings.EqualFold(strings.Trim(tok, " \t"), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
 }
