@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/breaker"
@@ -20,15 +21,12 @@ import (
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/ratelimit"
 	"github.com/switchyard/switchyard/upstream"
-	"github.com/switchyard/switchyard/upstream/consul"
 )
 
-// Registries are the discoverers routes can use; nil fields are registries not configured.
-type Registries struct {
-	Etcd      upstream.Discoverer
-	Consul    *consul.Discoverer // per-route queries (tags, datacenter, passing_only) via For
-	ZooKeeper upstream.Discoverer
-}
+// Registries are the discoverers routes can use, by registry name as routes' `discovery:`
+// names them (config.RegistryEtcd, ...). A registry that is not configured is absent. The
+// static registry (routes with `upstreams:`) is upstream.Static unless the map overrides it.
+type Registries map[string]upstream.Discoverer
 
 // Options configure a Gateway.
 type Options struct {
@@ -38,7 +36,16 @@ type Options struct {
 	HealthClient *http.Client
 	Registerer   prometheus.Registerer // nil: metrics are not exported
 	Logger       *slog.Logger
+	// WarmTimeout bounds how long Apply waits for new pools' first snapshots before it swaps
+	// the route table; default DefaultWarmTimeout.
+	WarmTimeout time.Duration
 }
+
+// DefaultWarmTimeout is how long Apply waits for a new pool's first registry answer (Envoy's
+// cluster warming): long enough for any registry that is up (they answer in milliseconds),
+// short enough that a registry that is down delays a reload or a start by only that much;
+// its routes then answer 503 until the registry answers, and /readyz names the pool.
+const DefaultWarmTimeout = time.Second
 
 // Gateway owns the pools and watchers behind the proxy's route table.
 type Gateway struct {
@@ -56,10 +63,13 @@ type Gateway struct {
 }
 
 type poolEntry struct {
-	pool   *upstream.Pool
-	cancel context.CancelFunc
-	done   chan struct{}
-	route  *config.Route // the first route that asked for it, for admin output
+	pool      *upstream.Pool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	route     *config.Route // the first route that asked for it: its health check and admin info
+	discovery upstream.Discoverer
+	target    upstream.Target
+	warm      chan struct{} // closed by the first snapshot
 }
 
 type limiterEntry struct {
@@ -73,6 +83,14 @@ func New(ctx context.Context, o Options) *Gateway {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	regs := make(Registries, len(o.Registries)+1)
+	regs[config.RegistryStatic] = upstream.Static{}
+	for name, d := range o.Registries {
+		if d != nil {
+			regs[name] = d
+		}
+	}
+	o.Registries = regs
 	return &Gateway{
 		opts:     o,
 		log:      o.Logger,
@@ -143,6 +161,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	for _, pe := range fresh {
 		g.start(pe)
 	}
+	g.warmUp(fresh)
 	g.opts.Handler.SetTable(proxy.NewTable(routes, proxy.NewTrust(cfg.TrustedNets)))
 	for key, pe := range g.pools {
 		if _, ok := nextPools[key]; !ok {
@@ -184,20 +203,55 @@ func (g *Gateway) newPool(rc *config.Route) (*poolEntry, error) {
 	if hp := breaker.NewRoutePolicy(poolName(rc), &rc.Policy, g.metrics.breaker, g.log); hp != nil {
 		health = hp
 	}
-	pool := upstream.NewPool(poolName(rc), builder, upstream.PoolOptions{Health: health})
-	pe := &poolEntry{pool: pool, done: make(chan struct{}), route: rc}
-	if rc.Registry() == config.RegistryStatic {
-		snap, err := staticSnapshot(rc.Upstreams)
-		if err != nil {
-			return nil, err
-		}
-		pool.Update(snap)
-		return pe, nil
+	d := g.opts.Registries[rc.Registry()]
+	if d == nil {
+		return nil, fmt.Errorf("registry %q is not running (discovery changes need a restart)", rc.Registry())
 	}
-	if _, err := g.discoverer(rc); err != nil {
+	target, err := targetOf(rc)
+	if err != nil {
 		return nil, err
 	}
-	return pe, nil
+	pool := upstream.NewPool(poolName(rc), builder, upstream.PoolOptions{Health: health})
+	return &poolEntry{pool: pool, done: make(chan struct{}), route: rc, discovery: d, target: target,
+		warm: make(chan struct{})}, nil
+}
+
+// warmUp waits until every new pool has its first snapshot, or WarmTimeout, so a route added
+// by a reload (or a static route) does not answer 503 for the moment discovery takes.
+func (g *Gateway) warmUp(fresh []*poolEntry) {
+	if len(fresh) == 0 {
+		return
+	}
+	wait := g.opts.WarmTimeout
+	if wait <= 0 {
+		wait = DefaultWarmTimeout
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for _, pe := range fresh {
+		select {
+		case <-pe.warm:
+		case <-timer.C:
+			g.log.Warn("registry has not answered yet; routes to these pools answer 503 until it does",
+				"waited", wait, "pools", coldPools(fresh))
+			return
+		case <-g.ctx.Done():
+			return
+		}
+	}
+}
+
+// coldPools names the pools without a first snapshot.
+func coldPools(pes []*poolEntry) []string {
+	var names []string
+	for _, pe := range pes {
+		select {
+		case <-pe.warm:
+		default:
+			names = append(names, pe.pool.Name())
+		}
+	}
+	return names
 }
 
 // start runs a new pool's discovery watch and active health checks.
@@ -206,14 +260,18 @@ func (g *Gateway) start(pe *poolEntry) {
 	pe.cancel = cancel
 	rc := pe.route
 	var jobs sync.WaitGroup
-	if rc.Registry() != config.RegistryStatic {
-		d, _ := g.discoverer(rc) // checked in newPool
-		jobs.Add(1)
-		go func() {
-			defer jobs.Done()
-			_ = d.Watch(ctx, rc.Service, pe.pool.Update)
-		}()
-	}
+	jobs.Add(1)
+	go func() {
+		defer jobs.Done()
+		first := true
+		_ = pe.discovery.Watch(ctx, pe.target, func(s upstream.Snapshot) {
+			pe.pool.Update(s)
+			if first { // update is never called concurrently with itself
+				first = false
+				close(pe.warm)
+			}
+		})
+	}()
 	if rc.HealthCheck != nil {
 		checker := breaker.NewActiveChecker(pe.pool, rc.HealthCheck, g.opts.HealthClient, g.log, g.metrics.breaker)
 		jobs.Add(1)
@@ -228,26 +286,6 @@ func (g *Gateway) start(pe *poolEntry) {
 		defer close(pe.done)
 		jobs.Wait()
 	}()
-}
-
-func (g *Gateway) discoverer(rc *config.Route) (upstream.Discoverer, error) {
-	r := g.opts.Registries
-	switch rc.Registry() {
-	case config.RegistryEtcd:
-		if r.Etcd != nil {
-			return r.Etcd, nil
-		}
-	case config.RegistryConsul:
-		if r.Consul != nil {
-			passing := rc.PassingOnly == nil || *rc.PassingOnly
-			return r.Consul.For(consul.Query{Tags: rc.Tags, Datacenter: rc.Datacenter, PassingOnly: passing}), nil
-		}
-	case config.RegistryZooKeeper:
-		if r.ZooKeeper != nil {
-			return r.ZooKeeper, nil
-		}
-	}
-	return nil, fmt.Errorf("registry %q is not running (discovery changes need a restart)", rc.Registry())
 }
 
 // poolKey identifies what a pool is: routes with the same key share one pool (and so the

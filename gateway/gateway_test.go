@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,8 +161,9 @@ func TestReadyWaitsForFirstSnapshot(t *testing.T) {
 		t.Fatalf("static pools not ready: %v", waiting)
 	}
 	// A registry pool is not ready until its discoverer has answered once.
+	f.gw.opts.WarmTimeout = 50 * time.Millisecond
 	blocked := make(chan struct{})
-	f.gw.opts.Registries.Etcd = discovererFunc(func(ctx context.Context, service string, update func(upstream.Snapshot)) error {
+	f.gw.opts.Registries[config.RegistryEtcd] = discovererFunc(func(ctx context.Context, _ upstream.Target, update func(upstream.Snapshot)) error {
 		<-blocked
 		update(upstream.NewSnapshot(nil))
 		<-ctx.Done()
@@ -189,11 +192,97 @@ func TestReadyWaitsForFirstSnapshot(t *testing.T) {
 	}
 }
 
-// discovererFunc adapts a function to upstream.Discoverer (test-only fake of pure plumbing).
-type discovererFunc func(ctx context.Context, service string, update func(upstream.Snapshot)) error
+// TestApplyWarmsNewPools: a reload that adds a pool swaps the table only once the pool's
+// registry has answered (or WarmTimeout passed), so the new route never answers 503 for the
+// moment discovery takes.
+func TestApplyWarmsNewPools(t *testing.T) {
+	backend := named(t, "users")
+	f := newFixture(t, fmt.Sprintf(routesTmpl, named(t, "a"), named(t, "c")))
+	ep, err := upstream.ParseEntry([]byte(backend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gw.opts.Registries[config.RegistryEtcd] = discovererFunc(func(ctx context.Context, _ upstream.Target, update func(upstream.Snapshot)) error {
+		time.Sleep(100 * time.Millisecond) // a registry's first answer
+		update(upstream.NewSnapshot([]upstream.Endpoint{ep}))
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	cfg, err := config.Parse("r.yaml", []byte("routes:\n  - prefix: /u\n    service: users\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.get(t, "/u"); status != 200 || body != "users" {
+		t.Fatalf("first request after Apply: %d %q, want 200 users", status, body)
+	}
+}
 
-func (f discovererFunc) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
-	return f(ctx, service, update)
+// TestRegistriesByName: every route reaches its registry by name with its whole query, a
+// registry the gateway was not given is an Apply error that changes nothing, and any
+// Discoverer registered under a new name serves routes (a new registry is one map entry).
+func TestRegistriesByName(t *testing.T) {
+	f := newFixture(t, fmt.Sprintf(routesTmpl, named(t, "a"), named(t, "c")))
+	f.gw.opts.WarmTimeout = 50 * time.Millisecond
+	got := make(chan upstream.Target, 4)
+	f.gw.opts.Registries[config.RegistryConsul] = discovererFunc(func(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
+		got <- t
+		update(upstream.NewSnapshot(nil))
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	withZK := []byte(`discovery: { consul: {}, zookeeper: {} }
+routes:
+  - prefix: /a
+    service: users
+    discovery: consul
+    tags: [v2, eu]
+    datacenter: dc2
+    passing_only: false
+  - prefix: /z
+    service: users
+    discovery: zookeeper
+`)
+	cfg, err := config.Parse("r.yaml", withZK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gw.Apply(cfg); err == nil || !strings.Contains(err.Error(), `registry "zookeeper" is not running`) {
+		t.Fatalf("Apply with an unknown registry: %v", err)
+	}
+	if status, body := f.get(t, "/svc"); status != 200 || body != "a" {
+		t.Fatalf("old config after a failed Apply: %d %q", status, body)
+	}
+	select {
+	case tg := <-got:
+		t.Fatalf("a failed Apply started a watch: %+v", tg)
+	default:
+	}
+	f.gw.opts.Registries[config.RegistryZooKeeper] = upstream.Static{} // any Discoverer will do
+	if err := f.gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := upstream.Target{Service: "users", Tags: []string{"v2", "eu"}, Datacenter: "dc2", PassingOnly: false}
+	select {
+	case tg := <-got:
+		if tg.Service != want.Service || !slices.Equal(tg.Tags, want.Tags) || tg.Datacenter != want.Datacenter || tg.PassingOnly {
+			t.Fatalf("consul watched %+v, want %+v", tg, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("consul discoverer never asked")
+	}
+	if status, _ := f.get(t, "/z"); status != 503 {
+		t.Fatalf("zookeeper route with an empty pool: %d, want 503", status)
+	}
+}
+
+// discovererFunc adapts a function to upstream.Discoverer (test-only fake of pure plumbing).
+type discovererFunc func(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error
+
+func (f discovererFunc) Watch(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
+	return f(ctx, t, update)
 }
 
 // load sends GETs to url from several clients until finish, counting requests and those

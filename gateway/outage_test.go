@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -45,7 +46,7 @@ func runOutage(t *testing.T, oc outageCase) {
 	defer second.Close()
 
 	fx := newFixture(t, fmt.Sprintf(routesTmpl, first.URL, first.URL))
-	fx.gw.opts.Registries = oc.regs
+	maps.Copy(fx.gw.opts.Registries, oc.regs)
 	fx.apply(t, fmt.Sprintf("discovery: %s\nroutes:\n  - prefix: /users\n    service: users\n", oc.discovery))
 	oc.register(t, first.Listener.Addr().String())
 	waitBody(t, fx, "first")
@@ -107,7 +108,7 @@ func TestRegistryOutageUnderLoad(t *testing.T) {
 		}
 		writer, gwCli := newClient(), newClient()
 		runOutage(t, outageCase{
-			regs:      Registries{Etcd: etcd.New(gwCli, etcd.Options{Prefix: "/services/"})},
+			regs:      Registries{config.RegistryEtcd: etcd.New(gwCli, etcd.Options{Prefix: "/services/"})},
 			discovery: "{ etcd: {} }",
 			register: func(t *testing.T, addr string) {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -123,7 +124,7 @@ func TestRegistryOutageUnderLoad(t *testing.T) {
 		agent := consultest.Start(t)
 		cli := agent.Client(t)
 		runOutage(t, outageCase{
-			regs:      Registries{Consul: consul.New(cli, consul.Options{WaitTime: 10 * time.Second})},
+			regs:      Registries{config.RegistryConsul: consul.New(cli, consul.Options{WaitTime: 10 * time.Second})},
 			discovery: fmt.Sprintf("{ consul: { address: %q } }", agent.Addr),
 			register: func(t *testing.T, addr string) {
 				host, port := splitHostPort(t, addr)
@@ -152,7 +153,7 @@ func TestRegistryOutageUnderLoad(t *testing.T) {
 		connect(t)
 		defer func() { conn.Close() }()
 		runOutage(t, outageCase{
-			regs:      Registries{ZooKeeper: d},
+			regs:      Registries{config.RegistryZooKeeper: d},
 			discovery: "{ zookeeper: {} }",
 			register: func(t *testing.T, addr string) {
 				for _, p := range []string{"/services", "/services/users"} {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/url"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/breaker"
@@ -12,22 +13,28 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// staticSnapshot turns a route's upstreams: list into a snapshot.
-func staticSnapshot(ups []config.Upstream) (upstream.Snapshot, error) {
-	eps := make([]upstream.Endpoint, 0, len(ups))
-	for _, u := range ups {
+// targetOf is what a route's pool asks its registry to watch: the service and its query, or
+// the route's fixed upstreams: list as endpoints for the static registry.
+func targetOf(rc *config.Route) (upstream.Target, error) {
+	t := upstream.Target{
+		Service:     rc.Service,
+		Tags:        slices.Clone(rc.Tags),
+		Datacenter:  rc.Datacenter,
+		PassingOnly: rc.PassingOnly == nil || *rc.PassingOnly,
+	}
+	for _, u := range rc.Upstreams {
 		pu, err := url.Parse(u.URL)
 		if err != nil {
-			return upstream.Snapshot{}, fmt.Errorf("upstream %q: %w", u.URL, err)
+			return upstream.Target{}, fmt.Errorf("upstream %q: %w", u.URL, err)
 		}
 		ep, err := upstream.ParseEntry([]byte(pu.Scheme + "://" + pu.Host))
 		if err != nil {
-			return upstream.Snapshot{}, fmt.Errorf("upstream %q: %w", u.URL, err)
+			return upstream.Target{}, fmt.Errorf("upstream %q: %w", u.URL, err)
 		}
 		ep.Weight = u.Weight
-		eps = append(eps, ep)
+		t.Endpoints = append(t.Endpoints, ep)
 	}
-	return upstream.NewSnapshot(eps), nil
+	return t, nil
 }
 
 // gatewayMetrics groups every collector the gateway's parts register.

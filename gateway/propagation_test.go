@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,7 @@ func measurePropagation(b *testing.B, regs Registries, discovery string, ops reg
 	defer be.Close()
 	addr := be.Listener.Addr().String()
 	fx := newFixture(b, fmt.Sprintf(routesTmpl, be.URL, be.URL))
-	fx.gw.opts.Registries = regs
+	maps.Copy(fx.gw.opts.Registries, regs)
 	fx.apply(b, fmt.Sprintf("discovery: %s\nroutes:\n  - prefix: /users\n    service: users\n", discovery))
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
@@ -103,7 +104,7 @@ func BenchmarkPropagation(b *testing.B) {
 		srv := etcdtest.Start(b)
 		cli := srv.Client(b)
 		d := etcd.New(cli, etcd.Options{Prefix: "/services/"})
-		measurePropagation(b, Registries{Etcd: d}, "{ etcd: {} }", registryOps{
+		measurePropagation(b, Registries{config.RegistryEtcd: d}, "{ etcd: {} }", registryOps{
 			register: func(addr string) {
 				if _, err := cli.Put(ctx, "/services/users/"+addr, addr); err != nil {
 					b.Fatal(err)
@@ -120,7 +121,7 @@ func BenchmarkPropagation(b *testing.B) {
 		agent := consultest.Start(b)
 		cli := agent.Client(b)
 		d := consul.New(cli, consul.Options{WaitTime: time.Minute})
-		measurePropagation(b, Registries{Consul: d}, fmt.Sprintf("{ consul: { address: %q } }", agent.Addr), registryOps{
+		measurePropagation(b, Registries{config.RegistryConsul: d}, fmt.Sprintf("{ consul: { address: %q } }", agent.Addr), registryOps{
 			register: func(addr string) {
 				host, port := splitHostPort(b, addr)
 				if err := cli.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: addr, Name: "users", Address: host, Port: port}); err != nil {
@@ -151,7 +152,7 @@ func BenchmarkPropagation(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		measurePropagation(b, Registries{ZooKeeper: d}, "{ zookeeper: {} }", registryOps{
+		measurePropagation(b, Registries{config.RegistryZooKeeper: d}, "{ zookeeper: {} }", registryOps{
 			register: func(addr string) {
 				if _, err := conn.Create("/services/users/"+addr, []byte(addr), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 					b.Fatal(err)

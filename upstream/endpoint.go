@@ -76,16 +76,6 @@ func (s Snapshot) Equal(o Snapshot) bool {
 	return slices.EqualFunc(s.endpoints, o.endpoints, Endpoint.Equal)
 }
 
-// Discoverer keeps one service's endpoint set fresh from a registry.
-type Discoverer interface {
-	// Watch calls update with a full snapshot whenever the service's endpoint set changes,
-	// first as soon as the registry has answered once. Bursts may be coalesced, but the last
-	// state is always delivered. On registry errors it backs off with jitter and keeps
-	// quiet (the last snapshot stays in force); it returns only when ctx ends, with ctx.Err().
-	// update is never called concurrently with itself.
-	Watch(ctx context.Context, service string, update func(Snapshot)) error
-}
-
 // Sleep waits d or until ctx ends, reporting whether the full wait elapsed: the backoff wait
 // every discoverer uses between failed registry calls.
 func Sleep(ctx context.Context, d time.Duration) bool {

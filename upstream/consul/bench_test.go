@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -74,10 +75,10 @@ func BenchmarkPropagation(b *testing.B) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				_ = d.Watch(ctx, service, func(s upstream.Snapshot) {
+				_ = d.Watch(ctx, upstream.Target{Service: service, PassingOnly: true}, func(s upstream.Snapshot) {
 					pool.Update(s)
 					select {
-					case applied <- keys(pool.View().Snapshot):
+					case applied <- testkit.Keys(pool.View().Snapshot):
 					case <-ctx.Done():
 					}
 				})

@@ -99,18 +99,6 @@ type Options struct {
 	MinInterval time.Duration
 }
 
-// Query selects which instances of a service a route wants.
-type Query struct {
-	// Tags an instance must all carry; empty means any.
-	Tags []string
-	// Datacenter to read from; empty means the client's (the agent's own by default).
-	Datacenter string
-	// PassingOnly keeps only instances whose checks all pass. When false, instances in
-	// warning state are kept too (weighted by their Weights.Warning); critical and
-	// maintenance ones never are.
-	PassingOnly bool
-}
-
 // Discoverer watches Consul services. It is safe for concurrent use; every Watch runs its own
 // blocking-query loop.
 type Discoverer struct {
@@ -133,34 +121,30 @@ func New(cli *api.Client, opts Options) *Discoverer {
 	return &Discoverer{cli: cli, opts: opts}
 }
 
-// Watch follows the passing instances of service, with no tag filter, in the client's
-// datacenter. See upstream.Discoverer.
-func (d *Discoverer) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
-	return d.For(Query{PassingOnly: true}).Watch(ctx, service, update)
-}
-
-// For returns a discoverer that applies q to every service it watches, for a route with
-// `tags:`, `datacenter:` or `passing_only:`.
-func (d *Discoverer) For(q Query) upstream.Discoverer {
-	q.Tags = append([]string(nil), q.Tags...)
-	return queryDiscoverer{d: d, q: q}
-}
-
-type queryDiscoverer struct {
-	d *Discoverer
-	q Query
-}
-
-// Watch runs the blocking-query loop for service until ctx ends.
-func (qd queryDiscoverer) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
+// Watch implements upstream.Discoverer: it runs the blocking-query loop for t.Service until
+// ctx ends, keeping the instances that carry every one of t.Tags, in t.Datacenter (empty: the
+// client's), passing only or also in warning state as t.PassingOnly says.
+func (d *Discoverer) Watch(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
+	t = t.Clone() // the watch outlives the caller's slices
 	w := &watch{
-		cli:     qd.d.cli,
-		opts:    qd.d.opts,
-		q:       qd.q,
-		service: service,
-		log:     qd.d.opts.Logger.With("registry", registryName, "service", service),
+		cli:    d.cli,
+		opts:   d.opts,
+		target: t,
+		log:    d.opts.Logger.With("registry", registryName, "service", t.Service),
 	}
 	return w.run(ctx, update)
+}
+
+// Open is the Consul registry's upstream.Opener.
+func Open(_ context.Context, dc *config.Discovery, o upstream.OpenOptions) (upstream.Discoverer, func(), error) {
+	if dc == nil || dc.Consul == nil {
+		return nil, func() {}, nil
+	}
+	cli, err := NewClient(dc.Consul)
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("consul: %w", err)
+	}
+	return New(cli, Options{WaitTime: dc.Consul.WaitTime, AllowStale: dc.Consul.AllowStale, Metrics: o.Metrics, Logger: o.Logger}), func() {}, nil
 }
 
 // fetch runs one (blocking, when index > 0) health query. The call is bounded by ctx and by
@@ -174,10 +158,10 @@ func (w *watch) fetch(ctx context.Context, index uint64) ([]*api.ServiceEntry, *
 		WaitIndex:  index,
 		WaitTime:   w.opts.WaitTime,
 		AllowStale: w.opts.AllowStale,
-		Datacenter: w.q.Datacenter,
+		Datacenter: w.target.Datacenter,
 	}).WithContext(ctx)
-	if len(w.q.Tags) > 0 {
-		return w.cli.Health().ServiceMultipleTags(w.service, w.q.Tags, w.q.PassingOnly, qo)
+	if len(w.target.Tags) > 0 {
+		return w.cli.Health().ServiceMultipleTags(w.target.Service, w.target.Tags, w.target.PassingOnly, qo)
 	}
-	return w.cli.Health().Service(w.service, "", w.q.PassingOnly, qo)
+	return w.cli.Health().Service(w.target.Service, "", w.target.PassingOnly, qo)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -75,34 +76,34 @@ func TestWatchSelects(t *testing.T) {
 	admin := agent.Client(t)
 	tests := []struct {
 		name         string
-		q            Query
+		q            upstream.Target
 		insts        []inst
 		want         []wantEP
 		wantRejected float64
 	}{
-		{name: "passing only drops warning and critical", q: Query{PassingOnly: true},
+		{name: "passing only drops warning and critical", q: upstream.Target{PassingOnly: true},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "b", addr: "10.0.0.2", port: 80, status: "warning"},
 				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
 			want: []wantEP{{"10.0.0.1:80", 1, "http"}}},
-		{name: "passing_only false keeps warning at its warning weight", q: Query{},
+		{name: "passing_only false keeps warning at its warning weight", q: upstream.Target{},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 5, warn: 2}, {id: "b", addr: "10.0.0.2", port: 80, weight: 5, warn: 2, status: "warning"},
 				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
 			want: []wantEP{{"10.0.0.1:80", 5, "http"}, {"10.0.0.2:80", 2, "http"}}},
-		{name: "weights honoured", q: Query{PassingOnly: true},
+		{name: "weights honoured", q: upstream.Target{PassingOnly: true},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 3}, {id: "b", addr: "10.0.0.2", port: 80, weight: 7}},
 			want:  []wantEP{{"10.0.0.1:80", 3, "http"}, {"10.0.0.2:80", 7, "http"}}},
-		{name: "every tag must match", q: Query{PassingOnly: true, Tags: []string{"v2", "eu"}},
+		{name: "every tag must match", q: upstream.Target{PassingOnly: true, Tags: []string{"v2", "eu"}},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, tags: []string{"v2"}}, {id: "b", addr: "10.0.0.2", port: 80, tags: []string{"v2", "eu", "x"}},
 				{id: "c", addr: "10.0.0.3", port: 80, tags: []string{"eu"}}},
 			want: []wantEP{{"10.0.0.2:80", 1, "http"}}},
-		{name: "node address fallback and https meta", q: Query{PassingOnly: true},
+		{name: "node address fallback and https meta", q: upstream.Target{PassingOnly: true},
 			insts: []inst{{id: "a", port: 8443, meta: map[string]string{"scheme": "https"}}},
 			want:  []wantEP{{"127.0.0.1:8443", 1, "https"}}},
-		{name: "malformed entries skipped and counted", q: Query{PassingOnly: true},
+		{name: "malformed entries skipped and counted", q: upstream.Target{PassingOnly: true},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "noport", addr: "10.0.0.2", port: 0},
 				{id: "badscheme", addr: "10.0.0.3", port: 80, meta: map[string]string{"scheme": "gopher"}}},
 			want: []wantEP{{"10.0.0.1:80", 1, "http"}}, wantRejected: 2},
-		{name: "explicit datacenter", q: Query{PassingOnly: true, Datacenter: "dc1"},
+		{name: "explicit datacenter", q: upstream.Target{PassingOnly: true, Datacenter: "dc1"},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}},
 			want:  []wantEP{{"10.0.0.1:80", 1, "http"}}},
 	}
@@ -119,14 +120,16 @@ func TestWatchSelects(t *testing.T) {
 			}
 			reg := prometheus.NewRegistry()
 			d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg)})
-			rec := newRecorder()
-			startWatch(t, d.For(tt.q), service, rec.update)
+			rec := &testkit.Recorder{}
+			q := tt.q
+			q.Service = service
+			startWatch(t, d, q, rec.Update)
 			wantKeys := make([]string, len(tt.want))
 			for i, w := range tt.want {
 				wantKeys[i] = w.key
 			}
-			n := rec.waitFor(t, 0, fmt.Sprint(wantKeys), hasKeys(wantKeys...))
-			got := rec.snaps[n].Endpoints()
+			n := rec.WaitFor(t, 0, fmt.Sprint(wantKeys), testkit.HasKeys(wantKeys...))
+			got := rec.All()[n].Endpoints()
 			for i, w := range tt.want {
 				if got[i].Weight != w.weight || got[i].Scheme != w.scheme {
 					t.Errorf("%s: weight %d scheme %s, want %d %s", w.key, got[i].Weight, got[i].Scheme, w.weight, w.scheme)
@@ -156,12 +159,12 @@ func TestWatchFollowsChanges(t *testing.T) {
 
 	proxy := newCountingProxy(t, agent)
 	d := New(newClient(t, proxy.Listener.Addr().String()), Options{})
-	rec := newRecorder()
-	startWatch(t, d, "web", rec.update)
-	n := rec.waitFor(t, 0, "empty first snapshot", hasKeys())
+	rec := &testkit.Recorder{}
+	startWatch(t, d, upstream.Target{Service: "web", PassingOnly: true}, rec.Update)
+	n := rec.WaitFor(t, 0, "empty first snapshot", testkit.HasKeys())
 
 	register(t, admin, &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}, "")
-	n = rec.waitFor(t, n+1, "web-1", hasKeys("10.0.0.1:80"))
+	n = rec.WaitFor(t, n+1, "web-1", testkit.HasKeys("10.0.0.1:80"))
 
 	// Critical instances bump the service's index and wake the query, but the passing set
 	// stays the same. (Check output changes would not do: the agent defers syncing them.)
@@ -177,17 +180,17 @@ func TestWatchFollowsChanges(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if c := rec.count(); c != n+1 {
-		t.Fatalf("%d snapshots emitted for wake-ups that changed nothing; last %v", c-n-1, rec.last())
+	if c := rec.Count(); c != n+1 {
+		t.Fatalf("%d snapshots emitted for wake-ups that changed nothing; last %v", c-n-1, rec.LatestKeys())
 	}
 	if err := admin.Agent().UpdateTTL("service:web-1", "down", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	n = rec.waitFor(t, n+1, "web-1 removed", hasKeys())
+	n = rec.WaitFor(t, n+1, "web-1 removed", testkit.HasKeys())
 	if err := admin.Agent().UpdateTTL("service:web-1", "up", api.HealthPassing); err != nil {
 		t.Fatal(err)
 	}
-	n = rec.waitFor(t, n+1, "web-1 back", hasKeys("10.0.0.1:80"))
+	n = rec.WaitFor(t, n+1, "web-1 back", testkit.HasKeys("10.0.0.1:80"))
 
 	// An HTTP check against a real backend that starts failing.
 	err := admin.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-2", Name: "web", Address: "10.0.0.2", Port: 80,
@@ -195,16 +198,16 @@ func TestWatchFollowsChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n = rec.waitFor(t, n+1, "web-2 passing", hasKeys("10.0.0.1:80", "10.0.0.2:80"))
+	n = rec.WaitFor(t, n+1, "web-2 passing", testkit.HasKeys("10.0.0.1:80", "10.0.0.2:80"))
 	healthy.Store(false)
-	n = rec.waitFor(t, n+1, "web-2 critical", hasKeys("10.0.0.1:80"))
+	n = rec.WaitFor(t, n+1, "web-2 critical", testkit.HasKeys("10.0.0.1:80"))
 
 	for _, id := range []string{"web-1", "web-2"} {
 		if err := admin.Agent().ServiceDeregister(id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rec.waitFor(t, n+1, "all deregistered", hasKeys())
+	rec.WaitFor(t, n+1, "all deregistered", testkit.HasKeys())
 }
 
 // TestWatchCancelInterruptsBlockingQuery makes sure a watch parked in a long blocking query
@@ -212,11 +215,11 @@ func TestWatchFollowsChanges(t *testing.T) {
 func TestWatchCancelInterruptsBlockingQuery(t *testing.T) {
 	agent := consultest.Start(t)
 	d := New(newClient(t, agent.Addr), Options{WaitTime: MaxWaitTime})
-	rec := newRecorder()
+	rec := &testkit.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Watch(ctx, "idle", rec.update) }()
-	rec.waitFor(t, 0, "first snapshot", hasKeys())
+	go func() { done <- d.Watch(ctx, upstream.Target{Service: "idle", PassingOnly: true}, rec.Update) }()
+	rec.WaitFor(t, 0, "first snapshot", testkit.HasKeys())
 	cancel()
 	select {
 	case err := <-done:
@@ -237,12 +240,12 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 	register(t, agent.Client(t), &api.AgentServiceRegistration{ID: "api-1", Name: "api", Address: "10.0.0.1", Port: 80}, "")
 
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(logs)})
 	pool := upstream.NewPool("api", firstPicker{}, upstream.PoolOptions{})
-	rec := newRecorder()
-	startWatch(t, d, "api", func(s upstream.Snapshot) { pool.Update(s); rec.update(s) })
-	n := rec.waitFor(t, 0, "api-1", hasKeys("10.0.0.1:80"))
+	rec := &testkit.Recorder{}
+	startWatch(t, d, upstream.Target{Service: "api", PassingOnly: true}, func(s upstream.Snapshot) { pool.Update(s); rec.Update(s) })
+	n := rec.WaitFor(t, 0, "api-1", testkit.HasKeys("10.0.0.1:80"))
 
 	// Load: pick continuously; every pick must succeed while the agent is away.
 	var picks, failed atomic.Int64
@@ -278,10 +281,10 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if c := rec.count(); c != n+1 {
-		t.Fatalf("%d snapshots emitted while the agent was down; want none (last %v)", c-n-1, rec.last())
+	if c := rec.Count(); c != n+1 {
+		t.Fatalf("%d snapshots emitted while the agent was down; want none (last %v)", c-n-1, rec.LatestKeys())
 	}
-	if got := keys(pool.View().Snapshot); len(got) != 1 {
+	if got := testkit.Keys(pool.View().Snapshot); len(got) != 1 {
 		t.Fatalf("pool lost its endpoints during the outage: %v", got)
 	}
 	if !strings.Contains(logs.String(), "consul query failed") {
@@ -295,7 +298,7 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 	}
 	agent.Restart(t)
 	register(t, agent.Client(t), &api.AgentServiceRegistration{ID: "api-2", Name: "api", Address: "10.0.0.2", Port: 80}, "")
-	rec.waitFor(t, n+1, "api-2 after restart", hasKeys("10.0.0.2:80"))
+	rec.WaitFor(t, n+1, "api-2 after restart", testkit.HasKeys("10.0.0.2:80"))
 	if !strings.Contains(logs.String(), "consul query recovered") {
 		t.Errorf("recovery not logged")
 	}

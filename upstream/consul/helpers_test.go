@@ -1,7 +1,6 @@
 package consul
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -32,92 +31,22 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // loaded test machines make anything tighter flaky.
 const waitLimit = 20 * time.Second
 
-// recorder collects the snapshots a watch emits.
-type recorder struct {
-	mu    sync.Mutex
-	snaps []upstream.Snapshot
-	wake  chan struct{} // closed and replaced on every snapshot
-}
-
-func newRecorder() *recorder { return &recorder{wake: make(chan struct{})} }
-
-func (r *recorder) update(s upstream.Snapshot) {
-	r.mu.Lock()
-	r.snaps = append(r.snaps, s)
-	close(r.wake)
-	r.wake = make(chan struct{})
-	r.mu.Unlock()
-}
-
-// count is the number of snapshots emitted so far.
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.snaps)
-}
-
-// waitFor waits for the first snapshot, numbered from `from`, that satisfies ok and returns
-// its number.
-func (r *recorder) waitFor(t testing.TB, from int, what string, ok func(upstream.Snapshot) bool) int {
-	t.Helper()
-	deadline := time.NewTimer(waitLimit)
-	defer deadline.Stop()
-	for i := from; ; {
-		r.mu.Lock()
-		for ; i < len(r.snaps); i++ {
-			if ok(r.snaps[i]) {
-				r.mu.Unlock()
-				return i
-			}
-		}
-		wake := r.wake
-		r.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline.C:
-			t.Fatalf("no snapshot with %s after %v; last: %v", what, waitLimit, r.last())
-		}
-	}
-}
-
-func (r *recorder) last() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.snaps) == 0 {
-		return nil
-	}
-	return keys(r.snaps[len(r.snaps)-1])
-}
-
-func keys(s upstream.Snapshot) []string {
-	var k []string
-	for _, e := range s.Endpoints() {
-		k = append(k, e.Key)
-	}
-	return k
-}
-
-// hasKeys matches a snapshot holding exactly these keys (sorted).
-func hasKeys(want ...string) func(upstream.Snapshot) bool {
-	return func(s upstream.Snapshot) bool { return strings.Join(keys(s), " ") == strings.Join(want, " ") }
-}
-
 // startWatch runs d.Watch in the background; at cleanup it cancels it and checks that Watch
 // returned context.Canceled.
-func startWatch(t testing.TB, d upstream.Discoverer, service string, update func(upstream.Snapshot)) {
+func startWatch(t testing.TB, d upstream.Discoverer, target upstream.Target, update func(upstream.Snapshot)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Watch(ctx, service, update) }()
+	go func() { done <- d.Watch(ctx, target, update) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Watch(%s) returned %v, want context.Canceled", service, err)
+				t.Errorf("Watch(%s) returned %v, want context.Canceled", target.Service, err)
 			}
 		case <-time.After(waitLimit):
-			t.Errorf("Watch(%s) did not return after cancel", service)
+			t.Errorf("Watch(%s) did not return after cancel", target.Service)
 		}
 	})
 }
@@ -166,25 +95,7 @@ func counter(t testing.TB, reg *prometheus.Registry, name, service string) float
 	return 0
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(w *syncBuffer) *slog.Logger {
+func testLogger(w *testkit.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

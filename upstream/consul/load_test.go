@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -39,10 +40,10 @@ func TestWatchFaults(t *testing.T) {
 			proxy := newCountingProxy(t, agent)
 			reg := prometheus.NewRegistry()
 			d := New(newClient(t, proxy.Listener.Addr().String()),
-				Options{MinInterval: minInterval, Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(&syncBuffer{})})
-			rec := newRecorder()
-			startWatch(t, d, service, rec.update)
-			n := rec.waitFor(t, 0, "first instance", hasKeys("10.0.0.1:80"))
+				Options{MinInterval: minInterval, Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(&testkit.SyncBuffer{})})
+			rec := &testkit.Recorder{}
+			startWatch(t, d, upstream.Target{Service: service, PassingOnly: true}, rec.Update)
+			n := rec.WaitFor(t, 0, "first instance", testkit.HasKeys("10.0.0.1:80"))
 
 			tt.fault(proxy, true)
 			before := proxy.health.Load()
@@ -57,13 +58,13 @@ func TestWatchFaults(t *testing.T) {
 			if limit := int64(elapsed/tt.spacing) + 2; calls > limit || calls < 3 {
 				t.Errorf("%d health queries in %v under the fault; want 3 (the fault was hit) to %d", calls, elapsed, limit)
 			}
-			if c := rec.count(); c != n+1 {
+			if c := rec.Count(); c != n+1 {
 				t.Errorf("%d snapshots emitted under the fault, want none", c-n-1)
 			}
 			tt.fault(proxy, false)
 
 			register(t, admin, &api.AgentServiceRegistration{ID: service + "-2", Name: service, Address: "10.0.0.2", Port: 80}, "")
-			rec.waitFor(t, n+1, "second instance after the fault", hasKeys("10.0.0.1:80", "10.0.0.2:80"))
+			rec.WaitFor(t, n+1, "second instance after the fault", testkit.HasKeys("10.0.0.1:80", "10.0.0.2:80"))
 			t.Logf("%d health queries in %v under the fault; %v errors counted", calls, elapsed.Round(time.Millisecond),
 				counter(t, reg, metricErrors, service))
 		})
@@ -107,15 +108,15 @@ func startIdleWatches(t testing.TB, agent *consultest.Agent, n int, wait time.Du
 	admin := agent.Client(t)
 	proxy := newCountingProxy(t, agent)
 	d := New(newClient(t, proxy.Listener.Addr().String()), Options{WaitTime: wait})
-	recs := make([]*recorder, n)
+	recs := make([]*testkit.Recorder, n)
 	for i := range n {
 		service := fmt.Sprintf("idle%02d", i)
 		register(t, admin, &api.AgentServiceRegistration{ID: service, Name: service, Address: "10.0.1.1", Port: 1000 + i}, "")
-		recs[i] = newRecorder()
-		startWatch(t, d, service, recs[i].update)
+		recs[i] = &testkit.Recorder{}
+		startWatch(t, d, upstream.Target{Service: service, PassingOnly: true}, recs[i].Update)
 	}
 	for i, r := range recs {
-		r.waitFor(t, 0, "first snapshot", hasKeys("10.0.1.1:"+strconv.Itoa(1000+i)))
+		r.WaitFor(t, 0, "first snapshot", testkit.HasKeys("10.0.1.1:"+strconv.Itoa(1000+i)))
 	}
 	return proxy
 }

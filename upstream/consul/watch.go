@@ -28,11 +28,10 @@ const minIntervalBurst = 3
 
 // watch is one service's blocking-query loop.
 type watch struct {
-	cli     *api.Client
-	opts    Options
-	q       Query
-	service string
-	log     *slog.Logger
+	cli    *api.Client
+	opts   Options
+	target upstream.Target
+	log    *slog.Logger
 }
 
 // run follows Consul's blocking-query rules
@@ -71,7 +70,7 @@ func (w *watch) run(ctx context.Context, update func(upstream.Snapshot)) error {
 		}
 		if err != nil {
 			failures++
-			w.opts.Metrics.Error(registryName, w.service)
+			w.opts.Metrics.Error(registryName, w.target.Service)
 			delay := bo.NextBackOff()
 			// One warning per outage; the rest are counted and logged at debug so a
 			// long outage with many watched services does not flood the log.
@@ -102,7 +101,7 @@ func (w *watch) run(ctx context.Context, update func(upstream.Snapshot)) error {
 			continue // a wake-up for another service's or a check output's change
 		}
 		last, emitted = snap, true
-		w.opts.Metrics.Updated(registryName, w.service)
+		w.opts.Metrics.Updated(registryName, w.target.Service)
 		update(snap)
 	}
 }
@@ -123,9 +122,9 @@ func nextIndex(prev, got uint64) uint64 {
 func (w *watch) endpoints(entries []*api.ServiceEntry) []upstream.Endpoint {
 	eps := make([]upstream.Endpoint, 0, len(entries))
 	for _, e := range entries {
-		ep, ok, err := toEndpoint(e, w.q.PassingOnly)
+		ep, ok, err := toEndpoint(e, w.target.PassingOnly)
 		if err != nil {
-			w.opts.Metrics.Rejected(registryName, w.service)
+			w.opts.Metrics.Rejected(registryName, w.target.Service)
 			w.log.Warn("skipping malformed consul entry", "error", err, "id", serviceID(e))
 			continue
 		}

@@ -39,7 +39,7 @@ func BenchmarkPropagation(b *testing.B) {
 	d := New(cli, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	go func() {
 		defer close(done)
-		_ = d.Watch(ctx, "users", func(s upstream.Snapshot) {
+		_ = d.Watch(ctx, upstream.Target{Service: "users"}, func(s upstream.Snapshot) {
 			pool.Update(s)
 			select {
 			case applied <- struct{}{}:

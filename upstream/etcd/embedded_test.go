@@ -48,7 +48,7 @@ func TestStartEmbedded(t *testing.T) {
 	if _, err := cli.Put(ctx, "/services/users/a", "127.0.0.1:9001"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:9001")
+	r.WaitKeys(t, "127.0.0.1:9001")
 }
 
 func TestStartEmbeddedErrors(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -25,78 +25,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // waitTimeout bounds every wait for a snapshot; behaviour, not speed, is under test.
 const waitTimeout = 10 * time.Second
 
-// recorder collects the snapshots one Watch emits.
-type recorder struct {
-	mu    sync.Mutex
-	snaps []upstream.Snapshot
-	wake  chan struct{}
-}
-
-func (r *recorder) update(s upstream.Snapshot) {
-	r.mu.Lock()
-	r.snaps = append(r.snaps, s)
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.snaps)
-}
-
-func (r *recorder) latest() (upstream.Snapshot, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.snaps) == 0 {
-		return upstream.Snapshot{}, false
-	}
-	return r.snaps[len(r.snaps)-1], true
-}
-
-// waitKeys waits until the latest snapshot holds exactly want (endpoint keys, sorted).
-func (r *recorder) waitKeys(t *testing.T, want ...string) upstream.Snapshot {
-	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		if s, ok := r.latest(); ok && slices.Equal(keys(s), want) {
-			return s
-		}
-		select {
-		case <-r.wake:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline.C:
-			s, _ := r.latest()
-			t.Fatalf("snapshot keys %v, want %v", keys(s), want)
-		}
-	}
-}
-
-func keys(s upstream.Snapshot) []string {
-	out := []string{}
-	for _, e := range s.Endpoints() {
-		out = append(out, e.Key)
-	}
-	return out
-}
-
 // startWatch runs Watch until the test ends and checks it then returns ctx.Err().
-func startWatch(t *testing.T, cli *clientv3.Client, service string, opts Options) *recorder {
+func startWatch(t *testing.T, cli *clientv3.Client, service string, opts Options) *testkit.Recorder {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	r := &recorder{wake: make(chan struct{}, 1)}
+	r := &testkit.Recorder{Wait: waitTimeout}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- New(cli, opts).Watch(ctx, service, r.update) }()
+	go func() { done <- New(cli, opts).Watch(ctx, upstream.Target{Service: service}, r.Update) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -122,7 +60,7 @@ func TestValueFormatsAndDeregister(t *testing.T) {
 	cli := srv.Client(t)
 	ctx := ctxT(t)
 	r := startWatch(t, cli, "users", Options{})
-	r.waitKeys(t) // an empty service is a valid first answer
+	r.WaitKeys(t) // an empty service is a valid first answer
 
 	tests := []struct {
 		name, id, value string
@@ -142,14 +80,14 @@ func TestValueFormatsAndDeregister(t *testing.T) {
 			if _, err := cli.Put(ctx, key, tt.value); err != nil {
 				t.Fatal(err)
 			}
-			s := r.waitKeys(t, tt.want.Key)
+			s := r.WaitKeys(t, tt.want.Key)
 			if got := s.Endpoints()[0]; !got.Equal(tt.want) {
 				t.Fatalf("endpoint %+v, want %+v", got, tt.want)
 			}
 			if _, err := cli.Delete(ctx, key); err != nil {
 				t.Fatal(err)
 			}
-			r.waitKeys(t)
+			r.WaitKeys(t)
 		})
 	}
 	// Another service's keys, and a service whose name extends this one, stay out.
@@ -161,7 +99,7 @@ func TestValueFormatsAndDeregister(t *testing.T) {
 	if _, err := cli.Put(ctx, "/services/users/z", "127.0.0.1:1"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:1")
+	r.WaitKeys(t, "127.0.0.1:1")
 }
 
 func TestLeaseExpiryRemovesEndpoint(t *testing.T) {
@@ -180,8 +118,8 @@ func TestLeaseExpiryRemovesEndpoint(t *testing.T) {
 	if _, err := cli.Put(ctx, "/services/users/alive", "127.0.0.1:9002"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
-	r.waitKeys(t, "127.0.0.1:9002")
+	r.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	r.WaitKeys(t, "127.0.0.1:9002")
 }
 
 func TestMalformedValuesSkippedAndCounted(t *testing.T) {
@@ -197,7 +135,7 @@ func TestMalformedValuesSkippedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startWatch(t, cli, "users", Options{Metrics: m})
-	r.waitKeys(t, "127.0.0.1:9001")
+	r.WaitKeys(t, "127.0.0.1:9001")
 	for _, v := range []string{`{"address":"127.0.0.1"}`, `{"port":80}`, "ftp://127.0.0.1:21", `{"address":"127.0.0.1","port":1,"weight":-2}`} {
 		if _, err := cli.Put(ctx, "/services/users/bad2", v); err != nil {
 			t.Fatal(err)
@@ -207,11 +145,11 @@ func TestMalformedValuesSkippedAndCounted(t *testing.T) {
 	if _, err := cli.Put(ctx, "/services/users/flip", "127.0.0.1:9002"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	r.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
 	if _, err := cli.Put(ctx, "/services/users/flip", "garbage"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:9001")
+	r.WaitKeys(t, "127.0.0.1:9001")
 	if got := metricValue(t, reg, "switchyard_registry_entries_rejected_total"); got != 6 {
 		t.Fatalf("rejected counter %v, want 6", got)
 	}
@@ -246,8 +184,8 @@ func TestCoalesceAndSkipUnchanged(t *testing.T) {
 	cli := srv.Client(t)
 	ctx := ctxT(t)
 	r := startWatch(t, cli, "users", Options{Debounce: 2 * time.Second})
-	r.waitKeys(t)
-	base := r.count()
+	r.WaitKeys(t)
+	base := r.Count()
 
 	// One transaction is one watch response: one snapshot.
 	var ops []clientv3.Op
@@ -269,20 +207,20 @@ func TestCoalesceAndSkipUnchanged(t *testing.T) {
 		want = append(want, k)
 	}
 	slices.Sort(want)
-	r.waitKeys(t, want...)
-	if n := r.count() - base; n > 3 {
+	r.WaitKeys(t, want...)
+	if n := r.Count() - base; n > 3 {
 		t.Fatalf("%d snapshots for one txn and 20 puts within the debounce window, want <= 3", n)
 	}
 	// Re-putting identical values changes revisions but not the set: nothing is emitted.
-	before := r.count()
+	before := r.Count()
 	if _, err := cli.Put(ctx, "/services/users/00", "127.0.0.1:9000"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cli.Put(ctx, "/services/users/zz", "127.0.0.3:1"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, append(slices.Clone(want), "127.0.0.3:1")...)
-	if n := r.count() - before; n != 1 {
+	r.WaitKeys(t, append(slices.Clone(want), "127.0.0.3:1")...)
+	if n := r.Count() - before; n != 1 {
 		t.Fatalf("%d snapshots after an unchanged re-put and one new key, want 1", n)
 	}
 }

@@ -1,12 +1,10 @@
 package etcd
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,8 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/internal/testkit"
 )
-
-// lockedBuffer lets the discoverer's goroutine log while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // gatewayClient is the client the gateway would build (NewClient, with its reconnect
 // backoff), closed after the watch stops.
@@ -51,7 +32,7 @@ func TestCompactionWhileWatchCutRelists(t *testing.T) {
 	writer := srv.Client(t)
 	ctx := ctxT(t)
 	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	r := startWatch(t, gatewayClient(t, []string{proxy.Addr()}), "users",
 		Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 
@@ -60,10 +41,10 @@ func TestCompactionWhileWatchCutRelists(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.waitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
+	r.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
 	proxy.Cut()
-	atCut := r.count()
+	atCut := r.Count()
 	// While the discoverer cannot see etcd: a removal (would be stale if missed), an
 	// addition (would be missing), an update, then compaction past all of it.
 	steps := []clientv3.Op{
@@ -86,7 +67,7 @@ func TestCompactionWhileWatchCutRelists(t *testing.T) {
 	}
 	proxy.Restore()
 
-	s := r.waitKeys(t, "127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:9004")
+	s := r.WaitKeys(t, "127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:9004")
 	if w := s.Endpoints()[0].Weight; w != 5 {
 		t.Fatalf("updated entry has weight %d, want 5", w)
 	}
@@ -95,10 +76,8 @@ func TestCompactionWhileWatchCutRelists(t *testing.T) {
 	}
 	// The snapshot was not emptied or stale in between: every emission after the cut is
 	// either the pre-cut set or the final set.
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range r.snaps[atCut:] {
-		k := keys(s)
+	for _, s := range r.All()[atCut:] {
+		k := testkit.Keys(s)
 		if !slices.Equal(k, []string{"127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"}) &&
 			!slices.Equal(k, []string{"127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:9004"}) {
 			t.Fatalf("intermediate snapshot %v", k)
@@ -121,7 +100,7 @@ func TestClusterLeaderStoppedNoUpdateLost(t *testing.T) {
 	writer := c.Client(t)
 	ctx := ctxT(t)
 	r := startWatch(t, gatewayClient(t, c.Endpoints()), "users", Options{})
-	r.waitKeys(t)
+	r.WaitKeys(t)
 
 	// Keep writing while the leader goes away; every acknowledged write must show up.
 	const n = 60
@@ -156,14 +135,14 @@ func TestClusterLeaderStoppedNoUpdateLost(t *testing.T) {
 	}
 	<-leaderStopped
 	slices.Sort(want)
-	r.waitKeys(t, want...)
+	r.WaitKeys(t, want...)
 	// And the watch still follows changes after the election.
 	if _, err := writer.Put(ctx, "/services/users/last", "127.0.0.1:20000"); err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, "127.0.0.1:20000")
 	slices.Sort(want)
-	r.waitKeys(t, want...)
+	r.WaitKeys(t, want...)
 }
 
 func TestEtcdDownKeepsSnapshotAndResumes(t *testing.T) {
@@ -177,21 +156,21 @@ func TestEtcdDownKeepsSnapshotAndResumes(t *testing.T) {
 	if _, err := writer.Put(ctx, "/services/users/a", "127.0.0.1:9001"); err != nil {
 		t.Fatal(err)
 	}
-	r.waitKeys(t, "127.0.0.1:9001")
-	before := r.count()
+	r.WaitKeys(t, "127.0.0.1:9001")
+	before := r.Count()
 
 	srv.Stop()
 	time.Sleep(10 * time.Second)
-	if n := r.count(); n != before {
-		s, _ := r.latest()
-		t.Fatalf("%d snapshots emitted while etcd was down (latest %v); the last one must stay", n-before, keys(s))
+	if n := r.Count(); n != before {
+		s, _ := r.Latest()
+		t.Fatalf("%d snapshots emitted while etcd was down (latest %v); the last one must stay", n-before, testkit.Keys(s))
 	}
 	srv.Restart(t)
 	if _, err := writer.Put(ctx, "/services/users/b", "127.0.0.1:9002"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r.waitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	r.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
 	// Behaviour bound, with slack: the reconnect backoff is capped at 1 s.
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("change after etcd came back took %s to arrive, want < 2s", d)

@@ -52,7 +52,7 @@ func BenchmarkPropagation(b *testing.B) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = d.Watch(ctx, "bench", func(s upstream.Snapshot) {
+		_ = d.Watch(ctx, upstream.Target{Service: "bench"}, func(s upstream.Snapshot) {
 			pool.Update(s)
 			applied <- pool.View().Snapshot.Len()
 		})

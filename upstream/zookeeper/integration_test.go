@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/internal/zktest"
 	"github.com/switchyard/switchyard/upstream"
 )
@@ -25,59 +26,13 @@ const eventually = 15 * time.Second
 
 var acl = zk.WorldACL(zk.PermAll)
 
-// recorder collects every snapshot a Watch emits.
-type recorder struct {
-	mu    sync.Mutex
-	snaps [][]string
-	added chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{added: make(chan struct{}, 1)} }
-
-func (r *recorder) update(s upstream.Snapshot) {
-	keys := []string{}
-	for _, e := range s.Endpoints() {
-		keys = append(keys, e.Key)
-	}
-	r.mu.Lock()
-	r.snaps = append(r.snaps, keys)
-	r.mu.Unlock()
-	select {
-	case r.added <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) all() [][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.snaps)
-}
-
-// waitFor waits until the latest snapshot holds exactly keys.
-func (r *recorder) waitFor(t *testing.T, keys ...string) {
-	t.Helper()
-	deadline := time.After(eventually)
-	for {
-		all := r.all()
-		if len(all) > 0 && slices.Equal(all[len(all)-1], keys) {
-			return
-		}
-		select {
-		case <-r.added:
-		case <-deadline:
-			t.Fatalf("snapshots %v never ended with %v", all, keys)
-		}
-	}
-}
-
 // env is one real server, a writer session standing in for the services, and a running
 // discoverer watching one service.
 type env struct {
 	srv    *zktest.Server
 	writer *zk.Conn
 	d      *Discoverer
-	rec    *recorder
+	rec    *testkit.Recorder
 	done   chan error
 }
 
@@ -108,8 +63,8 @@ func (e *env) watch(t *testing.T, service string, cfg config.ZooKeeper, opts Opt
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.d, e.rec, e.done = d, newRecorder(), make(chan error, 1)
-	go func() { e.done <- d.Watch(ctx, service, e.rec.update) }()
+	e.d, e.rec, e.done = d, &testkit.Recorder{Wait: eventually}, make(chan error, 1)
+	go func() { e.done <- d.Watch(ctx, upstream.Target{Service: service}, e.rec.Update) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -147,36 +102,36 @@ func TestWatchFollowsRegistry(t *testing.T) {
 	mkdirs(t, e.writer, "/services/users")
 	create(t, e.writer, "/services/users/a", `{"address":"127.0.0.1","port":9001}`, zk.FlagEphemeral)
 	e.watch(t, "users", config.ZooKeeper{}, Options{})
-	e.rec.waitFor(t, "127.0.0.1:9001")
+	e.rec.WaitKeys(t, "127.0.0.1:9001")
 
 	// A second instance in its own session, the usual registrar shape.
 	other := connect(t, e.srv, 30*time.Second)
 	create(t, other, "/services/users/b", "127.0.0.1:9002", zk.FlagEphemeral)
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
 
 	// Data change on an existing node (re-registration on a new port).
 	if _, err := e.writer.Set("/services/users/a", []byte("127.0.0.1:9003"), -1); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.waitFor(t, "127.0.0.1:9002", "127.0.0.1:9003")
+	e.rec.WaitKeys(t, "127.0.0.1:9002", "127.0.0.1:9003")
 
 	// Deregistration by delete.
 	if err := e.writer.Delete("/services/users/a", -1); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.waitFor(t, "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9002")
 
 	// A registrar whose connection closes without deleting: its session ends, so does
 	// its ephemeral node.
 	other.Close()
-	e.rec.waitFor(t)
+	e.rec.WaitKeys(t)
 
 	// Nodes of another service are none of this watch's business.
 	mkdirs(t, e.writer, "/services/orders")
 	create(t, e.writer, "/services/orders/x", "127.0.0.1:9100", 0)
 	create(t, e.writer, "/services/users/c", "127.0.0.1:9004", 0)
-	e.rec.waitFor(t, "127.0.0.1:9004")
-	for _, s := range e.rec.all() {
+	e.rec.WaitKeys(t, "127.0.0.1:9004")
+	for _, s := range e.rec.AllKeys() {
 		if slices.Contains(s, "127.0.0.1:9100") {
 			t.Fatalf("snapshot %v holds another service's endpoint", s)
 		}
@@ -186,11 +141,11 @@ func TestWatchFollowsRegistry(t *testing.T) {
 func TestMissingServicePath(t *testing.T) {
 	e := setup(t)
 	e.watch(t, "late", config.ZooKeeper{Root: "/custom/root/"}, Options{})
-	e.rec.waitFor(t) // an empty pool (the gateway answers 503), not an error loop
+	e.rec.WaitKeys(t) // an empty pool (the gateway answers 503), not an error loop
 
 	mkdirs(t, e.writer, "/custom/root/late")
 	create(t, e.writer, "/custom/root/late/1", "127.0.0.1:9001", 0)
-	e.rec.waitFor(t, "127.0.0.1:9001")
+	e.rec.WaitKeys(t, "127.0.0.1:9001")
 
 	// The service node going away entirely is again an empty pool, and it may come back.
 	if err := e.writer.Delete("/custom/root/late/1", -1); err != nil {
@@ -199,13 +154,13 @@ func TestMissingServicePath(t *testing.T) {
 	if err := e.writer.Delete("/custom/root/late", -1); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.waitFor(t)
+	e.rec.WaitKeys(t)
 	mkdirs(t, e.writer, "/custom/root/late")
 	create(t, e.writer, "/custom/root/late/2", "127.0.0.1:9002", 0)
-	e.rec.waitFor(t, "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9002")
 
 	// No two consecutive snapshots are equal: only changes are emitted.
-	all := e.rec.all()
+	all := e.rec.AllKeys()
 	for i := 1; i < len(all); i++ {
 		if slices.Equal(all[i-1], all[i]) {
 			t.Fatalf("snapshot %d repeats the previous one: %v", i, all)
@@ -220,19 +175,19 @@ func TestMalformedNodeSkipped(t *testing.T) {
 	create(t, e.writer, "/services/api/good", "127.0.0.1:9001", 0)
 	create(t, e.writer, "/services/api/bad", "definitely not an address", 0)
 	e.watch(t, "api", config.ZooKeeper{}, Options{Metrics: upstream.NewDiscoveryMetrics(reg)})
-	e.rec.waitFor(t, "127.0.0.1:9001")
+	e.rec.WaitKeys(t, "127.0.0.1:9001")
 
 	// A change elsewhere re-reads the listing but not the bad node's data: it is counted
 	// once, not once per change.
 	create(t, e.writer, "/services/api/also-good", `{"address":"127.0.0.1","port":9002}`, 0)
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
 	wantRejected(t, reg, 1)
 
 	// Fixing the bad node brings it in.
 	if _, err := e.writer.Set("/services/api/bad", []byte("127.0.0.1:9003"), -1); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
+	e.rec.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 	wantRejected(t, reg, 1)
 }
 
@@ -257,7 +212,7 @@ func TestSessionExpiry(t *testing.T) {
 	logs := &recordingHandler{}
 	cfg := config.ZooKeeper{Servers: []string{proxy.Addr}, SessionTimeout: zktest.MinSessionTimeout}
 	e.watch(t, "users", cfg, Options{Logger: slog.New(logs)})
-	e.rec.waitFor(t, "127.0.0.1:9001")
+	e.rec.WaitKeys(t, "127.0.0.1:9001")
 	before := e.d.conn.SessionID()
 
 	proxy.Cut()
@@ -267,11 +222,11 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	create(t, e.writer, "/services/users/b", "127.0.0.1:9002", 0)
 	time.Sleep(3 * zktest.MinSessionTimeout) // the server expires the session after 1
-	if got := e.rec.all(); !slices.Equal(got[len(got)-1], []string{"127.0.0.1:9001"}) {
+	if got := e.rec.AllKeys(); !slices.Equal(got[len(got)-1], []string{"127.0.0.1:9001"}) {
 		t.Fatalf("while cut off, the last snapshot changed: %v", got)
 	}
 	proxy.Heal()
-	e.rec.waitFor(t, "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9002")
 
 	if !logs.has("zookeeper session expired") {
 		t.Fatal("the discoverer's session never expired; the test did not test expiry")
@@ -281,7 +236,7 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	// Its watches work in the new session.
 	create(t, e.writer, "/services/users/c", "127.0.0.1:9003", 0)
-	e.rec.waitFor(t, "127.0.0.1:9002", "127.0.0.1:9003")
+	e.rec.WaitKeys(t, "127.0.0.1:9002", "127.0.0.1:9003")
 }
 
 // TestServerRestart freezes, then stops the only server: the pool keeps its last snapshot
@@ -291,25 +246,25 @@ func TestServerRestart(t *testing.T) {
 	mkdirs(t, e.writer, "/services/users")
 	create(t, e.writer, "/services/users/a", "127.0.0.1:9001", zk.FlagEphemeral)
 	e.watch(t, "users", config.ZooKeeper{}, Options{})
-	e.rec.waitFor(t, "127.0.0.1:9001")
+	e.rec.WaitKeys(t, "127.0.0.1:9001")
 
 	// Frozen (SIGSTOP) for less than the 10 s session: nothing is lost, nothing emitted.
 	e.srv.Pause()
 	time.Sleep(1500 * time.Millisecond)
 	e.srv.Resume()
 	create(t, e.writer, "/services/users/b", "127.0.0.1:9002", zk.FlagEphemeral)
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
+	e.rec.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002")
 
 	e.srv.Stop()
 	// Long enough for the client to notice the dead connection and retry a few times.
 	time.Sleep(2 * time.Second)
 	e.srv.Restart(t)
 	create(t, e.writer, "/services/users/c", "127.0.0.1:9003", zk.FlagEphemeral)
-	e.rec.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
+	e.rec.WaitKeys(t, "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
-	for _, s := range e.rec.all() {
+	for _, s := range e.rec.AllKeys() {
 		if len(s) == 0 {
-			t.Fatalf("an empty snapshot was emitted: %v", e.rec.all())
+			t.Fatalf("an empty snapshot was emitted: %v", e.rec.AllKeys())
 		}
 	}
 }
@@ -348,11 +303,11 @@ func TestCloseWhileServerFrozen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := &testkit.Recorder{Wait: eventually}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Watch(ctx, "users", rec.update) }()
-	rec.waitFor(t, "127.0.0.1:9001")
+	go func() { done <- d.Watch(ctx, upstream.Target{Service: "users"}, rec.Update) }()
+	rec.WaitKeys(t, "127.0.0.1:9001")
 
 	e.srv.Pause()
 	defer e.srv.Resume()
@@ -364,7 +319,7 @@ func TestCloseWhileServerFrozen(t *testing.T) {
 		t.Fatalf("Watch returned %v", err)
 	}
 	d.Close()
-	if got := rec.all(); len(got) != 1 {
+	if got := rec.AllKeys(); len(got) != 1 {
 		t.Fatalf("snapshots while frozen: %v", got)
 	}
 }

@@ -42,12 +42,14 @@ type watcher struct {
 	last     *upstream.Snapshot // last emitted
 }
 
-// Watch implements upstream.Discoverer for the node <root>/<service>. A missing service node
+// Watch implements upstream.Discoverer for the node <root>/<t.Service> (the other Target
+// fields are Consul's). A missing service node
 // is an empty pool (emitted once); the discoverer waits for the node to be created. Nodes
 // whose data does not parse are skipped with a warning and counted as rejected. While the
 // ensemble is unreachable the last snapshot stays in force; after a session expiry
 // everything is read again and the watches are set anew.
-func (d *Discoverer) Watch(ctx context.Context, service string, update func(upstream.Snapshot)) error {
+func (d *Discoverer) Watch(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
+	service := t.Service
 	w := &watcher{
 		d:       d,
 		service: service,

@@ -5,6 +5,7 @@
 package zookeeper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,4 +196,16 @@ func transient(err error) bool {
 	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
 		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) ||
 		errors.Is(err, zk.ErrClosing)
+}
+
+// Open is the ZooKeeper registry's upstream.Opener.
+func Open(_ context.Context, dc *config.Discovery, o upstream.OpenOptions) (upstream.Discoverer, func(), error) {
+	if dc == nil || dc.ZooKeeper == nil {
+		return nil, func() {}, nil
+	}
+	d, err := New(dc.ZooKeeper, Options{Metrics: o.Metrics, Logger: o.Logger})
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("zookeeper: %w", err)
+	}
+	return d, d.Close, nil
 }
