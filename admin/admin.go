@@ -15,15 +15,18 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchyard/switchyard/gateway"
 )
 
-// Source is what the admin endpoints report on (gateway.Gateway).
+// Source is what the admin endpoints report on; *gateway.Gateway is one. The JSON that
+// /admin/routes and /admin/upstreams serve is gateway.RouteInfo and gateway.PoolInfo.
 type Source interface {
 	// Ready reports whether every pool has its first snapshot, naming those waiting.
 	Ready() (bool, []string)
-	// Routes and Upstreams return JSON-ready descriptions.
-	Routes() any
-	Upstreams() any
+	// Routes describes the routes in force, in config order.
+	Routes() []gateway.RouteInfo
+	// Upstreams describes every pool and its endpoints.
+	Upstreams() []gateway.PoolInfo
 }
 
 // Options configure the admin handler.

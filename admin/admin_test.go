@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/gateway"
 )
 
 // source is a fixed Source: the admin package only formats what it is given.
@@ -17,9 +18,11 @@ type source struct {
 }
 
 func (s source) Ready() (bool, []string) { return s.ready, s.waiting }
-func (s source) Routes() any             { return []map[string]string{{"prefix": "/api"}} }
-func (s source) Upstreams() any {
-	return []map[string]any{{"name": "users", "endpoints": []string{"127.0.0.1:9001"}}}
+func (s source) Routes() []gateway.RouteInfo {
+	return []gateway.RouteInfo{{Name: "/api", Prefix: "/api", Registry: "etcd", Service: "users"}}
+}
+func (s source) Upstreams() []gateway.PoolInfo {
+	return []gateway.PoolInfo{{Name: "users", Registry: "etcd", Endpoints: []gateway.EndpointInfo{{Key: "127.0.0.1:9001"}}}}
 }
 
 func TestEndpoints(t *testing.T) {

@@ -2,7 +2,7 @@
 # bench/run.sh: CPU per proxied request and req/s of Switchyard against nginx and a bare
 # httputil.ReverseProxy, measured in one run on this machine.
 #
-# Layout (as in the figures of DEVELOPERS.md): the proxy under test and the backend share
+# Layout (as in the README's Performance section): the proxy under test and the backend share
 # core 0; wrk runs on core 1 with 64 connections. The proxy's CPU time (utime+stime from
 # /proc/PID/stat) divided by the requests wrk completed is its CPU cost per request. Only
 # loopback addresses are used; every process started here is stopped by PID.

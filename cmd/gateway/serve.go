@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	}
 	adminSrv := &http.Server{
 		Handler: admin.New(admin.Options{
-			Source: adminSource{gw}, Gatherer: reg, Logger: log,
+			Source: gw, Gatherer: reg, Logger: log,
 			Exposed: cfg.AdminExpose, Debug: cfg.AdminDebug,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -234,10 +234,3 @@ func startReloader(ctx context.Context, gw *gateway.Gateway, path string, watch 
 	}()
 	return done
 }
-
-// adminSource adapts the gateway to the admin API.
-type adminSource struct{ gw *gateway.Gateway }
-
-func (a adminSource) Ready() (bool, []string) { return a.gw.Ready() }
-func (a adminSource) Routes() any             { return a.gw.Routes() }
-func (a adminSource) Upstreams() any          { return a.gw.Upstreams() }
