@@ -76,11 +76,13 @@ func buildGateway(out string) error {
 // is never ejected and every answer the tests see comes from the protocol handling under
 // test.
 type gatewaySpec struct {
-	server   string // fields inside `server: {...}`, e.g. "read_timeout: 1s"
-	top      string // extra top-level lines, e.g. "admin_debug: true\n"
-	defaults string // the whole `defaults:` line; "" = passive health and breakers off
-	routes   string // the `routes:` list, one route() per entry
-	admin    string // admin address; "" = a free loopback port
+	server   string   // fields inside `server: {...}`, e.g. "read_timeout: 1s"
+	top      string   // extra top-level lines, e.g. "admin_debug: true\n"
+	defaults string   // the whole `defaults:` line; "" = passive health and breakers off
+	routes   string   // the `routes:` list, one route() per entry
+	admin    string   // admin address; "" = a free loopback port
+	flags    []string // more gateway flags, after "-config FILE -watch=false" (a flag's last value wins)
+	nohup    bool     // start it under nohup: SIGHUP is ignored until the gateway asks for it
 }
 
 // configFile is a routes.yaml written by writeConfig and the addresses it names.
@@ -159,7 +161,11 @@ func startGateway(t testing.TB, spec gatewaySpec) *gateway {
 	for attempt := 1; ; attempt++ {
 		f := writeConfig(t, spec)
 		g := &gateway{addr: f.listen, admin: f.admin, etcd: f.etcd, log: f.path + ".log", exited: make(chan struct{})}
-		g.cmd = exec.Command(gatewayBin, "-config", f.path, "-watch=false")
+		args := append([]string{gatewayBin, "-config", f.path, "-watch=false"}, spec.flags...)
+		if spec.nohup {
+			args = append([]string{"nohup"}, args...)
+		}
+		g.cmd = exec.Command(args[0], args[1:]...)
 		startLogged(t, g.cmd, g.log)
 		go func() { _ = g.cmd.Wait(); close(g.exited) }()
 		t.Cleanup(func() {
