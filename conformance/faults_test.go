@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/register"
+	_ "github.com/switchyard/switchyard/register/etcd" // the fault backends register in etcd
 )
 
 // Fault scenarios of issue #12 ("no failed request while capacity exists"), end to end: the

@@ -1,18 +1,28 @@
 // Package register lets a service register itself in the registry the gateway watches (etcd,
 // Consul or ZooKeeper), keep the registration alive, and remove it on exit. The gateway's
 // request path never imports it; `gateway register` wraps it as a sidecar.
+//
+// This package holds what every registry shares and imports only the standard library. The
+// registries live in their own packages, so a service links only the client of the registry
+// it uses. Import the one you need for its side effect, as with database/sql drivers:
+//
+//	import _ "github.com/switchyard/switchyard/register/consul"
+//
+//	reg, err := register.Open("consul://127.0.0.1:8500", inst, opts)
+//
+// or call its New directly (consul.New, etcd.New, zookeeper.New).
 package register
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -50,33 +60,88 @@ type Options struct {
 // Registrar keeps one instance registered.
 type Registrar interface {
 	// Register writes the registration and keeps it alive in the background (lease
-	// keepalive, TTL check updates, session re-creation) until Deregister or Close; when
-	// the registry loses it (restart, expiry, network cut) it is written again on its own.
+	// keepalive, TTL check updates, session re-creation) until Deregister; when the registry
+	// loses it (restart, expiry, network cut) it is written again on its own. If ctx ends
+	// before Register is done, Register removes whatever it may already have written and
+	// returns an error wrapping ctx.Err(), so a stop during registration leaves nothing
+	// behind.
 	Register(ctx context.Context) error
-	// Deregister removes the registration at once and stops keeping it alive.
+	// Deregister removes the registration at once and stops keeping it alive. It is safe to
+	// call after a failed Register, and more than once.
 	Deregister(ctx context.Context) error
 }
 
-// opener builds a Registrar for one registry URL scheme.
-type opener func(u *url.URL, inst Instance, opts Options) (Registrar, error)
+// OpenFunc builds a Registrar for a registry URL of one scheme. It is called with inst and
+// opts already checked and completed by OpenWith: a service and a valid host:port address, a
+// scheme of "", http or https, and every default filled in.
+type OpenFunc func(u *url.URL, inst Instance, opts Options) (Registrar, error)
 
-// openers is filled by each backend's file (etcd.go, consul.go, zookeeper.go) in init, so
-// adding a registry touches no shared switch.
-var openers = map[string]opener{}
+var (
+	schemesMu sync.RWMutex
+	// schemes is filled by the registry packages' init (AddScheme), so the base package
+	// names no registry and links none of their clients.
+	schemes = map[string]OpenFunc{}
+)
+
+// AddScheme makes Open hand URLs of scheme (without "://") to open. The registry packages
+// call it from init; it panics when scheme is taken or open is nil, as a mistake in how a
+// program is put together is not something to handle at run time.
+func AddScheme(scheme string, open OpenFunc) {
+	schemesMu.Lock()
+	defer schemesMu.Unlock()
+	if open == nil {
+		panic("register: AddScheme " + scheme + " with a nil OpenFunc")
+	}
+	if _, dup := schemes[scheme]; dup {
+		panic("register: AddScheme called twice for scheme " + scheme)
+	}
+	schemes[scheme] = open
+}
 
 // Open returns a registrar for a registry URL: etcd://host:port[,host:port...],
-// consul://host:port or zk://host:port[,host:port...].
+// consul://host:port or zk://host:port[,host:port...]. The registry's package must be
+// linked in (a blank import of register/etcd, register/consul or register/zookeeper).
 func Open(registry string, inst Instance, opts Options) (Registrar, error) {
 	u, err := url.Parse(registry)
 	if err != nil {
 		return nil, fmt.Errorf("registry %q: %w", registry, err)
 	}
-	open, ok := openers[u.Scheme]
+	schemesMu.RLock()
+	open, ok := schemes[u.Scheme]
+	schemesMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("registry %q: unknown scheme %q (want %s)", registry, u.Scheme, strings.Join(Schemes(), ", "))
+		known := "none linked in: import register/etcd, register/consul or register/zookeeper"
+		if s := Schemes(); len(s) > 0 {
+			known = strings.Join(s, ", ")
+		}
+		return nil, fmt.Errorf("registry %q: unknown scheme %q (want %s)", u.Redacted(), u.Scheme, known)
 	}
+	return openURL(u, inst, opts, open)
+}
+
+// OpenWith is Open with the registry implementation given rather than looked up by the URL's
+// scheme. The registry packages' New functions use it so they share Open's checks and
+// defaults without the scheme table.
+func OpenWith(open OpenFunc, registry string, inst Instance, opts Options) (Registrar, error) {
+	u, err := url.Parse(registry)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", registry, err)
+	}
+	return openURL(u, inst, opts, open)
+}
+
+// openURL checks inst, fills in the defaults OpenFunc documents, and calls open.
+func openURL(u *url.URL, inst Instance, opts Options, open OpenFunc) (Registrar, error) {
 	if inst.Service == "" || inst.Address == "" {
 		return nil, fmt.Errorf("instance needs a service name and an address")
+	}
+	if _, _, err := SplitAddress(inst.Address); err != nil {
+		return nil, err
+	}
+	switch inst.Scheme {
+	case "", "http", "https":
+	default:
+		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
 	}
 	if inst.ID == "" {
 		inst.ID = inst.Address
@@ -93,18 +158,20 @@ func Open(registry string, inst Instance, opts Options) (Registrar, error) {
 	return open(u, inst, opts)
 }
 
-// Schemes lists the registry URL schemes this build knows.
+// Schemes lists the registry URL schemes linked into this program, as "etcd://" and so on.
 func Schemes() []string {
-	s := make([]string, 0, len(openers))
-	for k := range openers {
+	schemesMu.RLock()
+	defer schemesMu.RUnlock()
+	s := make([]string, 0, len(schemes))
+	for k := range schemes {
 		s = append(s, k+"://")
 	}
-	sort.Strings(s)
+	slices.Sort(s)
 	return s
 }
 
-// splitAddress validates an instance's host:port.
-func splitAddress(addr string) (host string, port int, err error) {
+// SplitAddress splits and checks an instance's host:port; the port must be 1-65535.
+func SplitAddress(addr string) (host string, port int, err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, fmt.Errorf("instance address %q: %w", addr, err)
@@ -114,31 +181,4 @@ func splitAddress(addr string) (host string, port int, err error) {
 		return "", 0, fmt.Errorf("instance address %q: bad port", addr)
 	}
 	return host, port, nil
-}
-
-// entryValue is the JSON an instance is registered with in key-value registries (etcd,
-// ZooKeeper); the gateway reads it with upstream.ParseEntry.
-type entryValue struct {
-	Address string            `json:"address"`
-	Port    int               `json:"port"`
-	Weight  int               `json:"weight"`
-	Scheme  string            `json:"scheme,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
-}
-
-// encodeEntry validates inst's address and scheme and returns its entryValue JSON.
-func encodeEntry(inst Instance) ([]byte, error) {
-	host, port, err := splitAddress(inst.Address)
-	if err != nil {
-		return nil, err
-	}
-	v := entryValue{Address: host, Port: port, Weight: inst.Weight, Meta: inst.Meta}
-	switch inst.Scheme {
-	case "", "http":
-	case "https":
-		v.Scheme = "https"
-	default:
-		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
-	}
-	return json.Marshal(v)
 }

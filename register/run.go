@@ -28,7 +28,8 @@ type ShutdownOptions struct {
 // ServeAndRegister serves srv on ln, registers reg once the listener accepts, and on ctx end
 // or a signal deregisters first, waits PropagationDelay, then drains the server. Removing the
 // registration before closing is what lets a rolling restart lose no request. It returns nil
-// after a clean shutdown, else the first error.
+// after a clean shutdown, else the first error; a stop that arrives while Register is still
+// running is a clean shutdown too.
 func ServeAndRegister(ctx context.Context, srv *http.Server, ln net.Listener, reg Registrar, opts ShutdownOptions) error {
 	if opts.PropagationDelay == 0 {
 		opts.PropagationDelay = time.Second
@@ -50,7 +51,13 @@ func ServeAndRegister(ctx context.Context, srv *http.Server, ln net.Listener, re
 
 	var err error
 	if rerr := reg.Register(sctx); rerr != nil {
-		err = fmt.Errorf("register: %w", rerr)
+		if sctx.Err() == nil {
+			err = fmt.Errorf("register: %w", rerr)
+		} else {
+			// Told to stop while registering: a stop, not a failure. Register has undone
+			// what it wrote; the Deregister below makes sure.
+			opts.Logger.Info("stopping during registration: deregistering, then draining", "register_err", rerr)
+		}
 	} else {
 		select {
 		case <-sctx.Done():

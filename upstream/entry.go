@@ -9,17 +9,15 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard/switchyard/register"
 )
 
-// entryJSON is the JSON form services write into key-value registries (etcd, ZooKeeper).
-type entryJSON struct {
-	Address string            `json:"address"`
-	Host    string            `json:"host"` // accepted for address
-	Port    int               `json:"port"`
-	Weight  int               `json:"weight"`
-	Scheme  string            `json:"scheme"`
-	Meta    map[string]string `json:"meta"`
-}
+// entryJSON is register.Entry, the JSON form services write into key-value registries (etcd,
+// ZooKeeper), under a name of its own only because encoding/json names the Go type in its
+// errors ("Go struct field entryJSON.port ..."), which ParseEntry's callers log and count:
+// they read as they always have. The fields and tags are register.Entry's.
+type entryJSON register.Entry
 
 // ParseEntry turns a registry value into an Endpoint. It accepts the JSON form
 // {"address":"10.0.1.5","port":8080,"weight":2,"meta":{...}} ("host" for "address", optional
@@ -36,10 +34,7 @@ func ParseEntry(value []byte) (Endpoint, error) {
 		if err := dec.Decode(&j); err != nil {
 			return Endpoint{}, fmt.Errorf("invalid JSON: %w", err)
 		}
-		addr := j.Address
-		if addr == "" {
-			addr = j.Host
-		}
+		addr := register.Entry(j).AddressOrHost()
 		if addr == "" {
 			return Endpoint{}, fmt.Errorf(`JSON has no "address" (or "host")`)
 		}

@@ -10,6 +10,11 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/register"
+	// The sidecar speaks to every registry; each blank import adds its URL scheme to
+	// register.Open.
+	_ "github.com/switchyard/switchyard/register/consul"
+	_ "github.com/switchyard/switchyard/register/etcd"
+	_ "github.com/switchyard/switchyard/register/zookeeper"
 )
 
 // metaFlag collects repeated -meta k=v flags.
@@ -34,7 +39,8 @@ func (m metaFlag) Set(s string) error {
 
 // runRegister is `gateway register`: a sidecar that keeps one instance registered until ctx
 // ends (SIGTERM/SIGINT in main), then deregisters, waits for the removal to propagate, and
-// exits 0. Exit 2 is a usage error, 1 a registration failure.
+// exits 0, also when the stop comes while it is still registering. Exit 2 is a usage error,
+// 1 a registration failure.
 func runRegister(ctx context.Context, args []string, stderr io.Writer) int {
 	var (
 		inst      register.Instance
@@ -93,22 +99,37 @@ func runRegister(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if err := r.Register(ctx); err != nil {
-		log.Error("register failed", "registry", reg, "err", err)
-		_ = r.Deregister(context.WithoutCancel(ctx))
-		return 1
-	}
-	log.Info("registered; keeping the registration alive until SIGTERM or SIGINT", "registry", reg)
-	<-ctx.Done()
-
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := r.Deregister(dctx); err != nil {
-		log.Warn("deregister failed; the registry drops the entry when its TTL runs out", "err", err)
+		if ctx.Err() == nil {
+			log.Error("register failed", "registry", reg, "err", err)
+			deregister(ctx, r, log)
+			return 1
+		}
+		// SIGTERM while the registration was on its way is a stop, not a failure. Register
+		// has removed what it may have written; Deregister below makes sure.
+		log.Info("stopped during registration", "registry", reg, "err", err)
 	} else {
-		log.Info("deregistered")
+		log.Info("registered; keeping the registration alive until SIGTERM or SIGINT", "registry", reg)
+		<-ctx.Done()
 	}
+	deregister(ctx, r, log)
 	if propagate > 0 {
 		time.Sleep(propagate)
 	}
 	return 0
+}
+
+// deregisterTimeout bounds the sidecar's deregistration; past it the registry drops the
+// entry when its TTL runs out.
+const deregisterTimeout = 10 * time.Second
+
+// deregister removes r's registration, best effort. ctx has usually ended (that is why we
+// are here), so the call gets its own bounded context that keeps only ctx's values.
+func deregister(ctx context.Context, r register.Registrar, log *slog.Logger) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
+	defer cancel()
+	if err := r.Deregister(dctx); err != nil {
+		log.Warn("deregister failed; the registry drops the entry when its TTL runs out", "err", err)
+		return
+	}
+	log.Info("deregistered")
 }

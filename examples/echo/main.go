@@ -18,6 +18,11 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/register"
+	// echo takes any registry on its command line, so it links all three; a service that
+	// uses one registry imports only that one and links no other client.
+	_ "github.com/switchyard/switchyard/register/consul"
+	_ "github.com/switchyard/switchyard/register/etcd"
+	_ "github.com/switchyard/switchyard/register/zookeeper"
 )
 
 func main() {

@@ -1,4 +1,8 @@
-package register
+// Package etcd registers service instances in etcd, for the gateway's etcd discovery: one
+// key <prefix><service>/<id> under a lease the registrar keeps alive, holding a
+// register.Entry. Import it (blank, for register.Open's etcd:// URLs, or to call New) only in
+// programs that register in etcd: it links etcd's gRPC client.
+package etcd
 
 import (
 	"context"
@@ -11,26 +15,36 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/switchyard/switchyard/register"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 )
 
+// Scheme is the registry URL scheme this package serves: etcd://host:port[,host:port...].
+const Scheme = "etcd"
+
 const (
-	etcdDefaultPrefix = "/services/"
-	etcdCallTimeout   = 5 * time.Second // bound on every grant, put and revoke
-	etcdMaxRetry      = time.Second     // cap on the re-registration backoff, jitter included
+	defaultPrefix = "/services/"
+	callTimeout   = 5 * time.Second // bound on every grant, put and revoke
+	maxRetry      = time.Second     // cap on the re-registration backoff, jitter included
 )
 
 func init() {
-	openers["etcd"] = openEtcd
+	register.AddScheme(Scheme, open)
 }
 
-// etcdRegistrar keeps one key <prefix><service>/<id> attached to a lease it keeps alive.
+// New returns a registrar for registry, an etcd://[user:password@]host:port[,host:port...]
+// URL, as register.Open does once this package is linked in.
+func New(registry string, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	return register.OpenWith(open, registry, inst, opts)
+}
+
+// registrar keeps one key <prefix><service>/<id> attached to a lease it keeps alive.
 // When the lease is lost (expired during an outage, revoked, etcd restarted without it) the
 // keeper grants a new one and writes the key again.
-type etcdRegistrar struct {
+type registrar struct {
 	cli   *clientv3.Client
 	key   string
 	value string
@@ -44,18 +58,21 @@ type etcdRegistrar struct {
 	closed bool
 }
 
-// openEtcd handles etcd://[user:password@]host:port[,host:port...].
-func openEtcd(u *url.URL, inst Instance, opts Options) (Registrar, error) {
+// open is the register.OpenFunc for etcd://[user:password@]host:port[,host:port...].
+func open(u *url.URL, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	if u.Scheme != Scheme {
+		return nil, fmt.Errorf("registry %q: not an etcd:// URL", u.Redacted())
+	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("registry %q: etcd:// needs host:port", u.Redacted())
 	}
-	value, err := encodeEntry(inst)
+	value, err := register.EncodeEntry(inst)
 	if err != nil {
 		return nil, err
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
-		prefix = etcdDefaultPrefix
+		prefix = defaultPrefix
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
@@ -63,14 +80,14 @@ func openEtcd(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 	ttl := int64((opts.TTL + time.Second - 1) / time.Second) // etcd leases count whole seconds
 	cfg := clientv3.Config{
 		Endpoints:            strings.Split(u.Host, ","),
-		DialTimeout:          etcdCallTimeout,
+		DialTimeout:          callTimeout,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
 		Logger:               zap.NewNop(), // the registrar logs what matters through slog
 		// Reconnect within a second of etcd coming back, not gRPC's default of up to 120 s.
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 800 * time.Millisecond},
-			MinConnectTimeout: etcdCallTimeout,
+			MinConnectTimeout: callTimeout,
 		})},
 	}
 	if u.User != nil {
@@ -82,7 +99,7 @@ func openEtcd(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 		return nil, fmt.Errorf("registry %q: %w", u.Redacted(), err)
 	}
 	key := prefix + inst.Service + "/" + inst.ID
-	return &etcdRegistrar{
+	return &registrar{
 		cli: cli, key: key, value: string(value), ttl: ttl,
 		log: opts.Logger.With("registry", "etcd", "key", key),
 	}, nil
@@ -90,7 +107,7 @@ func openEtcd(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 
 // Register writes the key under a fresh lease, then keeps the lease alive in the background.
 // It fails if the first write fails; later losses are repaired by the keeper.
-func (r *etcdRegistrar) Register(ctx context.Context) error {
+func (r *registrar) Register(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -112,16 +129,25 @@ func (r *etcdRegistrar) Register(ctx context.Context) error {
 }
 
 // write grants a lease and puts the key under it.
-func (r *etcdRegistrar) write(ctx context.Context) (clientv3.LeaseID, error) {
-	cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+func (r *registrar) write(ctx context.Context) (clientv3.LeaseID, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	g, err := r.cli.Grant(cctx, r.ttl)
 	if err != nil {
 		return 0, fmt.Errorf("etcd lease grant: %w", err)
 	}
 	if _, err := r.cli.Put(cctx, r.key, r.value, clientv3.WithLease(g.ID)); err != nil {
-		// Do not leave an orphan lease behind; it would expire anyway.
-		_, _ = r.cli.Revoke(cctx, g.ID)
+		// A put cut short by ctx may still have been applied, its answer lost on the way:
+		// revoking the lease deletes the key if so (and makes a put etcd has yet to apply
+		// fail), so a stop during registration leaves nothing behind. It must not use ctx,
+		// which may be the reason we are here.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		_, rerr := r.cli.Revoke(rctx, g.ID)
+		rcancel()
+		if rerr != nil {
+			r.log.Warn("etcd revoke after a failed put; the key, if written, leaves when the lease expires",
+				"lease", fmt.Sprintf("%x", g.ID), "err", rerr)
+		}
 		return 0, fmt.Errorf("etcd put %s: %w", r.key, err)
 	}
 	return g.ID, nil
@@ -129,13 +155,13 @@ func (r *etcdRegistrar) write(ctx context.Context) (clientv3.LeaseID, error) {
 
 // keep runs KeepAlive on the lease; when its channel closes while ctx lives, the lease is
 // gone (expired during an outage, revoked, or etcd lost it), so it registers again.
-func (r *etcdRegistrar) keep(ctx context.Context, lease clientv3.LeaseID, done chan struct{}) {
+func (r *registrar) keep(ctx context.Context, lease clientv3.LeaseID, done chan struct{}) {
 	defer close(done)
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     100 * time.Millisecond,
 		RandomizationFactor: 0.5,
 		Multiplier:          2,
-		MaxInterval:         etcdMaxRetry * 2 / 3, // x1.5 jitter stays within the cap
+		MaxInterval:         maxRetry * 2 / 3, // x1.5 jitter stays within the cap
 	}
 	for {
 		if lease != 0 {
@@ -175,7 +201,7 @@ func (r *etcdRegistrar) keep(ctx context.Context, lease clientv3.LeaseID, done c
 		if old != 0 && old != lease {
 			// The old lease may still exist (a lease survives an etcd restart); it no longer
 			// holds our key, so revoking it only tidies up.
-			cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			_, _ = r.cli.Revoke(cctx, old)
 			cancel()
 		}
@@ -185,7 +211,7 @@ func (r *etcdRegistrar) keep(ctx context.Context, lease clientv3.LeaseID, done c
 
 // Deregister stops the keeper, revokes the lease (which deletes the key at once) and closes
 // the client. If etcd cannot be reached the key still disappears when its lease expires.
-func (r *etcdRegistrar) Deregister(ctx context.Context) error {
+func (r *registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -205,7 +231,7 @@ func (r *etcdRegistrar) Deregister(ctx context.Context) error {
 	if lease == 0 {
 		return nil
 	}
-	cctx, cc := context.WithTimeout(ctx, etcdCallTimeout)
+	cctx, cc := context.WithTimeout(ctx, callTimeout)
 	defer cc()
 	if _, err := r.cli.Revoke(cctx, lease); err != nil {
 		return fmt.Errorf("etcd revoke lease of %s: %w", r.key, err)

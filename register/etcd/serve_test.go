@@ -1,4 +1,4 @@
-package register
+package etcd
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/register"
 )
 
 // TestServeAndRegisterOrder checks the graceful exit: the key goes first, the server keeps
@@ -34,7 +35,7 @@ func TestServeAndRegisterOrder(t *testing.T) {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	reg, err := Open("etcd://"+srv.Endpoints()[0], Instance{Service: "echo", Address: addr}, Options{Logger: quiet})
+	reg, err := New("etcd://"+srv.Endpoints()[0], register.Instance{Service: "echo", Address: addr}, register.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestServeAndRegisterOrder(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeAndRegister(ctx, hs, ln, reg, ShutdownOptions{PropagationDelay: 500 * time.Millisecond, Logger: quiet})
+		done <- register.ServeAndRegister(ctx, hs, ln, reg, register.ShutdownOptions{PropagationDelay: 500 * time.Millisecond, Logger: quiet})
 	}()
 	key := "/services/echo/" + addr
 	eventually(t, "registration", func() bool { _, _, ok := getKey(t, cli, key); return ok })

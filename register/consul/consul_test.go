@@ -1,4 +1,4 @@
-package register
+package consul
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard/switchyard/internal/consultest"
+	"github.com/switchyard/switchyard/register"
 )
 
 // consulWait bounds waits for the agent's checks (which run at most once a second); it only
@@ -33,19 +34,20 @@ func TestOpenConsulErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		registry string
-		inst     Instance
+		inst     register.Instance
 		want     string
 	}{
-		{"no host", "consul://", Instance{Service: "s", Address: "127.0.0.1:80"}, "needs host:port"},
-		{"address without port", "consul://127.0.0.1:8500", Instance{Service: "s", Address: "127.0.0.1"}, "missing port"},
-		{"bad port", "consul://127.0.0.1:8500", Instance{Service: "s", Address: "127.0.0.1:http"}, "bad port"},
-		{"bad scheme", "consul://127.0.0.1:8500", Instance{Service: "s", Address: "127.0.0.1:80", Scheme: "ftp"}, "not http or https"},
+		{"no host", "consul://", register.Instance{Service: "s", Address: "127.0.0.1:80"}, "needs host:port"},
+		{"address without port", "consul://127.0.0.1:8500", register.Instance{Service: "s", Address: "127.0.0.1"}, "missing port"},
+		{"bad port", "consul://127.0.0.1:8500", register.Instance{Service: "s", Address: "127.0.0.1:http"}, "bad port"},
+		{"bad scheme", "consul://127.0.0.1:8500", register.Instance{Service: "s", Address: "127.0.0.1:80", Scheme: "ftp"}, "not http or https"},
+		{"another registry", "etcd://127.0.0.1:2379", register.Instance{Service: "s", Address: "127.0.0.1:80"}, "not a consul:// URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.registry, tt.inst, Options{})
+			_, err := New(tt.registry, tt.inst, register.Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Open = %v, want an error containing %q", err, tt.want)
+				t.Fatalf("New = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
@@ -122,26 +124,26 @@ func TestConsulRegistrar(t *testing.T) {
 	type kind struct {
 		id      string
 		addr    string
-		check   Check
+		check   register.Check
 		fail    func()
 		wantTTL bool
 	}
 	kinds := []kind{
-		{id: "http", addr: web.Listener.Addr().String(), check: Check{HTTP: web.URL + "/healthz", Interval: time.Second},
+		{id: "http", addr: web.Listener.Addr().String(), check: register.Check{HTTP: web.URL + "/healthz", Interval: time.Second},
 			fail: func() { healthy.Store(false) }},
-		{id: "tcp", addr: "127.0.0.1:9", check: Check{TCP: tcp.Addr().String(), Interval: time.Second},
+		{id: "tcp", addr: "127.0.0.1:9", check: register.Check{TCP: tcp.Addr().String(), Interval: time.Second},
 			fail: func() { tcp.Close() }},
-		{id: "default", addr: dflt.Addr().String(), check: Check{Interval: time.Second},
+		{id: "default", addr: dflt.Addr().String(), check: register.Check{Interval: time.Second},
 			fail: func() { dflt.Close() }},
-		{id: "ttl", addr: "127.0.0.1:10", check: Check{TTL: time.Second}, wantTTL: true},
+		{id: "ttl", addr: "127.0.0.1:10", check: register.Check{TTL: time.Second}, wantTTL: true},
 	}
-	regs := make([]Registrar, len(kinds))
+	regs := make([]register.Registrar, len(kinds))
 	ctx := context.Background()
 	for i, k := range kinds {
-		r, err := Open("consul://"+agent.Addr, Instance{
+		r, err := register.Open("consul://"+agent.Addr, register.Instance{
 			Service: "users", ID: "users-" + k.id, Address: k.addr, Scheme: "https", Weight: 3,
 			Tags: []string{"v2"}, Meta: map[string]string{"zone": "a"},
-		}, Options{Check: k.check, TTL: time.Second})
+		}, register.Options{Check: k.check, TTL: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package register
+package zookeeper
 
 import (
 	"bufio"
@@ -21,8 +21,9 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/register"
 	"github.com/switchyard/switchyard/upstream"
-	"github.com/switchyard/switchyard/upstream/zookeeper"
+	zkdiscovery "github.com/switchyard/switchyard/upstream/zookeeper"
 )
 
 // zkNoLeaks checks, when the test ends, that it left no goroutine behind (go-zookeeper's
@@ -44,29 +45,29 @@ func zkCtx(t *testing.T) context.Context {
 const zkWait = 15 * time.Second
 
 func TestOpenZooKeeperErrors(t *testing.T) {
-	ok := Instance{Service: "users", Address: "127.0.0.1:9001"}
+	ok := register.Instance{Service: "users", Address: "127.0.0.1:9001"}
 	tests := []struct {
 		name, registry string
-		inst           Instance
-		opts           Options
+		inst           register.Instance
+		opts           register.Options
 		want           string
 	}{
-		{"no host", "zk://", ok, Options{}, "needs host:port"},
-		{"path", "zk://127.0.0.1:2181/services", ok, Options{}, "takes no path"},
-		{"unknown option", "zk://127.0.0.1:2181?ttl=3", ok, Options{}, "unknown option"},
-		{"bad sequential", "zk://127.0.0.1:2181?sequential=maybe", ok, Options{}, "not a boolean"},
-		{"id with slash", "zk://127.0.0.1:2181", Instance{Service: "users", ID: "a/b", Address: "127.0.0.1:9001"}, Options{}, "not a valid ZooKeeper node name"},
-		{"service with slash", "zk://127.0.0.1:2181", Instance{Service: "a/b", Address: "127.0.0.1:9001"}, Options{}, "must not contain /"},
-		{"address without port", "zk://127.0.0.1:2181", Instance{Service: "users", Address: "127.0.0.1"}, Options{}, "missing port"},
-		{"bad port", "zk://127.0.0.1:2181", Instance{Service: "users", Address: "127.0.0.1:0"}, Options{}, "bad port"},
-		{"bad scheme", "zk://127.0.0.1:2181", Instance{Service: "users", Address: "127.0.0.1:1", Scheme: "ftp"}, Options{}, "not http or https"},
-		{"root /", "zk://127.0.0.1:2181", ok, Options{Prefix: "/"}, "not a usable path"},
+		{"no host", "zk://", ok, register.Options{}, "needs host:port"},
+		{"path", "zk://127.0.0.1:2181/services", ok, register.Options{}, "takes no path"},
+		{"unknown option", "zk://127.0.0.1:2181?ttl=3", ok, register.Options{}, "unknown option"},
+		{"bad sequential", "zk://127.0.0.1:2181?sequential=maybe", ok, register.Options{}, "not a boolean"},
+		{"id with slash", "zk://127.0.0.1:2181", register.Instance{Service: "users", ID: "a/b", Address: "127.0.0.1:9001"}, register.Options{}, "not a valid ZooKeeper node name"},
+		{"service with slash", "zk://127.0.0.1:2181", register.Instance{Service: "a/b", Address: "127.0.0.1:9001"}, register.Options{}, "must not contain /"},
+		{"address without port", "zk://127.0.0.1:2181", register.Instance{Service: "users", Address: "127.0.0.1"}, register.Options{}, "missing port"},
+		{"bad port", "zk://127.0.0.1:2181", register.Instance{Service: "users", Address: "127.0.0.1:0"}, register.Options{}, "bad port"},
+		{"bad scheme", "zk://127.0.0.1:2181", register.Instance{Service: "users", Address: "127.0.0.1:1", Scheme: "ftp"}, register.Options{}, "not http or https"},
+		{"root /", "zk://127.0.0.1:2181", ok, register.Options{Prefix: "/"}, "not a usable path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.registry, tt.inst, tt.opts)
+			_, err := New(tt.registry, tt.inst, tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Open(%q) error = %v, want one containing %q", tt.registry, err, tt.want)
+				t.Fatalf("New(%q) error = %v, want one containing %q", tt.registry, err, tt.want)
 			}
 		})
 	}
@@ -83,11 +84,11 @@ func TestOpenZooKeeperOptions(t *testing.T) {
 		{"zk://a:1?sequential=false", "apps/prod", "/apps/prod/users", false, []string{"a:1"}},
 	}
 	for _, tt := range tests {
-		r, err := Open(tt.registry, Instance{Service: "users", Address: "127.0.0.1:9001"}, Options{Prefix: tt.prefix})
+		r, err := register.Open(tt.registry, register.Instance{Service: "users", Address: "127.0.0.1:9001"}, register.Options{Prefix: tt.prefix})
 		if err != nil {
 			t.Fatalf("Open(%q): %v", tt.registry, err)
 		}
-		z := r.(*zkRegistrar)
+		z := r.(*registrar)
 		if z.dir != tt.wantDir || z.sequential != tt.wantSeq || !slices.Equal(z.servers, tt.wantServers) {
 			t.Errorf("Open(%q, %q) = dir %q seq %v servers %v", tt.registry, tt.prefix, z.dir, z.sequential, z.servers)
 		}
@@ -116,7 +117,7 @@ func (firstBuilder) Build(ms []upstream.Member) upstream.Picker { return firstPi
 
 func watchPool(t *testing.T, addr, service string) *zkPool {
 	t.Helper()
-	d, err := zookeeper.New(&config.ZooKeeper{Servers: []string{addr}}, zookeeper.Options{Logger: zkQuiet})
+	d, err := zkdiscovery.New(&config.ZooKeeper{Servers: []string{addr}}, zkdiscovery.Options{Logger: zkQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func watchPool(t *testing.T, addr, service string) *zkPool {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = d.Watch(ctx, service, func(s upstream.Snapshot) {
+		_ = d.Watch(ctx, upstream.Target{Service: service}, func(s upstream.Snapshot) {
 			p.pool.Update(s)
 			select {
 			case p.updates <- struct{}{}:
@@ -164,7 +165,7 @@ func TestZooKeeperRegisterDeregister(t *testing.T) {
 	pool := watchPool(t, srv.Addr, "users")
 	pool.waitFor(t) // no service node yet: an empty pool
 
-	a, err := Open("zk://"+srv.Addr, Instance{Service: "users", Address: "127.0.0.1:9001", Weight: 3, Meta: map[string]string{"zone": "b"}}, Options{Logger: zkQuiet})
+	a, err := register.Open("zk://"+srv.Addr, register.Instance{Service: "users", Address: "127.0.0.1:9001", Weight: 3, Meta: map[string]string{"zone": "b"}}, register.Options{Logger: zkQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestZooKeeperRegisterDeregister(t *testing.T) {
 		t.Fatalf("member %+v lost weight or meta", ms[0].Endpoint)
 	}
 
-	b, err := Open("zk://"+srv.Addr+"?sequential=true", Instance{Service: "users", Address: "127.0.0.1:9002"}, Options{Logger: zkQuiet, Prefix: "/services/"})
+	b, err := register.Open("zk://"+srv.Addr+"?sequential=true", register.Instance{Service: "users", Address: "127.0.0.1:9002"}, register.Options{Logger: zkQuiet, Prefix: "/services/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestZooKeeperRegisterDeregister(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.waitFor(t, "127.0.0.1:9001", "127.0.0.1:9002")
-	if p := b.(*zkRegistrar).path; !strings.HasPrefix(p, "/services/users/_c_") {
+	if p := b.(*registrar).path; !strings.HasPrefix(p, "/services/users/_c_") {
 		t.Fatalf("sequential node path %q", p)
 	}
 
@@ -217,7 +218,7 @@ func TestZooKeeperHelperProcess(t *testing.T) {
 	if addr == "" {
 		return // not the helper: nothing to do (the idiom of os/exec's own tests)
 	}
-	r, err := Open("zk://"+addr, Instance{Service: "users", Address: "127.0.0.1:9009"}, Options{TTL: zktest.MinSessionTimeout, Logger: zkQuiet})
+	r, err := register.Open("zk://"+addr, register.Instance{Service: "users", Address: "127.0.0.1:9009"}, register.Options{TTL: zktest.MinSessionTimeout, Logger: zkQuiet})
 	if err == nil {
 		err = r.Register(context.Background())
 	}
@@ -274,7 +275,7 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	proxy := srv.Proxy(t)
 	pool := watchPool(t, srv.Addr, "users")
 
-	r, err := Open("zk://"+proxy.Addr, Instance{Service: "users", Address: "127.0.0.1:9001"}, Options{TTL: zktest.MinSessionTimeout, Logger: zkQuiet})
+	r, err := register.Open("zk://"+proxy.Addr, register.Instance{Service: "users", Address: "127.0.0.1:9001"}, register.Options{TTL: zktest.MinSessionTimeout, Logger: zkQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,14 +285,14 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = r.Deregister(context.Background()) })
 	pool.waitFor(t, "127.0.0.1:9001")
-	before := r.(*zkRegistrar).conn.SessionID()
+	before := r.(*registrar).conn.SessionID()
 
 	proxy.Cut()
 	pool.waitFor(t) // expired: the server removed the node
 	proxy.Heal()
 	pool.waitFor(t, "127.0.0.1:9001")
 
-	c, _, err := zk.Connect([]string{srv.Addr}, 10*time.Second, zk.WithLogger(zkSlog{zkQuiet}))
+	c, _, err := zk.Connect([]string{srv.Addr}, 10*time.Second, zk.WithLogger(slogAdapter{zkQuiet}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,20 +331,20 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 func TestZooKeeperTakeOver(t *testing.T) {
 	zkNoLeaks(t)
 	srv := zktest.Start(t)
-	c, _, err := zk.Connect([]string{srv.Addr}, 30*time.Second, zk.WithLogger(zkSlog{zkQuiet}))
+	c, _, err := zk.Connect([]string{srv.Addr}, 30*time.Second, zk.WithLogger(slogAdapter{zkQuiet}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	for _, p := range []string{"/services", "/services/users"} {
-		if _, err := c.Create(p, nil, 0, zkACL); err != nil {
+		if _, err := c.Create(p, nil, 0, openACL); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Create("/services/users/127.0.0.1:9001", []byte("127.0.0.1:9999"), zk.FlagEphemeral, zkACL); err != nil {
+	if _, err := c.Create("/services/users/127.0.0.1:9001", []byte("127.0.0.1:9999"), zk.FlagEphemeral, openACL); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Open("zk://"+srv.Addr, Instance{Service: "users", Address: "127.0.0.1:9001"}, Options{Logger: zkQuiet})
+	r, err := register.Open("zk://"+srv.Addr, register.Instance{Service: "users", Address: "127.0.0.1:9001"}, register.Options{Logger: zkQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestZooKeeperTakeOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep, err := upstream.ParseEntry(data)
-	if err != nil || ep.Key != "127.0.0.1:9001" || stat.EphemeralOwner != r.(*zkRegistrar).conn.SessionID() {
+	if err != nil || ep.Key != "127.0.0.1:9001" || stat.EphemeralOwner != r.(*registrar).conn.SessionID() {
 		t.Fatalf("node %s (owner %x): %+v, %v", data, stat.EphemeralOwner, ep, err)
 	}
 }
@@ -371,7 +372,7 @@ func TestZooKeeperRegisterUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	r, err := Open("zk://"+addr, Instance{Service: "users", Address: "127.0.0.1:9001"}, Options{Logger: zkQuiet})
+	r, err := register.Open("zk://"+addr, register.Instance{Service: "users", Address: "127.0.0.1:9001"}, register.Options{Logger: zkQuiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package register
+package etcd
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/register"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -63,24 +64,24 @@ func TestEtcdRegisterDeregister(t *testing.T) {
 	cli := srv.Client(t)
 	tests := []struct {
 		name    string
-		inst    Instance
-		opts    Options
+		inst    register.Instance
+		opts    register.Options
 		wantKey string
 		want    upstream.Endpoint
 	}{
-		{"defaults", Instance{Service: "users", Address: "127.0.0.1:9001"}, Options{},
+		{"defaults", register.Instance{Service: "users", Address: "127.0.0.1:9001"}, register.Options{},
 			"/services/users/127.0.0.1:9001", upstream.Endpoint{Key: "127.0.0.1:9001", Scheme: "http", Weight: 1}},
-		{"id weight meta https", Instance{Service: "users", ID: "u-2", Address: "127.0.0.1:9443", Scheme: "https", Weight: 3, Meta: map[string]string{"v": "2"}},
-			Options{Prefix: "/sy"}, "/sy/users/u-2",
+		{"id weight meta https", register.Instance{Service: "users", ID: "u-2", Address: "127.0.0.1:9443", Scheme: "https", Weight: 3, Meta: map[string]string{"v": "2"}},
+			register.Options{Prefix: "/sy"}, "/sy/users/u-2",
 			upstream.Endpoint{Key: "127.0.0.1:9443", Scheme: "https", Weight: 3, Meta: map[string]string{"v": "2"}}},
-		{"ipv6", Instance{Service: "orders", Address: "[::1]:9002"}, Options{Prefix: "/services/"},
+		{"ipv6", register.Instance{Service: "orders", Address: "[::1]:9002"}, register.Options{Prefix: "/services/"},
 			"/services/orders/[::1]:9002", upstream.Endpoint{Key: "[::1]:9002", Scheme: "http", Weight: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			tt.opts.Logger = quiet
-			reg, err := Open("etcd://"+srv.Endpoints()[0], tt.inst, tt.opts)
+			reg, err := register.Open("etcd://"+srv.Endpoints()[0], tt.inst, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,17 +121,18 @@ func TestEtcdRegisterDeregister(t *testing.T) {
 func TestOpenEtcdErrors(t *testing.T) {
 	tests := []struct {
 		name, registry string
-		inst           Instance
+		inst           register.Instance
 		want           string
 	}{
-		{"no host", "etcd://", Instance{Service: "s", Address: "127.0.0.1:1"}, "needs host:port"},
-		{"no port", "etcd://127.0.0.1:2379", Instance{Service: "s", Address: "127.0.0.1"}, "missing port"},
-		{"bad port", "etcd://127.0.0.1:2379", Instance{Service: "s", Address: "127.0.0.1:99999"}, "bad port"},
-		{"bad scheme", "etcd://127.0.0.1:2379", Instance{Service: "s", Address: "127.0.0.1:1", Scheme: "ftp"}, "not http or https"},
+		{"no host", "etcd://", register.Instance{Service: "s", Address: "127.0.0.1:1"}, "needs host:port"},
+		{"no port", "etcd://127.0.0.1:2379", register.Instance{Service: "s", Address: "127.0.0.1"}, "missing port"},
+		{"bad port", "etcd://127.0.0.1:2379", register.Instance{Service: "s", Address: "127.0.0.1:99999"}, "bad port"},
+		{"bad scheme", "etcd://127.0.0.1:2379", register.Instance{Service: "s", Address: "127.0.0.1:1", Scheme: "ftp"}, "not http or https"},
+		{"another registry", "zk://127.0.0.1:2181", register.Instance{Service: "s", Address: "127.0.0.1:1"}, "not an etcd:// URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.registry, tt.inst, Options{Logger: quiet})
+			_, err := New(tt.registry, tt.inst, register.Options{Logger: quiet})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err %v, want it to mention %q", err, tt.want)
 			}
@@ -146,8 +148,8 @@ func TestEtcdRegistrarRepairsLostLease(t *testing.T) {
 	// The registrar reaches etcd through a proxy the test can cut, as a network would.
 	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
 	const key = "/services/users/127.0.0.1:9001"
-	reg, err := Open("etcd://"+proxy.Addr(), Instance{Service: "users", Address: "127.0.0.1:9001"},
-		Options{TTL: 2 * time.Second, Logger: quiet})
+	reg, err := register.Open("etcd://"+proxy.Addr(), register.Instance{Service: "users", Address: "127.0.0.1:9001"},
+		register.Options{TTL: 2 * time.Second, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package register
+// Package consul registers service instances with a local Consul agent, for the gateway's
+// Consul discovery: an agent service registration with a health check, kept there across
+// agent restarts. Import it (blank, for register.Open's consul:// URLs, or to call New) only
+// in programs that register in Consul: it links Consul's API client.
+package consul
 
 import (
 	"context"
@@ -12,25 +16,37 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/switchyard/switchyard/register"
 )
 
+// Scheme is the registry URL scheme this package serves: consul://host:port, the agent's
+// HTTP API.
+const Scheme = "consul"
+
 const (
-	consulDefaultInterval     = 10 * time.Second
-	consulDefaultTimeout      = 2 * time.Second
-	consulDefaultDeregister   = time.Minute
-	consulCallTimeout         = 5 * time.Second // bound on every agent call the keeper makes
-	consulMinKeepInterval     = 100 * time.Millisecond
-	consulDefaultKeepInterval = 5 * time.Second
+	defaultCheckInterval = 10 * time.Second
+	defaultCheckTimeout  = 2 * time.Second
+	defaultDeregister    = time.Minute
+	callTimeout          = 5 * time.Second // bound on every agent call
+	minKeepInterval      = 100 * time.Millisecond
+	defaultKeepInterval  = 5 * time.Second
 )
 
 func init() {
-	openers["consul"] = openConsul
+	register.AddScheme(Scheme, open)
 }
 
-// consulRegistrar registers one instance with a local Consul agent and keeps it there.
+// New returns a registrar for registry, a consul://host:port URL naming the local agent, as
+// register.Open does once this package is linked in.
+func New(registry string, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	return register.OpenWith(open, registry, inst, opts)
+}
+
+// registrar registers one instance with a local Consul agent and keeps it there.
 // Agent registrations live in the agent's memory, so the keeper goroutine re-registers when an
 // agent restart made it forget the service; for a TTL check it also passes the check.
-type consulRegistrar struct {
+type registrar struct {
 	cli      *api.Client
 	reg      *api.AgentServiceRegistration
 	checkID  string
@@ -43,18 +59,19 @@ type consulRegistrar struct {
 	done   chan struct{}
 }
 
-// openConsul handles consul://host:port. The ACL token comes from CONSUL_HTTP_TOKEN (the
-// Consul client's own environment handling, which also honours CONSUL_HTTP_SSL and friends).
-func openConsul(u *url.URL, inst Instance, opts Options) (Registrar, error) {
+// open is the register.OpenFunc for consul://host:port. The ACL token comes from
+// CONSUL_HTTP_TOKEN (the Consul client's own environment handling, which also honours
+// CONSUL_HTTP_SSL and friends).
+func open(u *url.URL, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	if u.Scheme != Scheme {
+		return nil, fmt.Errorf("registry %q: not a consul:// URL", u.Redacted())
+	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("registry %q: consul:// needs host:port", u.Redacted())
 	}
-	host, port, err := splitAddress(inst.Address)
+	host, port, err := register.SplitAddress(inst.Address)
 	if err != nil {
 		return nil, err
-	}
-	if inst.Scheme != "" && inst.Scheme != "http" && inst.Scheme != "https" {
-		return nil, fmt.Errorf("instance scheme %q is not http or https", inst.Scheme)
 	}
 
 	cfg := api.DefaultConfig()
@@ -72,7 +89,7 @@ func openConsul(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 		// The gateway's Consul discoverer reads the upstream scheme from this meta key.
 		meta["scheme"] = inst.Scheme
 	}
-	check, ttl := consulCheck(opts.Check, inst.Address)
+	check, ttl := agentCheck(opts.Check, inst.Address)
 	reg := &api.AgentServiceRegistration{
 		ID:      inst.ID,
 		Name:    inst.Service,
@@ -86,7 +103,7 @@ func openConsul(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 		Check:   check,
 	}
 	// With a single Check in a registration, Consul names it service:<id>.
-	r := &consulRegistrar{
+	r := &registrar{
 		cli:     cli,
 		reg:     reg,
 		checkID: "service:" + inst.ID,
@@ -100,25 +117,25 @@ func openConsul(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 		r.interval = min(r.interval, ttl/2)
 	}
 	if r.interval <= 0 {
-		r.interval = consulDefaultKeepInterval
+		r.interval = defaultKeepInterval
 	}
-	r.interval = max(r.interval, consulMinKeepInterval)
+	r.interval = max(r.interval, minKeepInterval)
 	return r, nil
 }
 
-// consulCheck turns Options.Check into an agent check: HTTP, else TCP, else TTL, else a TCP
+// agentCheck turns Options.Check into an agent check: HTTP, else TCP, else TTL, else a TCP
 // check on the instance's own address so a dead process leaves the pool without the sidecar.
-func consulCheck(c Check, addr string) (*api.AgentServiceCheck, time.Duration) {
+func agentCheck(c register.Check, addr string) (*api.AgentServiceCheck, time.Duration) {
 	deregister := c.DeregisterCriticalAfter
 	if deregister <= 0 {
-		deregister = consulDefaultDeregister
+		deregister = defaultDeregister
 	}
 	interval, timeout := c.Interval, c.Timeout
 	if interval <= 0 {
-		interval = consulDefaultInterval
+		interval = defaultCheckInterval
 	}
 	if timeout <= 0 {
-		timeout = consulDefaultTimeout
+		timeout = defaultCheckTimeout
 	}
 	ac := &api.AgentServiceCheck{DeregisterCriticalServiceAfter: deregister.String()}
 	switch {
@@ -139,8 +156,29 @@ func consulCheck(c Check, addr string) (*api.AgentServiceCheck, time.Duration) {
 
 // Register writes the registration and starts the keeper. Calling it again re-registers
 // without starting a second keeper.
-func (r *consulRegistrar) Register(ctx context.Context) error {
-	if err := r.register(ctx); err != nil {
+//
+// An HTTP request cannot be taken back once sent: the agent may still apply a registration
+// whose answer nobody waits for any more, even after a deregistration sent later on another
+// connection. So ctx does not cut the write short: it runs to its answer (within
+// callTimeout), and if ctx ended meanwhile a first Register removes the registration again
+// and returns ctx's error.
+func (r *registrar) Register(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("consul: register %s: %w", r.reg.ID, err) // nothing sent yet
+	}
+	r.mu.Lock()
+	kept := r.cancel != nil
+	r.mu.Unlock()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	err := r.register(wctx)
+	cancel()
+	if ctx.Err() != nil && !kept {
+		if derr := r.remove(context.WithoutCancel(ctx)); derr != nil {
+			r.log.Warn("stopped during registration and could not remove it", "err", derr)
+		}
+		return fmt.Errorf("consul: register %s: %w", r.reg.ID, ctx.Err())
+	}
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -155,25 +193,36 @@ func (r *consulRegistrar) Register(ctx context.Context) error {
 
 // Deregister stops the keeper first (so it cannot re-register behind our back), then removes
 // the service from the agent.
-func (r *consulRegistrar) Deregister(ctx context.Context) error {
+func (r *registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
 	r.cancel, r.done = nil, nil
 	r.mu.Unlock()
 	if cancel != nil {
 		cancel()
-		<-done
+		<-done // at most one tick, bounded by callTimeout
 	}
-	err := r.cli.Agent().ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
-	// Already gone (an agent restart, or the critical-check reaper) is what we wanted.
-	if se := (api.StatusError{}); err != nil && !(errors.As(err, &se) && se.Code == http.StatusNotFound) {
-		return fmt.Errorf("consul: deregister %s: %w", r.reg.ID, err)
+	if err := r.remove(ctx); err != nil {
+		return err
 	}
 	r.log.Info("deregistered from consul")
 	return nil
 }
 
-func (r *consulRegistrar) register(ctx context.Context) error {
+// remove deregisters the service from the agent; already gone (an agent restart, or the
+// critical-check reaper) is what we wanted.
+func (r *registrar) remove(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	err := r.cli.Agent().ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if se := (api.StatusError{}); err != nil && !(errors.As(err, &se) && se.Code == http.StatusNotFound) {
+		return fmt.Errorf("consul: deregister %s: %w", r.reg.ID, err)
+	}
+	return nil
+}
+
+// register writes the registration and, for a TTL check, passes it at once.
+func (r *registrar) register(ctx context.Context) error {
 	err := r.cli.Agent().ServiceRegisterOpts(r.reg, api.ServiceRegisterOpts{}.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("consul: register %s: %w", r.reg.ID, err)
@@ -187,7 +236,8 @@ func (r *consulRegistrar) register(ctx context.Context) error {
 	return nil
 }
 
-func (r *consulRegistrar) passTTL(ctx context.Context) error {
+// passTTL marks the TTL check passing.
+func (r *registrar) passTTL(ctx context.Context) error {
 	err := r.cli.Agent().UpdateTTLOpts(r.checkID, "", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("consul: pass TTL check %s: %w", r.checkID, err)
@@ -197,7 +247,7 @@ func (r *consulRegistrar) passTTL(ctx context.Context) error {
 
 // keep runs until ctx ends: each tick it passes the TTL check (if any) and makes sure the
 // agent still knows the service, registering it again after an agent restart.
-func (r *consulRegistrar) keep(ctx context.Context, done chan<- struct{}) {
+func (r *registrar) keep(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
@@ -208,7 +258,9 @@ func (r *consulRegistrar) keep(ctx context.Context, done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
-		err := r.tick(ctx)
+		// Like Register's write, a tick is not cut short when the keeper stops: Deregister
+		// waits for it, so a re-registration in flight cannot land after the removal.
+		err := r.tick(context.WithoutCancel(ctx))
 		if ctx.Err() != nil {
 			return
 		}
@@ -224,8 +276,9 @@ func (r *consulRegistrar) keep(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
-func (r *consulRegistrar) tick(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, consulCallTimeout)
+// tick makes one round of the keeper's checks, within callTimeout.
+func (r *registrar) tick(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	_, _, err := r.cli.Agent().Service(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError

@@ -1,4 +1,8 @@
-package register
+// Package zookeeper registers service instances in ZooKeeper, for the gateway's ZooKeeper
+// discovery: an ephemeral node <root>/<service>/<id> holding a register.Entry, in a session
+// of its own that the registrar keeps. Import it (blank, for register.Open's zk:// URLs, or
+// to call New) only in programs that register in ZooKeeper: it links go-zookeeper.
+package zookeeper
 
 import (
 	"context"
@@ -14,27 +18,39 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/switchyard/switchyard/register"
 )
+
+// Scheme is the registry URL scheme this package serves:
+// zk://host:port[,host:port...][?sequential=true].
+const Scheme = "zk"
 
 const (
-	zkDefaultRoot  = "/services"
-	zkDialTimeout  = time.Second
-	zkCloseTimeout = 5 * time.Second        // bound on waiting for go-zookeeper's goroutines
-	zkRetryMax     = 2 * time.Second        // cap on the re-registration backoff
-	zkRetryMin     = 100 * time.Millisecond // first re-registration retry
+	defaultRoot  = "/services"
+	dialTimeout  = time.Second
+	closeTimeout = 5 * time.Second        // bound on waiting for go-zookeeper's goroutines
+	retryMax     = 2 * time.Second        // cap on the re-registration backoff
+	retryMin     = 100 * time.Millisecond // first re-registration retry
 )
 
-var zkACL = zk.WorldACL(zk.PermAll)
+var openACL = zk.WorldACL(zk.PermAll)
 
 func init() {
-	openers["zk"] = openZooKeeper
+	register.AddScheme(Scheme, open)
 }
 
-// zkRegistrar keeps one ephemeral node <root>/<service>/<id> alive in its own session. The
+// New returns a registrar for registry, a zk://host:port[,host:port...][?sequential=true]
+// URL, as register.Open does once this package is linked in.
+func New(registry string, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	return register.OpenWith(open, registry, inst, opts)
+}
+
+// registrar keeps one ephemeral node <root>/<service>/<id> alive in its own session. The
 // session is the liveness signal: if the process dies, ZooKeeper removes the node once the
 // session times out (Options.TTL). After a session expiry go-zookeeper opens a new session
 // and the keeper creates the node again.
-type zkRegistrar struct {
+type registrar struct {
 	servers    []string
 	dir        string // <root>/<service>
 	name       string // instance id; with sequential, the prefix of a sequential name
@@ -56,8 +72,11 @@ type zkRegistrar struct {
 	netc  net.Conn   // current TCP connection, cut on close
 }
 
-// openZooKeeper handles zk://host:port[,host:port...][?sequential=true].
-func openZooKeeper(u *url.URL, inst Instance, opts Options) (Registrar, error) {
+// open is the register.OpenFunc for zk://host:port[,host:port...][?sequential=true].
+func open(u *url.URL, inst register.Instance, opts register.Options) (register.Registrar, error) {
+	if u.Scheme != Scheme {
+		return nil, fmt.Errorf("registry %q: not a zk:// URL", u.Redacted())
+	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("registry %q: zk:// needs host:port", u.Redacted())
 	}
@@ -83,11 +102,11 @@ func openZooKeeper(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 	if strings.Contains(inst.Service, "/") {
 		return nil, fmt.Errorf("service %q must not contain /", inst.Service)
 	}
-	data, err := encodeEntry(inst)
+	data, err := register.EncodeEntry(inst)
 	if err != nil {
 		return nil, err
 	}
-	root := zkDefaultRoot
+	root := defaultRoot
 	if opts.Prefix != "" {
 		// "/services/" (the etcd habit) means the same root.
 		root = "/" + strings.Trim(opts.Prefix, "/")
@@ -95,7 +114,7 @@ func openZooKeeper(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 			return nil, fmt.Errorf("zookeeper root %q is not a usable path", opts.Prefix)
 		}
 	}
-	r := &zkRegistrar{
+	r := &registrar{
 		servers:    strings.Split(u.Host, ","),
 		dir:        root + "/" + inst.Service,
 		name:       inst.ID,
@@ -109,7 +128,7 @@ func openZooKeeper(u *url.URL, inst Instance, opts Options) (Registrar, error) {
 
 // Register opens a session, creates the node (and its persistent parents), then keeps it
 // in the background. It fails if the first creation fails; ctx bounds it.
-func (r *zkRegistrar) Register(ctx context.Context) error {
+func (r *registrar) Register(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -118,9 +137,13 @@ func (r *zkRegistrar) Register(ctx context.Context) error {
 	if r.conn != nil {
 		return nil // already registered and kept
 	}
+	if err := ctx.Err(); err != nil {
+		// Told to stop before we began: not even a session to open and close again.
+		return fmt.Errorf("zookeeper register %s: %w", r.dir+"/"+r.name, err)
+	}
 	kick := make(chan struct{}, 1)
 	conn, events, err := zk.Connect(r.servers, r.timeout,
-		zk.WithLogger(zkSlog{r.log}),
+		zk.WithLogger(slogAdapter{r.log}),
 		zk.WithDialer(r.dial),
 		zk.WithEventCallback(func(ev zk.Event) {
 			// A new or resumed session: make sure the node is there (it is gone after an
@@ -138,7 +161,9 @@ func (r *zkRegistrar) Register(ctx context.Context) error {
 	}
 	r.conn, r.events = conn, events
 	// zk calls take no context: closing the connection is what makes a pending call
-	// return when ctx ends.
+	// return when ctx ends. Close ends the session, and ZooKeeper applies a session's
+	// requests in order, so a node whose create was already sent is deleted with it: a stop
+	// during registration leaves nothing behind.
 	stopAbort := context.AfterFunc(ctx, conn.Close)
 	watch, _, err := r.ensure()
 	if !stopAbort() {
@@ -157,7 +182,7 @@ func (r *zkRegistrar) Register(ctx context.Context) error {
 
 // ensure makes sure our node exists in the current session and returns a watch on it, so
 // the keeper also learns of a node deleted by someone else; created says it had to write it.
-func (r *zkRegistrar) ensure() (watch <-chan zk.Event, created bool, err error) {
+func (r *registrar) ensure() (watch <-chan zk.Event, created bool, err error) {
 	for {
 		if r.path != "" {
 			ok, stat, ch, err := r.conn.ExistsW(r.path)
@@ -184,11 +209,11 @@ func (r *zkRegistrar) ensure() (watch <-chan zk.Event, created bool, err error) 
 }
 
 // mkdirs creates the persistent parents of the node.
-func (r *zkRegistrar) mkdirs() error {
+func (r *registrar) mkdirs() error {
 	p := ""
 	for _, part := range strings.Split(strings.Trim(r.dir, "/"), "/") {
 		p += "/" + part
-		if _, err := r.conn.Create(p, nil, 0, zkACL); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		if _, err := r.conn.Create(p, nil, 0, openACL); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
 	}
@@ -196,15 +221,15 @@ func (r *zkRegistrar) mkdirs() error {
 }
 
 // create writes the ephemeral node and returns its path.
-func (r *zkRegistrar) create() (string, error) {
+func (r *registrar) create() (string, error) {
 	if r.sequential {
 		// The protected form finds its own node again if the connection drops between the
 		// create and its answer, so a retry never leaves a duplicate in our session.
-		return r.conn.CreateProtectedEphemeralSequential(r.dir+"/"+r.name+"-", r.data, zkACL)
+		return r.conn.CreateProtectedEphemeralSequential(r.dir+"/"+r.name+"-", r.data, openACL)
 	}
 	p := r.dir + "/" + r.name
 	for {
-		_, err := r.conn.Create(p, r.data, zk.FlagEphemeral, zkACL)
+		_, err := r.conn.Create(p, r.data, zk.FlagEphemeral, openACL)
 		if !errors.Is(err, zk.ErrNodeExists) {
 			return p, err
 		}
@@ -229,7 +254,7 @@ func (r *zkRegistrar) create() (string, error) {
 
 // keep re-creates the node whenever a session is (re)established or the node is deleted,
 // retrying with jittered backoff while ZooKeeper refuses.
-func (r *zkRegistrar) keep(watch <-chan zk.Event) {
+func (r *registrar) keep(watch <-chan zk.Event) {
 	defer close(r.done)
 	for {
 		select {
@@ -247,7 +272,7 @@ func (r *zkRegistrar) keep(watch <-chan zk.Event) {
 				watch = w
 				break
 			}
-			d := min(zkRetryMin<<min(failures, 8), zkRetryMax)
+			d := min(retryMin<<min(failures, 8), retryMax)
 			r.log.Warn("zookeeper registration lost; retrying", "err", err, "retry_in", d)
 			t := time.NewTimer(d/2 + rand.N(d/2))
 			select {
@@ -264,7 +289,7 @@ func (r *zkRegistrar) keep(watch <-chan zk.Event) {
 
 // Deregister stops the keeper, deletes the node at once and closes the session. If
 // ZooKeeper cannot be reached the node still disappears when the session times out.
-func (r *zkRegistrar) Deregister(ctx context.Context) error {
+func (r *registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -291,8 +316,8 @@ func (r *zkRegistrar) Deregister(ctx context.Context) error {
 
 // dial remembers the TCP connection so closeConn can cut it: go-zookeeper's handshake can
 // wait ~7 x the session timeout on a frozen server.
-func (r *zkRegistrar) dial(network, addr string, _ time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, addr, zkDialTimeout)
+func (r *registrar) dial(network, addr string, _ time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -303,14 +328,14 @@ func (r *zkRegistrar) dial(network, addr string, _ time.Duration) (net.Conn, err
 }
 
 // closeConn closes the session and waits (bounded) for go-zookeeper's goroutines to end.
-func (r *zkRegistrar) closeConn() {
+func (r *registrar) closeConn() {
 	r.conn.Close()
 	r.netMu.Lock()
 	if r.netc != nil {
 		r.netc.Close()
 	}
 	r.netMu.Unlock()
-	t := time.NewTimer(zkCloseTimeout)
+	t := time.NewTimer(closeTimeout)
 	defer t.Stop()
 	for {
 		select {
@@ -319,16 +344,16 @@ func (r *zkRegistrar) closeConn() {
 				return // closed by go-zookeeper as its last act
 			}
 		case <-t.C:
-			r.log.Warn("zookeeper client did not stop in time", "timeout", zkCloseTimeout)
+			r.log.Warn("zookeeper client did not stop in time", "timeout", closeTimeout)
 			return
 		}
 	}
 }
 
-// zkSlog routes go-zookeeper's Printf logging (every reconnect attempt) to slog at debug.
-type zkSlog struct{ l *slog.Logger }
+// slogAdapter routes go-zookeeper's Printf logging (every reconnect attempt) to slog at debug.
+type slogAdapter struct{ l *slog.Logger }
 
 // Printf implements zk.Logger.
-func (z zkSlog) Printf(format string, args ...any) {
+func (z slogAdapter) Printf(format string, args ...any) {
 	z.l.Debug("go-zookeeper: " + fmt.Sprintf(format, args...))
 }
