@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,8 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, e
 	}
 	c.Path = file
+	sum := sha256.Sum256(data)
+	c.Digest = sum[:]
 	return c, nil
 }
 

@@ -12,6 +12,9 @@ import (
 type Config struct {
 	// Path is the file the config was loaded from (set by the loader, not read from YAML).
 	Path string `yaml:"-"`
+	// Digest is the SHA-256 of the bytes it was parsed from, so a file watch started after
+	// the load can tell whether the file changed in between.
+	Digest []byte `yaml:"-"`
 
 	Listen         string     `yaml:"listen"`          // public listener, default ":8080"
 	Admin          string     `yaml:"admin"`           // admin listener, default "127.0.0.1:9901"; never the public one

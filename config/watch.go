@@ -25,12 +25,17 @@ import (
 // onChange runs on WatchFile's goroutine; a slow onChange delays the next check. WatchFile
 // returns early with an error when the watch cannot be set up or fsnotify reports a failure
 // other than a queue overflow (after which the file is simply checked again).
-func WatchFile(ctx context.Context, path string, debounce time.Duration, onChange func()) error {
-	return watchFile(ctx, path, debounce, onChange, nil)
+//
+// loaded is the SHA-256 of the content the caller runs with (Config.Digest); nil means the
+// content found when the watch starts. When the file already differs from it once the watch
+// is in place, onChange runs after the debounce: a save that lands between the load and the
+// watch is not lost.
+func WatchFile(ctx context.Context, path string, loaded []byte, debounce time.Duration, onChange func()) error {
+	return watchFile(ctx, path, loaded, debounce, onChange, nil)
 }
 
 // watchFile is WatchFile with a hook called once the watches are in place, for tests.
-func watchFile(ctx context.Context, path string, debounce time.Duration, onChange, ready func()) error {
+func watchFile(ctx context.Context, path string, loaded []byte, debounce time.Duration, onChange, ready func()) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -62,7 +67,11 @@ func watchFile(ctx context.Context, path string, debounce time.Duration, onChang
 		}
 	}
 	follow()
-	last, _ := hashFile(abs)
+	current, _ := hashFile(abs)
+	last := loaded
+	if last == nil {
+		last = current
+	}
 	if ready != nil {
 		ready()
 	}
@@ -71,6 +80,9 @@ func watchFile(ctx context.Context, path string, debounce time.Duration, onChang
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	if current != nil && !bytes.Equal(current, last) {
+		timer.Reset(debounce) // changed between the caller's load and this watch
+	}
 	for {
 		select {
 		case <-ctx.Done():

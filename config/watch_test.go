@@ -19,7 +19,7 @@ func startWatch(t *testing.T, path string) <-chan struct{} {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- watchFile(ctx, path, testDebounce, func() { changes <- struct{}{} }, func() { close(ready) })
+		done <- watchFile(ctx, path, nil, testDebounce, func() { changes <- struct{}{} }, func() { close(ready) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -150,8 +150,46 @@ func TestWatchFileIgnoresSameContent(t *testing.T) {
 	expectChange(t, changes, "real change")
 }
 
+const minimalRoutes = "routes:\n  - prefix: /\n    upstreams: [\"http://127.0.0.1:9\"]\n"
+
+// TestWatchFileFromLoadedDigest: a save that lands between the caller's load and the start of
+// the watch is reported once the watch is in place; an unchanged file is not.
+func TestWatchFileFromLoadedDigest(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		loaded, now string
+		wantChange  bool
+	}{
+		{"saved after the load", minimalRoutes, minimalRoutes + "# edited\n", true},
+		{"unchanged since the load", minimalRoutes, minimalRoutes, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "routes.yaml")
+			write(t, p, tc.loaded)
+			cfg, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, p, tc.now) // before the watch exists: no event will ever say so
+			ctx, cancel := context.WithCancel(context.Background())
+			changes := make(chan struct{}, 4)
+			done := make(chan error, 1)
+			go func() { done <- WatchFile(ctx, p, cfg.Digest, testDebounce, func() { changes <- struct{}{} }) }()
+			defer func() {
+				cancel()
+				<-done
+			}()
+			if tc.wantChange {
+				expectChange(t, changes, tc.name)
+			} else {
+				expectQuiet(t, changes, tc.name)
+			}
+		})
+	}
+}
+
 func TestWatchFileSetupError(t *testing.T) {
-	err := WatchFile(context.Background(), filepath.Join(t.TempDir(), "missing-dir", "routes.yaml"), testDebounce, func() {})
+	err := WatchFile(context.Background(), filepath.Join(t.TempDir(), "missing-dir", "routes.yaml"), nil, testDebounce, func() {})
 	if err == nil {
 		t.Fatal("watching a file in a missing directory succeeded")
 	}

@@ -153,7 +153,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 
 	if rt.Limiter != nil && !rt.Limiter.Allow(r, ci.ip, wh) {
 		writeError(w, http.StatusTooManyRequests, reqID)
-		h.finish(rt, r, http.StatusTooManyRequests, 0, "", reqID, start)
+		h.finish(rt, r, ci.ip, http.StatusTooManyRequests, 0, "", reqID, start)
 		return
 	}
 	rt.budget.active.Add(1)
@@ -165,7 +165,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
 		wh["Connection"] = []string{"close"}
 		writeError(w, http.StatusBadRequest, reqID)
-		h.finish(rt, r, http.StatusBadRequest, 0, "", reqID, start)
+		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, start)
 		return
 	}
 	setForwarded(x.header, r, ci, vals[1:6])
@@ -205,7 +205,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		}
 	}
 	status, n, key := x.run(w, attempts)
-	h.finish(rt, r, status, n, key, reqID, start)
+	h.finish(rt, r, ci.ip, status, n, key, reqID, start)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
 		// stopped listening. Returning would let net/http finish the response cleanly (an
@@ -215,11 +215,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 }
 
-func (h *Handler) finish(rt *Route, r *http.Request, status int, n int64, key, reqID string, start time.Time) {
+func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID string, start time.Time) {
 	d := time.Since(start)
 	rt.metrics.observe(status, d)
 	if rt.AccessLog {
-		accessLog(h.log, rt, r, status, n, key, reqID, d)
+		accessLog(h.log, rt, r, client, status, n, key, reqID, d)
 	}
 }
 

@@ -207,8 +207,10 @@ func (rm *routeMetrics) observe(status int, d time.Duration) {
 	rm.latency.Observe(d.Seconds())
 }
 
-// accessLog writes one line per request for routes with access_log on.
-func accessLog(log *slog.Logger, rt *Route, r *http.Request, status int, bytes int64, upstreamKey, reqID string, d time.Duration) {
+// accessLog writes one line per request for routes with access_log on: remote is the TCP
+// peer, client the address the gateway believes (the peer, or from a trusted proxy's
+// X-Forwarded-For), the one rate limits key on.
+func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID string, d time.Duration) {
 	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 		slog.String("route", rt.Name),
 		slog.String("method", r.Method),
@@ -218,6 +220,7 @@ func accessLog(log *slog.Logger, rt *Route, r *http.Request, status int, bytes i
 		slog.String("upstream", upstreamKey),
 		slog.String("request_id", reqID),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("client", client),
 		slog.Duration("duration", d),
 	)
 }

@@ -43,19 +43,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	slog.SetDefault(log)
+	// SIGHUP is caught from here on: before Notify its default action ends the process, and a
+	// reload asked for during startup is kept (one is buffered) and done once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Load(f.config)
 	if err != nil {
 		printConfigError(stderr, err)
 		return 1
 	}
-	if err := serve(ctx, cfg, f, log); err != nil {
+	if err := serve(ctx, cfg, f, hup, log); err != nil {
 		log.Error("gateway stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.Signal, log *slog.Logger) error {
 	started := time.Now()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -167,7 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 		log.Info("pprof and expvar served under /debug/ on the admin listener (admin_debug: true)")
 	}
 
-	reloadDone := startReloader(gwCtx, gw, cfg.Path, f.watch, log)
+	reloadDone := startReloader(gwCtx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
 
 	var serveErr error
 	select {
@@ -192,18 +197,17 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, log *slog.Logg
 	return nil
 }
 
-// startReloader reloads the config on SIGHUP and, with watch on, when the file changes. The
-// returned channel closes when it has stopped (after ctx ends).
-func startReloader(ctx context.Context, gw *gateway.Gateway, path string, watch bool, log *slog.Logger) <-chan struct{} {
+// startReloader reloads the config on a signal from hup and, with watch on, when the file
+// changes from what was loaded (its SHA-256 is loaded). The returned channel closes when it
+// has stopped (after ctx ends).
+func startReloader(ctx context.Context, gw *gateway.Gateway, path string, loaded []byte, watch bool, hup <-chan os.Signal, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan struct{})
 	if watch {
 		go func() {
 			defer close(watchDone)
-			err := config.WatchFile(ctx, path, 100*time.Millisecond, func() {
+			err := config.WatchFile(ctx, path, loaded, 100*time.Millisecond, func() {
 				select {
 				case changed <- struct{}{}:
 				default:
@@ -218,7 +222,6 @@ func startReloader(ctx context.Context, gw *gateway.Gateway, path string, watch 
 	}
 	go func() {
 		defer close(done)
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():
