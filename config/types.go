@@ -59,7 +59,7 @@ type Transport struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"` // default 0: the route timeout applies
 	IdleConnTimeout       time.Duration `yaml:"idle_conn_timeout"`       // default 90s
 	MaxIdleConnsPerHost   int           `yaml:"max_idle_conns_per_host"` // default 1024
-	MaxConnsPerHost       int           `yaml:"max_conns_per_host"`      // default 0 = unlimited
+	MaxConnsPerHost       int           `yaml:"max_conns_per_host"`      // default 0 = unlimited; at the cap requests wait (FIFO) within their route timeout
 	TLS                   *TLS          `yaml:"tls"`                     // for https upstreams
 }
 

@@ -19,6 +19,14 @@ const StatusClientClosed = 499
 
 // classify maps a transport error to the kind health, breaker and retries act on. clientGone
 // and timedOut come from the request's own contexts, which are more reliable than the error.
+//
+// A request still waiting for a connection under transport.max_conns_per_host when its
+// context ends gets the context's error from h1 and is classified as if it had been waiting
+// for the upstream's answer, on purpose: if the route timeout fired it is a timeout (504,
+// counted against the endpoint, and retried on another one under retry.on_timeout), because
+// every connection to that endpoint stayed busy for the whole timeout, which is how an
+// overloaded upstream looks and what outlier detection should see; if the client left it is
+// canceled (499 logged, never counted).
 func classify(err error, clientGone, timedOut bool) upstream.ErrorKind {
 	var bodyErr *h1.RequestBodyError
 	switch {

@@ -447,6 +447,10 @@ func TestWebSocketUpgrade(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	// What h1 returns when a request's context ends while it waits under max_conns_per_host.
+	waitEnded := func(ctxErr error) error {
+		return fmt.Errorf("h1: waiting for a free connection to 10.0.0.1:80: %w", ctxErr)
+	}
 	cases := []struct {
 		name       string
 		err        error
@@ -459,6 +463,10 @@ func TestClassify(t *testing.T) {
 		{"reset", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), false, false, upstream.ErrReset},
 		{"client body broke", &h1.RequestBodyError{Err: io.ErrUnexpectedEOF}, false, false, upstream.ErrCanceled},
 		{"garbage", errors.New("malformed HTTP response"), false, false, upstream.ErrProtocol},
+		{"route timeout while waiting for a connection", waitEnded(context.Canceled), false, true, upstream.ErrTimeout},
+		{"client left while waiting for a connection", waitEnded(context.Canceled), true, false, upstream.ErrCanceled},
+		{"caller's deadline while waiting for a connection", waitEnded(context.DeadlineExceeded), false, false, upstream.ErrTimeout},
+		{"canceled while waiting for a connection", waitEnded(context.Canceled), false, false, upstream.ErrCanceled},
 	}
 	for _, c := range cases {
 		if got := classify(c.err, c.gone, c.tout); got != c.want {

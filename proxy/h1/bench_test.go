@@ -30,6 +30,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}{
 		{"h1", New(Options{MaxIdleConnsPerHost: 64}), nil},
 		{"transport", &http.Transport{MaxIdleConnsPerHost: 64}, nil},
+		// One conn per host: parallel requests queue for it, so these
+		// measure the cost of waiting and handing the conn over.
+		{"h1-one-conn", New(Options{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 1}), nil},
+		{"transport-one-conn", &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 1}, nil},
 	}
 	for _, cl := range clients {
 		switch rt := cl.rt.(type) {

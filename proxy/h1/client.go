@@ -54,6 +54,14 @@ type Options struct {
 	// MaxIdleConnsPerHost bounds each host's idle pool; negative disables
 	// keep-alive pooling altogether.
 	MaxIdleConnsPerHost int
+	// MaxConnsPerHost, if positive, caps the connections to each host: those
+	// being dialed, in use and idle, together. A request that finds the cap
+	// reached waits, in FIFO order, for a connection to be released for reuse
+	// or for one to close (and then dials), until its context ends; then
+	// RoundTrip fails with an error wrapping the context's error
+	// (IsContextError), having taken no connection. Zero means no cap. As in
+	// http.Transport, a connection upgraded by a 101 response leaves the count.
+	MaxConnsPerHost int
 	// MaxResponseHeaderBytes bounds the response header block (all 1xx
 	// responses included), so a hostile upstream cannot exhaust memory; a
 	// larger head is a *ProtocolError. The default, 64 KiB, is near Envoy's
@@ -75,6 +83,7 @@ type Client struct {
 	idleTimeout    time.Duration
 	headerTimeout  time.Duration
 	maxIdle        int
+	maxConns       int // 0: no cap
 	maxHeaderBytes int64
 	tlsConfig      *tls.Config
 	shards         [numShards]shard
@@ -94,6 +103,7 @@ func New(opts Options) *Client {
 		idleTimeout:    opts.IdleConnTimeout,
 		headerTimeout:  opts.ResponseHeaderTimeout,
 		maxIdle:        opts.MaxIdleConnsPerHost,
+		maxConns:       max(opts.MaxConnsPerHost, 0),
 		maxHeaderBytes: opts.MaxResponseHeaderBytes,
 		tlsConfig:      opts.TLSConfig,
 	}
@@ -258,31 +268,51 @@ func (c *Client) target(req *http.Request) (hostKey, error) {
 	return key, nil
 }
 
-// getConn pops the freshest idle conn for key or dials a new one. An idle
-// conn on which the server sent anything (bytes or EOF) since its last
-// response is closed and the next one tried: see idleClean.
+// getConn pops the freshest idle conn for key or dials a new one, first
+// waiting for a turn when MaxConnsPerHost connections exist. An idle conn on
+// which the server sent anything (bytes or EOF) since its last response is
+// closed and the next one tried, keeping its slot: see idleClean.
 func (c *Client) getConn(ctx context.Context, key hostKey) (*persistConn, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	hp, pc, expired := c.acquire(key)
-	for pc != nil && !pc.idleClean() {
-		c.release(pc, false)
-		var more []*persistConn
-		hp, pc, more = c.acquire(key)
-		expired = append(expired, more...)
-	}
+	hp, pc, expired, w := c.acquire(key)
 	for _, old := range expired {
 		old.close()
+	}
+	if w != nil {
+		var err error
+		if pc, err = c.awaitTurn(ctx, hp, w, key.addr); err != nil {
+			return nil, err
+		}
+		if testHookTurnGranted != nil {
+			testHookTurnGranted()
+		}
+		if c.closed.Load() {
+			// Closed while this request waited: pass the turn on, so the
+			// waiters behind it learn too.
+			if pc != nil {
+				pc.close()
+			}
+			hp.forget()
+			return nil, ErrClosed
+		}
+	}
+	for pc != nil && !pc.idleClean() {
+		pc.close()
+		hp.mu.Lock()
+		pc, expired = c.popIdleLocked(hp)
+		hp.mu.Unlock()
+		for _, old := range expired {
+			old.close()
+		}
 	}
 	if pc != nil {
 		return pc, nil
 	}
 	pc, err := c.dial(ctx, hp, key)
 	if err != nil {
-		hp.mu.Lock()
-		hp.out--
-		hp.mu.Unlock()
+		hp.forget()
 		return nil, err
 	}
 	return pc, nil

@@ -16,7 +16,11 @@ import (
 //     the upstream was never reached, so the request is safe to send elsewhere.
 //   - req.Context() ended: an error for which errors.Is(err, context.Canceled)
 //     or errors.Is(err, context.DeadlineExceeded) holds (IsContextError); the
-//     client's doing, never the upstream's.
+//     client's doing, never the upstream's. This includes a request that was
+//     still waiting for a connection under MaxConnsPerHost (its text says
+//     "waiting for a free connection"): it took no connection and sent
+//     nothing. Whether such a wait means a slow upstream is the caller's
+//     call: the caller knows which of its deadlines ended the context.
 //   - ResponseHeaderTimeout: ErrResponseHeaderTimeout, a net.Error whose
 //     Timeout() is true.
 //   - the upstream closed the connection before a response: an error wrapping

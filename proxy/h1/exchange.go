@@ -83,10 +83,8 @@ func (c *Client) exchange(ctx context.Context, pc *persistConn, req *http.Reques
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if !stop() {
-			pc.hp.mu.Lock()
-			pc.hp.out--
-			pc.hp.mu.Unlock()
 			pc.close()
+			pc.hp.forget()
 			return nil, notStale, ctxError(ctx, "upgrade", nil)
 		}
 		c.detach(pc)
@@ -129,12 +127,10 @@ func (c *Client) finish(pc *persistConn, stop func() bool, reuse bool) {
 }
 
 // detach removes an upgraded conn from its pool's accounting: from now on it
-// belongs to the caller.
-func (c *Client) detach(pc *persistConn) {
-	pc.hp.mu.Lock()
-	pc.hp.out--
-	pc.hp.mu.Unlock()
-}
+// belongs to the caller, and, as in http.Transport, no longer counts against
+// MaxConnsPerHost (a long-lived tunnel would otherwise hold a slot that the
+// pool cannot reclaim).
+func (c *Client) detach(pc *persistConn) { pc.hp.forget() }
 
 // awaitContinue implements Expect: 100-continue after the head was flushed:
 // wait up to a second for the server. It returns (nil, nil) when the body

@@ -16,10 +16,11 @@ type hostKey struct {
 // hostPool holds the idle connections of one upstream. Its mutex guards a
 // few pointer moves only; no I/O happens under it.
 type hostPool struct {
-	mu   sync.Mutex
-	idle []*persistConn // LIFO: the top is the most recently used, the bottom the oldest
-	out  int            // connections checked out (in an exchange or a live response body)
-	dead bool           // removed from the map by the sweeper; puts must close instead
+	mu      sync.Mutex
+	idle    []*persistConn // LIFO: the top is the most recently used, the bottom the oldest
+	out     int            // connections checked out (being dialed, in an exchange or a live response body)
+	waiters waitList       // requests queued under MaxConnsPerHost; empty whenever idle is not
+	dead    bool           // removed from the map by the sweeper; puts must close instead
 }
 
 const numShards = 32
@@ -42,12 +43,15 @@ func shardIndex(addr string) int {
 	return int(h % numShards)
 }
 
-// acquire returns the pool for key, creating it, and counts one connection
-// as checked out so the sweeper will not discard the pool under it. It then
-// pops the freshest idle connection, if any. Idle connections older than the
-// idle timeout are returned in expired for the caller to close outside the
-// lock.
-func (c *Client) acquire(key hostKey) (hp *hostPool, pc *persistConn, expired []*persistConn) {
+// acquire returns the pool for key, creating it, and claims a connection of
+// it for the caller: the freshest idle one (pc), or with a nil pc the right
+// to dial one. Either way the caller is counted in hp.out, so the sweeper
+// will not discard the pool under it. When MaxConnsPerHost connections exist
+// already, or others wait before it, it claims nothing and returns the
+// caller's place in the queue instead (see awaitTurn). Idle connections
+// older than the idle timeout are returned in expired for the caller to
+// close outside the lock.
+func (c *Client) acquire(key hostKey) (hp *hostPool, pc *persistConn, expired []*persistConn, w *connWaiter) {
 	s := &c.shards[shardIndex(key.addr)]
 	for {
 		s.mu.RLock()
@@ -67,23 +71,38 @@ func (c *Client) acquire(key hostKey) (hp *hostPool, pc *persistConn, expired []
 			hp.mu.Unlock()
 			continue
 		}
-		hp.out++
-		if n := len(hp.idle); n > 0 {
-			pc = hp.idle[n-1]
-			hp.idle[n-1] = nil
-			hp.idle = hp.idle[:n-1]
-			if c.idleTimeout > 0 && time.Since(pc.idleAt) > c.idleTimeout {
-				// LIFO order means everything below the top is older still.
-				expired = append(expired, pc)
-				expired = append(expired, hp.idle...)
-				clear(hp.idle)
-				hp.idle = hp.idle[:0]
-				pc = nil
-			}
+		pc, expired = c.popIdleLocked(hp)
+		// With nothing idle left, hp.out is every connection of the host.
+		if pc == nil && c.maxConns > 0 && (hp.out >= c.maxConns || hp.waiters.head != nil) {
+			w = hp.enqueueLocked()
+		} else {
+			hp.out++
 		}
 		hp.mu.Unlock()
-		return hp, pc, expired
+		return hp, pc, expired, w
 	}
+}
+
+// popIdleLocked takes the freshest idle connection of hp, if any, leaving
+// hp.out to the caller. Idle connections older than the idle timeout are
+// taken off the list and returned in expired. hp.mu is held.
+func (c *Client) popIdleLocked(hp *hostPool) (pc *persistConn, expired []*persistConn) {
+	n := len(hp.idle)
+	if n == 0 {
+		return nil, nil
+	}
+	pc = hp.idle[n-1]
+	hp.idle[n-1] = nil
+	hp.idle = hp.idle[:n-1]
+	if c.idleTimeout > 0 && time.Since(pc.idleAt) > c.idleTimeout {
+		// LIFO order means everything below the top is older still.
+		expired = append(expired, pc)
+		expired = append(expired, hp.idle...)
+		clear(hp.idle)
+		hp.idle = hp.idle[:0]
+		pc = nil
+	}
+	return pc, expired
 }
 
 // release returns a checked-out connection. When reuse is false, or the pool
@@ -97,6 +116,13 @@ func (c *Client) release(pc *persistConn, reuse bool) {
 		pc.idleAt = time.Now()
 		pc.reused = true
 		hp.mu.Lock()
+		if hp.waiters.head != nil {
+			// Someone waits under MaxConnsPerHost (so nothing is idle): the
+			// conn stays checked out, now for the longest waiter.
+			hp.grantLocked(pc)
+			hp.mu.Unlock()
+			return
+		}
 		hp.out--
 		if hp.dead {
 			victim = pc
@@ -124,10 +150,9 @@ func (c *Client) release(pc *persistConn, reuse bool) {
 		}
 		return
 	}
-	hp.mu.Lock()
-	hp.out--
-	hp.mu.Unlock()
+	// Closed before its slot is handed on, so a waiter's dial never overlaps it.
 	pc.close()
+	hp.forget()
 }
 
 // armSweep schedules one sweep if none is pending. The sweep closes idle
@@ -175,7 +200,7 @@ func (c *Client) dropIdle(expired func(*persistConn) bool) (remaining bool) {
 			}
 			clear(hp.idle[len(keep):])
 			hp.idle = keep
-			if len(hp.idle) == 0 && hp.out == 0 {
+			if len(hp.idle) == 0 && hp.out == 0 && hp.waiters.head == nil {
 				hp.dead = true
 				delete(s.m, key)
 			} else if len(hp.idle) > 0 {
