@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -14,26 +13,9 @@ import (
 
 	"github.com/switchyard/switchyard/internal/consultest"
 	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/internal/zktest"
 )
-
-// syncBuffer is stderr shared by runRegister's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunRegisterUsage(t *testing.T) {
 	tests := []struct {
@@ -50,7 +32,7 @@ func TestRunRegisterUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr syncBuffer
+			var stderr testkit.SyncBuffer
 			if code := runRegister(context.Background(), tt.args, &stderr); code != tt.code {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
@@ -66,7 +48,7 @@ func TestRunRegisterEtcd(t *testing.T) {
 	cli := srv.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	code := make(chan int, 1)
 	go func() {
 		code <- runRegister(ctx, []string{"-registry", "etcd://" + srv.Endpoints()[0], "-service", "users",
@@ -190,7 +172,7 @@ func TestRunRegisterStopDuringRegistration(t *testing.T) {
 					if mode == "at once" {
 						cancel()
 					}
-					var stderr syncBuffer
+					var stderr testkit.SyncBuffer
 					code := make(chan int, 1)
 					go func() {
 						code <- runRegister(ctx, []string{"-registry", reg.url(proxy.Addr()), "-service", "users",
