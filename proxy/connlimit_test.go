@@ -70,9 +70,25 @@ func (b *cappedBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok")
 }
 
+// enteredTransport reports the path of each request handed to the upstream client, without
+// ever blocking it.
+type enteredTransport struct {
+	http.RoundTripper
+	entered chan string
+}
+
+func (e enteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	select {
+	case e.entered <- r.URL.Path:
+	default:
+	}
+	return e.RoundTripper.RoundTrip(r)
+}
+
 // startCappedGateway serves routes through a Handler whose transport is built by NewTransport
-// with transport.max_conns_per_host set to maxConns.
-func startCappedGateway(t *testing.T, maxConns int, routes ...*Route) *httptest.Server {
+// with transport.max_conns_per_host set to maxConns. The channel reports each request the
+// transport was handed.
+func startCappedGateway(t *testing.T, maxConns int, routes ...*Route) (*httptest.Server, <-chan string) {
 	t.Helper()
 	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64,
 		IdleConnTimeout: 30 * time.Second, MaxConnsPerHost: maxConns})
@@ -83,14 +99,15 @@ func startCappedGateway(t *testing.T, maxConns int, routes ...*Route) *httptest.
 	if !ok {
 		t.Fatalf("NewTransport returned %T, want the one upstream client, *h1.Client", tr)
 	}
-	h := New(Options{Transport: tr})
+	entered := make(chan string, 16)
+	h := New(Options{Transport: enteredTransport{RoundTripper: tr, entered: entered}})
 	h.SetTable(NewTable(routes, nil))
 	gw := httptest.NewServer(h)
 	t.Cleanup(func() {
 		gw.Close()
 		client.Close()
 	})
-	return gw
+	return gw, entered
 }
 
 // TestMaxConnsPerHostThroughGateway: with max_conns_per_host set, requests beyond the cap
@@ -99,7 +116,7 @@ func startCappedGateway(t *testing.T, maxConns int, routes ...*Route) *httptest.
 func TestMaxConnsPerHostThroughGateway(t *testing.T) {
 	const maxConns, requests = 2, 12
 	be := startCappedBackend(t, 20*time.Millisecond)
-	gw := startCappedGateway(t, maxConns, routeSpec{prefix: "/", backends: []string{be.addr}, timeout: 10 * time.Second}.build(t))
+	gw, _ := startCappedGateway(t, maxConns, routeSpec{prefix: "/", backends: []string{be.addr}, timeout: 10 * time.Second}.build(t))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: requests}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
@@ -135,18 +152,17 @@ func TestWaitForConnEnds(t *testing.T) {
 	tests := []struct {
 		name       string
 		path       string // /short: 200ms route timeout; /long: 10s
-		clientWait time.Duration
-		wantStatus int // 0: the client left, there is no status
+		wantStatus int    // 0: the client leaves once its request waits; there is no status
 		wantKind   upstream.ErrorKind
 	}{
-		{"route timeout fires while waiting", "/short/api", 10 * time.Second, http.StatusGatewayTimeout, upstream.ErrTimeout},
-		{"client leaves while waiting", "/long/api", 200 * time.Millisecond, 0, upstream.ErrCanceled},
+		{"route timeout fires while waiting", "/short/api", http.StatusGatewayTimeout, upstream.ErrTimeout},
+		{"client leaves while waiting", "/long/api", 0, upstream.ErrCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := startCappedBackend(t, 0)
 			short, long := &recordingPolicy{}, &recordingPolicy{}
-			gw := startCappedGateway(t, 1,
+			gw, entered := startCappedGateway(t, 1,
 				routeSpec{prefix: "/short", backends: []string{be.addr}, timeout: 200 * time.Millisecond, policy: short}.build(t),
 				routeSpec{prefix: "/long", backends: []string{be.addr}, timeout: 10 * time.Second, policy: long}.build(t))
 			client := &http.Client{Transport: &http.Transport{}}
@@ -159,14 +175,17 @@ func TestWaitForConnEnds(t *testing.T) {
 			}
 			defer held.Body.Close()
 
-			ctx, cancel := context.WithTimeout(context.Background(), tt.clientWait)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			if tt.wantStatus == 0 {
+				go leaveOnceWaiting(entered, tt.path, cancel)
+			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.URL+tt.path, nil)
 			res, err := client.Do(req)
 			if tt.wantStatus == 0 {
 				if err == nil {
 					res.Body.Close()
-					t.Fatalf("status %d, want the client's own timeout", res.StatusCode)
+					t.Fatalf("status %d, want the client gone", res.StatusCode)
 				}
 			} else {
 				if err != nil {
@@ -193,6 +212,25 @@ func TestWaitForConnEnds(t *testing.T) {
 				t.Errorf("held request: body %q", body)
 			}
 		})
+	}
+}
+
+// leaveOnceWaiting cancels a client's request once the gateway handed it to the transport and
+// it had a moment to queue there. (Should it be canceled before it queued, the outcome is the
+// same: the client left.)
+func leaveOnceWaiting(entered <-chan string, path string, cancel context.CancelFunc) {
+	defer cancel()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case p := <-entered:
+			if p == path {
+				time.Sleep(20 * time.Millisecond)
+				return
+			}
+		case <-timeout:
+			return
+		}
 	}
 }
 

@@ -205,33 +205,54 @@ func TestMaxConnsPerHostHolds(t *testing.T) {
 	}
 }
 
+// passableDeadline is a context whose deadline passes when the test says,
+// not on a timer that a loaded machine could beat to the queue.
+type passableDeadline struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func (d *passableDeadline) Done() <-chan struct{} { return d.done }
+
+func (d *passableDeadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (d *passableDeadline) pass() { d.once.Do(func() { close(d.done) }) }
+
 func TestWaiterContextEnds(t *testing.T) {
 	tests := []struct {
 		name string
-		ctx  func() (context.Context, context.CancelFunc)
-		end  func(cancel context.CancelFunc) // ends the wait once queued
+		ctx  func() (ctx context.Context, end func()) // end ends ctx; it may run twice
 		want error
 	}{
-		{"deadline", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 50*time.Millisecond)
-		}, func(context.CancelFunc) {}, context.DeadlineExceeded},
-		{"canceled", func() (context.Context, context.CancelFunc) {
+		{"deadline passes", func() (context.Context, func()) {
+			d := &passableDeadline{Context: context.Background(), done: make(chan struct{})}
+			return d, d.pass
+		}, context.DeadlineExceeded},
+		{"canceled", func() (context.Context, func()) {
 			return context.WithCancel(context.Background())
-		}, func(cancel context.CancelFunc) { cancel() }, context.Canceled},
+		}, context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, addr, c, held := oneConnHeld(t)
 
-			ctx, cancel := tt.ctx()
-			defer cancel()
+			ctx, end := tt.ctx()
+			defer end()
 			errc := make(chan error, 1)
 			go func() {
 				_, err := c.RoundTrip(mustReq(t, "GET", srv.URL, nil).WithContext(ctx))
 				errc <- err
 			}()
 			waitQueued(t, c, addr, 1)
-			tt.end(cancel)
+			end()
 			select {
 			case err := <-errc:
 				if !errors.Is(err, tt.want) || !IsContextError(err) || !strings.Contains(err.Error(), "waiting for a free connection") {
