@@ -25,55 +25,58 @@ const maxDrainBytes = 64 << 10
 
 // ActiveChecker probes every endpoint of one pool on an interval and marks endpoints
 // unhealthy after UnhealthyThreshold failures in a row, healthy again after
-// HealthyThreshold successes. Results go into the same per-endpoint state as passive health,
-// so the pool's health policy must come from this package (see NewRoutePolicy).
+// HealthyThreshold successes. Results go to each endpoint's upstream.ManagedHealth, the
+// same state passive health uses when the pool's policy comes from this package (see
+// NewRoutePolicy); wrappers that embed ManagedHealth pass them on.
 // Endpoints start healthy: a gateway that starts (or reloads) must not answer 503 until a
 // first round of checks has passed.
 type ActiveChecker struct {
-	pool      *upstream.Pool
-	path      string
-	interval  time.Duration
-	timeout   time.Duration
-	healthy   int32
-	unhealthy int32
-	expect    []int
-	client    *http.Client
-	ownTr     *http.Transport // closed when Run returns; nil when the caller gave a client
-	log       *slog.Logger
-	m         *Metrics
-	route     string
-	warned    atomic.Bool
+	pool               *upstream.Pool
+	path               string
+	interval           time.Duration
+	timeout            time.Duration
+	healthyThreshold   int
+	unhealthyThreshold int
+	expectStatus       []int
+	client             *http.Client
+	ownTransport       *http.Transport // closed when Run returns; nil when the caller gave a client
+	log                *slog.Logger
+	metrics            *Metrics
+	route              string
+	warned             atomic.Bool
 }
 
-// NewActiveChecker returns a checker for pool. client may be nil (a private transport is
-// used and its connections closed when Run returns); a given client is copied so redirects
-// are not followed (a 3xx is itself a passing answer by default). log and m may be nil.
+// NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults.
+// client may be nil (a private transport is used and its connections closed when Run
+// returns); a given client is copied so redirects are not followed (a 3xx is itself a
+// passing answer by default). log and m may be nil.
 func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.Client, log *slog.Logger, m *Metrics) *ActiveChecker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	hc = config.WithDefaults(hc)
 	c := &ActiveChecker{
-		pool:      pool,
-		path:      hc.Path,
-		interval:  cmpOr(hc.Interval, 10*time.Second),
-		timeout:   cmpOr(hc.Timeout, 2*time.Second),
-		healthy:   int32(cmpOr(hc.HealthyThreshold, 2)),
-		unhealthy: int32(cmpOr(hc.UnhealthyThreshold, 3)),
-		expect:    hc.ExpectStatus,
-		log:       log.With("pool", pool.Name()),
-		m:         m,
-		route:     pool.Name(),
+		pool:               pool,
+		path:               hc.Path,
+		interval:           hc.Interval,
+		timeout:            hc.Timeout,
+		healthyThreshold:   hc.HealthyThreshold,
+		unhealthyThreshold: hc.UnhealthyThreshold,
+		expectStatus:       hc.ExpectStatus,
+		log:                log.With("pool", pool.Name()),
+		metrics:            m,
+		route:              pool.Name(),
 	}
 	if c.path == "" || c.path[0] != '/' {
 		c.path = "/" + c.path
 	}
 	if client == nil {
-		c.ownTr = &http.Transport{
+		c.ownTransport = &http.Transport{
 			Proxy:               nil, // probes go straight to the endpoint, never via $HTTP_PROXY
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     2 * c.interval,
 		}
-		client = &http.Client{Transport: c.ownTr}
+		client = &http.Client{Transport: c.ownTransport}
 	}
 	cl := *client
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -85,8 +88,8 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 // many gateways do not arrive in step) until ctx ends. A round waits for all its probes, so
 // rounds never overlap; Run returns only after every probe goroutine has finished.
 func (c *ActiveChecker) Run(ctx context.Context) {
-	if c.ownTr != nil {
-		defer c.ownTr.CloseIdleConnections()
+	if c.ownTransport != nil {
+		defer c.ownTransport.CloseIdleConnections()
 	}
 	for {
 		c.round(ctx)
@@ -125,35 +128,26 @@ func (c *ActiveChecker) round(ctx context.Context) {
 // check probes one member and records the result. A probe cut short because ctx ended
 // (shutdown, reload) says nothing about the endpoint and is not recorded.
 func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
-	ok, detail := c.probe(ctx, m.Scheme+"://"+m.Key+c.path)
+	passed, detail := c.probe(ctx, m.Scheme+"://"+m.Key+c.path)
 	if ctx.Err() != nil {
 		return
 	}
-	if !ok {
-		c.m.checkFailed(c.routeOf(m))
+	if !passed {
+		c.metrics.checkFailed(c.route)
 	}
-	h, _ := m.State.Health().(*health)
-	if h == nil {
+	h, ok := m.State.Health().(upstream.ManagedHealth)
+	if !ok {
 		if c.warned.CompareAndSwap(false, true) {
-			c.log.Warn("active health check results are dropped: the pool's health policy is not breaker.NewRoutePolicy")
+			c.log.Warn("active health check results are dropped: the pool's endpoint health does not implement upstream.ManagedHealth (use breaker.NewRoutePolicy)")
 		}
 		return
 	}
-	if changed, down := h.activeResult(ok, c.healthy, c.unhealthy); changed {
-		if down {
-			c.log.Warn("endpoint failed active health checks", "endpoint", m.Key, "last", detail)
-		} else {
-			c.log.Info("endpoint passed active health checks again", "endpoint", m.Key)
-		}
-		h.p.activeChanged()
+	switch failing, changed := h.CheckResult(passed, c.healthyThreshold, c.unhealthyThreshold); {
+	case changed && failing:
+		c.log.Warn("endpoint failed active health checks", "endpoint", m.Key, "last", detail)
+	case changed:
+		c.log.Info("endpoint passed active health checks again", "endpoint", m.Key)
 	}
-}
-
-func (c *ActiveChecker) routeOf(m *upstream.Member) string {
-	if h, ok := m.State.Health().(*health); ok {
-		return h.p.route
-	}
-	return c.route
 }
 
 func (c *ActiveChecker) probe(ctx context.Context, url string) (ok bool, detail string) {
@@ -174,30 +168,32 @@ func (c *ActiveChecker) probe(ctx context.Context, url string) (ok bool, detail 
 }
 
 func (c *ActiveChecker) passing(status int) bool {
-	if len(c.expect) == 0 {
+	if len(c.expectStatus) == 0 {
 		return status >= 200 && status < 400
 	}
-	return slices.Contains(c.expect, status)
+	return slices.Contains(c.expectStatus, status)
 }
 
-// activeResult counts one probe result; it reports whether the endpoint changed between
-// passing and failing, and whether it is now failing. Only the checker writes these fields,
-// one probe per endpoint at a time.
-func (h *health) activeResult(ok bool, healthyThreshold, unhealthyThreshold int32) (changed, down bool) {
-	if ok {
-		h.activeFails.Store(0)
-		n := h.activeOK.Add(1)
-		if h.activeDown.Load() && n >= healthyThreshold {
-			h.activeDown.Store(false)
-			return true, false
+// CheckResult implements upstream.ManagedHealth. Only the checker writes these fields, one
+// probe per endpoint at a time; a flip re-evaluates the pool's panic mode.
+func (h *health) CheckResult(passed bool, healthyThreshold, unhealthyThreshold int) (failing, changed bool) {
+	wasFailing := h.activeDown.Load()
+	failing = wasFailing
+	if passed {
+		h.activeFailures.Store(0)
+		if n := h.activePasses.Add(1); wasFailing && int(n) >= healthyThreshold {
+			failing = false
 		}
-		return false, h.activeDown.Load()
+	} else {
+		h.activePasses.Store(0)
+		if n := h.activeFailures.Add(1); !wasFailing && int(n) >= unhealthyThreshold {
+			failing = true
+		}
 	}
-	h.activeOK.Store(0)
-	n := h.activeFails.Add(1)
-	if !h.activeDown.Load() && n >= unhealthyThreshold {
-		h.activeDown.Store(true)
-		return true, true
+	if failing == wasFailing {
+		return failing, false
 	}
-	return false, h.activeDown.Load()
+	h.activeDown.Store(failing)
+	h.p.activeChanged()
+	return failing, true
 }

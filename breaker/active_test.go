@@ -33,6 +33,19 @@ func healthBackend(t *testing.T, healthy *atomic.Bool) upstream.Endpoint {
 	return upstream.Endpoint{Key: u.Host, Scheme: "http"}
 }
 
+// runChecker runs an active checker of pool until the test ends; the test's cleanup waits
+// for it, so no probe outlives the backends.
+func runChecker(t *testing.T, pool *upstream.Pool, hc *config.HealthCheck, m *Metrics) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		NewActiveChecker(pool, hc, nil, nil, m).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 func TestActiveCheckerMarksDownAndUp(t *testing.T) {
 	var flipUp, steadyUp atomic.Bool
 	flipUp.Store(true)
@@ -44,7 +57,7 @@ func TestActiveCheckerMarksDownAndUp(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	// Active checks only: NewRoutePolicy still gives the checker somewhere to write.
-	hp := NewRoutePolicy("r", &config.Policy{HealthCheck: hc}, m, nil)
+	hp := NewRoutePolicy("svc", &config.Policy{HealthCheck: hc}, m, nil)
 	pool := upstream.NewPool("svc", rrBuilder{}, upstream.PoolOptions{Health: hp})
 	pool.Update(upstream.NewSnapshot([]upstream.Endpoint{flip, steady}))
 	healthOf := func(key string) upstream.Health {
@@ -58,13 +71,7 @@ func TestActiveCheckerMarksDownAndUp(t *testing.T) {
 	}
 	fh, sh := healthOf(flip.Key), healthOf(steady.Key)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		NewActiveChecker(pool, hc, nil, nil, m).Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
+	runChecker(t, pool, hc, m)
 
 	flipUp.Store(false)
 	eventually(t, "endpoint marked unhealthy", func() bool { return !fh.Available() })
@@ -74,7 +81,7 @@ func TestActiveCheckerMarksDownAndUp(t *testing.T) {
 	if !sh.Available() {
 		t.Fatal("the steady endpoint was marked down")
 	}
-	if got := testutil.ToFloat64(m.checkFailures.WithLabelValues("r")); got < 2 {
+	if got := testutil.ToFloat64(m.checkFailures.WithLabelValues("svc")); got < 2 {
 		t.Fatalf("check failures = %v, want >= 2", got)
 	}
 

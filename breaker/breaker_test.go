@@ -18,19 +18,19 @@ const openTimeout = 20 * time.Millisecond
 // newBreakerHealth returns one member of a breaker-only policy (real clock).
 func newBreakerHealth(t *testing.T, m *Metrics) *health {
 	t.Helper()
-	p := NewPolicy("r", nil, &config.Breaker{
+	p := newPolicy("r", nil, &config.Breaker{
 		FailureRatio:     0.5,
 		MinRequests:      4,
 		Interval:         time.Minute,
 		OpenTimeout:      openTimeout,
 		HalfOpenRequests: 2,
-	}, m, nil)
-	h := p.NewHealth("a:80")
+	}, nil, m, nil)
+	h := p.newHealth("a:80")
 	p.SetMembers([]upstream.Health{h})
-	return h.(*health)
+	return h
 }
 
-func (h *health) breakerState() gobreaker.State { return gobreaker.State(h.bstate.Load()) }
+func (h *health) breakerState() gobreaker.State { return gobreaker.State(h.circuitState.Load()) }
 
 // trip drives h's breaker open and waits until it may go half-open.
 func trip(t *testing.T, h *health) {
@@ -140,7 +140,7 @@ func TestBreakerDropsStaleReports(t *testing.T) {
 	if got := h.probes.Load(); got != 1 {
 		t.Fatalf("probe slots taken = %d, want 1", got)
 	}
-	if c := h.cb.Counts(); c.Requests != 0 {
+	if c := h.circuit.Counts(); c.Requests != 0 {
 		t.Fatalf("gobreaker counted %d stale requests", c.Requests)
 	}
 }

@@ -3,7 +3,6 @@ package breaker
 import (
 	"errors"
 	"sync/atomic"
-	"time"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -56,29 +55,29 @@ type health struct {
 	key string
 
 	// outlier detection
-	consecFails     atomic.Int32
-	totalFailures   atomic.Uint64
-	ejectedUntil    atomic.Int64 // clock ns; 0 or past = not ejected (reset to 0 lazily)
-	lastEjectionEnd atomic.Int64 // clock ns when the last ejection ended, for decay
-	timesEjected    atomic.Int32 // as of the last ejection; see decayedTimes
+	consecutiveFailures atomic.Int32
+	totalFailures       atomic.Uint64
+	ejectedUntil        atomic.Int64 // clock ns; 0 or past = not ejected (reset to 0 lazily)
+	lastEjectionEnd     atomic.Int64 // clock ns when the last ejection ended, for decay
+	timesEjected        atomic.Int32 // as of the last ejection; see decayedTimes
 
 	// refused dials; see refusing.go
 	refusals     atomic.Int32
 	refusedUntil atomic.Int64 // clock ns; 0 = reachable
 
 	// active health checks; written only by the checker's one probe of this endpoint
-	activeDown  atomic.Bool
-	activeOK    atomic.Int32
-	activeFails atomic.Int32
+	activeDown     atomic.Bool
+	activePasses   atomic.Int32
+	activeFailures atomic.Int32
 
-	// circuit breaker; cb is nil when breakers are off
-	cb          *gobreaker.CircuitBreaker[struct{}]
-	bstate      atomic.Int32 // gobreaker.State mirrored by onBreakerChange
-	genStart    atomic.Int64 // clock ns of the last breaker state change
-	openUntil   atomic.Int64 // clock ns when open may turn half-open
-	probes      atomic.Int32 // half-open probe slots taken in this generation
-	maxProbes   int32
-	openTimeout int64
+	// circuit breaker; circuit is nil when breakers are off
+	circuit         *gobreaker.CircuitBreaker[struct{}]
+	circuitState    atomic.Int32 // gobreaker.State mirrored by onBreakerChange
+	generationStart atomic.Int64 // clock ns of the last breaker state change
+	openUntil       atomic.Int64 // clock ns when open may turn half-open
+	probes          atomic.Int32 // half-open probe slots taken in this generation
+	maxProbes       int32
+	openTimeout     int64
 }
 
 // errFailed is what a failed outcome looks like to gobreaker.
@@ -88,34 +87,27 @@ var errFailed = errors.New("upstream failure")
 func succeeded() (struct{}, error) { return struct{}{}, nil }
 func failed() (struct{}, error)    { return struct{}{}, errFailed }
 
+// initBreaker sets up the endpoint's circuit breaker from br, which newPolicy completed.
 func (h *health) initBreaker(br *config.Breaker) {
-	interval := cmpOr(br.Interval, 10*time.Second)
-	minReq := br.MinRequests
-	if minReq == 0 {
-		minReq = 20
-	}
-	ratio := br.FailureRatio
-	if ratio <= 0 {
-		ratio = 0.5
-	}
-	h.maxProbes = int32(max(br.HalfOpenRequests, 1))
-	h.openTimeout = int64(cmpOr(br.OpenTimeout, 30*time.Second))
-	h.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+	h.maxProbes = int32(br.HalfOpenRequests)
+	h.openTimeout = int64(br.OpenTimeout)
+	minRequests, ratio := br.MinRequests, br.FailureRatio
+	h.circuit = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        h.key,
-		MaxRequests: uint32(h.maxProbes),
-		Interval:    interval,
+		MaxRequests: br.HalfOpenRequests,
+		Interval:    br.Interval,
 		// Ten buckets make the window roll instead of resetting all at once, so a burst of
 		// failures just before a fixed-window reset is not forgotten.
-		BucketPeriod: interval / 10,
-		Timeout:      time.Duration(h.openTimeout),
+		BucketPeriod: br.Interval / 10,
+		Timeout:      br.OpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
+			return c.Requests >= minRequests && float64(c.TotalFailures) >= ratio*float64(c.Requests)
 		},
 		OnStateChange: h.onBreakerChange,
 	})
 }
 
-// onBreakerChange runs under gobreaker's mutex. Fields are written before bstate so a
+// onBreakerChange runs under gobreaker's mutex. Fields are written before circuitState so a
 // reader that sees the new state also sees its deadline and empty probe slots.
 func (h *health) onBreakerChange(_ string, from, to gobreaker.State) {
 	now := h.p.clock()
@@ -125,9 +117,9 @@ func (h *health) onBreakerChange(_ string, from, to gobreaker.State) {
 	case gobreaker.StateHalfOpen:
 		h.probes.Store(0)
 	}
-	h.genStart.Store(now)
-	h.bstate.Store(int32(to))
-	h.p.m.breakerChanged(h.p.route, to)
+	h.generationStart.Store(now)
+	h.circuitState.Store(int32(to))
+	h.p.metrics.breakerChanged(h.p.route, to)
 	lvl := h.p.log.Info
 	if to == gobreaker.StateOpen {
 		lvl = h.p.log.Warn
@@ -140,13 +132,13 @@ func (h *health) Available() bool {
 	if h.refusedUntil.Load() != 0 && h.refusing(h.p.clock()) {
 		return false // panic mode never overrides this: nothing listens there
 	}
-	if !h.p.panic.Load() && !h.signalsOK(false) {
+	if !h.p.panicMode.Load() && !h.signalsOK(false) {
 		return false
 	}
-	if h.cb == nil {
+	if h.circuit == nil {
 		return true
 	}
-	switch gobreaker.State(h.bstate.Load()) {
+	switch gobreaker.State(h.circuitState.Load()) {
 	case gobreaker.StateClosed:
 		return true
 	case gobreaker.StateOpen:
@@ -165,14 +157,14 @@ func (h *health) Admit() bool {
 	if h.p.panicRecheck.Load() != 0 {
 		h.p.maybeLeavePanic()
 	}
-	if !h.p.panic.Load() && !h.signalsOK(true) {
+	if !h.p.panicMode.Load() && !h.signalsOK(true) {
 		return false
 	}
-	if h.cb == nil {
+	if h.circuit == nil {
 		return true
 	}
 	for {
-		switch gobreaker.State(h.bstate.Load()) {
+		switch gobreaker.State(h.circuitState.Load()) {
 		case gobreaker.StateClosed:
 			return true
 		case gobreaker.StateOpen:
@@ -180,8 +172,8 @@ func (h *health) Admit() bool {
 				return false
 			}
 			// State() is the call on which gobreaker moves to half-open; the hook has updated
-			// bstate by the time it returns, so the loop sees the new state.
-			if h.cb.State() == gobreaker.StateOpen {
+			// circuitState by the time it returns, so the loop sees the new state.
+			if h.circuit.State() == gobreaker.StateOpen {
 				return false
 			}
 		default:
@@ -218,7 +210,7 @@ func (h *health) signalsOK(clear bool) bool {
 // the upstream and counts neither as success nor failure.
 func (h *health) Report(o upstream.Outcome) {
 	if o.Err == upstream.ErrCanceled {
-		if h.cb != nil && gobreaker.State(h.bstate.Load()) == gobreaker.StateHalfOpen && !h.stale(o) {
+		if h.circuit != nil && gobreaker.State(h.circuitState.Load()) == gobreaker.StateHalfOpen && !h.stale(o) {
 			h.releaseProbe()
 		}
 		return
@@ -232,7 +224,7 @@ func (h *health) Report(o upstream.Outcome) {
 	if h.p.passive {
 		h.recordOutlier(fail)
 	}
-	if h.cb != nil {
+	if h.circuit != nil {
 		h.recordBreaker(o, fail)
 	}
 }
@@ -240,21 +232,21 @@ func (h *health) Report(o upstream.Outcome) {
 func (h *health) recordOutlier(fail bool) {
 	if !fail {
 		// Load first: the success path should not write a shared cache line.
-		if h.consecFails.Load() != 0 {
-			h.consecFails.Store(0)
+		if h.consecutiveFailures.Load() != 0 {
+			h.consecutiveFailures.Store(0)
 		}
 		return
 	}
 	h.totalFailures.Add(1)
 	// Exactly one of several concurrent failures sees the threshold, so one ejects.
-	if h.consecFails.Add(1) == h.p.consec {
+	if h.consecutiveFailures.Add(1) == h.p.consecutiveFailures {
 		h.p.eject(h)
-		h.consecFails.Store(0)
+		h.consecutiveFailures.Store(0)
 	}
 }
 
 func (h *health) recordBreaker(o upstream.Outcome, fail bool) {
-	switch gobreaker.State(h.bstate.Load()) {
+	switch gobreaker.State(h.circuitState.Load()) {
 	case gobreaker.StateOpen:
 		return // admitted before the trip: gobreaker would drop it too
 	case gobreaker.StateHalfOpen:
@@ -268,13 +260,13 @@ func (h *health) recordBreaker(o upstream.Outcome, fail bool) {
 	}
 	// Errors here are gobreaker refusing the record (it changed state meanwhile); the
 	// outcome then belongs to a finished generation and is rightly dropped.
-	_, _ = h.cb.Execute(fn)
+	_, _ = h.circuit.Execute(fn)
 }
 
 // stale reports whether the request behind o started before the breaker's latest state
 // change, i.e. belongs to an earlier generation.
 func (h *health) stale(o upstream.Outcome) bool {
-	return o.Latency > 0 && h.p.clock()-int64(o.Latency) < h.genStart.Load()
+	return o.Latency > 0 && h.p.clock()-int64(o.Latency) < h.generationStart.Load()
 }
 
 // expireProbes re-opens a half-open breaker whose probes have not all reported within one
@@ -282,8 +274,8 @@ func (h *health) stale(o upstream.Outcome) bool {
 // (a probe wrongly judged stale, a Report the proxy never made) to one open timeout instead
 // of an endpoint stuck half-open with no free slot forever.
 func (h *health) expireProbes() {
-	if h.p.clock()-h.genStart.Load() >= h.openTimeout {
-		_, _ = h.cb.Execute(failed)
+	if h.p.clock()-h.generationStart.Load() >= h.openTimeout {
+		_, _ = h.circuit.Execute(failed)
 	}
 }
 
@@ -301,9 +293,9 @@ func (h *health) releaseProbe() {
 func (h *health) decayedTimes(now int64) int32 {
 	times := h.timesEjected.Load()
 	last := h.lastEjectionEnd.Load()
-	if times == 0 || now <= last || h.p.ejectT <= 0 {
+	if times == 0 || now <= last || h.p.baseEjection <= 0 {
 		return times
 	}
-	forgiven := (now - last) / h.p.ejectT
+	forgiven := (now - last) / h.p.baseEjection
 	return times - int32(min(int64(times), forgiven))
 }

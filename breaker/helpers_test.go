@@ -26,10 +26,9 @@ func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 // gobreaker's real clock, so breaker tests use newPolicy's default clock instead.
 func newFakePolicy(t *testing.T, ph *config.PassiveHealth, hc *config.HealthCheck, m *Metrics, log *slog.Logger) (*policy, *fakeClock) {
 	t.Helper()
-	hp := newPolicy("r", ph, nil, hc, m, log)
-	p, ok := hp.(*policy)
-	if !ok {
-		t.Fatalf("newPolicy returned %T", hp)
+	p := newPolicy("r", ph, nil, hc, m, log)
+	if p == nil {
+		t.Fatal("newPolicy returned nil")
 	}
 	fc := &fakeClock{}
 	fc.ns.Store(int64(time.Hour)) // far from zero, so "0 = not ejected" is never ambiguous
@@ -42,7 +41,7 @@ func members(p *policy, n int) []*health {
 	hs := make([]*health, n)
 	uh := make([]upstream.Health, n)
 	for i := range hs {
-		hs[i] = p.NewHealth(string(rune('a'+i)) + ":80").(*health)
+		hs[i] = p.newHealth(string(rune('a'+i)) + ":80")
 		uh[i] = hs[i]
 	}
 	p.SetMembers(uh)

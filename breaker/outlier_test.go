@@ -181,8 +181,8 @@ func TestPanicThreshold(t *testing.T) {
 				avail++
 			}
 		}
-		if p.panic.Load() != s.panic || avail != s.available {
-			t.Fatalf("after ejecting %d: panic=%v available=%d, want %v %d", s.eject+1, p.panic.Load(), avail, s.panic, s.available)
+		if p.panicMode.Load() != s.panic || avail != s.available {
+			t.Fatalf("after ejecting %d: panic=%v available=%d, want %v %d", s.eject+1, p.panicMode.Load(), avail, s.panic, s.available)
 		}
 	}
 	// More traffic while in panic must not log or count panic again.
@@ -199,7 +199,7 @@ func TestPanicThreshold(t *testing.T) {
 	clk.add(30 * time.Second)
 	hs[3].Admit()
 	hs[3].Report(ok200)
-	if p.panic.Load() {
+	if p.panicMode.Load() {
 		t.Fatal("still in panic after every ejection ended")
 	}
 	if got := testutil.ToFloat64(m.ejections.WithLabelValues("r")); got != 3 {

@@ -1,8 +1,8 @@
 // Package breaker is the gateway's per-endpoint resilience layer: passive health (Envoy-style
 // outlier detection on real traffic), a circuit breaker per endpoint (sony/gobreaker) and
-// optional active health checks. It implements upstream.HealthPolicy and upstream.Health;
-// the pool keeps each endpoint's Health across snapshot updates, so ejections and breaker
-// state survive a registry re-announcing the endpoint.
+// optional active health checks. It implements upstream.HealthPolicy and
+// upstream.ManagedHealth; the pool keeps each endpoint's Health across snapshot updates, so
+// ejections and breaker state survive a registry re-announcing the endpoint.
 package breaker
 
 import (
@@ -11,52 +11,46 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// Envoy's defaults, used when a config block leaves a field at zero. The config loader
-// normally fills them in; repeating them here keeps a hand-built config safe.
-const (
-	defaultConsecutiveFailures = 5
-	defaultEjectionTime        = 30 * time.Second
-	defaultMaxEjectionTime     = 300 * time.Second
-	// defaultPanicThreshold applies when passive health is off but active checks are on:
-	// a misconfigured health path must not turn a working pool into 503s.
-	defaultPanicThreshold = 50
-)
-
-var defaultFailureStatuses = []int{500, 502, 503, 504}
-
 // policy is one pool's health policy. The per-endpoint hot path only reads atomics; mu is
 // taken on the rare pool-wide decisions (ejecting, panic mode) so that counting ejected
 // members and ejecting one more happen as one step.
 type policy struct {
-	route string
-	m     *Metrics
-	log   *slog.Logger
+	route   string
+	metrics *Metrics
+	log     *slog.Logger
 
-	passive bool
-	consec  int32
-	fails   [600]bool // status -> is failure, for the statuses a proxy can see (100..599)
-	ejectT  int64     // base ejection time, ns
-	maxEjT  int64     // cap, ns
-	maxPct  int
-	panicAt int // healthy percent below which every endpoint is used; 0 = never
+	passive             bool
+	consecutiveFailures int32
+	failureStatus       [600]bool // status -> is failure, for the statuses a proxy can see (100..599)
+	baseEjection        int64     // ns; multiplied by the times ejected
+	maxEjection         int64     // ns; the cap
+	maxEjectedPercent   int
+	panicThreshold      int // healthy percent below which every endpoint is used; 0 = never
 
-	br *config.Breaker // nil: no breakers
-	hc bool            // active checks feed this policy
+	breakerConfig *config.Breaker // nil: no breakers
+	activeChecks  bool            // active checks feed this policy
 
 	// clock is monotonic nanoseconds since base; time.Since on a monotonic base reads only
 	// the runtime's nanotime, which is the cheapest clock Go offers. Tests replace it.
 	base  time.Time
 	clock func() int64
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// created indexes the endpoints this policy made by key, so SetMembers finds its own
+	// state behind whatever Health values the pool hands back (wrappers included) without
+	// a type assertion. The pointers are weak because the pool alone decides how long an
+	// endpoint's state lives (it keeps removed ones a while); a strong index would keep
+	// every endpoint ever seen.
+	created map[string]weak.Pointer[health]
 	members []*health
 
-	panic        atomic.Bool
+	panicMode    atomic.Bool
 	panicRecheck atomic.Int64 // clock time when an ejection ends and panic may be over; 0 = none
 }
 
@@ -64,8 +58,12 @@ type policy struct {
 // non-nil, a circuit breaker per endpoint when br is non-nil. With both nil it returns nil,
 // which the pool reads as "every endpoint always available". Use NewRoutePolicy when the
 // route also has active health checks. m and log may be nil.
+//
+// Blocks pass through config.WithDefaults: one from config.Parse is used as it is, and one
+// built in code gets the built-in value of every field it leaves at zero, unless zero is a
+// setting there (panic_threshold: 0 means never).
 func NewPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, m *Metrics, log *slog.Logger) upstream.HealthPolicy {
-	return newPolicy(route, ph, br, nil, m, log)
+	return orNil(newPolicy(route, ph, br, nil, m, log))
 }
 
 // NewRoutePolicy is NewPolicy for a whole route policy: it also returns a policy (never nil)
@@ -79,10 +77,20 @@ func NewRoutePolicy(route string, pol *config.Policy, m *Metrics, log *slog.Logg
 	if hc != nil && hc.Enabled != nil && !*hc.Enabled {
 		hc = nil
 	}
-	return newPolicy(route, pol.PassiveHealth, pol.Breaker, hc, m, log)
+	return orNil(newPolicy(route, pol.PassiveHealth, pol.Breaker, hc, m, log))
 }
 
-func newPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, hc *config.HealthCheck, m *Metrics, log *slog.Logger) upstream.HealthPolicy {
+// orNil returns p as a HealthPolicy, nil when p is: a nil *policy in the interface would
+// read as a policy and be called.
+func orNil(p *policy) upstream.HealthPolicy {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// newPolicy builds the policy of NewPolicy and NewRoutePolicy; nil when every block is off.
+func newPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, hc *config.HealthCheck, m *Metrics, log *slog.Logger) *policy {
 	if ph != nil && ph.Enabled != nil && !*ph.Enabled {
 		ph = nil
 	}
@@ -95,65 +103,76 @@ func newPolicy(route string, ph *config.PassiveHealth, br *config.Breaker, hc *c
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if br != nil {
+		br = config.WithDefaults(br)
+	}
+	// With passive health off, the built-in passive_health block still supplies the panic
+	// threshold (active checks can mark endpoints down, and a misconfigured health path
+	// must not turn a working pool into 503s) and the statuses the breaker counts as
+	// failures: the breaker has no list of its own.
+	passive := config.WithDefaults(ph)
 	p := &policy{
-		route:   route,
-		m:       m,
-		log:     log.With("route", route),
-		br:      br,
-		hc:      hc != nil,
-		panicAt: defaultPanicThreshold,
-		base:    time.Now(),
+		route:               route,
+		metrics:             m,
+		log:                 log.With("route", route),
+		passive:             ph != nil,
+		consecutiveFailures: int32(passive.ConsecutiveFailures),
+		baseEjection:        int64(passive.EjectionTime),
+		// Validation keeps the cap at or above the base only when the file sets both.
+		maxEjection:       int64(max(passive.MaxEjectionTime, passive.EjectionTime)),
+		maxEjectedPercent: passive.MaxEjectedPercent,
+		panicThreshold:    passive.PanicThreshold,
+		breakerConfig:     br,
+		activeChecks:      hc != nil,
+		base:              time.Now(),
+		created:           make(map[string]weak.Pointer[health]),
 	}
 	p.clock = func() int64 { return int64(time.Since(p.base)) }
-	if ph != nil {
-		p.passive = true
-		p.consec = int32(cmpOr(ph.ConsecutiveFailures, defaultConsecutiveFailures))
-		p.ejectT = int64(cmpOr(ph.EjectionTime, defaultEjectionTime))
-		p.maxEjT = int64(max(cmpOr(ph.MaxEjectionTime, defaultMaxEjectionTime), time.Duration(p.ejectT)))
-		p.maxPct = ph.MaxEjectedPercent
-		p.panicAt = ph.PanicThreshold
-	}
-	// The breaker has no status list of its own: it shares passive health's, or Envoy's
-	// default when passive health is off.
-	statuses := defaultFailureStatuses
-	if ph != nil && len(ph.FailureStatuses) > 0 {
-		statuses = ph.FailureStatuses
-	}
-	for _, s := range statuses {
-		if s >= 0 && s < len(p.fails) {
-			p.fails[s] = true
+	for _, s := range passive.FailureStatuses {
+		if s >= 0 && s < len(p.failureStatus) {
+			p.failureStatus[s] = true
 		}
 	}
 	return p
 }
 
-func cmpOr[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // NewHealth creates the state of one endpoint; the pool calls it once per key and keeps it.
-func (p *policy) NewHealth(key string) upstream.Health {
+func (p *policy) NewHealth(key string) upstream.Health { return p.newHealth(key) }
+
+func (p *policy) newHealth(key string) *health {
 	h := &health{p: p, key: key}
-	if p.br != nil {
-		h.initBreaker(p.br)
+	if p.breakerConfig != nil {
+		h.initBreaker(p.breakerConfig)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.created[key] = weak.Make(h)
 	return h
 }
 
 // SetMembers records the pool's current members so max-ejected-percent and the panic
-// threshold count the right set. Health values not made by this package are ignored.
+// threshold count the right set. Members are matched to the endpoints this policy created
+// by key (upstream.ManagedHealth), so a wrapper around its Health values still counts;
+// anything else is ignored.
 func (p *policy) SetMembers(hs []upstream.Health) {
-	members := make([]*health, 0, len(hs))
-	for _, h := range hs {
-		if mh, ok := h.(*health); ok {
-			members = append(members, mh)
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	members := make([]*health, 0, len(hs))
+	for _, h := range hs {
+		mh, ok := h.(upstream.ManagedHealth)
+		if !ok {
+			continue
+		}
+		// hs holds the member, so its weak pointer cannot have been cleared.
+		if own := p.created[mh.Key()].Value(); own != nil {
+			members = append(members, own)
+		}
+	}
+	for k, w := range p.created {
+		if w.Value() == nil {
+			delete(p.created, k)
+		}
+	}
 	p.members = members
 	p.recomputePanicLocked(p.clock())
 }
@@ -164,7 +183,7 @@ func (p *policy) isFailure(o upstream.Outcome) bool {
 	if o.Err != upstream.ErrNone {
 		return true
 	}
-	return o.Status >= 0 && o.Status < len(p.fails) && p.fails[o.Status]
+	return o.Status >= 0 && o.Status < len(p.failureStatus) && p.failureStatus[o.Status]
 }
 
 // eject tries to eject h after its run of failures. Ejection time grows with the times
@@ -191,17 +210,17 @@ func (p *policy) eject(h *health) {
 			ejected++
 		}
 	}
-	if ejected > 1 && ejected*100 > p.maxPct*n {
+	if ejected > 1 && ejected*100 > p.maxEjectedPercent*n {
 		p.log.Debug("ejection refused by max_ejected_percent", "endpoint", h.key, "ejected", ejected-1, "members", n)
 		return
 	}
 	times := h.decayedTimes(now) + 1
-	d := min(p.ejectT*int64(times), p.maxEjT)
+	d := min(p.baseEjection*int64(times), p.maxEjection)
 	until := now + d
 	h.timesEjected.Store(times)
 	h.lastEjectionEnd.Store(until)
 	h.ejectedUntil.Store(until)
-	p.m.ejected(p.route)
+	p.metrics.ejected(p.route)
 	p.log.Warn("endpoint ejected", "endpoint", h.key, "for", time.Duration(d), "times_ejected", times)
 	p.recomputePanicLocked(now)
 }
@@ -258,7 +277,7 @@ func (p *policy) recomputePanicLocked(now int64) {
 			healthy++
 		}
 	}
-	inPanic := p.panicAt > 0 && n > 0 && healthy*100 < p.panicAt*n
+	inPanic := p.panicThreshold > 0 && n > 0 && healthy*100 < p.panicThreshold*n
 	earliest := earliestRefusal
 	if inPanic {
 		earliest = min(earliest, earliestEjection)
@@ -267,12 +286,12 @@ func (p *policy) recomputePanicLocked(now int64) {
 		earliest = 0
 	}
 	p.panicRecheck.Store(earliest)
-	was := p.panic.Swap(inPanic)
+	was := p.panicMode.Swap(inPanic)
 	switch {
 	case inPanic && !was:
-		p.m.panicEntered(p.route)
+		p.metrics.panicEntered(p.route)
 		p.log.Error("panic mode: too few healthy endpoints, using all of them",
-			"healthy", healthy, "members", n, "panic_threshold_percent", p.panicAt)
+			"healthy", healthy, "members", n, "panic_threshold_percent", p.panicThreshold)
 	case !inPanic && was:
 		p.log.Info("panic mode over", "healthy", healthy, "members", n)
 	}

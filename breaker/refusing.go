@@ -38,7 +38,7 @@ func (h *health) refused() {
 	h.refusedUntil.Store(now + int64(d))
 	if n == 1 {
 		h.p.log.Warn("endpoint refuses connections: set aside", "endpoint", h.key, "for", d)
-		h.p.m.refusing(h.p.route)
+		h.p.metrics.refusing(h.p.route)
 		h.p.membershipChanged()
 	}
 }
@@ -66,5 +66,5 @@ func (h *health) canServe(now int64) bool {
 	if h.refusing(now) {
 		return false
 	}
-	return h.cb == nil || gobreaker.State(h.bstate.Load()) != gobreaker.StateOpen
+	return h.circuit == nil || gobreaker.State(h.circuitState.Load()) != gobreaker.StateOpen
 }

@@ -46,7 +46,7 @@ func TestRefusingEndpointNeverUsedInPanic(t *testing.T) {
 	report(hs[0], 1, refusedDial)
 	report(hs[1], 1, bad503) // ejected
 	report(hs[2], 1, bad503) // ejected: no healthy member left, panic mode
-	if !p.panic.Load() {
+	if !p.panicMode.Load() {
 		t.Fatal("not in panic with every reachable member ejected")
 	}
 	if hs[0].Available() {
@@ -71,7 +71,7 @@ func TestRefusingEndpointNotCountedAsMember(t *testing.T) {
 	if failing.Available() {
 		t.Error("failing endpoint not ejected: the dead one counted against max_ejected_percent")
 	}
-	if p.panic.Load() {
+	if p.panicMode.Load() {
 		t.Error("panic mode entered: the dead one counted as an unhealthy member")
 	}
 	if !healthy.Available() || dead.Available() {

@@ -39,8 +39,8 @@ var (
 		Key:     RateLimitKeyRoute,
 		MaxKeys: 100000,
 		IdleTTL: 10 * time.Minute,
-		// Burst 0 stays "derive from rps" until the end of applyDefaults, so a route that
-		// raises rps gets a matching burst instead of the defaults' one.
+		// Burst 0 stays "derive from rps" (defaultBurst) until the end of applyDefaults, so
+		// a route that raises rps gets a matching burst instead of the defaults' one.
 	}
 	builtinHealthCheck = HealthCheck{
 		Interval:           10 * time.Second,
@@ -49,6 +49,79 @@ var (
 		UnhealthyThreshold: 3,
 	}
 )
+
+// DefaultLB is the balancer of a route that names none.
+const DefaultLB = LBRoundRobin
+
+// Block is a policy feature block, as WithDefaults takes them.
+type Block interface {
+	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck
+}
+
+// zeroIsSetting lists the block fields whose zero value is a setting of its own, by block
+// and key: Parse keeps an explicit zero there (validation accepts it), so WithDefaults must
+// too. Every other field's zero means "left out". Slices need no entry: nil is left out, an
+// empty list is a setting. defaults_test.go checks this list against validation.
+var zeroIsSetting = map[string]bool{
+	"retry.budget_percent":               true, // no budget: only min_retry_concurrency
+	"retry.min_retry_concurrency":        true,
+	"retry.max_body_bytes":               true, // no body is kept for a retry
+	"passive_health.max_ejected_percent": true, // one endpoint ejected at a time
+	"passive_health.panic_threshold":     true, // never
+	"breaker.min_requests":               true,
+	"breaker.interval":                   true, // counts never reset while closed
+}
+
+// WithDefaults returns a copy of b with the built-in default in every field b leaves at its
+// zero value, except fields whose zero is a setting (panic_threshold: 0 means never). It is
+// for blocks built in code, where zero is the only way to leave a field out, and for the
+// packages that take blocks: a block from Parse is complete and comes back equal, so they
+// may pass whatever they are given through it. A nil b gives the built-in block. Enabled is
+// copied as it is. The copy shares no slice with b or the built-ins.
+func WithDefaults[T Block](b *T) *T {
+	builtin, name := builtinBlock[T]()
+	if b == nil {
+		return cloneBlock(builtin)
+	}
+	out := cloneBlock(b)
+	ov := reflect.ValueOf(out).Elem()
+	bv := reflect.ValueOf(cloneBlock(builtin)).Elem()
+	fields, _ := fieldsOf(ov.Type())
+	for key, idx := range fields {
+		if f := ov.FieldByIndex(idx); key != "enabled" && f.IsZero() && !zeroIsSetting[name+"."+key] {
+			f.Set(bv.FieldByIndex(idx))
+		}
+	}
+	if rl, ok := any(out).(*RateLimit); ok && rl.Burst == 0 {
+		rl.Burst = defaultBurst(rl.RPS)
+	}
+	return out
+}
+
+// builtinBlock returns the built-in block of type T and the key it is written under.
+func builtinBlock[T Block]() (*T, string) {
+	var b any
+	var name string
+	switch any((*T)(nil)).(type) {
+	case *Retry:
+		b, name = &builtinRetry, "retry"
+	case *PassiveHealth:
+		b, name = &builtinPassiveHealth, "passive_health"
+	case *Breaker:
+		b, name = &builtinBreaker, "breaker"
+	case *RateLimit:
+		b, name = &builtinRateLimit, "rate_limit"
+	case *HealthCheck:
+		b, name = &builtinHealthCheck, "health_check"
+	}
+	return b.(*T), name
+}
+
+// defaultBurst is a rate limit's burst when none is written: one second's worth of
+// requests, at least one.
+func defaultBurst(rps float64) int {
+	return max(1, int(math.Min(math.Ceil(rps), math.MaxInt32)))
+}
 
 const (
 	defaultClientURL = "http://127.0.0.1:2379"
@@ -135,7 +208,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 	}
 
 	builtin := Policy{
-		LB:            LBRoundRobin,
+		LB:            DefaultLB,
 		Timeout:       30 * time.Second,
 		Retries:       ptr(1),
 		AccessLog:     ptr(c.Server.AccessLog),
@@ -174,7 +247,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 	}
 	for _, p := range append([]*Policy{&c.Defaults}, routePolicies(c)...) {
 		if rl := p.RateLimit; rl != nil && rl.Burst == 0 {
-			rl.Burst = max(1, int(math.Min(math.Ceil(rl.RPS), math.MaxInt32)))
+			rl.Burst = defaultBurst(rl.RPS)
 		}
 	}
 }

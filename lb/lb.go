@@ -22,11 +22,14 @@ import (
 )
 
 // New returns the builder for a route's `lb:` policy name: config.LBRoundRobin,
-// config.LBWeighted or config.LBLeastConn. The empty name means the default, round robin,
-// so a hand-built route without a policy still balances.
+// config.LBWeighted or config.LBLeastConn. The empty name means config.DefaultLB, so a
+// hand-built route without a policy still balances.
 func New(policy string) (upstream.PickerBuilder, error) {
+	if policy == "" {
+		policy = config.DefaultLB
+	}
 	switch policy {
-	case config.LBRoundRobin, "":
+	case config.LBRoundRobin:
 		return RoundRobin{}, nil
 	case config.LBWeighted:
 		return Weighted{}, nil

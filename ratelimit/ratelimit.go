@@ -23,10 +23,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 )
 
-// Defaults for fields a hand-built config leaves at zero (the loader normally fills them).
 const (
-	defaultMaxKeys = 100_000
-	defaultIdleTTL = 10 * time.Minute
 	// maxShards splits the per-key map so concurrent clients rarely wait on one mutex.
 	maxShards = 16
 	// sweepPerCall bounds the idle entries one Allow evicts, keeping its cost constant.
@@ -113,18 +110,23 @@ type entry struct {
 	last int64 // unix nanos of the last request, for idle eviction; guarded by the shard
 }
 
-// New returns the limiter for route, or nil (no limit) when cfg is nil or disabled. It validates cfg:
-// RPS must be a positive finite number, Burst not negative, Key one of route, client_ip or
-// header:NAME. m may be nil.
+// New returns the limiter for route, or nil (no limit) when cfg is nil or disabled. Fields
+// cfg leaves at zero take config's defaults (config.WithDefaults). It validates cfg: RPS
+// must be a positive finite number, Burst not negative, Key one of route, client_ip or
+// header:NAME, MaxKeys and IdleTTL not negative (zero takes the default). m may be nil.
 func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
 	if cfg == nil || (cfg.Enabled != nil && !*cfg.Enabled) {
 		return nil, nil
 	}
+	cfg = config.WithDefaults(cfg)
 	if !(cfg.RPS > 0) || math.IsInf(cfg.RPS, 0) {
 		return nil, fmt.Errorf("rate_limit.rps: %v is not a positive number", cfg.RPS)
 	}
 	if cfg.Burst < 0 {
 		return nil, fmt.Errorf("rate_limit.burst: %d is negative", cfg.Burst)
+	}
+	if cfg.IdleTTL < 0 {
+		return nil, fmt.Errorf("rate_limit.idle_ttl: %v is negative", cfg.IdleTTL)
 	}
 	l := &Limiter{
 		limit:   rate.Limit(cfg.RPS),
@@ -133,14 +135,8 @@ func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
 		seed:    maphash.MakeSeed(),
 		now:     time.Now,
 	}
-	if l.burst == 0 {
-		l.burst = max(1, int(math.Ceil(cfg.RPS)))
-	}
-	if l.idleTTL <= 0 {
-		l.idleTTL = int64(defaultIdleTTL)
-	}
 	switch k := cfg.Key; {
-	case k == "" || k == config.RateLimitKeyRoute:
+	case k == config.RateLimitKeyRoute:
 		l.kind = keyRoute
 	case k == config.RateLimitKeyClientIP:
 		l.kind = keyClientIP
@@ -165,9 +161,6 @@ func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
 }
 
 func (l *Limiter) initShards(maxKeys int) error {
-	if maxKeys <= 0 {
-		maxKeys = defaultMaxKeys
-	}
 	n := 1
 	for n < maxShards && maxKeys/(n*2) >= 1 {
 		n *= 2

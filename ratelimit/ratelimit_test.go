@@ -161,6 +161,8 @@ func TestNewValidates(t *testing.T) {
 		{RPS: 1, Key: "cookie:x"},
 		{RPS: 1, Key: "header:"},
 		{RPS: 1, Key: "header:a b"},
+		{RPS: 1, Key: "client_ip", MaxKeys: -1},
+		{RPS: 1, IdleTTL: -time.Second},
 	}
 	for _, cfg := range bad {
 		if _, err := New("r", &cfg, nil); err == nil {

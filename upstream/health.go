@@ -56,10 +56,60 @@ type Health interface {
 // HealthPolicy creates the Health of every endpoint of one pool and learns the pool's
 // membership, so pool-wide rules (max ejected percent, panic threshold) count the right set.
 type HealthPolicy interface {
+	// NewHealth creates the Health of the endpoint key. The pool calls it once per key and
+	// keeps the result across updates; it may implement ManagedHealth.
 	NewHealth(key string) Health
 	// SetMembers is called after every pool update with the current members' health, in
-	// snapshot order. It runs off the request path.
+	// snapshot order: values this policy's NewHealth returned, or wrappers around them. It
+	// runs off the request path.
 	SetMembers(hs []Health)
+}
+
+// ManagedHealth is a Health with a side off the request path: active health checks write
+// to it and the admin API reads it. It is a separate interface so that Health stays the
+// three request-path methods every implementation (and every test fake) must provide.
+//
+// A policy wrapper that wraps each Health (to trace or count reports, say) should embed
+// ManagedHealth rather than Health in its wrapper, so that active checks, the admin status
+// and the wrapped policy's membership (matched by Key) keep working through it.
+type ManagedHealth interface {
+	Health
+	// Key is the endpoint this Health tracks: the key its policy's NewHealth was given.
+	Key() string
+	// CheckResult counts one active health check of the endpoint. After unhealthyThreshold
+	// failed checks in a row the endpoint fails active checks (and is unavailable outside
+	// panic mode); after healthyThreshold passed ones it passes again. It reports whether
+	// the endpoint fails active checks now and whether this result changed that. Checks of
+	// one endpoint never overlap.
+	CheckResult(passed bool, healthyThreshold, unhealthyThreshold int) (failing, changed bool)
+	// Status describes the endpoint's health for the admin API.
+	Status() HealthStatus
+}
+
+// HealthStatus is one endpoint's resilience state as the admin API shows it.
+type HealthStatus struct {
+	Key string `json:"key"`
+	// State is healthy, ejected (by outlier detection, until EjectedUntil), unhealthy
+	// (failing active health checks) or refusing (refused a connection; set aside until
+	// RefusingUntil). Refusing wins, then ejected.
+	State string `json:"state"`
+	// Available is what the picker sees now: false while ejected, unhealthy (outside panic
+	// mode), breaker open, or half-open with every probe slot taken.
+	Available           bool       `json:"available"`
+	EjectedUntil        *time.Time `json:"ejected_until,omitempty"`
+	RefusingUntil       *time.Time `json:"refusing_until,omitempty"`
+	TimesEjected        int        `json:"times_ejected"` // after decay for time in service
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	TotalFailures       uint64     `json:"total_failures"`
+	// Breaker is closed, open or half-open; empty when breakers are off.
+	Breaker string `json:"breaker,omitempty"`
+	// RecentRequests and RecentFailures are the breaker's rolling window counts.
+	RecentRequests uint32 `json:"recent_requests"`
+	RecentFailures uint32 `json:"recent_failures"`
+	// ActiveCheck is passing or failing; empty when the route has no active checks.
+	ActiveCheck string `json:"active_check,omitempty"`
+	// Panic is true while the pool is in panic mode and ignores ejections and check results.
+	Panic bool `json:"panic"`
 }
 
 // Picker chooses an endpoint for a request from one immutable set of members. Pick runs on
