@@ -87,46 +87,6 @@ var errFailed = errors.New("upstream failure")
 func succeeded() (struct{}, error) { return struct{}{}, nil }
 func failed() (struct{}, error)    { return struct{}{}, errFailed }
 
-// initBreaker sets up the endpoint's circuit breaker from br, which newPolicy completed.
-func (h *health) initBreaker(br *config.Breaker) {
-	h.maxProbes = int32(br.HalfOpenRequests)
-	h.openTimeout = int64(br.OpenTimeout)
-	minRequests, ratio := br.MinRequests, br.FailureRatio
-	h.circuit = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        h.key,
-		MaxRequests: br.HalfOpenRequests,
-		Interval:    br.Interval,
-		// Ten buckets make the window roll instead of resetting all at once, so a burst of
-		// failures just before a fixed-window reset is not forgotten.
-		BucketPeriod: br.Interval / 10,
-		Timeout:      br.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= minRequests && float64(c.TotalFailures) >= ratio*float64(c.Requests)
-		},
-		OnStateChange: h.onBreakerChange,
-	})
-}
-
-// onBreakerChange runs under gobreaker's mutex. Fields are written before circuitState so a
-// reader that sees the new state also sees its deadline and empty probe slots.
-func (h *health) onBreakerChange(_ string, from, to gobreaker.State) {
-	now := h.p.clock()
-	switch to {
-	case gobreaker.StateOpen:
-		h.openUntil.Store(now + h.openTimeout)
-	case gobreaker.StateHalfOpen:
-		h.probes.Store(0)
-	}
-	h.generationStart.Store(now)
-	h.circuitState.Store(int32(to))
-	h.p.metrics.breakerChanged(h.p.route, to)
-	lvl := h.p.log.Info
-	if to == gobreaker.StateOpen {
-		lvl = h.p.log.Warn
-	}
-	lvl("circuit breaker state change", "endpoint", h.key, "from", from.String(), "to", to.String())
-}
-
 // Available reports whether the endpoint may take traffic now, without side effects.
 func (h *health) Available() bool {
 	if h.refusedUntil.Load() != 0 && h.refusing(h.p.clock()) {
@@ -298,4 +258,44 @@ func (h *health) decayedTimes(now int64) int32 {
 	}
 	forgiven := (now - last) / h.p.baseEjection
 	return times - int32(min(int64(times), forgiven))
+}
+
+// initBreaker sets up the endpoint's circuit breaker from br, which newPolicy completed.
+func (h *health) initBreaker(br *config.Breaker) {
+	h.maxProbes = int32(br.HalfOpenRequests)
+	h.openTimeout = int64(br.OpenTimeout)
+	minRequests, ratio := br.MinRequests, br.FailureRatio
+	h.circuit = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        h.key,
+		MaxRequests: br.HalfOpenRequests,
+		Interval:    br.Interval,
+		// Ten buckets make the window roll instead of resetting all at once, so a burst of
+		// failures just before a fixed-window reset is not forgotten.
+		BucketPeriod: br.Interval / 10,
+		Timeout:      br.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.Requests >= minRequests && float64(c.TotalFailures) >= ratio*float64(c.Requests)
+		},
+		OnStateChange: h.onBreakerChange,
+	})
+}
+
+// onBreakerChange runs under gobreaker's mutex. Fields are written before circuitState so a
+// reader that sees the new state also sees its deadline and empty probe slots.
+func (h *health) onBreakerChange(_ string, from, to gobreaker.State) {
+	now := h.p.clock()
+	switch to {
+	case gobreaker.StateOpen:
+		h.openUntil.Store(now + h.openTimeout)
+	case gobreaker.StateHalfOpen:
+		h.probes.Store(0)
+	}
+	h.generationStart.Store(now)
+	h.circuitState.Store(int32(to))
+	h.p.metrics.breakerChanged(h.p.route, to)
+	lvl := h.p.log.Info
+	if to == gobreaker.StateOpen {
+		lvl = h.p.log.Warn
+	}
+	lvl("circuit breaker state change", "endpoint", h.key, "from", from.String(), "to", to.String())
 }

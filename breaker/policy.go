@@ -41,17 +41,19 @@ type policy struct {
 	base  time.Time
 	clock func() int64
 
-	mu sync.Mutex
-	// created indexes the endpoints this policy made by key, so SetMembers finds its own
-	// state behind whatever Health values the pool hands back (wrappers included) without
-	// a type assertion. The pointers are weak because the pool alone decides how long an
-	// endpoint's state lives (it keeps removed ones a while); a strong index would keep
-	// every endpoint ever seen.
-	created map[string]weak.Pointer[health]
+	mu      sync.Mutex
 	members []*health
 
 	panicMode    atomic.Bool
 	panicRecheck atomic.Int64 // clock time when an ejection ends and panic may be over; 0 = none
+
+	// created indexes the endpoints this policy made by key, so SetMembers finds its own
+	// state behind whatever Health values the pool hands back (wrappers included) without
+	// a type assertion. The pointers are weak because the pool alone decides how long an
+	// endpoint's state lives (it keeps removed ones a while); a strong index would keep
+	// every endpoint ever seen. Guarded by mu; kept after the fields the request path
+	// reads so that it leaves their layout as it was.
+	created map[string]weak.Pointer[health]
 }
 
 // NewPolicy returns the health policy of one route's pool: outlier detection when ph is
