@@ -123,15 +123,34 @@ func defaultBurst(rps float64) int {
 	return max(1, int(math.Min(math.Ceil(rps), math.MaxInt32)))
 }
 
+// Defaults of the discovery and transport sections. They are exported so that the packages
+// that also run outside a loaded config (a discoverer or client built in code) fill the same
+// values: each is written here only.
 const (
-	defaultClientURL = "http://127.0.0.1:2379"
-	defaultPeerURL   = "http://127.0.0.1:2380"
+	DefaultEmbeddedClientURL = "http://127.0.0.1:2379"
+	DefaultEmbeddedPeerURL   = "http://127.0.0.1:2380"
+
+	DefaultEtcdEndpoint    = "127.0.0.1:2379"
+	DefaultEtcdPrefix      = "/services/"
+	DefaultEtcdDialTimeout = 5 * time.Second
+	DefaultEtcdDebounce    = 5 * time.Millisecond
+
+	DefaultConsulAddress  = "127.0.0.1:8500"
+	DefaultConsulWaitTime = 5 * time.Minute
+
+	DefaultZooKeeperServer         = "127.0.0.1:2181"
+	DefaultZooKeeperRoot           = "/services"
+	DefaultZooKeeperSessionTimeout = 10 * time.Second
+
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultIdleConnTimeout     = 90 * time.Second
+	DefaultMaxIdleConnsPerHost = 1024
 )
 
 // EmbeddedDefault is the embedded etcd server used when routes.yaml has no `discovery:`
 // section: client on 127.0.0.1:2379, peer on 127.0.0.1:2380, data in DefaultDataDir().
 func EmbeddedDefault() *Embedded {
-	return &Embedded{ClientURL: defaultClientURL, PeerURL: defaultPeerURL, DataDir: DefaultDataDir()}
+	return &Embedded{ClientURL: DefaultEmbeddedClientURL, PeerURL: DefaultEmbeddedPeerURL, DataDir: DefaultDataDir()}
 }
 
 // DefaultDataDir is where the embedded etcd keeps its data unless data_dir says otherwise:
@@ -168,18 +187,18 @@ func applyDefaults(c *Config, set func(string) bool) {
 	orDefault(set, "server.min_body_rate", &c.Server.MinBodyRate, 256)
 	orDefault(set, "server.body_rate_grace", &c.Server.BodyRateGrace, 10*time.Second)
 	orDefault(set, "server.shutdown_grace", &c.Server.ShutdownGrace, 30*time.Second)
-	orDefault(set, "transport.dial_timeout", &c.Transport.DialTimeout, 5*time.Second)
-	orDefault(set, "transport.idle_conn_timeout", &c.Transport.IdleConnTimeout, 90*time.Second)
-	orDefault(set, "transport.max_idle_conns_per_host", &c.Transport.MaxIdleConnsPerHost, 1024)
+	orDefault(set, "transport.dial_timeout", &c.Transport.DialTimeout, DefaultDialTimeout)
+	orDefault(set, "transport.idle_conn_timeout", &c.Transport.IdleConnTimeout, DefaultIdleConnTimeout)
+	orDefault(set, "transport.max_idle_conns_per_host", &c.Transport.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
 
 	if c.Discovery == nil {
 		c.Discovery = &Discovery{Embedded: &Embedded{}}
 	}
 	d := c.Discovery
-	etcdEndpoint := "127.0.0.1:2379"
+	etcdEndpoint := DefaultEtcdEndpoint
 	if e := d.Embedded; e != nil {
-		orDefault(set, "discovery.embedded.client_url", &e.ClientURL, defaultClientURL)
-		orDefault(set, "discovery.embedded.peer_url", &e.PeerURL, defaultPeerURL)
+		orDefault(set, "discovery.embedded.client_url", &e.ClientURL, DefaultEmbeddedClientURL)
+		orDefault(set, "discovery.embedded.peer_url", &e.PeerURL, DefaultEmbeddedPeerURL)
 		orDefault(set, "discovery.embedded.data_dir", &e.DataDir, DefaultDataDir())
 		// The etcd discoverer reads the embedded server unless told otherwise.
 		if u, err := url.Parse(e.ClientURL); err == nil {
@@ -191,20 +210,20 @@ func applyDefaults(c *Config, set func(string) bool) {
 	}
 	if e := d.Etcd; e != nil {
 		orDefault(set, "discovery.etcd.endpoints", &e.Endpoints, []string{etcdEndpoint})
-		orDefault(set, "discovery.etcd.prefix", &e.Prefix, "/services/")
-		orDefault(set, "discovery.etcd.dial_timeout", &e.DialTimeout, 5*time.Second)
-		orDefault(set, "discovery.etcd.debounce", &e.Debounce, 5*time.Millisecond)
+		orDefault(set, "discovery.etcd.prefix", &e.Prefix, DefaultEtcdPrefix)
+		orDefault(set, "discovery.etcd.dial_timeout", &e.DialTimeout, DefaultEtcdDialTimeout)
+		orDefault(set, "discovery.etcd.debounce", &e.Debounce, DefaultEtcdDebounce)
 	}
 	if cs := d.Consul; cs != nil {
-		orDefault(set, "discovery.consul.address", &cs.Address, "127.0.0.1:8500")
+		orDefault(set, "discovery.consul.address", &cs.Address, DefaultConsulAddress)
 		orDefault(set, "discovery.consul.scheme", &cs.Scheme, "http")
 		orDefault(set, "discovery.consul.token", &cs.Token, os.Getenv("CONSUL_HTTP_TOKEN"))
-		orDefault(set, "discovery.consul.wait_time", &cs.WaitTime, 5*time.Minute)
+		orDefault(set, "discovery.consul.wait_time", &cs.WaitTime, DefaultConsulWaitTime)
 	}
 	if z := d.ZooKeeper; z != nil {
-		orDefault(set, "discovery.zookeeper.servers", &z.Servers, []string{"127.0.0.1:2181"})
-		orDefault(set, "discovery.zookeeper.root", &z.Root, "/services")
-		orDefault(set, "discovery.zookeeper.session_timeout", &z.SessionTimeout, 10*time.Second)
+		orDefault(set, "discovery.zookeeper.servers", &z.Servers, []string{DefaultZooKeeperServer})
+		orDefault(set, "discovery.zookeeper.root", &z.Root, DefaultZooKeeperRoot)
+		orDefault(set, "discovery.zookeeper.session_timeout", &z.SessionTimeout, DefaultZooKeeperSessionTimeout)
 	}
 
 	builtin := Policy{

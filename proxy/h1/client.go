@@ -28,14 +28,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"golang.org/x/net/http/httpguts"
 )
 
-// Defaults applied by New for zero Options fields.
+// Defaults applied by New for zero Options fields: the gateway's transport defaults, so a
+// client built in code behaves as one built from a config that leaves them out.
 const (
-	DefaultDialTimeout            = 10 * time.Second
-	DefaultIdleConnTimeout        = 90 * time.Second
-	DefaultMaxIdleConnsPerHost    = 64
+	DefaultDialTimeout            = config.DefaultDialTimeout
+	DefaultIdleConnTimeout        = config.DefaultIdleConnTimeout
+	DefaultMaxIdleConnsPerHost    = config.DefaultMaxIdleConnsPerHost
 	DefaultMaxResponseHeaderBytes = 64 << 10    // near Envoy's 60 KiB; real heads are a few KiB
 	expectContinueTimeout         = time.Second // as http.DefaultTransport
 	max1xxResponses               = 8

@@ -19,7 +19,7 @@ import (
 const (
 	// DefaultWaitTime is how long one blocking query may wait for a change. Consul caps it at
 	// 10 minutes and adds up to WaitTime/16 of jitter itself.
-	DefaultWaitTime = 5 * time.Minute
+	DefaultWaitTime = config.DefaultConsulWaitTime
 	// MaxWaitTime is Consul's own upper bound on a blocking query's wait.
 	MaxWaitTime = 10 * time.Minute
 	// DefaultMinInterval spaces successive queries that return at once, so a service that
@@ -49,7 +49,7 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 	ac := api.DefaultConfig()
 	ac.Address = cfg.Address
 	if ac.Address == "" {
-		ac.Address = "127.0.0.1:8500"
+		ac.Address = config.DefaultConsulAddress
 	}
 	if cfg.Scheme != "" {
 		ac.Scheme = cfg.Scheme

@@ -2,12 +2,10 @@ package etcd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -19,8 +17,8 @@ import (
 
 // Embedded-server defaults.
 const (
-	DefaultClientURL = "http://127.0.0.1:2379"
-	DefaultPeerURL   = "http://127.0.0.1:2380"
+	DefaultClientURL = config.DefaultEmbeddedClientURL
+	DefaultPeerURL   = config.DefaultEmbeddedPeerURL
 	// embeddedReadyTimeout bounds the wait for the server to serve; a healthy single member
 	// is ready in well under a second, so a longer wait means something is wrong (a port in
 	// use by another etcd, a data dir of another cluster).
@@ -58,9 +56,7 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 	}
 	dir := cfg.DataDir
 	if dir == "" {
-		if dir, err = defaultDataDir(); err != nil {
-			return nil, err
-		}
+		dir = config.DefaultDataDir()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
@@ -153,19 +149,6 @@ func parseURL(s, def string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q: want http://host:port", s)
 	}
 	return u, nil
-}
-
-// defaultDataDir is $XDG_STATE_HOME/switchyard/etcd, else ~/.local/state/switchyard/etcd:
-// state, not config or cache, since losing it drops every registration.
-func defaultDataDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "switchyard", "etcd"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", errors.New("embedded etcd: no data_dir given and no home directory")
-	}
-	return filepath.Join(home, ".local", "state", "switchyard", "etcd"), nil
 }
 
 // warnLogger passes etcd's own warnings and errors to stderr and drops its chatty info

@@ -28,9 +28,9 @@ import (
 
 // Defaults used when Options or config.Etcd leave a field zero.
 const (
-	DefaultPrefix      = "/services/"
-	DefaultDebounce    = 5 * time.Millisecond
-	DefaultDialTimeout = 5 * time.Second
+	DefaultPrefix      = config.DefaultEtcdPrefix
+	DefaultDebounce    = config.DefaultEtcdDebounce
+	DefaultDialTimeout = config.DefaultEtcdDialTimeout
 
 	// listTimeout bounds one Get of a service prefix; a slow answer is retried after backoff.
 	listTimeout = 5 * time.Second
@@ -50,7 +50,7 @@ func NewClient(cfg *config.Etcd) (*clientv3.Client, error) {
 	}
 	eps := cfg.Endpoints
 	if len(eps) == 0 {
-		eps = []string{"127.0.0.1:2379"}
+		eps = []string{config.DefaultEtcdEndpoint}
 	}
 	dial := cfg.DialTimeout
 	if dial <= 0 {

@@ -24,9 +24,9 @@ const Registry = "zookeeper"
 
 // Defaults for fields a config leaves empty (the config loader fills the same ones).
 const (
-	DefaultServer         = "127.0.0.1:2181"
-	DefaultRoot           = "/services"
-	DefaultSessionTimeout = 10 * time.Second
+	DefaultServer         = config.DefaultZooKeeperServer
+	DefaultRoot           = config.DefaultZooKeeperRoot
+	DefaultSessionTimeout = config.DefaultZooKeeperSessionTimeout
 )
 
 const (
