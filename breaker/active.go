@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -25,9 +24,9 @@ const maxDrainBytes = 64 << 10
 
 // ActiveChecker probes every endpoint of one pool on an interval and marks endpoints
 // unhealthy after UnhealthyThreshold failures in a row, healthy again after
-// HealthyThreshold successes. Results go to each endpoint's upstream.ManagedHealth, the
+// HealthyThreshold successes. Results go to each endpoint's upstream.Health (CheckResult), the
 // same state passive health uses when the pool's policy comes from this package (see
-// NewRoutePolicy); wrappers that embed ManagedHealth pass them on.
+// NewRoutePolicy); a wrapping policy's Health values pass them on.
 // Endpoints start healthy: a gateway that starts (or reloads) must not answer 503 until a
 // first round of checks has passed.
 type ActiveChecker struct {
@@ -43,7 +42,6 @@ type ActiveChecker struct {
 	log                *slog.Logger
 	metrics            *Metrics
 	route              string
-	warned             atomic.Bool
 }
 
 // NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults.
@@ -135,12 +133,9 @@ func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
 	if !passed {
 		c.metrics.checkFailed(c.route)
 	}
-	h, ok := m.State.Health().(upstream.ManagedHealth)
-	if !ok {
-		if c.warned.CompareAndSwap(false, true) {
-			c.log.Warn("active health check results are dropped: the pool's endpoint health does not implement upstream.ManagedHealth (use breaker.NewRoutePolicy)")
-		}
-		return
+	h := m.State.Health()
+	if h == nil {
+		return // no policy: NewRoutePolicy always makes one when checks are on
 	}
 	switch failing, changed := h.CheckResult(passed, c.healthyThreshold, c.unhealthyThreshold); {
 	case changed && failing:
@@ -174,7 +169,7 @@ func (c *ActiveChecker) passing(status int) bool {
 	return slices.Contains(c.expectStatus, status)
 }
 
-// CheckResult implements upstream.ManagedHealth. Only the checker writes these fields, one
+// CheckResult implements upstream.Health. Only the checker writes these fields, one
 // probe per endpoint at a time; a flip re-evaluates the pool's panic mode.
 func (h *health) CheckResult(passed bool, healthyThreshold, unhealthyThreshold int) (failing, changed bool) {
 	wasFailing := h.activeDown.Load()

@@ -11,7 +11,7 @@ import (
 
 // forwardingPolicy is a HealthPolicy of another kind than this package's, wrapping every
 // Health the way a tracing or metrics layer would: its Health counts reports and forwards
-// everything else by embedding upstream.ManagedHealth. SetMembers is forwarded as it is, so
+// everything else by embedding upstream.Health. SetMembers is forwarded as it is, so
 // the wrapped policy is handed the wrappers, not its own values.
 type forwardingPolicy struct {
 	upstream.HealthPolicy
@@ -19,21 +19,17 @@ type forwardingPolicy struct {
 }
 
 func (p *forwardingPolicy) NewHealth(key string) upstream.Health {
-	inner, ok := p.HealthPolicy.NewHealth(key).(upstream.ManagedHealth)
-	if !ok {
-		panic("breaker's Health does not implement upstream.ManagedHealth")
-	}
-	return &forwardingHealth{ManagedHealth: inner, reports: &p.reports}
+	return &forwardingHealth{Health: p.HealthPolicy.NewHealth(key), reports: &p.reports}
 }
 
 type forwardingHealth struct {
-	upstream.ManagedHealth
+	upstream.Health
 	reports *atomic.Int64
 }
 
 func (h *forwardingHealth) Report(o upstream.Outcome) {
 	h.reports.Add(1)
-	h.ManagedHealth.Report(o)
+	h.Health.Report(o)
 }
 
 // Active checks, the admin status and the pool-wide rules (panic mode needs the members)

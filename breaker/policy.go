@@ -1,7 +1,7 @@
 // Package breaker is the gateway's per-endpoint resilience layer: passive health (Envoy-style
 // outlier detection on real traffic), a circuit breaker per endpoint (sony/gobreaker) and
-// optional active health checks. It implements upstream.HealthPolicy and
-// upstream.ManagedHealth; the pool keeps each endpoint's Health across snapshot updates, so
+// optional active health checks. It implements upstream.HealthPolicy and upstream.Health; the
+// pool keeps each endpoint's Health across snapshot updates, so
 // ejections and breaker state survive a registry re-announcing the endpoint.
 package breaker
 
@@ -154,19 +154,17 @@ func (p *policy) newHealth(key string) *health {
 
 // SetMembers records the pool's current members so max-ejected-percent and the panic
 // threshold count the right set. Members are matched to the endpoints this policy created
-// by key (upstream.ManagedHealth), so a wrapper around its Health values still counts;
-// anything else is ignored.
+// by key, so a wrapper around its Health values still counts; anything else is ignored.
 func (p *policy) SetMembers(hs []upstream.Health) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	members := make([]*health, 0, len(hs))
 	for _, h := range hs {
-		mh, ok := h.(upstream.ManagedHealth)
-		if !ok {
+		if h == nil {
 			continue
 		}
 		// hs holds the member, so its weak pointer cannot have been cleared.
-		if own := p.created[mh.Key()].Value(); own != nil {
+		if own := p.created[h.Key()].Value(); own != nil {
 			members = append(members, own)
 		}
 	}

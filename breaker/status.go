@@ -17,23 +17,22 @@ const (
 )
 
 // Status is one endpoint's resilience state for the admin API. It is defined in upstream,
-// beside upstream.ManagedHealth, so that wrapped Health values report it too.
+// where upstream.Health returns it, so that wrapped Health values report it too.
 type Status = upstream.HealthStatus
 
-// StatusOf returns the status of h, or false when h does not implement
-// upstream.ManagedHealth (or is nil, as it is for pools without a health policy).
+// StatusOf returns the status of h, or false when h is nil (as it is for pools without a
+// health policy).
 func StatusOf(h upstream.Health) (Status, bool) {
-	mh, ok := h.(upstream.ManagedHealth)
-	if !ok {
+	if h == nil {
 		return Status{}, false
 	}
-	return mh.Status(), true
+	return h.Status(), true
 }
 
-// Key implements upstream.ManagedHealth.
+// Key implements upstream.Health.
 func (h *health) Key() string { return h.key }
 
-// Status implements upstream.ManagedHealth.
+// Status implements upstream.Health.
 func (h *health) Status() Status {
 	p := h.p
 	var br gobreaker.State

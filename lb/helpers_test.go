@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -34,6 +35,7 @@ var variants = append(policies[:len(policies):len(policies)], struct {
 
 // fakeHealth is a scripted upstream.Health: pure picker logic needs no real breaker.
 type fakeHealth struct {
+	testkit.HealthStub
 	down    atomic.Bool // Available reports false
 	refuse  atomic.Bool // Admit reports false
 	admits  atomic.Int64
@@ -64,7 +66,7 @@ func (p *fakePolicy) NewHealth(key string) upstream.Health {
 	if p.hs == nil {
 		p.hs = make(map[string]*fakeHealth)
 	}
-	h := &fakeHealth{}
+	h := &fakeHealth{HealthStub: testkit.HealthStub{EndpointKey: key}}
 	p.hs[key] = h
 	return h
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/upstream"
 	"go.uber.org/goleak"
@@ -18,6 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // recordingHealth is a pure-logic fake that records outcomes (always available).
 type recordingHealth struct {
+	testkit.HealthStub
 	mu       sync.Mutex
 	outcomes []upstream.Outcome
 }
@@ -44,7 +46,7 @@ type recordingPolicy struct {
 func (p *recordingPolicy) NewHealth(key string) upstream.Health {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	h := &recordingHealth{}
+	h := &recordingHealth{HealthStub: testkit.HealthStub{EndpointKey: key}}
 	p.hs[key] = h
 	return h
 }

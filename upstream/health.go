@@ -40,8 +40,12 @@ type Outcome struct {
 }
 
 // Health is the resilience layer's view of one endpoint (outlier detection, circuit breaker).
-// Implementations must be lock-free on Available and cheap on Admit and Report: all three run
-// on the request path.
+// Implementations must be lock-free on Available and cheap on Admit and Report: those three
+// run on the request path. The others run off it: active health checks write through
+// CheckResult and the admin API reads Status. They are one interface on purpose, so a policy
+// that wraps or replaces another's Health values (to trace or count reports, say) must
+// forward them, or fail to compile, instead of silently turning active checks, the admin
+// status or pool membership off.
 type Health interface {
 	// Available reports, without side effects, whether the endpoint may take traffic now.
 	Available() bool
@@ -51,29 +55,7 @@ type Health interface {
 	Admit() bool
 	// Report records the outcome of an admitted request.
 	Report(Outcome)
-}
 
-// HealthPolicy creates the Health of every endpoint of one pool and learns the pool's
-// membership, so pool-wide rules (max ejected percent, panic threshold) count the right set.
-type HealthPolicy interface {
-	// NewHealth creates the Health of the endpoint key. The pool calls it once per key and
-	// keeps the result across updates; it may implement ManagedHealth.
-	NewHealth(key string) Health
-	// SetMembers is called after every pool update with the current members' health, in
-	// snapshot order: values this policy's NewHealth returned, or wrappers around them. It
-	// runs off the request path.
-	SetMembers(hs []Health)
-}
-
-// ManagedHealth is a Health with a side off the request path: active health checks write
-// to it and the admin API reads it. It is a separate interface so that Health stays the
-// three request-path methods every implementation (and every test fake) must provide.
-//
-// A policy wrapper that wraps each Health (to trace or count reports, say) should embed
-// ManagedHealth rather than Health in its wrapper, so that active checks, the admin status
-// and the wrapped policy's membership (matched by Key) keep working through it.
-type ManagedHealth interface {
-	Health
 	// Key is the endpoint this Health tracks: the key its policy's NewHealth was given.
 	Key() string
 	// CheckResult counts one active health check of the endpoint. After unhealthyThreshold
@@ -84,6 +66,18 @@ type ManagedHealth interface {
 	CheckResult(passed bool, healthyThreshold, unhealthyThreshold int) (failing, changed bool)
 	// Status describes the endpoint's health for the admin API.
 	Status() HealthStatus
+}
+
+// HealthPolicy creates the Health of every endpoint of one pool and learns the pool's
+// membership, so pool-wide rules (max ejected percent, panic threshold) count the right set.
+type HealthPolicy interface {
+	// NewHealth creates the Health of the endpoint key. The pool calls it once per key and
+	// keeps the result across updates.
+	NewHealth(key string) Health
+	// SetMembers is called after every pool update with the current members' health, in
+	// snapshot order: values this policy's NewHealth returned, or wrappers around them. It
+	// runs off the request path.
+	SetMembers(hs []Health)
 }
 
 // HealthStatus is one endpoint's resilience state as the admin API shows it.

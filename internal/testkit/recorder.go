@@ -185,3 +185,17 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// HealthStub gives a test fake of upstream.Health the methods that run off the request path
+// (Key, CheckResult, Status), so the fake scripts only Available, Admit and Report: embed it.
+// EndpointKey is what Key returns.
+type HealthStub struct{ EndpointKey string }
+
+// Key implements upstream.Health.
+func (s HealthStub) Key() string { return s.EndpointKey }
+
+// CheckResult implements upstream.Health: active checks never fail a stub.
+func (HealthStub) CheckResult(bool, int, int) (failing, changed bool) { return false, false }
+
+// Status implements upstream.Health.
+func (HealthStub) Status() upstream.HealthStatus { return upstream.HealthStatus{} }
