@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-go build -o "$tmp/gateway" ./cmd/gateway
+go build -o "$tmp/switchyard" ./cmd/switchyard
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/httputilproxy" ./bench/httputilproxy
 
@@ -139,9 +139,9 @@ if command -v caddy >/dev/null; then
 fi
 taskset -c 0 "$tmp/httputilproxy" -listen 127.0.0.1:9102 -upstream http://127.0.0.1:9101 & pids+=($!)
 results+=("$(measure httputil "${pids[-1]}" http://127.0.0.1:9102/)")
-taskset -c 0 "$tmp/gateway" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
+taskset -c 0 "$tmp/switchyard" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
 results+=("$(measure switchyard "${pids[-1]}" http://127.0.0.1:9103/)")
-taskset -c 0 "$tmp/gateway" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
+taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
 results+=("$(measure switchyard-full "${pids[-1]}" http://127.0.0.1:9108/)")
 
 printf '%s\n' "${results[@]}"

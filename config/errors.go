@@ -40,7 +40,7 @@ func (e *FieldError) Error() string {
 }
 
 // Errors is every problem found in one file, sorted by line, so one run of the gateway (or
-// `gateway validate`) shows them all instead of one per edit-and-retry cycle.
+// `switchyard validate`) shows them all instead of one per edit-and-retry cycle.
 type Errors []*FieldError
 
 // Error prints one error per line.

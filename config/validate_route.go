@@ -14,7 +14,7 @@ import (
 // tried yet, and the proxy remembers at most upstream.MaxExcluded tried endpoints per
 // request, so one try plus seven retries fill it. The value is written here rather than
 // imported so that config depends on no other package of the module; a test in
-// cmd/gateway keeps the two in step.
+// cmd/switchyard keeps the two in step.
 const MaxRetries = 7
 
 var (

@@ -1,7 +1,7 @@
 // Package conformance is a raw-socket conformance suite for the real gateway binary
 // (issue #11). It holds no library code: everything lives in its tests.
 //
-// TestMain builds cmd/gateway once; each test writes its own routes.yaml, starts the binary
+// TestMain builds cmd/switchyard once; each test writes its own routes.yaml, starts the binary
 // on free loopback ports (with its own embedded etcd, so tests run in parallel), and talks to
 // it with hand-written request bytes over plain TCP. Backends are raw TCP listeners written in
 // the tests, so a test can send the gateway exactly the bytes it wants: unsolicited responses,

@@ -46,7 +46,7 @@ func fetch(c *http.Client, url, host string) (*http.Response, string, error) {
 // (h2c) beside HTTP/1.1 on the same port. A request over h2c reaches the HTTP/1.1 upstream
 // with its path, Host and the gateway's X-Forwarded-* fields; a body larger than the initial
 // flow-control window arrives intact; several streams run at once on one connection; an
-// unknown route gets the gateway's own 404. (TLS with ALPN h2 is cmd/gateway's
+// unknown route gets the gateway's own 404. (TLS with ALPN h2 is cmd/switchyard's
 // TestTLSListenerServesHTTP2.)
 func TestH2CPublicListener(t *testing.T) {
 	t.Parallel()

@@ -30,7 +30,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	gatewayBin = filepath.Join(dir, "gateway")
+	gatewayBin = filepath.Join(dir, "switchyard")
 	if err := buildGateway(gatewayBin); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance: building the gateway:", err)
 		return 1
@@ -47,7 +47,7 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// buildGateway compiles ./cmd/gateway from the module root into out. It is built without the
+// buildGateway compiles ./cmd/switchyard from the module root into out. It is built without the
 // race detector even when the tests run with it: TestQuadraticConnection measures the
 // process's CPU time, and a race build would spend several times more on the same work.
 func buildGateway(out string) error {
@@ -61,7 +61,7 @@ func buildGateway(out string) error {
 	if mod == "" || mod == os.DevNull {
 		return errors.New("not inside the switchyard module")
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/gateway")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/switchyard")
 	cmd.Dir = filepath.Dir(mod)
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%w\n%s", err, output)

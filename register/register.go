@@ -1,6 +1,6 @@
 // Package register lets a service register itself in the registry the gateway watches (etcd,
 // Consul or ZooKeeper), keep the registration alive, and remove it on exit. The gateway's
-// request path never imports it; `gateway register` wraps it as a sidecar.
+// request path never imports it; `switchyard register` wraps it as a sidecar.
 //
 // This package holds what every registry shares and imports only the standard library. The
 // registries live in their own packages, so a service links only the client of the registry

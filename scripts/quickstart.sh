@@ -17,10 +17,10 @@ stop() {
 trap stop EXIT INT TERM
 
 echo "quickstart: building gateway and examples/echo..." >&2
-go build -o "$bin/gateway" ./cmd/gateway
+go build -o "$bin/switchyard" ./cmd/switchyard
 go build -o "$bin/echo" ./examples/echo
 
-"$bin/gateway" -config routes.yaml & pids+=($!)
+"$bin/switchyard" -config routes.yaml & pids+=($!)
 for _ in $(seq 1 150); do
   curl -fs -o /dev/null localhost:9901/readyz && break
   kill -0 "${pids[0]}" 2>/dev/null || { echo "quickstart: the gateway exited" >&2; exit 1; }

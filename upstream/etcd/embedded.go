@@ -110,7 +110,7 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 		"register_with", fmt.Sprintf(`L=$(etcdctl --endpoints=%[1]s lease grant 10 | cut -d' ' -f2) && `+
 			`etcdctl --endpoints=%[1]s put --lease=$L %[2]susers/127.0.0.1:9001 '{"address":"127.0.0.1","port":9001}' && `+
 			`etcdctl --endpoints=%[1]s lease keep-alive $L`, curl.Host, DefaultPrefix),
-		"or", "gateway register -registry etcd://"+curl.Host+" -service users -addr 127.0.0.1:9001")
+		"or", "switchyard register -registry etcd://"+curl.Host+" -service users -addr 127.0.0.1:9001")
 	return em, nil
 }
 

@@ -31,7 +31,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startGateway runs `gateway -config F` on a file of listen and admin addresses of its own
+// startGateway runs `switchyard -config F` on a file of listen and admin addresses of its own
 // followed by rest, until the test ends (then it must exit 0), and waits for readiness.
 func startGateway(t *testing.T, rest string) (listen, admin string) {
 	t.Helper()
@@ -81,7 +81,7 @@ func httpGet(url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// TestServeEmbeddedEtcdEndToEnd runs the gateway as `gateway -config F` does, with no
+// TestServeEmbeddedEtcdEndToEnd runs the gateway as `switchyard -config F` does, with no
 // discovery section (so an embedded etcd server), registers a backend with a plain etcd
 // client, and checks routing, readiness, the admin API, validation of a bad reload and a
 // clean SIGTERM-style stop.

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// `gateway validate` on hostile or endless input (issue #11, item 16).
+// `switchyard validate` on hostile or endless input (issue #11, item 16).
 
 // TestValidateInterrupted: SIGINT/SIGTERM (ctx, as main sets it up) stop validate at once,
 // exit 130, even while the file is a FIFO nobody writes.

@@ -1,6 +1,7 @@
-// Command gateway is Switchyard: an HTTP reverse proxy whose upstream pools follow etcd,
-// Consul or ZooKeeper. `gateway -config routes.yaml` runs it; `gateway validate -config F`
-// checks a file; `gateway register ...` is the registration sidecar.
+// Command switchyard is Switchyard: an HTTP reverse proxy whose upstream pools follow etcd,
+// Consul or ZooKeeper. `switchyard -config routes.yaml` runs it; `switchyard validate -config F`
+// checks a file; `switchyard register ...` is the registration sidecar; `switchyard version` says
+// which build it is.
 package main
 
 import (
@@ -29,6 +30,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runRegister(ctx, args[1:], stderr)
 		case "validate":
 			return runValidate(ctx, args[1:], stdout, stderr)
+		case "version", "-version", "--version":
+			printVersion(stdout)
+			return 0
 		case "serve":
 			args = args[1:]
 		}
@@ -38,6 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // flagHelp is returned when -h was asked for: usage printed, exit 0.
 var flagHelp = errors.New("help requested")
+
+// errFlagParse wraps errors the flag package has already printed with the usage.
+var errFlagParse = errors.New("invalid flags")
 
 // serveFlags are the flags of the default (serve) mode.
 type serveFlags struct {
@@ -50,22 +57,22 @@ type serveFlags struct {
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	var f serveFlags
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "routes.yaml", "path of the routes file")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&f.validate, "validate", false, "check the config file and exit (same as `gateway validate`)")
+	fs.BoolVar(&f.validate, "validate", false, "check the config file and exit (same as `switchyard validate`)")
 	fs.BoolVar(&f.watch, "watch", true, "reload the config when the file changes (SIGHUP always reloads)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: gateway [serve] [flags]\n       gateway validate -config FILE\n       gateway register -registry URL -service NAME -addr HOST:PORT [flags]\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: switchyard [serve] [flags]\n       switchyard validate -config FILE\n       switchyard register -registry URL -service NAME -addr HOST:PORT [flags]\n       switchyard version\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, flagHelp
 		}
-		return f, err
+		return f, fmt.Errorf("%w: %w", errFlagParse, err) // the flag package printed it
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))

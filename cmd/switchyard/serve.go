@@ -32,6 +32,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		if errors.Is(err, flagHelp) {
 			return 0
 		}
+		if !errors.Is(err, errFlagParse) {
+			fmt.Fprintf(stderr, "switchyard: %v (see switchyard -h)\n", err)
+		}
 		return 2
 	}
 	if f.validate {

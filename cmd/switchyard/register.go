@@ -37,7 +37,7 @@ func (m metaFlag) Set(s string) error {
 	return nil
 }
 
-// runRegister is `gateway register`: a sidecar that keeps one instance registered until ctx
+// runRegister is `switchyard register`: a sidecar that keeps one instance registered until ctx
 // ends (SIGTERM/SIGINT in main), then deregisters, waits for the removal to propagate, and
 // exits 0, also when the stop comes while it is still registering. Exit 2 is a usage error,
 // 1 a registration failure.
@@ -50,7 +50,7 @@ func runRegister(ctx context.Context, args []string, stderr io.Writer) int {
 		propagate time.Duration
 		meta      = metaFlag{}
 	)
-	fs := flag.NewFlagSet("gateway register", flag.ContinueOnError)
+	fs := flag.NewFlagSet("switchyard register", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&reg, "registry", "etcd://127.0.0.1:2379", "registry URL: "+strings.Join(register.Schemes(), "host:port, ")+"host:port")
 	fs.StringVar(&inst.Service, "service", "", "service name, as routes.yaml's service: names it (required)")
@@ -74,11 +74,11 @@ func runRegister(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gateway register: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "switchyard register: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if inst.Service == "" || inst.Address == "" {
-		fmt.Fprintln(stderr, "gateway register: -service and -addr are required")
+		fmt.Fprintln(stderr, "switchyard register: -service and -addr are required")
 		fs.Usage()
 		return 2
 	}
@@ -95,7 +95,7 @@ func runRegister(ctx context.Context, args []string, stderr io.Writer) int {
 
 	r, err := register.Open(reg, inst, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway register: %v\n", err)
+		fmt.Fprintf(stderr, "switchyard register: %v\n", err)
 		return 2
 	}
 	if err := r.Register(ctx); err != nil {

@@ -17,14 +17,14 @@ const exitInterrupted = 130
 // runValidate checks a config file: exit 0 when valid, 1 with the errors printed, 130 when
 // interrupted.
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gateway validate", flag.ContinueOnError)
+	fs := flag.NewFlagSet("switchyard validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "routes.yaml", "path of the routes file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() == 1 && *path == "routes.yaml" {
-		*path = fs.Arg(0) // `gateway validate FILE` works too
+		*path = fs.Arg(0) // `switchyard validate FILE` works too
 	}
 	return validateFile(ctx, *path, stdout, stderr)
 }
