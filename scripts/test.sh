@@ -3,7 +3,8 @@
 #   1. installs what the integration tests need (a Consul agent built once and cached under
 #      ~/.cache/switchyard, Debian's ZooKeeper package),
 #   2. checks formatting (gofmt -l must print nothing) and go vet,
-#   3. runs every test with the race detector.
+#   3. runs every test with the race detector,
+#   4. builds the container image's final stage with podman and checks it (scripts/build-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -25,3 +26,6 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 40m ./...
 scripts/fuzz.sh  # every fuzz target briefly; FUZZTIME=10m scripts/fuzz.sh for a longer local run
+
+echo "== container image"
+scripts/build-image.sh
