@@ -147,6 +147,20 @@ const (
 	DefaultMaxIdleConnsPerHost = 1024
 )
 
+// DefaultDrainDelay is how long the gateway keeps accepting and serving after SIGTERM, with
+// /readyz already answering 503, before it closes its listener: whoever routes to it needs that
+// long to notice. Kubernetes takes a terminating pod out of its Endpoints at once, but kube-proxy
+// on each node, an ingress controller or a cloud load balancer acts on it a few seconds later
+// (one probing /readyz every 2 s that marks a target down after 2 failures takes about 4 s),
+// and connections they still send meanwhile would be refused by a closed listener. Traefik's
+// requestAcceptGraceTimeout and the `preStop: sleep 5` of many charts bridge the same gap. 5 s
+// covers these common setups while adding little to each step of a rolling update; slower
+// probes need more, and a gateway that nothing balances to (a laptop, a test) wants 0.
+const DefaultDrainDelay = 5 * time.Second
+
+// MaxDrainDelay is the largest server.drain_delay validation accepts.
+const MaxDrainDelay = 5 * time.Minute
+
 // EmbeddedDefault is the embedded etcd server used when routes.yaml has no `discovery:`
 // section: client on 127.0.0.1:2379, peer on 127.0.0.1:2380, data in DefaultDataDir().
 func EmbeddedDefault() *Embedded {
@@ -186,6 +200,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 	orDefault(set, "server.body_idle_timeout", &c.Server.BodyIdleTimeout, 60*time.Second)
 	orDefault(set, "server.min_body_rate", &c.Server.MinBodyRate, 256)
 	orDefault(set, "server.body_rate_grace", &c.Server.BodyRateGrace, 10*time.Second)
+	orDefault(set, "server.drain_delay", &c.Server.DrainDelay, DefaultDrainDelay)
 	orDefault(set, "server.shutdown_grace", &c.Server.ShutdownGrace, 30*time.Second)
 	orDefault(set, "transport.dial_timeout", &c.Transport.DialTimeout, DefaultDialTimeout)
 	orDefault(set, "transport.idle_conn_timeout", &c.Transport.IdleConnTimeout, DefaultIdleConnTimeout)

@@ -126,7 +126,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	if c.Listen != ":8080" || c.Admin != "127.0.0.1:9901" {
 		t.Errorf("listen %q admin %q", c.Listen, c.Admin)
 	}
-	wantServer := Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, ShutdownGrace: 30 * time.Second,
+	wantServer := Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, DrainDelay: 5 * time.Second, ShutdownGrace: 30 * time.Second,
 		MaxConnections: 10000, BodyIdleTimeout: 60 * time.Second, MinBodyRate: 256, BodyRateGrace: 10 * time.Second}
 	if c.Server != wantServer {
 		t.Errorf("server = %+v", c.Server)

@@ -42,7 +42,8 @@ type Server struct {
 	BodyIdleTimeout   time.Duration `yaml:"body_idle_timeout"`   // longest wait for request-body bytes or for the client to take response bytes; default 60s, 0 = none
 	MinBodyRate       int64         `yaml:"min_body_rate"`       // bytes/s a client must sustain while the gateway waits on it, after body_rate_grace; default 256, 0 = none
 	BodyRateGrace     time.Duration `yaml:"body_rate_grace"`     // waiting time before min_body_rate applies; default 10s
-	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // drain time on SIGTERM; default 30s
+	DrainDelay        time.Duration `yaml:"drain_delay"`         // on SIGTERM, keep serving (not ready) this long before closing the listener; default 5s, 0 = none
+	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // then, time for in-flight requests to finish; default 30s
 	AccessLog         bool          `yaml:"access_log"`          // default for routes' access_log
 	TLS               *ServerTLS    `yaml:"tls"`                 // terminate TLS (HTTP/2 by ALPN); nil: plain HTTP/1.1 and h2c
 }

@@ -68,6 +68,10 @@ func (v *validator) config(c *Config) {
 	v.check("server.max_header_bytes", c.Server.MaxHeaderBytes >= 0, "must not be negative")
 	v.check("server.max_connections", c.Server.MaxConnections >= 0, "must not be negative (0 = unlimited), got %d", c.Server.MaxConnections)
 	v.check("server.min_body_rate", c.Server.MinBodyRate >= 0, "must not be negative (0 = off), got %d", c.Server.MinBodyRate)
+	// A load balancer notices a failing /readyz within seconds; minutes is a unit typo (5m for
+	// 5s) that would hold every SIGTERM, and so every step of a rolling update, that long.
+	v.check("server.drain_delay", c.Server.DrainDelay <= MaxDrainDelay,
+		"must be at most %s (it delays every stop; load balancers notice /readyz failing within seconds), got %s", MaxDrainDelay, c.Server.DrainDelay)
 	v.check("transport.max_idle_conns_per_host", c.Transport.MaxIdleConnsPerHost >= 0, "must not be negative")
 	v.check("transport.max_conns_per_host", c.Transport.MaxConnsPerHost >= 0, "must not be negative")
 	v.tls("transport.tls", c.Transport.TLS)
