@@ -1,0 +1,245 @@
+// Package deploy_test checks the deployment files under deploy/ without a cluster or a
+// container runtime: the Kubernetes manifests (kubernetes_test.go) and the compose fleet
+// (compose_test.go) are decoded strictly into the types their tools use, and the invariants
+// between them and the gateway's own routes.yaml are checked. Each check has a negative case
+// that breaks a copy of the files and expects the check to fail.
+//
+// This package is test-only and nothing imports it, so its dependencies (k8s.io/api,
+// k8s.io/apimachinery) stay out of the switchyard binary.
+package deploy_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// Defaults of the server block that shutdown depends on (README: server.shutdown_grace, and
+// server.drain_delay from issue 14). drain_delay is read from the file itself so these checks
+// do not depend on the config package knowing the key yet.
+const (
+	defaultDrainDelay    = 5 * time.Second
+	defaultShutdownGrace = 30 * time.Second
+)
+
+// problems collects the failures of one check run, so a test reports every broken invariant
+// at once and a negative case can look for the one it caused.
+type problems []error
+
+func (p *problems) addf(format string, args ...any) {
+	*p = append(*p, fmt.Errorf(format, args...))
+}
+
+func (p *problems) add(err error) {
+	if err != nil {
+		*p = append(*p, err)
+	}
+}
+
+func (p problems) String() string {
+	var b strings.Builder
+	for _, err := range p {
+		b.WriteString("\n\t")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// contains reports whether some problem's text contains want.
+func (p problems) contains(want string) bool {
+	for _, err := range p {
+		if strings.Contains(err.Error(), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// envRef matches ${NAME} and ${NAME:-default} in a routes.yaml (config/env.go's syntax).
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
+
+// parseRoutes runs the gateway's own loader on a routes.yaml with exactly the environment
+// the deployment gives it: every variable the file references is unset first, then env's
+// values are set (t.Setenv restores them when the test ends). So a ${VAR} the deployment
+// does not provide fails here as it would in the container.
+func parseRoutes(t *testing.T, name string, data []byte, env map[string]string) (*config.Config, error) {
+	t.Helper()
+	for _, m := range envRef.FindAllSubmatch(data, -1) {
+		n := string(m[1])
+		t.Setenv(n, "")
+		if err := os.Unsetenv(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	return config.Parse(name, data)
+}
+
+// drainDelay returns server.drain_delay as written in a routes.yaml, or its default.
+func drainDelay(data []byte) (time.Duration, error) {
+	var doc struct {
+		Server struct {
+			DrainDelay string `yaml:"drain_delay"`
+		} `yaml:"server"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return 0, err
+	}
+	if doc.Server.DrainDelay == "" {
+		return defaultDrainDelay, nil
+	}
+	return time.ParseDuration(doc.Server.DrainDelay)
+}
+
+// stopBudget is how long a gateway with this config may take to stop after SIGTERM:
+// drain_delay (still serving, /readyz 503) plus shutdown_grace (draining in-flight requests).
+func stopBudget(cfg *config.Config, data []byte) (time.Duration, error) {
+	dd, err := drainDelay(data)
+	if err != nil {
+		return 0, fmt.Errorf("server.drain_delay: %v", err)
+	}
+	grace := cfg.Server.ShutdownGrace
+	if grace == 0 {
+		grace = defaultShutdownGrace
+	}
+	return dd + grace, nil
+}
+
+// addrPort splits a listen address from a loaded config into host and port.
+func addrPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port of %q: %v", addr, err)
+	}
+	return host, port, nil
+}
+
+// imagePinned checks an image reference names a version: a digest, or a tag that is not
+// "latest". A registry host with a port (host:5000/name) is not a tag.
+func imagePinned(ref string) error {
+	if ref == "" {
+		return errors.New("no image")
+	}
+	if name, digest, ok := strings.Cut(ref, "@"); ok {
+		if name == "" || !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
+			return fmt.Errorf("image %q: malformed digest", ref)
+		}
+		return nil
+	}
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	_, tag, ok := strings.Cut(last, ":")
+	switch {
+	case !ok || tag == "":
+		return fmt.Errorf("image %q is not pinned: no tag or digest", ref)
+	case tag == "latest":
+		return fmt.Errorf("image %q is not pinned: latest moves", ref)
+	}
+	return nil
+}
+
+// copyTree copies the directory src to dst (created), for negative cases that break a copy.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mutation replaces the first occurrence of old with new in file (relative to a copied tree).
+// old must be present, so a case cannot silently test nothing after the files change.
+type mutation struct {
+	file, old, new string
+}
+
+func (m mutation) apply(t *testing.T, root string) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(m.file))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), m.old) {
+		t.Fatalf("%s does not contain %q: update the negative case", m.file, m.old)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(data), m.old, m.new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImagePinned(t *testing.T) {
+	tests := []struct {
+		ref string
+		ok  bool
+	}{
+		{"ghcr.io/switchyard/switchyard:0.2.0", true},
+		{"quay.io/coreos/etcd:v3.6.4", true},
+		{"registry.local:5000/switchyard:1.0", true},
+		{"docker.io/prom/prometheus@sha256:" + strings.Repeat("a", 64), true},
+		{"registry.local:5000/switchyard", false},
+		{"switchyard", false},
+		{"switchyard:", false},
+		{"switchyard:latest", false},
+		{"switchyard@sha256:abc", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if err := imagePinned(tc.ref); (err == nil) != tc.ok {
+			t.Errorf("imagePinned(%q) = %v, want ok=%v", tc.ref, err, tc.ok)
+		}
+	}
+}
+
+func TestDrainDelay(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+		err  bool
+	}{
+		{"listen: \":8080\"\n", defaultDrainDelay, false},
+		{"server:\n  shutdown_grace: 10s\n", defaultDrainDelay, false},
+		{"server:\n  drain_delay: 12s\n", 12 * time.Second, false},
+		{"server:\n  drain_delay: soon\n", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := drainDelay([]byte(tc.yaml))
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("drainDelay(%q) = %v, %v; want %v, err=%v", tc.yaml, got, err, tc.want, tc.err)
+		}
+	}
+}
