@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 
 	"github.com/switchyard/switchyard/config"
 )
@@ -33,6 +34,8 @@ type Embedded struct {
 	clientURL url.URL
 	dataDir   string
 	startup   time.Duration
+	// endStreams ends the context of every gRPC stream the server runs (see endOnClose).
+	endStreams context.CancelFunc
 }
 
 // StartEmbedded starts a single-member etcd server with data under cfg.DataDir (created 0700;
@@ -85,9 +88,12 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 	ec.AutoCompactionRetention = "1h"
 	zl, level := warnLogger()
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
+	streams, endStreams := context.WithCancel(context.Background())
+	ec.GRPCAdditionalServerOptions = []grpc.ServerOption{grpc.ChainStreamInterceptor(endOnClose(streams))}
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
+		endStreams()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
 	timer := time.NewTimer(embeddedReadyTimeout)
@@ -95,16 +101,19 @@ func StartEmbedded(ctx context.Context, cfg *config.Embedded, log *slog.Logger) 
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
+		endStreams()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
 	case <-timer.C:
+		endStreams()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready within %s", embeddedReadyTimeout)
 	case <-ctx.Done():
+		endStreams()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
 	}
-	em := &Embedded{etcd: e, logLevel: level, clientURL: *curl, dataDir: dir, startup: time.Since(begin)}
+	em := &Embedded{etcd: e, logLevel: level, clientURL: *curl, dataDir: dir, startup: time.Since(begin), endStreams: endStreams}
 	log.Info("embedded etcd serving",
 		"client_url", curl.String(), "data_dir", dir, "startup", em.startup.Round(time.Millisecond),
 		"register_with", fmt.Sprintf(`L=$(etcdctl --endpoints=%[1]s lease grant 10 | cut -d' ' -f2) && `+
@@ -132,10 +141,39 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 // Close stops the server; clients see it as an etcd outage. etcd reports its own listeners
 // closing as errors ("setting up serving ... failed"); on a deliberate stop those lines
 // would only alarm, so its log is silenced first.
+//
+// The streams clients hold open are ended first. etcd's Close stops its gRPC server
+// gracefully, waiting for running RPCs, and a registered service's lease keep-alive or a
+// watch never ends by itself: with any service registered, Close waited out etcd's request
+// timeout (5 s and two election timeouts) before cutting them, and the gateway's exit with it.
+// Nothing is lost by not waiting: a keep-alive or watch has no result to deliver, and the
+// clients retry (against the next gateway) as they would after any outage.
 func (e *Embedded) Close() {
 	e.logLevel.SetLevel(zapcore.FatalLevel)
+	e.endStreams()
 	e.etcd.Close()
 }
+
+// endOnClose is a stream interceptor that ends a stream's context when closing ends, as a
+// client cancelling it would: etcd's watch and lease keep-alive handlers then return. A
+// stream that starts after that (a client reconnecting before the listener closes) ends at
+// once.
+func endOnClose(closing context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		defer context.AfterFunc(closing, cancel)()
+		return handler(srv, endableStream{ss, ctx})
+	}
+}
+
+// endableStream is a server stream with a context of endOnClose's.
+type endableStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s endableStream) Context() context.Context { return s.ctx }
 
 func parseURL(s, def string) (*url.URL, error) {
 	if s == "" {
