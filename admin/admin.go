@@ -42,6 +42,11 @@ type Options struct {
 	// Debug serves pprof under /debug/pprof/ and expvar at /debug/vars (admin_debug). Off,
 	// both answer 404: profiles reveal memory contents and a CPU profile costs CPU.
 	Debug bool
+	// Draining, when set, reports whether the gateway is shutting down, and why. From then on
+	// /readyz answers 503 {"status": "draining", "reason": ...} whatever the pools say, so
+	// load balancers stop sending it connections, while /healthz stays 200: a liveness probe
+	// failing during the drain would get the process killed before it finished.
+	Draining func() (reason string, draining bool)
 }
 
 // New returns the admin router: /healthz, /readyz, /metrics, /admin/routes, /admin/upstreams,
@@ -60,6 +65,12 @@ func New(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if o.Draining != nil {
+			if reason, draining := o.Draining(); draining {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "reason": reason})
+				return
+			}
+		}
 		ok, waiting := o.Source.Ready()
 		if !ok {
 			if waiting == nil {

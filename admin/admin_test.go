@@ -71,6 +71,13 @@ func TestEndpoints(t *testing.T) {
 		{"empty host before the port", Options{}, source{}, "/metrics", ":9901", 421, misdirected},
 		{"exposed: any host", Options{Exposed: true}, source{}, "/admin/routes", "gw-3.internal:9901", 200, `"prefix": "/api"`},
 		{"exposed: pprof still needs debug", Options{Exposed: true}, source{}, "/debug/pprof/", "gw-3.internal", 404, ""},
+
+		// Shutting down: not ready whatever the pools say, still alive (issue 14, item 1).
+		{"draining: not ready, with the reason", Options{Draining: draining}, source{ready: true}, "/readyz", "", 503,
+			"{\n  \"reason\": \"shutting down: SIGTERM received\",\n  \"status\": \"draining\"\n}"},
+		{"draining: still alive", Options{Draining: draining}, source{ready: true}, "/healthz", "", 200, `"status": "ok"`},
+		{"draining: pools waiting too", Options{Draining: draining}, source{waiting: []string{"users"}}, "/readyz", "", 503, `"status": "draining"`},
+		{"not draining yet", Options{Draining: func() (string, bool) { return "", false }}, source{ready: true}, "/readyz", "", 200, `"status": "ready"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -96,6 +103,9 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// draining is an Options.Draining after SIGTERM.
+func draining() (string, bool) { return "shutting down: SIGTERM received", true }
 
 func TestLoopbackHost(t *testing.T) {
 	for host, want := range map[string]bool{
