@@ -65,6 +65,12 @@ if ! info=$(podman info 2>&1); then
 	echo "$info" >&2
 	skip_or_fail "podman is installed but does not work here (podman info failed, output above)"
 fi
+# --build-context came with podman 4.1 (Debian 12 has 4.3; Ubuntu 22.04's 3.4 is too old).
+podman_version=$(podman version --format '{{.Client.Version}}')
+IFS=. read -r major minor _ <<<"$podman_version"
+if ((major < 4 || (major == 4 && minor < 1))); then
+	skip_or_fail "podman $podman_version is too old: --build-context needs 4.1 or later"
+fi
 
 start=$SECONDS
 tmp=$(mktemp -d)
@@ -92,7 +98,8 @@ mkdir -p "$out/state"
 echo "== build-image: go build ./cmd/switchyard (static, $version)"
 CGO_ENABLED=0 go build -trimpath \
 	-ldflags "-s -w -X main.version=$version -X main.commit=$revision -X main.date=$created" \
-	-o "$out/switchyard" ./cmd/switchyard
+	-o "$out/switchyard" ./cmd/switchyard ||
+	fail "go build ./cmd/switchyard failed (output above)"
 ca=/etc/ssl/certs/ca-certificates.crt
 [[ -s "$ca" ]] || fail "$ca is missing: install the ca-certificates package"
 cp "$ca" "$out/ca-certificates.crt"
@@ -208,4 +215,4 @@ size=$(inspect '{{.Size}}')
 if ((errors > 0)); then
 	fail "$errors check(s) failed for $tag"
 fi
-echo "build-image: ok: $(podman --version), image $((size / 1024 / 1024)) MiB ($size bytes), $version, $((SECONDS - start)) s"
+echo "build-image: ok: podman $podman_version, image $((size / 1024 / 1024)) MiB ($size bytes), $version, $((SECONDS - start)) s"
