@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +10,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/upstream"
@@ -187,7 +190,8 @@ func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
 }
 
 // tunnel completes a protocol switch (WebSocket): it writes the 101 to the hijacked client
-// connection and copies bytes both ways until either side closes.
+// connection and copies bytes both ways until either side closes, or the server's Tunnels
+// (see WithTunnels) end it.
 func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	w := x.w
 	backConn, ok := res.Body.(io.ReadWriteCloser)
@@ -202,6 +206,13 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 		writeError(w, http.StatusBadGateway, x.reqID)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
+	tunnels := tunnelsFrom(x.r.Context())
+	if !tunnels.enter() {
+		// The server is cutting its tunnels: this one would be cut as soon as it opened.
+		writeError(w, http.StatusServiceUnavailable, x.reqID)
+		return http.StatusServiceUnavailable, 0, upstream.ErrNone
+	}
+	defer tunnels.leave()
 	conn, brw, err := x.rc().Hijack()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, x.reqID)
@@ -218,13 +229,22 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	if err := brw.Flush(); err != nil {
 		return StatusClientClosed, 0, upstream.ErrCanceled
 	}
+	toClient := io.Writer(conn)
+	var ws *wsRelay
+	if strings.EqualFold(x.upgrade, "websocket") {
+		ws = &wsRelay{dst: conn}
+		toClient = ws
+	}
+	// Watched only from here: a Close frame must not go out before the 101.
+	unwatch := tunnels.watch(conn, backConn, ws)
+	defer unwatch()
 	var wg sync.WaitGroup
 	var up int64
 	done := make(chan struct{}, 2)
 	wg.Add(2)
 	go func() { // upstream -> client
 		defer wg.Done()
-		up, _ = io.Copy(conn, backConn)
+		up, _ = io.Copy(toClient, backConn)
 		done <- struct{}{}
 	}()
 	go func() { // client (including bytes already buffered) -> upstream
@@ -238,7 +258,327 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	_ = conn.Close()
 	_ = backConn.Close()
 	wg.Wait()
+	if ws != nil {
+		up = ws.relayed() // without what was dropped after the Close frame
+	}
 	return http.StatusSwitchingProtocols, up, upstream.ErrNone
+}
+
+// Tunnels tracks the upgraded connections (WebSocket, or another protocol a route allows)
+// that Handlers relay, so that a stopping server can end them. http.Server's Shutdown cannot:
+// a hijacked connection is no longer the server's, so Shutdown neither waits for it nor
+// closes it, and a stopping gateway would exit under its tunnels, cutting them wherever they
+// were. A server puts its Tunnels into its requests' context with WithTunnels; without one,
+// tunnels are not tracked. Make one with NewTunnels.
+type Tunnels struct {
+	draining, cutting context.Context
+	drain, cut        context.CancelFunc
+
+	mu     sync.Mutex
+	open   int
+	empty  chan struct{}         // made by Wait, closed when open drops to 0
+	relays map[*wsRelay]struct{} // the WebSocket tunnels' relays, for Drain
+}
+
+// NewTunnels returns a Tunnels with none open.
+func NewTunnels() *Tunnels {
+	t := &Tunnels{relays: make(map[*wsRelay]struct{})}
+	t.draining, t.drain = context.WithCancel(context.Background())
+	t.cutting, t.cut = context.WithCancel(context.Background())
+	return t
+}
+
+type tunnelsKey struct{}
+
+// WithTunnels returns ctx carrying t: the tunnels of requests served under it (an
+// http.Server's BaseContext) are t's.
+func WithTunnels(ctx context.Context, t *Tunnels) context.Context {
+	return context.WithValue(ctx, tunnelsKey{}, t)
+}
+
+func tunnelsFrom(ctx context.Context) *Tunnels {
+	t, _ := ctx.Value(tunnelsKey{}).(*Tunnels)
+	return t
+}
+
+// Open is the number of tunnels open now.
+func (t *Tunnels) Open() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.open
+}
+
+// Drain asks every tunnel open now or opened later to end, and returns at once. A WebSocket
+// is ended cleanly: the client gets a Close frame (1001, going away) as soon as the upstream's
+// frame in progress is complete, anything the upstream sends after that is dropped, the
+// client's answering Close frame goes to the upstream, and the tunnel ends when the upstream
+// answers it too (or closes). Another protocol is opaque to the gateway, which cannot tell
+// where a message ends: it goes on until Close. Once Drain returns, no WebSocket frame that
+// begins after it reaches a client.
+func (t *Tunnels) Drain() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.drain()
+	for r := range t.relays {
+		r.closing.Store(true) // at once; the Close frame itself is written by requestClose
+	}
+}
+
+// Close cuts every tunnel now: both of its connections are closed, whatever is in flight.
+// A tunnel opening later is refused (503). It returns at once; Wait waits for the relays to
+// stop.
+func (t *Tunnels) Close() {
+	t.mu.Lock()
+	t.cut() // under mu, so enter cannot count a tunnel after it
+	t.mu.Unlock()
+}
+
+// Wait returns when no tunnel is open, or with ctx's error when ctx ends first.
+func (t *Tunnels) Wait(ctx context.Context) error {
+	t.mu.Lock()
+	if t.open == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	if t.empty == nil {
+		t.empty = make(chan struct{})
+	}
+	empty := t.empty
+	t.mu.Unlock()
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enter counts a tunnel about to open; it reports false once Close was called. A nil
+// Tunnels tracks nothing.
+func (t *Tunnels) enter() bool {
+	if t == nil {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cutting.Err() != nil {
+		return false
+	}
+	t.open++
+	return true
+}
+
+// leave counts a tunnel that enter counted as ended.
+func (t *Tunnels) leave() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.open--; t.open == 0 && t.empty != nil {
+		close(t.empty)
+		t.empty = nil
+	}
+}
+
+// watch arranges for Close to close client and backend, and for Drain to close ws (when it
+// is a WebSocket). The returned func closes both connections and returns once neither
+// hook runs any more.
+func (t *Tunnels) watch(client, backend io.Closer, ws *wsRelay) (unwatch func()) {
+	closeBoth := func() {
+		_ = client.Close()
+		_ = backend.Close()
+	}
+	if t == nil {
+		return closeBoth
+	}
+	stopCut := afterFunc(t.cutting, closeBoth)
+	stopDrain := func() {}
+	if ws != nil {
+		t.mu.Lock()
+		t.relays[ws] = struct{}{}
+		if t.draining.Err() != nil {
+			ws.closing.Store(true)
+		}
+		t.mu.Unlock()
+		// requestClose may wait on the relay's write to a slow client: not in Drain.
+		stopDrain = afterFunc(t.draining, ws.requestClose)
+	}
+	return func() {
+		closeBoth() // so that a Close frame being written to a client that reads nothing fails
+		stopDrain()
+		stopCut()
+		if ws != nil {
+			t.mu.Lock()
+			delete(t.relays, ws)
+			t.mu.Unlock()
+		}
+	}
+}
+
+// afterFunc is context.AfterFunc whose stop also waits for f to return if it had started,
+// so that f never outlives its caller.
+func afterFunc(ctx context.Context, f func()) (stop func()) {
+	done := make(chan struct{})
+	stopf := context.AfterFunc(ctx, func() {
+		defer close(done)
+		f()
+	})
+	return func() {
+		if !stopf() {
+			<-done
+		}
+	}
+}
+
+// errCloseHandshakeDone ends the relay of a WebSocket whose closing handshake, begun by
+// the gateway, the upstream has completed.
+var errCloseHandshakeDone = errors.New("websocket closing handshake completed")
+
+// wsCloseGoingAway is a Close frame from a server (unmasked) with status 1001, "an endpoint
+// is going away, such as a server going down" (RFC 6455 7.4.1).
+var wsCloseGoingAway = append([]byte{0x88, 2 + byte(len(wsGoingAwayReason)), 0x03, 0xe9}, wsGoingAwayReason...)
+
+const wsGoingAwayReason = "gateway shutting down"
+
+// wsRelay writes a WebSocket server's byte stream to the client (it is the io.Copy
+// destination) and follows its framing (RFC 6455 5.2), so that a stopping gateway can put a
+// Close frame between two frames: control frames may come between the fragments of a
+// message, never inside a frame.
+type wsRelay struct {
+	// closing says a Close frame is to be sent at the next frame boundary. It is set apart
+	// from mu, which a write to a slow client can hold for long.
+	closing atomic.Bool
+
+	mu      sync.Mutex
+	dst     io.Writer
+	hdr     [14]byte // the next frame's header, as far as it has come
+	nhdr    int
+	left    uint64 // payload bytes of the current frame still to come
+	opcode  byte   // of the current frame
+	sent    bool   // the Close frame was sent: the upstream's further frames are dropped
+	written int64  // bytes written to the client, the Close frame left out
+}
+
+// Write relays p, or the part of it up to the frame boundary where the Close frame goes.
+func (r *wsRelay) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	total := len(p)
+	if !r.sent {
+		closing := r.closing.Load()
+		k := len(p)
+		if closing && !r.atBoundary() {
+			k = r.advance(p, true)
+		} else if !closing {
+			r.advance(p, false)
+		} else {
+			k = 0 // closing at a boundary: requestClose has not run yet
+		}
+		n, err := r.dst.Write(p[:k])
+		r.written += int64(n)
+		if err != nil {
+			return n, err
+		}
+		if !closing || !r.atBoundary() {
+			return total, nil
+		}
+		r.sendClose()
+		p = p[k:]
+	}
+	// The Close frame is out; what the upstream sends after it is dropped. Only its answer to
+	// the client's Close is awaited: once that frame is complete both sides have closed, and
+	// the tunnel ends (RFC 6455 7.1.1 has the server close the TCP connection then; the
+	// gateway does it for the upstream).
+	for n := 0; n < len(p); {
+		n += r.advance(p[n:], true)
+		if r.atBoundary() && r.opcode == 0x8 {
+			return total, errCloseHandshakeDone
+		}
+	}
+	return total, nil
+}
+
+// requestClose has the Close frame sent now if no frame is in progress, else when the one in
+// progress is complete.
+func (r *wsRelay) requestClose() {
+	r.closing.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.sent && r.atBoundary() {
+		r.sendClose()
+	}
+}
+
+func (r *wsRelay) sendClose() {
+	r.sent = true
+	r.opcode = 0 // from now on opcode is that of the upstream's frames after the boundary
+	_, _ = r.dst.Write(wsCloseGoingAway)
+}
+
+func (r *wsRelay) relayed() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.written
+}
+
+func (r *wsRelay) atBoundary() bool { return r.left == 0 && r.nhdr == 0 }
+
+// advance follows the framing through p and returns how many bytes it consumed: all of p,
+// or with stop only up to the end of the first frame that ends in p.
+func (r *wsRelay) advance(p []byte, stop bool) int {
+	n := 0
+	for n < len(p) {
+		if r.left > 0 {
+			k := min(uint64(len(p)-n), r.left)
+			n += int(k)
+			r.left -= k
+		} else {
+			r.hdr[r.nhdr] = p[n]
+			r.nhdr++
+			n++
+			if need := wsHeaderLen(r.hdr[:r.nhdr]); r.nhdr == need {
+				r.opcode = r.hdr[0] & 0x0f
+				r.left = wsPayloadLen(r.hdr[:need])
+				r.nhdr = 0
+			}
+		}
+		if stop && r.atBoundary() {
+			return n
+		}
+	}
+	return n
+}
+
+// wsHeaderLen is the length of the frame header that begins with h: 2 bytes, the extended
+// payload length (2 or 8) and the masking key (4) when the second byte announces them.
+func wsHeaderLen(h []byte) int {
+	if len(h) < 2 {
+		return 2
+	}
+	n := 2
+	switch h[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if h[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// wsPayloadLen is the payload length a complete frame header announces.
+func wsPayloadLen(h []byte) uint64 {
+	switch l := h[1] & 0x7f; l {
+	case 126:
+		return uint64(binary.BigEndian.Uint16(h[2:4]))
+	case 127:
+		return binary.BigEndian.Uint64(h[2:10])
+	default:
+		return uint64(l)
+	}
 }
 
 // upgradeResponseHeaders returns the 101 response headers: the upstream's end-to-end

@@ -1,0 +1,286 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// wsFrame encodes one WebSocket frame: fin, opcode, payload; masked as a client's are.
+func wsFrame(opcode byte, payload []byte, masked bool) []byte {
+	b := []byte{0x80 | opcode}
+	var m byte
+	if masked {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, m|byte(n))
+	case n <= 0xffff:
+		b = append(b, m|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, m|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if !masked {
+		return append(b, payload...)
+	}
+	key := [4]byte{1, 2, 3, 4}
+	b = append(b, key[:]...)
+	for i, c := range payload {
+		b = append(b, c^key[i%4])
+	}
+	return b
+}
+
+// TestWSRelayCloseAtFrameBoundary: whatever the chunking of the upstream's stream and
+// wherever the close is asked for, the client gets whole frames, then the Close frame, and
+// nothing after it; the upstream's own Close frame afterwards ends the relay.
+func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
+	frames := [][]byte{
+		wsFrame(0x1, []byte("hello"), false),
+		wsFrame(0x2, bytes.Repeat([]byte{7}, 200), false),   // 16-bit length
+		wsFrame(0x9, nil, false),                            // ping, empty
+		wsFrame(0x2, bytes.Repeat([]byte{9}, 70000), false), // 64-bit length
+		{0x01, 0x03, 'a', 'b', 'c'},                         // first fragment of a message (no FIN)
+		wsFrame(0x1, []byte("masked"), true),                // not from a server, but framed alike
+		{0x80, 0x02, 'd', 'e'},                              // its last fragment
+	}
+	var stream []byte
+	var ends []int // offset after each frame
+	for _, f := range frames {
+		stream = append(stream, f...)
+		ends = append(ends, len(stream))
+	}
+	upClose := wsFrame(0x8, []byte{0x03, 0xe8}, false)
+	for _, chunk := range []int{1, 3, 7, 130, 4096, len(stream)} {
+		for _, at := range []int{0, 1, 2, 5, 6, 7, 150, ends[1], ends[2] + 1, ends[3] - 1, ends[4] + 1, len(stream)} {
+			t.Run(fmt.Sprintf("chunk %d close at %d", chunk, at), func(t *testing.T) {
+				var out bytes.Buffer
+				r := &wsRelay{dst: &out}
+				feed := func(b []byte) error {
+					for len(b) > 0 {
+						n := min(chunk, len(b))
+						if _, err := r.Write(b[:n]); err != nil {
+							return err
+						}
+						b = b[n:]
+					}
+					return nil
+				}
+				if err := feed(stream[:at]); err != nil {
+					t.Fatal(err)
+				}
+				r.requestClose()
+				if err := feed(stream[at:]); err != nil {
+					t.Fatal(err)
+				}
+				boundary := 0 // the end of the frame in progress when the close was asked for
+				for _, e := range ends {
+					if boundary < at {
+						boundary = e
+					}
+				}
+				want := append(append([]byte{}, stream[:boundary]...), wsCloseGoingAway...)
+				if !bytes.Equal(out.Bytes(), want) {
+					t.Fatalf("client got %d bytes, want %d: the frames up to offset %d, then the Close frame", out.Len(), len(want), boundary)
+				}
+				if got := r.relayed(); got != int64(boundary) {
+					t.Errorf("relayed %d, want %d", got, boundary)
+				}
+				if err := feed(upClose); !errors.Is(err, errCloseHandshakeDone) {
+					t.Fatalf("the upstream's Close frame: %v, want the relay to end", err)
+				}
+				if out.Len() != len(want) {
+					t.Errorf("bytes written after the Close frame")
+				}
+			})
+		}
+	}
+}
+
+// tunnelGateway serves routes through a Handler whose requests carry tunnels, as the
+// gateway's public server does.
+func tunnelGateway(t *testing.T, tunnels *Tunnels, rt *Route) string {
+	t.Helper()
+	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Transport: tr})
+	h.SetTable(NewTable([]*Route{rt}, NewTrust(nil)))
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return WithTunnels(context.Background(), tunnels) }
+	srv.Start()
+	t.Cleanup(func() {
+		tunnels.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tunnels.Wait(ctx); err != nil {
+			t.Errorf("tunnels still open after Close: %v", err)
+		}
+		srv.Close()
+		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	})
+	return srv.Listener.Addr().String()
+}
+
+// upgradedBackend accepts one protocol switch per connection and hands the test its side
+// of the tunnel.
+func upgradedBackend(t *testing.T, protocol string) (addr string, conns <-chan net.Conn) {
+	t.Helper()
+	ch := make(chan net.Conn, 4)
+	addr = backend(t, func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", protocol)
+		brw.Flush()
+		ch <- c // the test closes it
+	})
+	return addr, ch
+}
+
+// openTunnel sends an upgrade request through the gateway and returns the client's
+// connection, after the 101, with its reader.
+func openTunnel(t *testing.T, gw, protocol string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", gw, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", protocol)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	return c, br
+}
+
+func receive(t *testing.T, conns <-chan net.Conn) net.Conn {
+	t.Helper()
+	select {
+	case c := <-conns:
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend got no upgrade")
+		return nil
+	}
+}
+
+func readN(t *testing.T, r io.Reader, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		t.Fatalf("reading %d bytes: %v", n, err)
+	}
+	return b
+}
+
+// TestTunnelsDrainWebSocket: on Drain the client of a WebSocket gets the frame in progress
+// whole, then a Close frame 1001; its answering Close reaches the upstream, whose own answer
+// ends the tunnel.
+func TestTunnelsDrainWebSocket(t *testing.T) {
+	be, conns := upgradedBackend(t, "websocket")
+	tunnels := NewTunnels()
+	gw := tunnelGateway(t, tunnels, routeSpec{prefix: "/", backends: []string{be}}.build(t))
+	client, cr := openTunnel(t, gw, "websocket")
+	up := receive(t, conns)
+
+	msg := wsFrame(0x1, bytes.Repeat([]byte("x"), 300), false)
+	up.Write(msg[:100]) // a frame in progress
+	if got := readN(t, cr, 100); !bytes.Equal(got, msg[:100]) {
+		t.Fatal("first part of the frame garbled")
+	}
+	if n := tunnels.Open(); n != 1 {
+		t.Fatalf("Open() = %d, want 1", n)
+	}
+	tunnels.Drain()
+	up.Write(msg[100:])
+	up.Write(wsFrame(0x1, []byte("after the close: dropped"), false))
+	if got := readN(t, cr, len(msg)-100); !bytes.Equal(got, msg[100:]) {
+		t.Fatal("the frame in progress was not completed")
+	}
+	if got := readN(t, cr, len(wsCloseGoingAway)); !bytes.Equal(got, wsCloseGoingAway) {
+		t.Fatalf("client got % x, want the Close frame % x", got, wsCloseGoingAway)
+	}
+	reply := wsFrame(0x8, []byte{0x03, 0xe9}, true)
+	client.Write(reply)
+	if got := readN(t, up, len(reply)); !bytes.Equal(got, reply) {
+		t.Fatal("the client's Close did not reach the upstream")
+	}
+	up.Write(wsFrame(0x8, []byte{0x03, 0xe9}, false))
+	if n, err := cr.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read %d bytes, %v after the handshake; want EOF", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tunnels.Wait(ctx); err != nil {
+		t.Fatalf("the tunnel did not end after the closing handshake: %v", err)
+	}
+}
+
+// TestTunnelsDrainLeavesOpaqueTunnels: a protocol the gateway cannot frame keeps going on
+// Drain, and Close cuts it on both sides; a tunnel asked for after Close is refused.
+func TestTunnelsDrainLeavesOpaqueTunnels(t *testing.T) {
+	be, conns := upgradedBackend(t, "foo")
+	tunnels := NewTunnels()
+	gw := tunnelGateway(t, tunnels, routeSpec{prefix: "/", backends: []string{be}, upgrades: []string{"foo"}}.build(t))
+	client, cr := openTunnel(t, gw, "foo")
+	up := receive(t, conns)
+
+	tunnels.Drain()
+	client.Write([]byte("ping"))
+	if got := readN(t, up, 4); string(got) != "ping" {
+		t.Fatalf("upstream got %q", got)
+	}
+	up.Write([]byte("pong"))
+	if got := readN(t, cr, 4); string(got) != "pong" {
+		t.Fatalf("client got %q", got)
+	}
+
+	tunnels.Close()
+	if n, err := cr.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("client read %d bytes after Close, want the connection closed", n)
+	}
+	if n, err := up.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("upstream read %d bytes after Close, want the connection closed", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tunnels.Wait(ctx); err != nil || tunnels.Open() != 0 {
+		t.Fatalf("Wait after Close: %v, %d open", err, tunnels.Open())
+	}
+
+	c, err := net.DialTimeout("tcp", gw, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after Close: %v %v, want 503", res, err)
+	}
+	res.Body.Close()
+	receive(t, conns) // the upstream agreed before the gateway refused; closed by the cleanup
+}
