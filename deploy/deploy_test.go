@@ -21,17 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/switchyard/switchyard/config"
-)
-
-// Defaults of the server block that shutdown depends on (README: server.shutdown_grace, and
-// server.drain_delay from issue 14). drain_delay is read from the file itself so these checks
-// do not depend on the config package knowing the key yet.
-const (
-	defaultDrainDelay    = 5 * time.Second
-	defaultShutdownGrace = 30 * time.Second
 )
 
 // problems collects the failures of one check run, so a test reports every broken invariant
@@ -89,34 +79,11 @@ func parseRoutes(t *testing.T, name string, data []byte, env map[string]string) 
 	return config.Parse(name, data)
 }
 
-// drainDelay returns server.drain_delay as written in a routes.yaml, or its default.
-func drainDelay(data []byte) (time.Duration, error) {
-	var doc struct {
-		Server struct {
-			DrainDelay string `yaml:"drain_delay"`
-		} `yaml:"server"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return 0, err
-	}
-	if doc.Server.DrainDelay == "" {
-		return defaultDrainDelay, nil
-	}
-	return time.ParseDuration(doc.Server.DrainDelay)
-}
-
 // stopBudget is how long a gateway with this config may take to stop after SIGTERM:
-// drain_delay (still serving, /readyz 503) plus shutdown_grace (draining in-flight requests).
-func stopBudget(cfg *config.Config, data []byte) (time.Duration, error) {
-	dd, err := drainDelay(data)
-	if err != nil {
-		return 0, fmt.Errorf("server.drain_delay: %v", err)
-	}
-	grace := cfg.Server.ShutdownGrace
-	if grace == 0 {
-		grace = defaultShutdownGrace
-	}
-	return dd + grace, nil
+// drain_delay (still serving, /readyz 503) plus shutdown_grace (draining in-flight requests),
+// with their defaults (5s and 30s) when the file leaves them out.
+func stopBudget(cfg *config.Config) time.Duration {
+	return cfg.Server.DrainDelay + cfg.Server.ShutdownGrace
 }
 
 // addrPort splits a listen address from a loaded config into host and port.
@@ -221,25 +188,6 @@ func TestImagePinned(t *testing.T) {
 	for _, tc := range tests {
 		if err := imagePinned(tc.ref); (err == nil) != tc.ok {
 			t.Errorf("imagePinned(%q) = %v, want ok=%v", tc.ref, err, tc.ok)
-		}
-	}
-}
-
-func TestDrainDelay(t *testing.T) {
-	tests := []struct {
-		yaml string
-		want time.Duration
-		err  bool
-	}{
-		{"listen: \":8080\"\n", defaultDrainDelay, false},
-		{"server:\n  shutdown_grace: 10s\n", defaultDrainDelay, false},
-		{"server:\n  drain_delay: 12s\n", 12 * time.Second, false},
-		{"server:\n  drain_delay: soon\n", 0, true},
-	}
-	for _, tc := range tests {
-		got, err := drainDelay([]byte(tc.yaml))
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("drainDelay(%q) = %v, %v; want %v, err=%v", tc.yaml, got, err, tc.want, tc.err)
 		}
 	}
 }

@@ -409,33 +409,102 @@ func isWildcard(host string) bool {
 	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
+// kubeApp is the gateway's objects in one build.
+type kubeApp struct {
+	dep      *appsv1.Deployment
+	svc      *corev1.Service
+	pdb      *policyv1.PodDisruptionBudget
+	sa       *corev1.ServiceAccount
+	np       *networkingv1.NetworkPolicy
+	pod      *corev1.PodSpec
+	c        *corev1.Container // the gateway, the pod's one container
+	replicas int32
+}
+
+// findApp picks the one object of each kind out of the build.
+func findApp(b *kubeBuild, ps *problems) (*kubeApp, bool) {
+	a := &kubeApp{
+		dep: one[*appsv1.Deployment](b, ps, "Deployment"),
+		svc: one[*corev1.Service](b, ps, "Service"),
+		pdb: one[*policyv1.PodDisruptionBudget](b, ps, "PodDisruptionBudget"),
+		sa:  one[*corev1.ServiceAccount](b, ps, "ServiceAccount"),
+		np:  one[*networkingv1.NetworkPolicy](b, ps, "NetworkPolicy"),
+	}
+	if a.dep == nil || a.svc == nil || a.pdb == nil || a.sa == nil || a.np == nil {
+		return nil, false
+	}
+	a.pod = &a.dep.Spec.Template.Spec
+	if len(a.pod.Containers) != 1 {
+		ps.addf("Deployment: %d containers, want 1", len(a.pod.Containers))
+		return nil, false
+	}
+	a.c = &a.pod.Containers[0]
+	a.replicas = 1
+	if a.dep.Spec.Replicas != nil {
+		a.replicas = *a.dep.Spec.Replicas
+	}
+	return a, true
+}
+
 // checkKube checks the invariants of one build (the base or an overlay).
 func checkKube(t *testing.T, b *kubeBuild) problems {
 	t.Helper()
 	var ps problems
-	dep := one[*appsv1.Deployment](b, &ps, "Deployment")
-	svc := one[*corev1.Service](b, &ps, "Service")
-	pdb := one[*policyv1.PodDisruptionBudget](b, &ps, "PodDisruptionBudget")
-	sa := one[*corev1.ServiceAccount](b, &ps, "ServiceAccount")
-	np := one[*networkingv1.NetworkPolicy](b, &ps, "NetworkPolicy")
-	if dep == nil || svc == nil || pdb == nil || sa == nil || np == nil {
+	a, ok := findApp(b, &ps)
+	if !ok {
 		return ps
 	}
-	pod := &dep.Spec.Template.Spec
-	podLabels := labels.Set(dep.Spec.Template.Labels)
+	checkPlacement(a, &ps)
+	checkSecurity(a, &ps)
 
-	// Replicas, selectors and labels.
-	replicas := int32(1)
-	if dep.Spec.Replicas != nil {
-		replicas = *dep.Spec.Replicas
-	}
-	if replicas < 2 {
-		ps.addf("Deployment: %d replicas, want at least 2", replicas)
-	}
-	if dep.Spec.Selector == nil || len(dep.Spec.Selector.MatchLabels) == 0 {
-		ps.addf("Deployment: selector.matchLabels is empty")
+	// routes.yaml passes the gateway's own validation with the container's environment.
+	routes, routesName := mountedRoutes(b, a, &ps)
+	if routes == nil {
 		return ps
 	}
+	env, eps := containerEnv(a.c)
+	ps = append(ps, eps...)
+	cfg, err := parseRoutes(t, routesName, routes, env)
+	if err != nil {
+		ps.addf("routes.yaml does not load with the Deployment's environment: %v", err)
+		return ps
+	}
+	if cfg.Discovery != nil && cfg.Discovery.Embedded != nil && a.replicas > 1 {
+		ps.addf("%s: embedded etcd with %d replicas: each would have a registry of its own", routesName, a.replicas)
+	}
+	_, listenPort, err := addrPort(cfg.Listen)
+	ps.add(err)
+	adminHost, adminPort, err := addrPort(cfg.Admin)
+	ps.add(err)
+	if adminHost != env["POD_IP"] && !isWildcard(adminHost) {
+		ps.addf("%s: admin %s is not reachable by the kubelet's probes, which dial the pod IP", routesName, cfg.Admin)
+	}
+	checkPorts(a, listenPort, adminPort, &ps)
+	checkNetworkPolicy(a, listenPort, adminPort, &ps)
+
+	// Shutdown: the kubelet waits longer than the gateway's drain.
+	grace := 30 * time.Second // Kubernetes' default
+	if a.pod.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*a.pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	if budget := stopBudget(cfg); grace <= budget {
+		ps.addf("Deployment: terminationGracePeriodSeconds %s is not longer than drain_delay + shutdown_grace = %s: the kubelet would kill requests still draining", grace, budget)
+	}
+	return ps
+}
+
+// checkPlacement: replicas, label selectors, the disruption budget, spreading and the
+// service account.
+func checkPlacement(a *kubeApp, ps *problems) {
+	if a.replicas < 2 {
+		ps.addf("Deployment: %d replicas, want at least 2", a.replicas)
+	}
+	sel := a.dep.Spec.Selector
+	if sel == nil || len(sel.MatchLabels) == 0 {
+		ps.addf("Deployment: selector.matchLabels is empty")
+		return
+	}
+	podLabels := labels.Set(a.dep.Spec.Template.Labels)
 	selects := func(what string, sel *metav1.LabelSelector) {
 		s, err := metav1.LabelSelectorAsSelector(sel)
 		switch {
@@ -447,56 +516,52 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 			ps.addf("%s: selector %s does not match the Deployment's pod labels %v", what, s, podLabels)
 		}
 	}
-	selects("Deployment", dep.Spec.Selector)
-	if !labels.Equals(svc.Spec.Selector, dep.Spec.Selector.MatchLabels) {
-		ps.addf("Service: selector %v differs from the Deployment's %v", svc.Spec.Selector, dep.Spec.Selector.MatchLabels)
+	selects("Deployment", sel)
+	if !labels.Equals(a.svc.Spec.Selector, sel.MatchLabels) {
+		ps.addf("Service: selector %v differs from the Deployment's %v", a.svc.Spec.Selector, sel.MatchLabels)
 	}
-	selects("Service", &metav1.LabelSelector{MatchLabels: svc.Spec.Selector})
-	if pdb.Spec.Selector == nil || !labels.Equals(pdb.Spec.Selector.MatchLabels, dep.Spec.Selector.MatchLabels) || len(pdb.Spec.Selector.MatchExpressions) > 0 {
-		ps.addf("PodDisruptionBudget: selector %v differs from the Deployment's %v", pdb.Spec.Selector, dep.Spec.Selector.MatchLabels)
+	selects("Service", &metav1.LabelSelector{MatchLabels: a.svc.Spec.Selector})
+	if pdbSel := a.pdb.Spec.Selector; pdbSel == nil || !labels.Equals(pdbSel.MatchLabels, sel.MatchLabels) || len(pdbSel.MatchExpressions) > 0 {
+		ps.addf("PodDisruptionBudget: selector %v differs from the Deployment's %v", pdbSel, sel.MatchLabels)
 	} else {
-		selects("PodDisruptionBudget", pdb.Spec.Selector)
+		selects("PodDisruptionBudget", pdbSel)
 	}
-	selects("NetworkPolicy podSelector", &np.Spec.PodSelector)
+	selects("NetworkPolicy podSelector", &a.np.Spec.PodSelector)
 
-	// PodDisruptionBudget: keeps one, still lets a drain evict one.
-	switch m := pdb.Spec.MinAvailable; {
+	// The budget keeps one replica and still lets a drain evict one.
+	switch m := a.pdb.Spec.MinAvailable; {
 	case m == nil || m.Type != intstr.Int:
 		ps.addf("PodDisruptionBudget: minAvailable must be a number")
-	case m.IntValue() < 1 || int32(m.IntValue()) >= replicas:
-		ps.addf("PodDisruptionBudget: minAvailable %d must be at least 1 and below the %d replicas (or no node can ever be drained)", m.IntValue(), replicas)
+	case m.IntValue() < 1 || int32(m.IntValue()) >= a.replicas:
+		ps.addf("PodDisruptionBudget: minAvailable %d must be at least 1 and below the %d replicas (or no node can ever be drained)", m.IntValue(), a.replicas)
 	}
 
-	// Service account: no API token.
-	if pod.ServiceAccountName != sa.Name {
-		ps.addf("Deployment: serviceAccountName %q, want %q", pod.ServiceAccountName, sa.Name)
-	}
-	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
-		ps.addf("ServiceAccount: automountServiceAccountToken must be false")
-	}
-	if pod.AutomountServiceAccountToken != nil && *pod.AutomountServiceAccountToken {
-		ps.addf("Deployment: automountServiceAccountToken must not be true")
-	}
-
-	// Spread over nodes and zones.
 	for _, key := range []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"} {
-		i := slices.IndexFunc(pod.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool { return c.TopologyKey == key })
+		i := slices.IndexFunc(a.pod.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool { return c.TopologyKey == key })
 		if i < 0 {
 			ps.addf("Deployment: no topologySpreadConstraint on %s", key)
 			continue
 		}
-		selects("topologySpreadConstraint "+key, pod.TopologySpreadConstraints[i].LabelSelector)
+		selects("topologySpreadConstraint "+key, a.pod.TopologySpreadConstraints[i].LabelSelector)
 	}
 
-	if len(pod.Containers) != 1 {
-		ps.addf("Deployment: %d containers, want 1", len(pod.Containers))
-		return ps
+	// No API token: the gateway never calls the Kubernetes API.
+	if a.pod.ServiceAccountName != a.sa.Name {
+		ps.addf("Deployment: serviceAccountName %q, want %q", a.pod.ServiceAccountName, a.sa.Name)
 	}
-	c := &pod.Containers[0]
+	if a.sa.AutomountServiceAccountToken == nil || *a.sa.AutomountServiceAccountToken {
+		ps.addf("ServiceAccount: automountServiceAccountToken must be false")
+	}
+	if a.pod.AutomountServiceAccountToken != nil && *a.pod.AutomountServiceAccountToken {
+		ps.addf("Deployment: automountServiceAccountToken must not be true")
+	}
+}
+
+// checkSecurity: the pinned image, the security contexts and resources of the container.
+func checkSecurity(a *kubeApp, ps *problems) {
+	c := a.c
 	ps.add(imagePinned(c.Image))
-
-	// Security.
-	psc, csc := pod.SecurityContext, c.SecurityContext
+	psc, csc := a.pod.SecurityContext, c.SecurityContext
 	if psc == nil {
 		psc = &corev1.PodSecurityContext{}
 	}
@@ -504,7 +569,7 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 		csc = &corev1.SecurityContext{}
 	}
 	isTrue := func(b *bool) bool { return b != nil && *b }
-	if !isTrue(csc.RunAsNonRoot) && !(psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && csc.RunAsNonRoot == nil) {
+	if nonRoot := csc.RunAsNonRoot; !isTrue(nonRoot) && !(nonRoot == nil && isTrue(psc.RunAsNonRoot)) {
 		ps.addf("container %s: runAsNonRoot must be true", c.Name)
 	}
 	for _, uid := range []*int64{psc.RunAsUser, csc.RunAsUser} {
@@ -541,23 +606,22 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 			ps.addf("container %s: resources.%s.%s not set", c.Name, r.what, r.name)
 		}
 	}
+}
 
-	// The config: a ConfigMap mounted as a directory, and -config naming a file in it.
-	var configPath string
-	for i, a := range c.Args {
-		if a == "-config" && i+1 < len(c.Args) {
-			configPath = c.Args[i+1]
-		} else if v, ok := strings.CutPrefix(a, "-config="); ok {
-			configPath = v
-		}
-	}
-	if configPath == "" {
+// mountedRoutes returns the routes.yaml the container's -config names, from the ConfigMap
+// mounted as its directory, and a name for it in messages; nil if there is none. A
+// ConfigMap mounted with subPath is a problem in itself.
+func mountedRoutes(b *kubeBuild, a *kubeApp, ps *problems) ([]byte, string) {
+	c := a.c
+	configPath, ok := flagValue(c.Args, "config")
+	if !ok {
 		ps.addf("container %s: no -config argument (the default is routes.yaml in the working directory)", c.Name)
-		return ps
+		return nil, ""
 	}
+	dir, key := filepath.Dir(configPath), filepath.Base(configPath)
 	var routes []byte
-	var routesName string
-	for _, v := range pod.Volumes {
+	var name string
+	for _, v := range a.pod.Volumes {
 		if v.ConfigMap == nil {
 			continue
 		}
@@ -568,7 +632,6 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 			if vm.SubPath != "" || vm.SubPathExpr != "" {
 				ps.addf("container %s: ConfigMap volume %s is mounted with subPath: such a mount never sees a ConfigMap update", c.Name, v.Name)
 			}
-			dir, key := filepath.Dir(configPath), filepath.Base(configPath)
 			if filepath.Clean(vm.MountPath) != dir {
 				continue
 			}
@@ -582,43 +645,26 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 				ps.addf("ConfigMap %q (%s) has no key %q for -config %s", cm.name, cm.source, key, configPath)
 				continue
 			}
-			routes, routesName = []byte(data), cm.source+": "+key
+			routes, name = []byte(data), cm.source+": "+key
 		}
 	}
 	if routes == nil {
 		ps.addf("container %s: -config %s is not in a mounted ConfigMap", c.Name, configPath)
-		return ps
 	}
+	return routes, name
+}
 
-	// routes.yaml passes the gateway's own validation with the container's environment.
-	env, eps := containerEnv(c)
-	ps = append(ps, eps...)
-	cfg, err := parseRoutes(t, routesName, routes, env)
-	if err != nil {
-		ps.addf("routes.yaml does not load with the Deployment's environment: %v", err)
-		return ps
-	}
-	if cfg.Discovery != nil && cfg.Discovery.Embedded != nil && replicas > 1 {
-		ps.addf("%s: embedded etcd with %d replicas: each would have a registry of its own", routesName, replicas)
-	}
-
-	// Ports: listen and admin in routes.yaml against the container, probes and Service.
-	_, listenPort, err := addrPort(cfg.Listen)
-	ps.add(err)
-	adminHost, adminPort, err := addrPort(cfg.Admin)
-	ps.add(err)
-	if adminHost != env["POD_IP"] && !isWildcard(adminHost) {
-		ps.addf("%s: admin %s is not reachable by the kubelet's probes, which dial the pod IP", routesName, cfg.Admin)
-	}
-	portNumbers := map[int]bool{}
-	for _, p := range c.Ports {
-		portNumbers[int(p.ContainerPort)] = true
-	}
-	if !portNumbers[listenPort] {
-		ps.addf("container %s: no containerPort %d (routes.yaml listen %s)", c.Name, listenPort, cfg.Listen)
-	}
-	if !portNumbers[adminPort] {
-		ps.addf("container %s: no containerPort %d (routes.yaml admin %s)", c.Name, adminPort, cfg.Admin)
+// checkPorts: routes.yaml's listen and admin ports against the container ports, the probes
+// and the Service.
+func checkPorts(a *kubeApp, listenPort, adminPort int, ps *problems) {
+	c := a.c
+	for _, want := range []struct {
+		port int
+		key  string
+	}{{listenPort, "listen"}, {adminPort, "admin"}} {
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return int(p.ContainerPort) == want.port }) {
+			ps.addf("container %s: no containerPort %d (routes.yaml %s)", c.Name, want.port, want.key)
+		}
 	}
 	for _, pr := range []struct {
 		what  string
@@ -646,10 +692,10 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 			ps.addf("container %s: %s sets host: the kubelet must dial the pod IP", c.Name, pr.what)
 		}
 	}
-	if len(svc.Spec.Ports) == 0 {
+	if len(a.svc.Spec.Ports) == 0 {
 		ps.addf("Service: no ports")
 	}
-	for _, sp := range svc.Spec.Ports {
+	for _, sp := range a.svc.Spec.Ports {
 		target := sp.TargetPort
 		if target.Type == intstr.Int && target.IntVal == 0 {
 			target = intstr.FromInt32(sp.Port)
@@ -658,48 +704,41 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 			ps.addf("Service: port %q targets %s (%d), want only the public port %d", sp.Name, target.String(), p, listenPort)
 		}
 	}
+}
 
-	// Shutdown: the kubelet waits longer than the gateway's drain.
-	budget, err := stopBudget(cfg, routes)
-	ps.add(err)
-	grace := 30 * time.Second // Kubernetes' default
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	}
-	if grace <= budget {
-		ps.addf("Deployment: terminationGracePeriodSeconds %s is not longer than drain_delay + shutdown_grace = %s: the kubelet would kill requests still draining", grace, budget)
-	}
-
-	// NetworkPolicy: public port from anywhere, admin port never from anywhere.
+// checkNetworkPolicy: the public port open to all, the admin port to no one unrestricted.
+func checkNetworkPolicy(a *kubeApp, listenPort, adminPort int, ps *problems) {
+	np := a.np
 	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
 		ps.addf("NetworkPolicy: policyTypes must include Ingress")
 	}
+	const everyPort = -1
 	publicOpen := false
 	for i, rule := range np.Spec.Ingress {
-		var ports []int
+		ports := []int{everyPort} // a rule without ports allows every port
+		if len(rule.Ports) > 0 {
+			ports = ports[:0]
+		}
 		for _, p := range rule.Ports {
 			if p.Port == nil {
-				ports = append(ports, -1) // every port
+				ports = append(ports, everyPort)
 				continue
 			}
-			ports = append(ports, resolvePort(*p.Port, c.Ports))
+			ports = append(ports, resolvePort(*p.Port, a.c.Ports))
 		}
-		if len(rule.Ports) == 0 {
-			ports = []int{-1}
+		if len(rule.From) > 0 {
+			continue
 		}
 		for _, p := range ports {
-			if len(rule.From) == 0 && (p == adminPort || p == -1) {
+			if p == adminPort || p == everyPort {
 				ps.addf("NetworkPolicy: ingress rule %d opens the admin port %d to everyone", i, adminPort)
 			}
-			if len(rule.From) == 0 && p == listenPort {
-				publicOpen = true
-			}
+			publicOpen = publicOpen || p == listenPort
 		}
 	}
 	if !publicOpen {
 		ps.addf("NetworkPolicy: no rule lets everyone reach the public port %d", listenPort)
 	}
-	return ps
 }
 
 // kustomizeDirs returns the base and every overlay under root.
@@ -812,6 +851,8 @@ func TestKubernetesChecksBite(t *testing.T) {
 		{"grace equal to the drain", "base", []mutation{{dep, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 35"}}, "terminationGracePeriodSeconds 35s is not longer than drain_delay + shutdown_grace = 35s"},
 		{"grace left to the default", "base", []mutation{{dep, "terminationGracePeriodSeconds: 45", ""}}, "terminationGracePeriodSeconds 30s"},
 		{"shutdown_grace raised in routes.yaml only", "base", []mutation{{routes, "shutdown_grace: 30s", "shutdown_grace: 60s"}}, "= 1m5s"},
+		{"drain_delay raised in routes.yaml only", "base", []mutation{{routes, "drain_delay: 5s", "drain_delay: 20s"}}, "= 50s"},
+		{"drain_delay left to its default", "base", []mutation{{routes, "drain_delay: 5s", ""}, {dep, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 31"}}, "= 35s"},
 		{"shutdown_grace raised in an overlay", "overlays/consul", []mutation{{"overlays/consul/routes.yaml", "shutdown_grace: 30s", "shutdown_grace: 40s"}}, "= 45s"},
 		{"subPath mount", "base", []mutation{{dep, "mountPath: /etc/switchyard\n", "mountPath: /etc/switchyard\n              subPath: routes.yaml\n"}}, "subPath"},
 		{"config outside the ConfigMap", "base", []mutation{{dep, `"-config", "/etc/switchyard/routes.yaml"`, `"-config", "/etc/routes.yaml"`}}, "not in a mounted ConfigMap"},
