@@ -1,8 +1,8 @@
 // Package breaker is the gateway's per-endpoint resilience layer: passive health (Envoy-style
 // outlier detection on real traffic), a circuit breaker per endpoint (sony/gobreaker) and
 // optional active health checks. It implements upstream.HealthPolicy and upstream.Health; the
-// pool keeps each endpoint's Health across snapshot updates, so
-// ejections and breaker state survive a registry re-announcing the endpoint.
+// pool keeps each endpoint's Health across snapshot updates, so ejections and breaker state
+// survive a registry re-announcing the endpoint.
 package breaker
 
 import (

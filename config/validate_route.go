@@ -22,6 +22,13 @@ var (
 	knownRegistries = []string{RegistryEtcd, RegistryConsul, RegistryZooKeeper}
 )
 
+// KnownRegistries names every registry a route may read from: the static registry (routes
+// with `upstreams:`) and every one `discovery:` can configure. The binary must be able to
+// open each of them.
+func KnownRegistries() []string {
+	return append([]string{RegistryStatic}, knownRegistries...)
+}
+
 func (v *validator) routes(c *Config) {
 	if len(c.Routes) == 0 {
 		v.errorf("routes", "at least one route is required")

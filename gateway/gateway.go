@@ -54,7 +54,11 @@ type Gateway struct {
 	ctx     context.Context // watchers live until it ends
 	metrics *gatewayMetrics
 
-	mu       sync.Mutex // serialises Apply
+	// applyMu serialises Apply, through its warm-up wait; only Apply writes the fields below.
+	applyMu sync.Mutex
+	// mu guards the fields below for readers (readiness, admin), so they never wait behind
+	// a warm-up: Apply takes it only to swap them.
+	mu       sync.Mutex
 	cfg      *config.Config
 	pools    map[string]*poolEntry
 	limiters map[string]*limiterEntry
@@ -112,8 +116,8 @@ func (g *Gateway) Config() *config.Config {
 // of them build does it start new watchers, swap the route table, and stop the watchers no
 // route uses any more. On error nothing changes.
 func (g *Gateway) Apply(cfg *config.Config) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
 
 	nextPools := make(map[string]*poolEntry)
 	var fresh []*poolEntry
@@ -163,13 +167,16 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.warmUp(fresh)
 	g.opts.Handler.SetTable(proxy.NewTable(routes, proxy.NewTrust(cfg.TrustedNets)))
-	for key, pe := range g.pools {
+	g.mu.Lock()
+	old := g.pools
+	g.pools, g.limiters, g.routes, g.cfg = nextPools, nextLimiters, routes, cfg
+	g.mu.Unlock()
+	for key, pe := range old {
 		if _, ok := nextPools[key]; !ok {
 			pe.cancel()
 			<-pe.done
 		}
 	}
-	g.pools, g.limiters, g.routes, g.cfg = nextPools, nextLimiters, routes, cfg
 	g.metrics.routes.Set(float64(len(routes)))
 	return nil
 }

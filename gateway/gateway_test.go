@@ -220,6 +220,36 @@ func TestApplyWarmsNewPools(t *testing.T) {
 	}
 }
 
+// TestReadersDoNotWaitForWarmUp: while a reload waits for a registry that does not answer,
+// readiness and the admin views answer at once (from the config still in force).
+func TestReadersDoNotWaitForWarmUp(t *testing.T) {
+	f := newFixture(t, fmt.Sprintf(routesTmpl, named(t, "a"), named(t, "c")))
+	f.gw.opts.WarmTimeout = 3 * time.Second
+	f.gw.opts.Registries[config.RegistryEtcd] = discovererFunc(func(ctx context.Context, _ upstream.Target, _ func(upstream.Snapshot)) error {
+		<-ctx.Done() // never answers
+		return ctx.Err()
+	})
+	cfg, err := config.Parse("r.yaml", []byte("routes:\n  - prefix: /u\n    service: users\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- f.gw.Apply(cfg) }()
+	time.Sleep(100 * time.Millisecond) // well into the warm-up
+	start := time.Now()
+	ok, _ := f.gw.Ready()
+	routes, pools := f.gw.Routes(), f.gw.Upstreams()
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Ready, Routes and Upstreams took %v during a warm-up", took)
+	}
+	if !ok || len(routes) != 2 || len(pools) != 2 {
+		t.Fatalf("during the warm-up: ready %v, %d routes, %d pools; want the old config's", ok, len(routes), len(pools))
+	}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRegistriesByName: every route reaches its registry by name with its whole query, a
 // registry the gateway was not given is an Apply error that changes nothing, and any
 // Discoverer registered under a new name serves routes (a new registry is one map entry).
@@ -264,10 +294,10 @@ routes:
 	if err := f.gw.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	want := upstream.Target{Service: "users", Tags: []string{"v2", "eu"}, Datacenter: "dc2", PassingOnly: false}
+	want := upstream.Target{Service: "users", Tags: []string{"v2", "eu"}, Datacenter: "dc2", IncludeWarning: true}
 	select {
 	case tg := <-got:
-		if tg.Service != want.Service || !slices.Equal(tg.Tags, want.Tags) || tg.Datacenter != want.Datacenter || tg.PassingOnly {
+		if tg.Service != want.Service || !slices.Equal(tg.Tags, want.Tags) || tg.Datacenter != want.Datacenter || !tg.IncludeWarning {
 			t.Fatalf("consul watched %+v, want %+v", tg, want)
 		}
 	case <-time.After(10 * time.Second):

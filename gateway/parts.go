@@ -17,10 +17,10 @@ import (
 // the route's fixed upstreams: list as endpoints for the static registry.
 func targetOf(rc *config.Route) (upstream.Target, error) {
 	t := upstream.Target{
-		Service:     rc.Service,
-		Tags:        slices.Clone(rc.Tags),
-		Datacenter:  rc.Datacenter,
-		PassingOnly: rc.PassingOnly == nil || *rc.PassingOnly,
+		Service:        rc.Service,
+		Tags:           slices.Clone(rc.Tags),
+		Datacenter:     rc.Datacenter,
+		IncludeWarning: rc.PassingOnly != nil && !*rc.PassingOnly,
 	}
 	for _, u := range rc.Upstreams {
 		pu, err := url.Parse(u.URL)

@@ -1,6 +1,7 @@
 // Package register lets a service register itself in the registry the gateway watches (etcd,
-// Consul or ZooKeeper), keep the registration alive, and remove it on exit. The gateway's
-// request path never imports it; `switchyard register` wraps it as a sidecar.
+// Consul or ZooKeeper), keep the registration alive, and remove it on exit; `switchyard
+// register` wraps it as a sidecar. The gateway itself uses only its wire format (Entry, which
+// upstream.ParseEntry decodes), so this package must stay free of registry clients.
 //
 // This package holds what every registry shares and imports only the standard library. The
 // registries live in their own packages, so a service links only the client of the registry

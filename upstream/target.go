@@ -18,9 +18,10 @@ type Target struct {
 	Tags []string
 	// Datacenter to read from; empty means the client's own (Consul).
 	Datacenter string
-	// PassingOnly keeps only instances whose checks all pass. When false, instances in
-	// warning state are kept too; critical and maintenance ones never are (Consul).
-	PassingOnly bool
+	// IncludeWarning keeps instances whose checks are in warning state too; by default only
+	// those whose checks all pass are kept. Critical and maintenance ones never are (Consul).
+	// It is an opt-in so that the zero Target is the safe query.
+	IncludeWarning bool
 	// Endpoints is the fixed list of a route's `upstreams:` (the static registry).
 	Endpoints []Endpoint
 }

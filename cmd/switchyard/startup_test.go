@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,7 +19,8 @@ import (
 
 // TestConfigChangeDuringStartupIsKept: a reload asked for while the gateway is still starting
 // is neither fatal nor lost. SIGHUP is caught from the start of `serve` (before, its default
-// action ended the process), and the file watch starts from the digest of the bytes that were
+// action ended the process; this test catches it too, so a regression fails the test rather
+// than killing the test binary), and the file watch starts from the digest of the bytes that were
 // loaded (before, from what it found when it started, so a save in between was never
 // applied). The start is held open by a registry that does not answer: the pool warm-up
 // waits a second for it.
@@ -33,6 +35,11 @@ func TestConfigChangeDuringStartupIsKept(t *testing.T) {
 	}{
 		{"SIGHUP", false, func(t *testing.T, path string, rewrite func(string) []byte) {
 			writeFile(t, path, rewrite("/hup"))
+			// Catch SIGHUP here too, so that a gateway catching it too late fails this
+			// test (its reload never comes) instead of ending the whole test binary.
+			own := make(chan os.Signal, 1)
+			signal.Notify(own, syscall.SIGHUP)
+			defer signal.Stop(own)
 			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}

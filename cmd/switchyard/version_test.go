@@ -9,8 +9,8 @@ import (
 
 func TestCommandLineAnswers(t *testing.T) {
 	for _, tc := range []struct {
-		args       []string
-		code       int
+		args        []string
+		code        int
 		out, errOut string // substrings of stdout and stderr
 	}{
 		{[]string{"version"}, 0, "switchyard ", ""},

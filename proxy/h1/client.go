@@ -28,16 +28,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchyard/switchyard/config"
 	"golang.org/x/net/http/httpguts"
 )
 
-// Defaults applied by New for zero Options fields: the gateway's transport defaults, so a
-// client built in code behaves as one built from a config that leaves them out.
+// Defaults applied by New for zero Options fields. The first three are the gateway's
+// transport defaults (config.DefaultDialTimeout and its neighbours; a test in package proxy
+// keeps them equal), so a client built in code behaves as one built from a config that leaves
+// them out. They are repeated rather than imported so this client does not link the config
+// parser.
 const (
-	DefaultDialTimeout            = config.DefaultDialTimeout
-	DefaultIdleConnTimeout        = config.DefaultIdleConnTimeout
-	DefaultMaxIdleConnsPerHost    = config.DefaultMaxIdleConnsPerHost
+	DefaultDialTimeout            = 5 * time.Second
+	DefaultIdleConnTimeout        = 90 * time.Second
+	DefaultMaxIdleConnsPerHost    = 1024
 	DefaultMaxResponseHeaderBytes = 64 << 10    // near Envoy's 60 KiB; real heads are a few KiB
 	expectContinueTimeout         = time.Second // as http.DefaultTransport
 	max1xxResponses               = 8

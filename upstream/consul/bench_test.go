@@ -75,7 +75,7 @@ func BenchmarkPropagation(b *testing.B) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				_ = d.Watch(ctx, upstream.Target{Service: service, PassingOnly: true}, func(s upstream.Snapshot) {
+				_ = d.Watch(ctx, upstream.Target{Service: service}, func(s upstream.Snapshot) {
 					pool.Update(s)
 					select {
 					case applied <- testkit.Keys(pool.View().Snapshot):

@@ -123,7 +123,7 @@ func New(cli *api.Client, opts Options) *Discoverer {
 
 // Watch implements upstream.Discoverer: it runs the blocking-query loop for t.Service until
 // ctx ends, keeping the instances that carry every one of t.Tags, in t.Datacenter (empty: the
-// client's), passing only or also in warning state as t.PassingOnly says.
+// client's), passing only, or also in warning state when t.IncludeWarning says so.
 func (d *Discoverer) Watch(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
 	t = t.Clone() // the watch outlives the caller's slices
 	w := &watch{
@@ -153,7 +153,7 @@ func (w *watch) fetch(ctx context.Context, index uint64) ([]*api.ServiceEntry, *
 	ctx, cancel := context.WithTimeout(ctx, w.opts.WaitTime+w.opts.WaitTime/16+callSlack)
 	defer cancel()
 	// Consul's ?passing filter is exactly "all checks passing"; warning instances are only
-	// wanted when PassingOnly is false, and then critical ones are dropped in endpoints.
+	// wanted when IncludeWarning is set, and then critical ones are dropped in endpoints.
 	qo := (&api.QueryOptions{
 		WaitIndex:  index,
 		WaitTime:   w.opts.WaitTime,
@@ -161,7 +161,7 @@ func (w *watch) fetch(ctx context.Context, index uint64) ([]*api.ServiceEntry, *
 		Datacenter: w.target.Datacenter,
 	}).WithContext(ctx)
 	if len(w.target.Tags) > 0 {
-		return w.cli.Health().ServiceMultipleTags(w.target.Service, w.target.Tags, w.target.PassingOnly, qo)
+		return w.cli.Health().ServiceMultipleTags(w.target.Service, w.target.Tags, !w.target.IncludeWarning, qo)
 	}
-	return w.cli.Health().Service(w.target.Service, "", w.target.PassingOnly, qo)
+	return w.cli.Health().Service(w.target.Service, "", !w.target.IncludeWarning, qo)
 }

@@ -81,29 +81,29 @@ func TestWatchSelects(t *testing.T) {
 		want         []wantEP
 		wantRejected float64
 	}{
-		{name: "passing only drops warning and critical", q: upstream.Target{PassingOnly: true},
+		{name: "passing only drops warning and critical", q: upstream.Target{},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "b", addr: "10.0.0.2", port: 80, status: "warning"},
 				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
 			want: []wantEP{{"10.0.0.1:80", 1, "http"}}},
-		{name: "passing_only false keeps warning at its warning weight", q: upstream.Target{},
+		{name: "passing_only false keeps warning at its warning weight", q: upstream.Target{IncludeWarning: true},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 5, warn: 2}, {id: "b", addr: "10.0.0.2", port: 80, weight: 5, warn: 2, status: "warning"},
 				{id: "c", addr: "10.0.0.3", port: 80, status: "critical"}},
 			want: []wantEP{{"10.0.0.1:80", 5, "http"}, {"10.0.0.2:80", 2, "http"}}},
-		{name: "weights honoured", q: upstream.Target{PassingOnly: true},
+		{name: "weights honoured", q: upstream.Target{},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, weight: 3}, {id: "b", addr: "10.0.0.2", port: 80, weight: 7}},
 			want:  []wantEP{{"10.0.0.1:80", 3, "http"}, {"10.0.0.2:80", 7, "http"}}},
-		{name: "every tag must match", q: upstream.Target{PassingOnly: true, Tags: []string{"v2", "eu"}},
+		{name: "every tag must match", q: upstream.Target{Tags: []string{"v2", "eu"}},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80, tags: []string{"v2"}}, {id: "b", addr: "10.0.0.2", port: 80, tags: []string{"v2", "eu", "x"}},
 				{id: "c", addr: "10.0.0.3", port: 80, tags: []string{"eu"}}},
 			want: []wantEP{{"10.0.0.2:80", 1, "http"}}},
-		{name: "node address fallback and https meta", q: upstream.Target{PassingOnly: true},
+		{name: "node address fallback and https meta", q: upstream.Target{},
 			insts: []inst{{id: "a", port: 8443, meta: map[string]string{"scheme": "https"}}},
 			want:  []wantEP{{"127.0.0.1:8443", 1, "https"}}},
-		{name: "malformed entries skipped and counted", q: upstream.Target{PassingOnly: true},
+		{name: "malformed entries skipped and counted", q: upstream.Target{},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}, {id: "noport", addr: "10.0.0.2", port: 0},
 				{id: "badscheme", addr: "10.0.0.3", port: 80, meta: map[string]string{"scheme": "gopher"}}},
 			want: []wantEP{{"10.0.0.1:80", 1, "http"}}, wantRejected: 2},
-		{name: "explicit datacenter", q: upstream.Target{PassingOnly: true, Datacenter: "dc1"},
+		{name: "explicit datacenter", q: upstream.Target{Datacenter: "dc1"},
 			insts: []inst{{id: "a", addr: "10.0.0.1", port: 80}},
 			want:  []wantEP{{"10.0.0.1:80", 1, "http"}}},
 	}
@@ -160,7 +160,7 @@ func TestWatchFollowsChanges(t *testing.T) {
 	proxy := newCountingProxy(t, agent)
 	d := New(newClient(t, proxy.Listener.Addr().String()), Options{})
 	rec := &testkit.Recorder{}
-	startWatch(t, d, upstream.Target{Service: "web", PassingOnly: true}, rec.Update)
+	startWatch(t, d, upstream.Target{Service: "web"}, rec.Update)
 	n := rec.WaitFor(t, 0, "empty first snapshot", testkit.HasKeys())
 
 	register(t, admin, &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}, "")
@@ -218,7 +218,7 @@ func TestWatchCancelInterruptsBlockingQuery(t *testing.T) {
 	rec := &testkit.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Watch(ctx, upstream.Target{Service: "idle", PassingOnly: true}, rec.Update) }()
+	go func() { done <- d.Watch(ctx, upstream.Target{Service: "idle"}, rec.Update) }()
 	rec.WaitFor(t, 0, "first snapshot", testkit.HasKeys())
 	cancel()
 	select {
@@ -244,7 +244,7 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 	d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(logs)})
 	pool := upstream.NewPool("api", firstPicker{}, upstream.PoolOptions{})
 	rec := &testkit.Recorder{}
-	startWatch(t, d, upstream.Target{Service: "api", PassingOnly: true}, func(s upstream.Snapshot) { pool.Update(s); rec.Update(s) })
+	startWatch(t, d, upstream.Target{Service: "api"}, func(s upstream.Snapshot) { pool.Update(s); rec.Update(s) })
 	n := rec.WaitFor(t, 0, "api-1", testkit.HasKeys("10.0.0.1:80"))
 
 	// Load: pick continuously; every pick must succeed while the agent is away.

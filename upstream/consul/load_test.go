@@ -42,7 +42,7 @@ func TestWatchFaults(t *testing.T) {
 			d := New(newClient(t, proxy.Listener.Addr().String()),
 				Options{MinInterval: minInterval, Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(&testkit.SyncBuffer{})})
 			rec := &testkit.Recorder{}
-			startWatch(t, d, upstream.Target{Service: service, PassingOnly: true}, rec.Update)
+			startWatch(t, d, upstream.Target{Service: service}, rec.Update)
 			n := rec.WaitFor(t, 0, "first instance", testkit.HasKeys("10.0.0.1:80"))
 
 			tt.fault(proxy, true)
@@ -113,7 +113,7 @@ func startIdleWatches(t testing.TB, agent *consultest.Agent, n int, wait time.Du
 		service := fmt.Sprintf("idle%02d", i)
 		register(t, admin, &api.AgentServiceRegistration{ID: service, Name: service, Address: "10.0.1.1", Port: 1000 + i}, "")
 		recs[i] = &testkit.Recorder{}
-		startWatch(t, d, upstream.Target{Service: service, PassingOnly: true}, recs[i].Update)
+		startWatch(t, d, upstream.Target{Service: service}, recs[i].Update)
 	}
 	for i, r := range recs {
 		r.WaitFor(t, 0, "first snapshot", testkit.HasKeys("10.0.1.1:"+strconv.Itoa(1000+i)))

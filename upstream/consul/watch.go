@@ -122,7 +122,7 @@ func nextIndex(prev, got uint64) uint64 {
 func (w *watch) endpoints(entries []*api.ServiceEntry) []upstream.Endpoint {
 	eps := make([]upstream.Endpoint, 0, len(entries))
 	for _, e := range entries {
-		ep, ok, err := toEndpoint(e, w.target.PassingOnly)
+		ep, ok, err := toEndpoint(e, !w.target.IncludeWarning)
 		if err != nil {
 			w.opts.Metrics.Rejected(registryName, w.target.Service)
 			w.log.Warn("skipping malformed consul entry", "error", err, "id", serviceID(e))

@@ -130,9 +130,10 @@ func New(cli *clientv3.Client, opts Options) *Discoverer {
 func (d *Discoverer) ServicePrefix(service string) string { return d.opts.Prefix + service + "/" }
 
 // Watch implements upstream.Discoverer for t.Service (the other Target fields are Consul's).
-// It lists the service prefix at revision R, emits the first snapshot, then watches from R+1. A compacted or cancelled watch is re-listed and
-// resumed; while etcd is unreachable the last snapshot stays in force and calls are retried
-// with jittered backoff from the last revision seen. It returns ctx.Err() when ctx ends.
+// It lists the service prefix at revision R, emits the first snapshot, then watches from
+// R+1. A compacted or cancelled watch is re-listed and resumed; while etcd is unreachable
+// the last snapshot stays in force and calls are retried with jittered backoff from the last
+// revision seen. It returns ctx.Err() when ctx ends.
 func (d *Discoverer) Watch(ctx context.Context, t upstream.Target, update func(upstream.Snapshot)) error {
 	service := t.Service
 	w := &watch{

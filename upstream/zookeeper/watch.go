@@ -43,8 +43,8 @@ type watcher struct {
 }
 
 // Watch implements upstream.Discoverer for the node <root>/<t.Service> (the other Target
-// fields are Consul's). A missing service node
-// is an empty pool (emitted once); the discoverer waits for the node to be created. Nodes
+// fields are Consul's). A missing service node is an empty pool (emitted once); the
+// discoverer waits for the node to be created. Nodes
 // whose data does not parse are skipped with a warning and counted as rejected. While the
 // ensemble is unreachable the last snapshot stays in force; after a session expiry
 // everything is read again and the watches are set anew.
