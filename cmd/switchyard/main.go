@@ -17,19 +17,30 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// Each stop signal is read on its own (signal.NotifyContext would swallow all but the
+	// first): the first starts a graceful stop, a second one ends it at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(runSignals(context.Background(), sigs, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run dispatches the subcommands; it returns the process exit code.
+// run is runSignals without signals: ctx ending is the only stop request, and it skips
+// server.drain_delay (see stops).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runSignals(ctx, nil, args, stdout, stderr)
+}
+
+// runSignals dispatches the subcommands, each stopped by what sigs delivers (SIGTERM,
+// SIGINT) or ctx; it returns the process exit code.
+func runSignals(ctx context.Context, sigs <-chan os.Signal, args []string, stdout, stderr io.Writer) int {
+	st := watchStops(ctx, sigs)
+	defer st.release()
 	if len(args) > 0 {
 		switch args[0] {
 		case "register":
-			return runRegister(ctx, args[1:], stderr)
+			return runRegister(st.ctx, args[1:], stderr)
 		case "validate":
-			return runValidate(ctx, args[1:], stdout, stderr)
+			return runValidate(st.ctx, args[1:], stdout, stderr)
 		case "version", "-version", "--version":
 			printVersion(stdout)
 			return 0
@@ -37,7 +48,62 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			args = args[1:]
 		}
 	}
-	return runServe(ctx, args, stderr)
+	return runServe(st, args, stderr)
+}
+
+// stops is how the process is asked to stop. ctx ends at the first request: the parent
+// context ending, or the first SIGTERM or SIGINT (then context.Cause(ctx) is a signalStop).
+// now closes at the next one, which turns a graceful stop into an immediate one.
+//
+// Only a signal gets server.drain_delay: it is the time a load balancer needs to notice that
+// an orchestrator is stopping the gateway. A caller that cancels the context (a test, a
+// program embedding the gateway) stops it directly, the drain of requests in flight included.
+type stops struct {
+	ctx     context.Context
+	now     <-chan struct{}
+	release func() // stops watching; ctx ends
+}
+
+// signalStop is the cause of a stop asked for by a signal.
+type signalStop struct{ sig os.Signal }
+
+func (s signalStop) Error() string {
+	switch s.sig {
+	case syscall.SIGTERM:
+		return "SIGTERM received"
+	case syscall.SIGINT:
+		return "SIGINT received"
+	}
+	return "signal " + s.sig.String() + " received"
+}
+
+// watchStops reads sigs (nil: no signals) until release.
+func watchStops(parent context.Context, sigs <-chan os.Signal) *stops {
+	ctx, cancel := context.WithCancelCause(parent)
+	now := make(chan struct{})
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case s := <-sigs:
+				if ctx.Err() == nil {
+					cancel(signalStop{s})
+					continue
+				}
+				close(now)
+				return
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return &stops{ctx: ctx, now: now, release: func() {
+		close(quit)
+		<-done
+		cancel(context.Canceled)
+	}}
 }
 
 // flagHelp is returned when -h was asked for: usage printed, exit 0.

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +27,10 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// runServe runs the gateway until ctx ends (SIGTERM/SIGINT), then drains and returns 0.
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+// runServe runs the gateway until a stop request (SIGTERM/SIGINT, see stops), then drains
+// and returns 0.
+func runServe(st *stops, args []string, stderr io.Writer) int {
+	ctx := st.ctx
 	f, err := parseServeFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flagHelp) {
@@ -56,22 +60,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return 1
 	}
-	if err := serve(ctx, cfg, f, hup, log); err != nil {
+	if err := serve(st, cfg, f, hup, log); err != nil {
 		log.Error("gateway stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.Signal, log *slog.Logger) error {
+func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, log *slog.Logger) error {
+	ctx := st.ctx
 	started := time.Now()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	regs, closeRegistries, err := startRegistries(ctx, cfg, upstream.NewDiscoveryMetrics(reg), log)
+	regs, closeAll, err := startRegistries(ctx, cfg, upstream.NewDiscoveryMetrics(reg), log)
 	if err != nil {
 		return err
 	}
+	closeRegistries := sync.OnceFunc(closeAll)
 	defer closeRegistries()
 
 	transport, err := proxy.NewTransport(cfg.Transport)
@@ -111,6 +117,10 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.
 	mux := chi.NewMux()
 	mux.NotFound(handler.ServeHTTP)
 	mux.MethodNotAllowed(handler.ServeHTTP)
+	// Upgraded connections (WebSocket) are hijacked, so Shutdown does not see them: tunnels
+	// tracks them for the drain, and the open connections count is for its log lines.
+	tunnels := proxy.NewTunnels()
+	var conns atomic.Int64
 	public := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
@@ -120,7 +130,18 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
+		BaseContext:       func(net.Listener) context.Context { return proxy.WithTunnels(context.Background(), tunnels) },
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateHijacked, http.StateClosed:
+				conns.Add(-1)
+			}
+		},
 	}
+	// Shutdown runs this when it closes the listener: WebSockets get their Close frame then.
+	public.RegisterOnShutdown(tunnels.Drain)
 	public.Protocols.SetHTTP1(true)
 	if t := cfg.Server.TLS; t != nil {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -132,10 +153,17 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.
 	} else {
 		public.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, for TLS terminated in front
 	}
+	var stopping atomic.Pointer[string] // why the gateway is stopping, once it is
 	adminSrv := &http.Server{
 		Handler: admin.New(admin.Options{
 			Source: gw, Gatherer: reg, Logger: log,
 			Exposed: cfg.AdminExpose, Debug: cfg.AdminDebug,
+			Draining: func() (string, bool) {
+				if r := stopping.Load(); r != nil {
+					return *r, true
+				}
+				return "", false
+			},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -178,26 +206,131 @@ func serve(ctx context.Context, cfg *config.Config, f serveFlags, hup <-chan os.
 	reloadDone := startReloader(gwCtx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
 
 	var serveErr error
+	var cause error
 	select {
 	case <-ctx.Done():
+		cause = context.Cause(ctx)
 	case serveErr = <-errc:
+		cause = fmt.Errorf("a listener failed: %w", serveErr)
 	}
-	log.Info("shutting down: draining in-flight requests", "grace", cfg.Server.ShutdownGrace)
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
-	defer cancel()
-	if err := public.Shutdown(drainCtx); err != nil {
-		log.Warn("drain incomplete; closing remaining connections", "error", err)
-		public.Close()
-	}
+	stopBegan := time.Now()
+	reason := "shutting down: " + stopCause(cause)
+	stopping.Store(&reason)
+	drained := drain(drainPlan{
+		public: public, tunnels: tunnels, conns: &conns, errc: errc, now: st.now, log: log,
+		delay: drainDelay(cause, cfg.Server.DrainDelay), grace: cfg.Server.ShutdownGrace, reason: reason,
+	}, &serveErr)
 	adminSrv.Close()
 	stopWatchers()
 	<-reloadDone
 	gw.Wait()
+	closeRegistries()
+	log.Info("stopped", "shutdown", time.Since(stopBegan).Round(time.Millisecond), "drained", drained)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
-	log.Info("stopped")
 	return nil
+}
+
+// stopCause words why the gateway stops, for /readyz and the log.
+func stopCause(cause error) string {
+	var sig signalStop
+	if errors.As(cause, &sig) {
+		return sig.Error()
+	}
+	if errors.Is(cause, context.Canceled) {
+		return "stop requested"
+	}
+	return cause.Error()
+}
+
+// drainDelay is server.drain_delay when a signal asked for the stop: only then may a load
+// balancer still be sending connections (see stops).
+func drainDelay(cause error, configured time.Duration) time.Duration {
+	var sig signalStop
+	if errors.As(cause, &sig) {
+		return configured
+	}
+	return 0
+}
+
+// drainPlan is what drain works with.
+type drainPlan struct {
+	public  *http.Server
+	tunnels *proxy.Tunnels
+	conns   *atomic.Int64 // open client connections, upgraded ones (tunnels) left out
+	errc    <-chan error  // the listeners' Serve results
+	now     <-chan struct{}
+	log     *slog.Logger
+	delay   time.Duration // server.drain_delay, or 0 to skip the phase
+	grace   time.Duration // server.shutdown_grace
+	reason  string
+}
+
+// drain stops the public listener in two phases, once /readyz already fails. For delay it
+// goes on accepting and serving as usual, so connections a load balancer sends before it
+// notices are served. Then Shutdown closes the listener and waits up to grace for requests
+// in flight: it closes idle keep-alive connections at once, ends each busy HTTP/1.1 one
+// after its response (with Connection: close if its headers were not sent yet) and sends
+// HTTP/2 connections GOAWAY; tunnels.Drain ends WebSockets with a Close frame. Whatever is
+// left when grace ends (a long SSE stream, an opaque tunnel, a slow upload) is cut. A second
+// stop request (now) cuts everything at once, in either phase. drain reports whether every
+// request and tunnel finished; a listener's failure meanwhile is kept in serveErr.
+func drain(p drainPlan, serveErr *error) bool {
+	forced := false
+	if p.delay > 0 && *serveErr == nil {
+		p.log.Info("draining: not ready, still serving", "drain_delay", p.delay, "reason", p.reason)
+		t := time.NewTimer(p.delay)
+		select {
+		case <-t.C:
+		case <-p.now:
+			forced = true
+		case *serveErr = <-p.errc:
+		}
+		t.Stop()
+	}
+	drained := false
+	if !forced {
+		p.log.Info("draining: stopped accepting, waiting for in-flight requests", "shutdown_grace", p.grace,
+			"open_connections", p.conns.Load(), "tunnels", p.tunnels.Open(), "reason", p.reason)
+		graceCtx, cancel := context.WithTimeout(context.Background(), p.grace)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			err := p.public.Shutdown(graceCtx)
+			if err == nil {
+				err = p.tunnels.Wait(graceCtx)
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			drained = err == nil
+			if !drained {
+				p.log.Warn("drain incomplete after shutdown_grace: closing the remaining connections",
+					"shutdown_grace", p.grace, "open_connections", p.conns.Load(), "tunnels", p.tunnels.Open())
+			}
+		case <-p.now:
+			forced = true
+			cancel()
+			<-done
+		}
+	}
+	if forced {
+		p.log.Warn("stop requested again: closing every connection now", "open_connections", p.conns.Load(), "tunnels", p.tunnels.Open())
+	}
+	if !drained {
+		_ = p.public.Close()
+		p.tunnels.Close()
+		// Closed connections end their relays at once; the bound is for a relay stuck on
+		// something else, which would otherwise hold the exit.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.tunnels.Wait(ctx); err != nil {
+			p.log.Warn("upgraded connections still relaying after being closed", "tunnels", p.tunnels.Open())
+		}
+	}
+	return drained
 }
 
 // startReloader reloads the config on a signal from hup and, with watch on, when the file
