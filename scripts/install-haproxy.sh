@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# install-haproxy.sh installs Debian's HAProxy (2.6) so the conformance rolling-restart test can
+# put a real TCP load balancer, health-checking /readyz, in front of two gateways. Idempotent and
+# quiet when haproxy is already on PATH.
+set -euo pipefail
+
+if command -v haproxy >/dev/null 2>&1; then
+	exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+	as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+	as_root=(sudo -n)
+else
+	echo "install-haproxy: haproxy is missing and this is not root (and no sudo): run as root" >&2
+	exit 1
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+if ! "${as_root[@]}" apt-get update -qq >"$log" 2>&1 ||
+	! "${as_root[@]}" apt-get install -y -qq --no-install-recommends haproxy >>"$log" 2>&1; then
+	cat "$log" >&2
+	echo "install-haproxy: apt-get install haproxy failed (output above)" >&2
+	exit 1
+fi
+
+# The package enables and starts a system haproxy on port 80 only where an init system runs;
+# the test starts its own with a generated config and needs nothing else from the package.
+if ! command -v haproxy >/dev/null 2>&1; then
+	echo "install-haproxy: the haproxy package installed but haproxy is not on PATH" >&2
+	exit 1
+fi
