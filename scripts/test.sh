@@ -13,6 +13,7 @@ echo "== installing test dependencies"
 SWITCHYARD_CONSUL_BIN=$(scripts/install-consul.sh)
 export SWITCHYARD_CONSUL_BIN
 scripts/install-zookeeper.sh
+scripts/install-haproxy.sh  # Debian haproxy, the load balancer of conformance/TestRollingRestart
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
