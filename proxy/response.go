@@ -87,7 +87,20 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 			pw.flusher.Flush()
 		}
 	}
-	n, readErr, writeErr := copyBody(pw, res.Body)
+	var dst io.Writer = pw
+	var events *sseRelay
+	if isEventStream(res.Header) {
+		if streams := streamsFrom(r.Context()); streams != nil {
+			events = &sseRelay{dst: pw, upstream: res.Body, atEventEnd: true}
+			defer streams.watch(events)()
+			dst = events
+		}
+	}
+	n, readErr, writeErr := copyBody(dst, res.Body)
+	if events != nil && events.ended() {
+		// Ended by Drain after a whole event: a complete response, not a broken one.
+		readErr, writeErr = nil, nil
+	}
 	if writeErr == nil && readErr == nil {
 		writeErr = pw.finish()
 	}
@@ -115,6 +128,95 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 func isEventStream(h http.Header) bool {
 	ct := h.Get("Content-Type")
 	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
+}
+
+// errStreamEnded stops the copy of an event stream that Drain ended at an event boundary.
+var errStreamEnded = errors.New("event stream ended at an event boundary by a stopping server")
+
+// sseRelay writes an event stream (text/event-stream) to the client (it is the copy's
+// destination) and follows where its events end, so that a stopping server can end the
+// response between two events: each ends with an empty line, and lines end with CRLF, LF or
+// CR (the HTML standard's "Parsing an event stream").
+type sseRelay struct {
+	// closing says the stream is to end at the next event boundary. It is set apart from
+	// mu, which a write to a slow client can hold for long.
+	closing atomic.Bool
+
+	mu         sync.Mutex
+	dst        io.Writer
+	upstream   io.Closer // closed to end a Read waiting for an event that will not be relayed
+	atEventEnd bool      // what was written ends with an event (or nothing was written)
+	atLineEnd  bool      // what was written ends with a line end
+	cr         bool      // the last byte written was CR: an LF after it belongs to the same line end
+	done       bool      // ended: nothing more is written
+}
+
+func (r *sseRelay) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return 0, errStreamEnded
+	}
+	closing := r.closing.Load()
+	k := len(p)
+	switch {
+	case !closing:
+		r.scan(p, false)
+	case r.atEventEnd:
+		k = 0 // requestEnd has not run yet
+	default:
+		k = r.scan(p, true)
+	}
+	n, err := r.dst.Write(p[:k])
+	if err != nil || !closing || !r.atEventEnd {
+		return n, err
+	}
+	r.done = true
+	return n, errStreamEnded
+}
+
+// scan follows the line ends through p and returns how many bytes it consumed: all of p,
+// or with stop only up to the end of the first event that ends in p (with the LF of a final
+// CRLF if p holds it).
+func (r *sseRelay) scan(p []byte, stop bool) int {
+	for i, c := range p {
+		switch {
+		case c == '\n' && r.cr:
+			r.cr = false // the second half of CRLF
+		case c == '\n' || c == '\r':
+			r.atEventEnd = r.atLineEnd // an empty line
+			r.atLineEnd, r.cr = true, c == '\r'
+		default:
+			r.atEventEnd, r.atLineEnd, r.cr = false, false, false
+		}
+		if stop && r.atEventEnd {
+			if c == '\r' && i+1 < len(p) && p[i+1] == '\n' {
+				i++
+			}
+			return i + 1
+		}
+	}
+	return len(p)
+}
+
+func (r *sseRelay) endAtBoundary() { r.closing.Store(true) }
+
+// requestEnd ends the stream now if no event is in progress (the copy, waiting for the
+// upstream's next one, sees its Read fail and ended true), else after the event in progress.
+func (r *sseRelay) requestEnd() {
+	r.closing.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done && r.atEventEnd {
+		r.done = true
+		_ = r.upstream.Close()
+	}
+}
+
+func (r *sseRelay) ended() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done
 }
 
 // copyBody copies src to w through a pooled buffer; read and write errors are told apart
@@ -190,8 +292,8 @@ func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
 }
 
 // tunnel completes a protocol switch (WebSocket): it writes the 101 to the hijacked client
-// connection and copies bytes both ways until either side closes, or the server's Tunnels
-// (see WithTunnels) end it.
+// connection and copies bytes both ways until either side closes, or the server's Streams
+// (see WithStreams) end it.
 func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	w := x.w
 	backConn, ok := res.Body.(io.ReadWriteCloser)
@@ -206,13 +308,13 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 		writeError(w, http.StatusBadGateway, x.reqID)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
-	tunnels := tunnelsFrom(x.r.Context())
-	if !tunnels.enter() {
+	streams := streamsFrom(x.r.Context())
+	if !streams.enterTunnel() {
 		// The server is cutting its tunnels: this one would be cut as soon as it opened.
 		writeError(w, http.StatusServiceUnavailable, x.reqID)
 		return http.StatusServiceUnavailable, 0, upstream.ErrNone
 	}
-	defer tunnels.leave()
+	defer streams.leaveTunnel()
 	conn, brw, err := x.rc().Hijack()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, x.reqID)
@@ -236,7 +338,7 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 		toClient = ws
 	}
 	// Watched only from here: a Close frame must not go out before the 101.
-	unwatch := tunnels.watch(conn, backConn, ws)
+	unwatch := streams.watchTunnel(conn, backConn, ws)
 	defer unwatch()
 	var wg sync.WaitGroup
 	var up int64
@@ -264,87 +366,99 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	return http.StatusSwitchingProtocols, up, upstream.ErrNone
 }
 
-// Tunnels tracks the upgraded connections (WebSocket, or another protocol a route allows)
-// that Handlers relay, so that a stopping server can end them. http.Server's Shutdown cannot:
-// a hijacked connection is no longer the server's, so Shutdown neither waits for it nor
-// closes it, and a stopping gateway would exit under its tunnels, cutting them wherever they
-// were. A server puts its Tunnels into its requests' context with WithTunnels; without one,
-// tunnels are not tracked. Make one with NewTunnels.
-type Tunnels struct {
+// Streams ends the long-lived exchanges of a stopping server, which it would otherwise wait
+// on until its grace ends, or not see at all: upgraded connections (WebSocket, or another
+// protocol a route allows) are hijacked, so http.Server's Shutdown neither waits for them nor
+// closes them, and a stopping gateway would exit under them, cutting them wherever they were;
+// event streams (SSE) never end by themselves. A server puts its Streams into its requests'
+// context with WithStreams; without one, nothing is tracked. Make one with NewStreams.
+type Streams struct {
 	draining, cutting context.Context
 	drain, cut        context.CancelFunc
 
-	mu     sync.Mutex
-	open   int
-	empty  chan struct{}         // made by Wait, closed when open drops to 0
-	relays map[*wsRelay]struct{} // the WebSocket tunnels' relays, for Drain
+	mu      sync.Mutex
+	tunnels int
+	empty   chan struct{}      // made by Wait, closed when tunnels drops to 0
+	relays  map[relay]struct{} // WebSocket and event stream relays, for Drain
 }
 
-// NewTunnels returns a Tunnels with none open.
-func NewTunnels() *Tunnels {
-	t := &Tunnels{relays: make(map[*wsRelay]struct{})}
-	t.draining, t.drain = context.WithCancel(context.Background())
-	t.cutting, t.cut = context.WithCancel(context.Background())
-	return t
+// relay is a WebSocket or event stream relay that can end its stream at a message boundary.
+type relay interface {
+	// endAtBoundary marks the stream to end at the next boundary; requestEnd then ends it
+	// at once if it is at one. Only the latter may block (on a write to a slow client).
+	endAtBoundary()
+	requestEnd()
 }
 
-type tunnelsKey struct{}
-
-// WithTunnels returns ctx carrying t: the tunnels of requests served under it (an
-// http.Server's BaseContext) are t's.
-func WithTunnels(ctx context.Context, t *Tunnels) context.Context {
-	return context.WithValue(ctx, tunnelsKey{}, t)
+// NewStreams returns a Streams with nothing open.
+func NewStreams() *Streams {
+	s := &Streams{relays: make(map[relay]struct{})}
+	s.draining, s.drain = context.WithCancel(context.Background())
+	s.cutting, s.cut = context.WithCancel(context.Background())
+	return s
 }
 
-func tunnelsFrom(ctx context.Context) *Tunnels {
-	t, _ := ctx.Value(tunnelsKey{}).(*Tunnels)
-	return t
+type streamsKey struct{}
+
+// WithStreams returns ctx carrying s: the streams of requests served under it (an
+// http.Server's BaseContext) are s's.
+func WithStreams(ctx context.Context, s *Streams) context.Context {
+	return context.WithValue(ctx, streamsKey{}, s)
 }
 
-// Open is the number of tunnels open now.
-func (t *Tunnels) Open() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.open
+func streamsFrom(ctx context.Context) *Streams {
+	s, _ := ctx.Value(streamsKey{}).(*Streams)
+	return s
 }
 
-// Drain asks every tunnel open now or opened later to end, and returns at once. A WebSocket
-// is ended cleanly: the client gets a Close frame (1001, going away) as soon as the upstream's
-// frame in progress is complete, anything the upstream sends after that is dropped, the
-// client's answering Close frame goes to the upstream, and the tunnel ends when the upstream
-// answers it too (or closes). Another protocol is opaque to the gateway, which cannot tell
-// where a message ends: it goes on until Close. Once Drain returns, no WebSocket frame that
-// begins after it reaches a client.
-func (t *Tunnels) Drain() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.drain()
-	for r := range t.relays {
-		r.closing.Store(true) // at once; the Close frame itself is written by requestClose
+// Tunnels is the number of upgraded connections open now.
+func (s *Streams) Tunnels() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tunnels
+}
+
+// Drain asks every stream open now or opened later to end where it can end cleanly, and
+// returns at once; once it has, no WebSocket frame and no event that begins after it
+// reaches a client.
+//
+// A WebSocket client gets a Close frame (1001, going away) as soon as the upstream's frame in
+// progress is complete; anything the upstream sends after that is dropped, the client's
+// answering Close frame goes to the upstream, and the tunnel ends when the upstream answers
+// it too (or closes). An event stream ends, as a complete response, after the event in
+// progress: EventSource clients reconnect (elsewhere, when a load balancer took this server
+// out), asking with Last-Event-ID for what comes next. Other upgraded protocols are opaque to
+// the gateway, which cannot tell where a message ends: they go on until Close.
+func (s *Streams) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drain()
+	for r := range s.relays {
+		r.endAtBoundary()
 	}
 }
 
 // Close cuts every tunnel now: both of its connections are closed, whatever is in flight.
 // A tunnel opening later is refused (503). It returns at once; Wait waits for the relays to
-// stop.
-func (t *Tunnels) Close() {
-	t.mu.Lock()
-	t.cut() // under mu, so enter cannot count a tunnel after it
-	t.mu.Unlock()
+// stop. (Event streams are the server's connections: its Close cuts them.)
+func (s *Streams) Close() {
+	s.mu.Lock()
+	s.cut() // under mu, so enterTunnel cannot count a tunnel after it
+	s.mu.Unlock()
 }
 
 // Wait returns when no tunnel is open, or with ctx's error when ctx ends first.
-func (t *Tunnels) Wait(ctx context.Context) error {
-	t.mu.Lock()
-	if t.open == 0 {
-		t.mu.Unlock()
+func (s *Streams) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	if s.tunnels == 0 {
+		s.mu.Unlock()
 		return nil
 	}
-	if t.empty == nil {
-		t.empty = make(chan struct{})
+	if s.empty == nil {
+		s.empty = make(chan struct{})
 	}
-	empty := t.empty
-	t.mu.Unlock()
+	empty := s.empty
+	s.mu.Unlock()
 	select {
 	case <-empty:
 		return nil
@@ -353,66 +467,78 @@ func (t *Tunnels) Wait(ctx context.Context) error {
 	}
 }
 
-// enter counts a tunnel about to open; it reports false once Close was called. A nil
-// Tunnels tracks nothing.
-func (t *Tunnels) enter() bool {
-	if t == nil {
+// enterTunnel counts a tunnel about to open; it reports false once Close was called. A nil
+// Streams tracks nothing.
+func (s *Streams) enterTunnel() bool {
+	if s == nil {
 		return true
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cutting.Err() != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cutting.Err() != nil {
 		return false
 	}
-	t.open++
+	s.tunnels++
 	return true
 }
 
-// leave counts a tunnel that enter counted as ended.
-func (t *Tunnels) leave() {
-	if t == nil {
+// leaveTunnel counts a tunnel that enterTunnel counted as ended.
+func (s *Streams) leaveTunnel() {
+	if s == nil {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.open--; t.open == 0 && t.empty != nil {
-		close(t.empty)
-		t.empty = nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tunnels--; s.tunnels == 0 && s.empty != nil {
+		close(s.empty)
+		s.empty = nil
 	}
 }
 
-// watch arranges for Close to close client and backend, and for Drain to close ws (when it
-// is a WebSocket). The returned func closes both connections and returns once neither
-// hook runs any more.
-func (t *Tunnels) watch(client, backend io.Closer, ws *wsRelay) (unwatch func()) {
+// watchTunnel arranges for Close to close client and backend, and for Drain to end ws (when
+// it is a WebSocket). The returned func closes both connections and returns once no hook
+// runs any more.
+func (s *Streams) watchTunnel(client, backend io.Closer, ws *wsRelay) (unwatch func()) {
 	closeBoth := func() {
 		_ = client.Close()
 		_ = backend.Close()
 	}
-	if t == nil {
+	if s == nil {
 		return closeBoth
 	}
-	stopCut := afterFunc(t.cutting, closeBoth)
-	stopDrain := func() {}
+	stopCut := afterFunc(s.cutting, closeBoth)
+	var stopDrain func()
 	if ws != nil {
-		t.mu.Lock()
-		t.relays[ws] = struct{}{}
-		if t.draining.Err() != nil {
-			ws.closing.Store(true)
-		}
-		t.mu.Unlock()
-		// requestClose may wait on the relay's write to a slow client: not in Drain.
-		stopDrain = afterFunc(t.draining, ws.requestClose)
+		stopDrain = s.watch(ws)
 	}
 	return func() {
 		closeBoth() // so that a Close frame being written to a client that reads nothing fails
-		stopDrain()
-		stopCut()
-		if ws != nil {
-			t.mu.Lock()
-			delete(t.relays, ws)
-			t.mu.Unlock()
+		if stopDrain != nil {
+			stopDrain()
 		}
+		stopCut()
+	}
+}
+
+// watch has Drain end r; the returned func undoes it, once no hook runs any more. A nil
+// Streams does nothing.
+func (s *Streams) watch(r relay) (unwatch func()) {
+	if s == nil {
+		return func() {}
+	}
+	s.mu.Lock()
+	s.relays[r] = struct{}{}
+	if s.draining.Err() != nil {
+		r.endAtBoundary()
+	}
+	s.mu.Unlock()
+	// requestEnd may wait on a write to a slow client: not in Drain.
+	stop := afterFunc(s.draining, r.requestEnd)
+	return func() {
+		stop()
+		s.mu.Lock()
+		delete(s.relays, r)
+		s.mu.Unlock()
 	}
 }
 
@@ -473,7 +599,7 @@ func (r *wsRelay) Write(p []byte) (int, error) {
 		} else if !closing {
 			r.advance(p, false)
 		} else {
-			k = 0 // closing at a boundary: requestClose has not run yet
+			k = 0 // closing at a boundary: requestEnd has not run yet
 		}
 		n, err := r.dst.Write(p[:k])
 		r.written += int64(n)
@@ -499,9 +625,11 @@ func (r *wsRelay) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// requestClose has the Close frame sent now if no frame is in progress, else when the one in
+func (r *wsRelay) endAtBoundary() { r.closing.Store(true) }
+
+// requestEnd has the Close frame sent now if no frame is in progress, else when the one in
 // progress is complete.
-func (r *wsRelay) requestClose() {
+func (r *wsRelay) requestEnd() {
 	r.closing.Store(true)
 	r.mu.Lock()
 	defer r.mu.Unlock()

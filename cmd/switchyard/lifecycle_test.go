@@ -132,7 +132,7 @@ const (
 
 // heldBackend answers /fast at once and holds /slow until release is closed (or the request
 // ends), telling arrived when a /slow request is there; /sse streams an event every 20 ms
-// until the request ends.
+// and /stream a line of plain text, until the request ends.
 type heldBackend struct {
 	url     string
 	arrived chan string
@@ -150,11 +150,17 @@ func newHeldBackend(t *testing.T) *heldBackend {
 				io.WriteString(w, "finished")
 			case <-r.Context().Done():
 			}
-		case "/sse":
-			w.Header().Set("Content-Type", "text/event-stream")
+		case "/sse", "/stream":
+			format := "data: %d\n\n"
+			if r.URL.Path == "/sse" {
+				w.Header().Set("Content-Type", "text/event-stream")
+			} else {
+				w.Header().Set("Content-Type", "text/plain")
+				format = "line %d\n"
+			}
 			b.arrived <- r.URL.Path
 			for i := 0; ; i++ {
-				fmt.Fprintf(w, "data: %d\n\n", i)
+				fmt.Fprintf(w, format, i)
 				w.(http.Flusher).Flush()
 				select {
 				case <-time.After(20 * time.Millisecond):
@@ -372,8 +378,8 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 }
 
 // TestDrainBoundedByGrace: what has not finished when shutdown_grace ends is cut: a request
-// waiting on its upstream, an SSE stream (which keeps flowing until then) and an opaque
-// upgraded tunnel; the exit follows.
+// waiting on its upstream, a streamed response of unknown length (which keeps flowing until
+// then) and an opaque upgraded tunnel; the exit follows.
 func TestDrainBoundedByGrace(t *testing.T) {
 	be := newHeldBackend(t)
 	tunnelBackend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -397,30 +403,30 @@ routes:
 	hung := dialRaw(t, g.listen)
 	fmt.Fprint(hung, "GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n")
 	be.waitArrived(t, "/slow")
-	sse := dialRaw(t, g.listen)
-	fmt.Fprint(sse, "GET /sse HTTP/1.1\r\nHost: gw\r\n\r\n")
-	be.waitArrived(t, "/sse")
-	sse.SetDeadline(time.Now().Add(20 * time.Second))
-	sseRes, err := http.ReadResponse(sse.br, nil)
-	if err != nil || sseRes.StatusCode != 200 {
-		t.Fatalf("SSE: %v %v", sseRes, err)
+	stream := dialRaw(t, g.listen)
+	fmt.Fprint(stream, "GET /stream HTTP/1.1\r\nHost: gw\r\n\r\n")
+	be.waitArrived(t, "/stream")
+	stream.SetDeadline(time.Now().Add(20 * time.Second))
+	streamRes, err := http.ReadResponse(stream.br, nil)
+	if err != nil || streamRes.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", streamRes, err)
 	}
-	// The events' arrival times, read as they come until the stream ends.
-	type sseEnd struct {
+	// The lines' arrival times, read as they come until the stream ends.
+	type streamEnd struct {
 		last time.Time
 		err  error
 	}
-	sseDone := make(chan sseEnd, 1)
+	streamDone := make(chan streamEnd, 1)
 	go func() {
 		var last time.Time
-		events := bufio.NewReader(sseRes.Body)
+		lines := bufio.NewReader(streamRes.Body)
 		for {
-			line, err := events.ReadString('\n')
+			line, err := lines.ReadString('\n')
 			if err != nil {
-				sseDone <- sseEnd{last, err}
+				streamDone <- streamEnd{last, err}
 				return
 			}
-			if strings.HasPrefix(line, "data: ") {
+			if strings.HasPrefix(line, "line ") {
 				last = time.Now()
 			}
 		}
@@ -453,12 +459,12 @@ routes:
 	if !hung.closedByServer() {
 		t.Error("request waiting on its upstream not cut")
 	}
-	end := <-sseDone
-	if ne, ok := end.err.(net.Error); ok && ne.Timeout() {
-		t.Error("SSE stream not cut")
+	end := <-streamDone
+	if ne, ok := end.err.(net.Error); ok && ne.Timeout() || end.err == io.EOF {
+		t.Errorf("streamed response: %v, want it cut", end.err)
 	}
 	if end.last.Before(draining.Add(grace / 2)) {
-		t.Errorf("last SSE event %s after the drain began, want events until shutdown_grace (%s) ends the stream", end.last.Sub(draining), grace)
+		t.Errorf("last line of the stream %s after the drain began, want lines until shutdown_grace (%s) ends it", end.last.Sub(draining), grace)
 	}
 	if !tunnel.closedByServer() {
 		t.Error("opaque tunnel not cut")
@@ -533,6 +539,43 @@ func TestWebSocketClosedCleanlyOnStop(t *testing.T) {
 	g.wantStopped(t, true)
 	if elapsed := time.Since(signalled); elapsed > 30*time.Second {
 		t.Errorf("stop took %s: the tunnel held the drain toward shutdown_grace", elapsed)
+	}
+}
+
+// TestEventStreamEndsOnStop: an SSE stream open at the stop ends, as a complete response,
+// after its event in progress when the listener closes (EventSource clients reconnect with
+// Last-Event-ID, through the load balancer to another instance), so the drain completes
+// without waiting for shutdown_grace.
+func TestEventStreamEndsOnStop(t *testing.T) {
+	be := newHeldBackend(t)
+	g := startSignalled(t, fmt.Sprintf("server: { drain_delay: 0, shutdown_grace: 1m }\nroutes:\n  - { prefix: /, upstreams: [%q] }\n", be.url))
+	c := http.Client{Timeout: 20 * time.Second}
+	res, err := c.Get("http://" + g.listen + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	be.waitArrived(t, "/sse")
+	events := bufio.NewReader(res.Body)
+	if line, err := events.ReadString('\n'); err != nil || line != "data: 0\n" {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+
+	g.signal(t)
+	signalled := time.Now()
+	rest, err := io.ReadAll(events)
+	if err != nil {
+		t.Fatalf("the event stream did not end cleanly: %v (after %q)", err, rest)
+	}
+	if whole := "data: 0\n" + string(rest); !strings.HasSuffix(whole, "\n\n") {
+		t.Errorf("the event stream ended inside an event: %q", whole)
+	}
+	if code := g.waitExit(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	g.wantStopped(t, true)
+	if elapsed := time.Since(signalled); elapsed > 30*time.Second {
+		t.Errorf("stop took %s: the event stream held the drain toward shutdown_grace", elapsed)
 	}
 }
 

@@ -117,9 +117,10 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 	mux := chi.NewMux()
 	mux.NotFound(handler.ServeHTTP)
 	mux.MethodNotAllowed(handler.ServeHTTP)
-	// Upgraded connections (WebSocket) are hijacked, so Shutdown does not see them: tunnels
-	// tracks them for the drain, and the open connections count is for its log lines.
-	tunnels := proxy.NewTunnels()
+	// Upgraded connections (WebSocket) are hijacked, so Shutdown does not see them, and event
+	// streams never end by themselves: streams ends both in the drain. The open connections
+	// count is for its log lines.
+	streams := proxy.NewStreams()
 	var conns atomic.Int64
 	public := &http.Server{
 		Handler:           mux,
@@ -130,7 +131,7 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
-		BaseContext:       func(net.Listener) context.Context { return proxy.WithTunnels(context.Background(), tunnels) },
+		BaseContext:       func(net.Listener) context.Context { return proxy.WithStreams(context.Background(), streams) },
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			switch s {
 			case http.StateNew:
@@ -140,8 +141,9 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 			}
 		},
 	}
-	// Shutdown runs this when it closes the listener: WebSockets get their Close frame then.
-	public.RegisterOnShutdown(tunnels.Drain)
+	// Shutdown runs this when it closes the listener: WebSockets get their Close frame and
+	// event streams their end then.
+	public.RegisterOnShutdown(streams.Drain)
 	public.Protocols.SetHTTP1(true)
 	if t := cfg.Server.TLS; t != nil {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -217,7 +219,7 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 	reason := "shutting down: " + stopCause(cause)
 	stopping.Store(&reason)
 	drained := drain(drainPlan{
-		public: public, tunnels: tunnels, conns: &conns, errc: errc, now: st.now, log: log,
+		public: public, streams: streams, conns: &conns, errc: errc, now: st.now, log: log,
 		delay: drainDelay(cause, cfg.Server.DrainDelay), grace: cfg.Server.ShutdownGrace, reason: reason,
 	}, &serveErr)
 	adminSrv.Close()
@@ -257,7 +259,7 @@ func drainDelay(cause error, configured time.Duration) time.Duration {
 // drainPlan is what drain works with.
 type drainPlan struct {
 	public  *http.Server
-	tunnels *proxy.Tunnels
+	streams *proxy.Streams
 	conns   *atomic.Int64 // open client connections, upgraded ones (tunnels) left out
 	errc    <-chan error  // the listeners' Serve results
 	now     <-chan struct{}
@@ -272,10 +274,11 @@ type drainPlan struct {
 // notices are served. Then Shutdown closes the listener and waits up to grace for requests
 // in flight: it closes idle keep-alive connections at once, ends each busy HTTP/1.1 one
 // after its response (with Connection: close if its headers were not sent yet) and sends
-// HTTP/2 connections GOAWAY; tunnels.Drain ends WebSockets with a Close frame. Whatever is
-// left when grace ends (a long SSE stream, an opaque tunnel, a slow upload) is cut. A second
-// stop request (now) cuts everything at once, in either phase. drain reports whether every
-// request and tunnel finished; a listener's failure meanwhile is kept in serveErr.
+// HTTP/2 connections GOAWAY; streams.Drain ends WebSockets with a Close frame and event
+// streams after their event in progress. Whatever is left when grace ends (a long download
+// or upload, an upgraded protocol other than WebSocket) is cut. A second stop request (now)
+// cuts everything at once, in either phase. drain reports whether every request and tunnel
+// finished; a listener's failure meanwhile is kept in serveErr.
 func drain(p drainPlan, serveErr *error) bool {
 	forced := false
 	if p.delay > 0 && *serveErr == nil {
@@ -292,14 +295,14 @@ func drain(p drainPlan, serveErr *error) bool {
 	drained := false
 	if !forced {
 		p.log.Info("draining: stopped accepting, waiting for in-flight requests", "shutdown_grace", p.grace,
-			"open_connections", p.conns.Load(), "tunnels", p.tunnels.Open(), "reason", p.reason)
+			"open_connections", p.conns.Load(), "tunnels", p.streams.Tunnels(), "reason", p.reason)
 		graceCtx, cancel := context.WithTimeout(context.Background(), p.grace)
 		defer cancel()
 		done := make(chan error, 1)
 		go func() {
 			err := p.public.Shutdown(graceCtx)
 			if err == nil {
-				err = p.tunnels.Wait(graceCtx)
+				err = p.streams.Wait(graceCtx)
 			}
 			done <- err
 		}()
@@ -308,7 +311,7 @@ func drain(p drainPlan, serveErr *error) bool {
 			drained = err == nil
 			if !drained {
 				p.log.Warn("drain incomplete after shutdown_grace: closing the remaining connections",
-					"shutdown_grace", p.grace, "open_connections", p.conns.Load(), "tunnels", p.tunnels.Open())
+					"shutdown_grace", p.grace, "open_connections", p.conns.Load(), "tunnels", p.streams.Tunnels())
 			}
 		case <-p.now:
 			forced = true
@@ -317,17 +320,17 @@ func drain(p drainPlan, serveErr *error) bool {
 		}
 	}
 	if forced {
-		p.log.Warn("stop requested again: closing every connection now", "open_connections", p.conns.Load(), "tunnels", p.tunnels.Open())
+		p.log.Warn("stop requested again: closing every connection now", "open_connections", p.conns.Load(), "tunnels", p.streams.Tunnels())
 	}
 	if !drained {
 		_ = p.public.Close()
-		p.tunnels.Close()
+		p.streams.Close()
 		// Closed connections end their relays at once; the bound is for a relay stuck on
 		// something else, which would otherwise hold the exit.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := p.tunnels.Wait(ctx); err != nil {
-			p.log.Warn("upgraded connections still relaying after being closed", "tunnels", p.tunnels.Open())
+		if err := p.streams.Wait(ctx); err != nil {
+			p.log.Warn("upgraded connections still relaying after being closed", "tunnels", p.streams.Tunnels())
 		}
 	}
 	return drained

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
 				if err := feed(stream[:at]); err != nil {
 					t.Fatal(err)
 				}
-				r.requestClose()
+				r.requestEnd()
 				if err := feed(stream[at:]); err != nil {
 					t.Fatal(err)
 				}
@@ -111,9 +112,9 @@ func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
 	}
 }
 
-// tunnelGateway serves routes through a Handler whose requests carry tunnels, as the
+// drainGateway serves a route through a Handler whose requests carry streams, as the
 // gateway's public server does.
-func tunnelGateway(t *testing.T, tunnels *Tunnels, rt *Route) string {
+func drainGateway(t *testing.T, streams *Streams, rt *Route) string {
 	t.Helper()
 	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
 	if err != nil {
@@ -122,14 +123,14 @@ func tunnelGateway(t *testing.T, tunnels *Tunnels, rt *Route) string {
 	h := New(Options{Transport: tr})
 	h.SetTable(NewTable([]*Route{rt}, NewTrust(nil)))
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config.BaseContext = func(net.Listener) context.Context { return WithTunnels(context.Background(), tunnels) }
+	srv.Config.BaseContext = func(net.Listener) context.Context { return WithStreams(context.Background(), streams) }
 	srv.Start()
 	t.Cleanup(func() {
-		tunnels.Close()
+		streams.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := tunnels.Wait(ctx); err != nil {
-			t.Errorf("tunnels still open after Close: %v", err)
+		if err := streams.Wait(ctx); err != nil {
+			t.Errorf("streams still open after Close: %v", err)
 		}
 		srv.Close()
 		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
@@ -200,8 +201,8 @@ func readN(t *testing.T, r io.Reader, n int) []byte {
 // ends the tunnel.
 func TestTunnelsDrainWebSocket(t *testing.T) {
 	be, conns := upgradedBackend(t, "websocket")
-	tunnels := NewTunnels()
-	gw := tunnelGateway(t, tunnels, routeSpec{prefix: "/", backends: []string{be}}.build(t))
+	streams := NewStreams()
+	gw := drainGateway(t, streams, routeSpec{prefix: "/", backends: []string{be}}.build(t))
 	client, cr := openTunnel(t, gw, "websocket")
 	up := receive(t, conns)
 
@@ -210,10 +211,10 @@ func TestTunnelsDrainWebSocket(t *testing.T) {
 	if got := readN(t, cr, 100); !bytes.Equal(got, msg[:100]) {
 		t.Fatal("first part of the frame garbled")
 	}
-	if n := tunnels.Open(); n != 1 {
-		t.Fatalf("Open() = %d, want 1", n)
+	if n := streams.Tunnels(); n != 1 {
+		t.Fatalf("Tunnels() = %d, want 1", n)
 	}
-	tunnels.Drain()
+	streams.Drain()
 	up.Write(msg[100:])
 	up.Write(wsFrame(0x1, []byte("after the close: dropped"), false))
 	if got := readN(t, cr, len(msg)-100); !bytes.Equal(got, msg[100:]) {
@@ -233,7 +234,7 @@ func TestTunnelsDrainWebSocket(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := tunnels.Wait(ctx); err != nil {
+	if err := streams.Wait(ctx); err != nil {
 		t.Fatalf("the tunnel did not end after the closing handshake: %v", err)
 	}
 }
@@ -242,12 +243,12 @@ func TestTunnelsDrainWebSocket(t *testing.T) {
 // Drain, and Close cuts it on both sides; a tunnel asked for after Close is refused.
 func TestTunnelsDrainLeavesOpaqueTunnels(t *testing.T) {
 	be, conns := upgradedBackend(t, "foo")
-	tunnels := NewTunnels()
-	gw := tunnelGateway(t, tunnels, routeSpec{prefix: "/", backends: []string{be}, upgrades: []string{"foo"}}.build(t))
+	streams := NewStreams()
+	gw := drainGateway(t, streams, routeSpec{prefix: "/", backends: []string{be}, upgrades: []string{"foo"}}.build(t))
 	client, cr := openTunnel(t, gw, "foo")
 	up := receive(t, conns)
 
-	tunnels.Drain()
+	streams.Drain()
 	client.Write([]byte("ping"))
 	if got := readN(t, up, 4); string(got) != "ping" {
 		t.Fatalf("upstream got %q", got)
@@ -257,7 +258,7 @@ func TestTunnelsDrainLeavesOpaqueTunnels(t *testing.T) {
 		t.Fatalf("client got %q", got)
 	}
 
-	tunnels.Close()
+	streams.Close()
 	if n, err := cr.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("client read %d bytes after Close, want the connection closed", n)
 	}
@@ -266,8 +267,8 @@ func TestTunnelsDrainLeavesOpaqueTunnels(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := tunnels.Wait(ctx); err != nil || tunnels.Open() != 0 {
-		t.Fatalf("Wait after Close: %v, %d open", err, tunnels.Open())
+	if err := streams.Wait(ctx); err != nil || streams.Tunnels() != 0 {
+		t.Fatalf("Wait after Close: %v, %d open", err, streams.Tunnels())
 	}
 
 	c, err := net.DialTimeout("tcp", gw, time.Second)
@@ -283,4 +284,141 @@ func TestTunnelsDrainLeavesOpaqueTunnels(t *testing.T) {
 	}
 	res.Body.Close()
 	receive(t, conns) // the upstream agreed before the gateway refused; closed by the cleanup
+}
+
+// closeRecorder is an upstream body's Close, recorded.
+type closeRecorder struct{ closed bool }
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// TestSSERelayEndsAtEventBoundary: whatever the chunking of the upstream's stream, its line
+// ends and where the end is asked for, the client gets whole events and nothing after the
+// one in progress; when none is in progress the wait for the next one is ended at once.
+func TestSSERelayEndsAtEventBoundary(t *testing.T) {
+	events := []string{
+		"data: a\n\n",
+		"id: 2\r\ndata: b\r\n\r\n",
+		": a comment\n\n",
+		"data: c\rdata: d\r\r",
+		"event: x\ndata: " + strings.Repeat("e", 300) + "\n\n",
+		"data: f\r\n\n",
+	}
+	var stream []byte
+	ends := []int{0} // offsets where an event ends (and the start)
+	for _, e := range events {
+		stream = append(stream, e...)
+		ends = append(ends, len(stream))
+	}
+	for _, chunk := range []int{1, 2, 5, 64, len(stream)} {
+		for at := 0; at <= len(stream); at += 7 {
+			t.Run(fmt.Sprintf("chunk %d end at %d", chunk, at), func(t *testing.T) {
+				var out bytes.Buffer
+				up := &closeRecorder{}
+				r := &sseRelay{dst: &out, upstream: up, atEventEnd: true}
+				feed := func(b []byte) error {
+					for len(b) > 0 {
+						n := min(chunk, len(b))
+						if _, err := r.Write(b[:n]); err != nil {
+							return err
+						}
+						b = b[n:]
+					}
+					return nil
+				}
+				if err := feed(stream[:at]); err != nil {
+					t.Fatal(err)
+				}
+				boundary := 0 // the end of the event in progress when the end was asked for
+				for _, e := range ends {
+					if boundary < at {
+						boundary = e
+					}
+				}
+				r.endAtBoundary()
+				r.requestEnd()
+				if idle := boundary == at; idle != up.closed || idle != r.ended() {
+					t.Fatalf("no event in progress %v, upstream closed %v, ended %v: want all alike", idle, up.closed, r.ended())
+				}
+				if err := feed(stream[at:]); err != nil && !errors.Is(err, errStreamEnded) {
+					t.Fatal(err)
+				} else if err == nil && at < len(stream) {
+					t.Fatal("the relay took the rest of the stream")
+				}
+				got, want := out.Bytes(), stream[:boundary]
+				if !bytes.Equal(got, want) && !(bytes.HasSuffix(want, []byte("\r\n")) && bytes.Equal(got, want[:len(want)-1])) {
+					t.Fatalf("client got %q, want the stream up to the end of the event in progress, %q", got, want)
+				}
+				if !r.ended() {
+					t.Error("not ended")
+				}
+			})
+		}
+	}
+}
+
+// TestStreamsDrainEventStream: on Drain an event stream through the gateway ends as a
+// complete response right after the event in progress, or at once between events, and the
+// upstream's request is ended.
+func TestStreamsDrainEventStream(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		partial string // sent after the first event, before Drain
+		want    string // the whole body the client gets
+	}{
+		{"between events", "", "data: 1\n\n"},
+		{"inside an event", "id: 2\ndata: 2", "data: 1\n\nid: 2\ndata: 2\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drained, upstreamDone := make(chan struct{}), make(chan struct{})
+			be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+				defer close(upstreamDone)
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: 1\n\n"+tc.partial)
+				w.(http.Flusher).Flush()
+				select {
+				case <-drained:
+				case <-r.Context().Done():
+					return
+				}
+				if tc.partial != "" {
+					io.WriteString(w, "\n\n")
+				}
+				for i := 3; ; i++ {
+					fmt.Fprintf(w, "data: %d\n\n", i)
+					w.(http.Flusher).Flush()
+					select {
+					case <-time.After(10 * time.Millisecond):
+					case <-r.Context().Done():
+						return
+					}
+				}
+			})
+			streams := NewStreams()
+			gw := drainGateway(t, streams, routeSpec{prefix: "/", backends: []string{be}}.build(t))
+			c := http.Client{Timeout: 10 * time.Second}
+			res, err := c.Get("http://" + gw + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			first := make([]byte, len("data: 1\n\n")+len(tc.partial))
+			if _, err := io.ReadFull(res.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			streams.Drain()
+			close(drained)
+			rest, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatalf("the stream did not end cleanly: %v (after %q)", err, rest)
+			}
+			if got := string(first) + string(rest); got != tc.want {
+				t.Errorf("client got %q, want %q", got, tc.want)
+			}
+			select {
+			case <-upstreamDone:
+			case <-time.After(10 * time.Second):
+				t.Error("the upstream's request did not end")
+			}
+		})
+	}
 }
