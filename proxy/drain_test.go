@@ -46,6 +46,28 @@ func wsFrame(opcode byte, payload []byte, masked bool) []byte {
 	return b
 }
 
+// writeChunks writes b to w in writes of chunk bytes.
+func writeChunks(w io.Writer, b []byte, chunk int) error {
+	for len(b) > 0 {
+		n := min(chunk, len(b))
+		if _, err := w.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// endAt is the first of the ascending offsets ends at or after at.
+func endAt(ends []int, at int) int {
+	for _, e := range ends {
+		if e >= at {
+			return e
+		}
+	}
+	return ends[len(ends)-1]
+}
+
 // TestWSRelayCloseAtFrameBoundary: whatever the chunking of the upstream's stream and
 // wherever the close is asked for, the client gets whole frames, then the Close frame, and
 // nothing after it; the upstream's own Close frame afterwards ends the relay.
@@ -60,27 +82,18 @@ func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
 		{0x80, 0x02, 'd', 'e'},                              // its last fragment
 	}
 	var stream []byte
-	var ends []int // offset after each frame
+	ends := []int{0} // offsets where a frame ends (and the start)
 	for _, f := range frames {
 		stream = append(stream, f...)
 		ends = append(ends, len(stream))
 	}
 	upClose := wsFrame(0x8, []byte{0x03, 0xe8}, false)
 	for _, chunk := range []int{1, 3, 7, 130, 4096, len(stream)} {
-		for _, at := range []int{0, 1, 2, 5, 6, 7, 150, ends[1], ends[2] + 1, ends[3] - 1, ends[4] + 1, len(stream)} {
+		for _, at := range []int{0, 1, 2, 5, 6, 7, 150, ends[2], ends[3] + 1, ends[4] - 1, ends[5] + 1, len(stream)} {
 			t.Run(fmt.Sprintf("chunk %d close at %d", chunk, at), func(t *testing.T) {
 				var out bytes.Buffer
 				r := &wsRelay{dst: &out}
-				feed := func(b []byte) error {
-					for len(b) > 0 {
-						n := min(chunk, len(b))
-						if _, err := r.Write(b[:n]); err != nil {
-							return err
-						}
-						b = b[n:]
-					}
-					return nil
-				}
+				feed := func(b []byte) error { return writeChunks(r, b, chunk) }
 				if err := feed(stream[:at]); err != nil {
 					t.Fatal(err)
 				}
@@ -88,12 +101,7 @@ func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
 				if err := feed(stream[at:]); err != nil {
 					t.Fatal(err)
 				}
-				boundary := 0 // the end of the frame in progress when the close was asked for
-				for _, e := range ends {
-					if boundary < at {
-						boundary = e
-					}
-				}
+				boundary := endAt(ends, at) // the end of the frame in progress when the close was asked for
 				want := append(append([]byte{}, stream[:boundary]...), wsCloseGoingAway...)
 				if !bytes.Equal(out.Bytes(), want) {
 					t.Fatalf("client got %d bytes, want %d: the frames up to offset %d, then the Close frame", out.Len(), len(want), boundary)
@@ -315,25 +323,11 @@ func TestSSERelayEndsAtEventBoundary(t *testing.T) {
 				var out bytes.Buffer
 				up := &closeRecorder{}
 				r := &sseRelay{dst: &out, upstream: up, atEventEnd: true}
-				feed := func(b []byte) error {
-					for len(b) > 0 {
-						n := min(chunk, len(b))
-						if _, err := r.Write(b[:n]); err != nil {
-							return err
-						}
-						b = b[n:]
-					}
-					return nil
-				}
+				feed := func(b []byte) error { return writeChunks(r, b, chunk) }
 				if err := feed(stream[:at]); err != nil {
 					t.Fatal(err)
 				}
-				boundary := 0 // the end of the event in progress when the end was asked for
-				for _, e := range ends {
-					if boundary < at {
-						boundary = e
-					}
-				}
+				boundary := endAt(ends, at) // the end of the event in progress when the end was asked for
 				r.endAtBoundary()
 				r.requestEnd()
 				if idle := boundary == at; idle != up.closed || idle != r.ended() {
