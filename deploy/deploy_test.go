@@ -191,3 +191,27 @@ func TestImagePinned(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrPort: the bracketed admin address the manifests use ("[${POD_IP}]:9901") splits
+// into the bare pod IP and the port for either family, so the probe/admin-port checks hold.
+func TestAddrPort(t *testing.T) {
+	tests := []struct {
+		addr string
+		host string
+		port int
+		ok   bool
+	}{
+		{"[10.0.0.7]:9901", "10.0.0.7", 9901, true},
+		{"[fd00::7]:9901", "fd00::7", 9901, true},
+		{"10.0.0.7:9901", "10.0.0.7", 9901, true},
+		{":8080", "", 8080, true},
+		{"fd00::7:9901", "", 0, false},
+		{"[fd00::7]:admin", "", 0, false},
+	}
+	for _, tc := range tests {
+		host, port, err := addrPort(tc.addr)
+		if (err == nil) != tc.ok || err == nil && (host != tc.host || port != tc.port) {
+			t.Errorf("addrPort(%q) = %q, %d, %v; want %q, %d, ok=%v", tc.addr, host, port, err, tc.host, tc.port, tc.ok)
+		}
+	}
+}

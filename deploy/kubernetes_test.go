@@ -26,18 +26,28 @@ import (
 	"github.com/switchyard/switchyard/config"
 )
 
-// Values the test gives the Downward API fields the manifests may use.
-const (
-	testPodIP  = "10.0.0.7"
-	testHostIP = "10.0.0.1"
-)
+// ipFamily is the addresses the test gives the Downward API fields the manifests may use:
+// every check that loads routes.yaml runs once per family, so an address written for IPv4
+// only (${POD_IP}:9901 is "fd00::7:9901" on an IPv6 pod) fails here, not in a crash loop.
+type ipFamily struct {
+	name          string
+	podIP, hostIP string
+}
 
-var fieldRefValues = map[string]string{
-	"status.podIP":       testPodIP,
-	"status.hostIP":      testHostIP,
-	"metadata.name":      "switchyard-5d8f7-abcde",
-	"metadata.namespace": "default",
-	"spec.nodeName":      "node-1",
+var ipFamilies = []ipFamily{
+	{"IPv4", "10.0.0.7", "10.0.0.1"},
+	{"IPv6", "fd00::7", "fd00::1"},
+}
+
+// fieldRefValues returns the Downward API values for one family.
+func (f ipFamily) fieldRefValues() map[string]string {
+	return map[string]string{
+		"status.podIP":       f.podIP,
+		"status.hostIP":      f.hostIP,
+		"metadata.name":      "switchyard-5d8f7-abcde",
+		"metadata.namespace": "default",
+		"spec.nodeName":      "node-1",
+	}
 }
 
 // kustomization holds the fields of kustomization.yaml these manifests use. Decoding is
@@ -349,7 +359,7 @@ func one[T any](b *kubeBuild, ps *problems, kind string) T {
 // containerEnv returns the environment the container starts with, with Downward API and
 // Secret values filled in by the test ($(VAR) references expanded as the kubelet does).
 // An optional secretKeyRef is left unset: the Secret may not exist.
-func containerEnv(c *corev1.Container) (map[string]string, problems) {
+func containerEnv(c *corev1.Container, fieldRefValues map[string]string) (map[string]string, problems) {
 	var ps problems
 	env := map[string]string{}
 	ref := regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -462,22 +472,34 @@ func checkKube(t *testing.T, b *kubeBuild) problems {
 	if routes == nil {
 		return ps
 	}
-	env, eps := containerEnv(a.c)
-	ps = append(ps, eps...)
-	cfg, err := parseRoutes(t, routesName, routes, env)
-	if err != nil {
-		ps.addf("routes.yaml does not load with the Deployment's environment: %v", err)
+	var cfg *config.Config
+	var listenPort, adminPort int
+	for _, fam := range ipFamilies {
+		fenv, eps := containerEnv(a.c, fam.fieldRefValues())
+		ps = append(ps, eps...)
+		fcfg, err := parseRoutes(t, routesName, routes, fenv)
+		if err != nil {
+			ps.addf("routes.yaml does not load with the Deployment's environment on an %s pod (POD_IP=%s): %v", fam.name, fam.podIP, err)
+			continue
+		}
+		_, lp, err := addrPort(fcfg.Listen)
+		ps.add(err)
+		adminHost, ap, err := addrPort(fcfg.Admin)
+		ps.add(err)
+		if adminHost != fenv["POD_IP"] && !isWildcard(adminHost) {
+			ps.addf("%s: admin %s is not reachable by the kubelet's probes, which dial the pod IP (%s)", routesName, fcfg.Admin, fam.name)
+		}
+		if cfg == nil {
+			cfg, listenPort, adminPort = fcfg, lp, ap
+		} else if lp != listenPort || ap != adminPort {
+			ps.addf("%s: ports differ between IP families: listen %d/%d, admin %d/%d", routesName, listenPort, lp, adminPort, ap)
+		}
+	}
+	if cfg == nil {
 		return ps
 	}
 	if cfg.Discovery != nil && cfg.Discovery.Embedded != nil && a.replicas > 1 {
 		ps.addf("%s: embedded etcd with %d replicas: each would have a registry of its own", routesName, a.replicas)
-	}
-	_, listenPort, err := addrPort(cfg.Listen)
-	ps.add(err)
-	adminHost, adminPort, err := addrPort(cfg.Admin)
-	ps.add(err)
-	if adminHost != env["POD_IP"] && !isWildcard(adminHost) {
-		ps.addf("%s: admin %s is not reachable by the kubelet's probes, which dial the pod IP", routesName, cfg.Admin)
 	}
 	checkPorts(a, listenPort, adminPort, &ps)
 	checkNetworkPolicy(a, listenPort, adminPort, &ps)
@@ -802,17 +824,19 @@ func TestKubernetesOverlaysChangeRegistry(t *testing.T) {
 			if len(deps) != 1 || len(cms) != 1 {
 				t.Fatalf("%d Deployments, %d ConfigMaps", len(deps), len(cms))
 			}
-			env, eps := containerEnv(&deps[0].Spec.Template.Spec.Containers[0])
-			if len(eps) > 0 {
-				t.Fatal(eps)
-			}
-			data := []byte(cms[0].Data["routes.yaml"])
-			cfg, err := parseRoutes(t, tc.dir, data, env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.Discovery == nil || !tc.want(cfg.Discovery) {
-				t.Errorf("discovery %+v is not what %s is for", cfg.Discovery, tc.dir)
+			for _, fam := range ipFamilies {
+				env, eps := containerEnv(&deps[0].Spec.Template.Spec.Containers[0], fam.fieldRefValues())
+				if len(eps) > 0 {
+					t.Fatal(eps)
+				}
+				data := []byte(cms[0].Data["routes.yaml"])
+				cfg, err := parseRoutes(t, tc.dir, data, env)
+				if err != nil {
+					t.Fatalf("%s: %v", fam.name, err)
+				}
+				if cfg.Discovery == nil || !tc.want(cfg.Discovery) {
+					t.Errorf("%s: discovery %+v is not what %s is for", fam.name, cfg.Discovery, tc.dir)
+				}
 			}
 		})
 	}
@@ -844,8 +868,11 @@ func TestKubernetesChecksBite(t *testing.T) {
 		{"replace of a missing ConfigMap", "overlays/etcd", []mutation{{"overlays/etcd/kustomization.yaml", "- name: switchyard", "- name: gateway"}}, "no base has a ConfigMap"},
 		{"readiness on the public port", "base", []mutation{{dep, "path: /readyz\n              port: admin", "path: /readyz\n              port: http"}}, "readinessProbe port http is 8080, not the admin port 9901"},
 		{"liveness on readyz", "base", []mutation{{dep, "path: /healthz", "path: /readyz"}}, `livenessProbe path "/readyz"`},
-		{"admin port differs from routes.yaml", "base", []mutation{{routes, `"${POD_IP}:9901"`, `"${POD_IP}:9902"`}}, "not the admin port 9902"},
-		{"admin on loopback", "base", []mutation{{routes, `"${POD_IP}:9901"`, `"127.0.0.1:9901"`}}, "not reachable by the kubelet"},
+		{"admin port differs from routes.yaml", "base", []mutation{{routes, `"[${POD_IP}]:9901"`, `"[${POD_IP}]:9902"`}}, "not the admin port 9902"},
+		{"admin on loopback", "base", []mutation{{routes, `"[${POD_IP}]:9901"`, `"127.0.0.1:9901"`}}, "not reachable by the kubelet"},
+		{"admin without brackets fails on IPv6 pods", "base", []mutation{{routes, `"[${POD_IP}]:9901"`, `"${POD_IP}:9901"`}}, `on an IPv6 pod (POD_IP=fd00::7)`},
+		{"overlay admin without brackets", "overlays/etcd", []mutation{{"overlays/etcd/routes.yaml", `"[${POD_IP}]:9901"`, `"${POD_IP}:9901"`}}, `invalid address "fd00::7:9901"`},
+		{"Consul address without brackets", "overlays/consul", []mutation{{"overlays/consul/deployment-patch.yaml", `"[$(HOST_IP)]:8500"`, `"$(HOST_IP):8500"`}}, `invalid address "fd00::1:8500"`},
 		{"listen differs from container port", "base", []mutation{{routes, `listen: ":8080"`, `listen: ":8000"`}}, "no containerPort 8000"},
 		{"Service targets admin", "base", []mutation{{"base/service.yaml", "targetPort: http", "targetPort: admin"}}, "want only the public port"},
 		{"grace equal to the drain", "base", []mutation{{dep, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 35"}}, "terminationGracePeriodSeconds 35s is not longer than drain_delay + shutdown_grace = 35s"},
