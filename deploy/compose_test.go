@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -199,6 +200,9 @@ func checkCompose(t *testing.T, dir string) problems {
 				ps.addf("service %s: depends_on %s with condition %q: it has no healthcheck, so only service_started can be met", name, dep, d.Condition)
 			}
 		}
+		for _, v := range s.Volumes {
+			ps.add(checkBindMount(name, v))
+		}
 		if h := s.Healthcheck; h != nil && (len(h.Test) < 2 || h.Test[0] != "CMD" && h.Test[0] != "CMD-SHELL") {
 			ps.addf("service %s: healthcheck test must be [CMD, ...] or [CMD-SHELL, ...]", name)
 		}
@@ -207,6 +211,9 @@ func checkCompose(t *testing.T, dir string) problems {
 			if err != nil {
 				ps.addf("service %s: %v", name, err)
 				continue
+			}
+			if ip := net.ParseIP(p.ip); ip == nil || !ip.IsLoopback() {
+				ps.addf("service %s: port %q is published on every interface: a demo publishes on 127.0.0.1 only", name, spec)
 			}
 			for i, q := range published {
 				if p.collides(q) {
@@ -283,6 +290,15 @@ func checkCompose(t *testing.T, dir string) problems {
 		}
 	}
 
+	// The top-level README's quick-start curl works against the fleet.
+	qsPath, err := quickStartPath(filepath.Join(dir, "..", "..", "README.md"))
+	ps.add(err)
+	if err == nil {
+		for _, g := range gateways {
+			ps.add(checkServes(g.name, g.cfg, qsPath, registered))
+		}
+	}
+
 	// Prometheus scrapes every gateway's admin port, and nothing else.
 	var want, got []string
 	for _, g := range gateways {
@@ -352,6 +368,78 @@ func mountedFile(dir string, s composeService, path string) ([]byte, string, err
 		return data, host, err
 	}
 	return nil, "", fmt.Errorf("%s is not bind-mounted from this directory", path)
+}
+
+// checkBindMount: a bind mount (a source relative to the compose folder) is read-only and
+// carries z, so SELinux hosts (Fedora, RHEL podman) relabel it for the container; Docker and
+// Podman ignore z where SELinux is off. Named volumes are not checked.
+func checkBindMount(service, v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || !strings.HasPrefix(parts[0], ".") {
+		return nil
+	}
+	var opts []string
+	if len(parts) == 3 {
+		opts = strings.Split(parts[2], ",")
+	}
+	for _, o := range opts {
+		if !slices.Contains([]string{"ro", "rw", "z", "Z"}, o) {
+			return fmt.Errorf("service %s: volume %q: unknown option %q", service, v, o)
+		}
+	}
+	if len(parts) > 3 || !slices.Contains(opts, "ro") || !slices.Contains(opts, "z") && !slices.Contains(opts, "Z") {
+		return fmt.Errorf("service %s: bind mount %q: want source:target:ro,z (read-only, and z so SELinux hosts let the container read it)", service, v)
+	}
+	return nil
+}
+
+// quickStartCurl finds the first curl to localhost:8080 in a README's "## Quick start".
+var quickStartCurl = regexp.MustCompile("curl[^\\n`]*?\\blocalhost:8080(/[^\\s`'\"]*)")
+
+// quickStartPath returns the path of the top-level README's quick-start curl
+// (`curl -s localhost:8080/api/users/42`).
+func quickStartPath(readme string) (string, error) {
+	data, err := os.ReadFile(readme)
+	if err != nil {
+		return "", err
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Quick start\n")
+	if !ok {
+		return "", fmt.Errorf("%s: no \"## Quick start\" section", readme)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	m := quickStartCurl.FindStringSubmatch(section)
+	if m == nil {
+		return "", fmt.Errorf("%s: quick start has no curl to localhost:8080", readme)
+	}
+	return m[1], nil
+}
+
+// checkServes: a request for path without a Host header (curl sends Host: localhost:8080)
+// matches a route of the gateway (the longest prefix that ends at a path segment), and that
+// route's service is registered by a sidecar in the registry it reads.
+func checkServes(gateway string, cfg *config.Config, path string, registered map[string]string) error {
+	var best *config.Route
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.Host != "" || r.Service == "" {
+			continue
+		}
+		p := strings.TrimSuffix(r.Prefix, "/")
+		if path != p && !strings.HasPrefix(path, p+"/") {
+			continue
+		}
+		if best == nil || len(r.Prefix) > len(best.Prefix) {
+			best = r
+		}
+	}
+	switch {
+	case best == nil:
+		return fmt.Errorf("service %s: no route matches the README quick start's localhost:8080%s", gateway, path)
+	case registered[best.Service] != best.Registry():
+		return fmt.Errorf("service %s: the README quick start's %s goes to route %s, service %q, which no sidecar registers in %s", gateway, path, best.Prefix, best.Service, best.Registry())
+	}
+	return nil
 }
 
 // checkSidecar checks one `switchyard register` service: its registry and its instance are
@@ -449,7 +537,14 @@ func TestComposeChecksBite(t *testing.T) {
 		{"depends on a missing service", []mutation{{cy, "    etcd:\n      condition: service_healthy\n    consul:", "    etc:\n      condition: service_healthy\n    consul:"}}, `depends_on "etc"`},
 		{"started where healthy is due", []mutation{{cy, "    consul:\n      condition: service_healthy\n", "    consul:\n      condition: service_started\n"}}, "wait for service_healthy"},
 		{"healthy without healthcheck", []mutation{{cy, "      whoami:\n        condition: service_started", "      whoami:\n        condition: service_healthy"}}, "only service_started"},
-		{"published port collision", []mutation{{cy, `"8081:8080"`, `"8080:8080"`}}, "collides with gateway-1"},
+		{"published port collision", []mutation{{cy, `"127.0.0.1:8081:8080"`, `"127.0.0.1:8080:8080"`}}, "collides with gateway-1"},
+		{"public port on every interface", []mutation{{cy, `"127.0.0.1:8081:8080"`, `"8081:8080"`}}, `port "8081:8080" is published on every interface`},
+		{"bind mount without z", []mutation{{cy, "prometheus.yml:ro,z", "prometheus.yml:ro"}}, "want source:target:ro,z"},
+		{"bind mount writable", []mutation{{cy, "/etc/switchyard:ro,z", "/etc/switchyard:z"}}, "want source:target:ro,z"},
+		{"bind mount option typo", []mutation{{cy, "/etc/switchyard:ro,z", "/etc/switchyard:ro,zz"}}, `unknown option "zz"`},
+		{"quick start path not routed", []mutation{{routes, "prefix: /api/users", "prefix: /api/people"}}, "no route matches the README quick start's localhost:8080/api/users/42"},
+		{"quick start route not registered", []mutation{{routes, "prefix: /api/users\n    service: whoami", "prefix: /api/users\n    service: users"}}, `service "users", which no sidecar registers`},
+		{"quick start curl changed", []mutation{{"../../README.md", "curl -s localhost:8080/api/users/42", "curl -s localhost:8080/v2/users/42"}}, "localhost:8080/v2/users/42"},
 		{"collision through a wildcard", []mutation{{cy, `"127.0.0.1:9902:9901"`, `"9901:9901"`}}, "collides"},
 		{"gateway stops too soon", []mutation{{cy, "stop_grace_period: 45s", "stop_grace_period: 30s"}}, "stop_grace_period 30s is not longer than drain_delay + shutdown_grace = 35s"},
 		{"shutdown_grace raised", []mutation{{routes, "shutdown_grace: 30s", "shutdown_grace: 40s"}}, "= 45s"},
@@ -475,6 +570,13 @@ func TestComposeChecksBite(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(repo, "README.md"), readme, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			for _, m := range tc.m {
 				m.apply(t, dir)
 			}
@@ -493,6 +595,7 @@ func TestParsePort(t *testing.T) {
 		err  bool
 	}{
 		{"8080:8080", publishedPort{"", 8080, 8080, "tcp"}, false},
+		{"127.0.0.1:8081:8080", publishedPort{"127.0.0.1", 8081, 8080, "tcp"}, false},
 		{"127.0.0.1:9901:9901", publishedPort{"127.0.0.1", 9901, 9901, "tcp"}, false},
 		{"[::1]:53:53/udp", publishedPort{"::1", 53, 53, "udp"}, false},
 		{"8080", publishedPort{}, true},
@@ -503,5 +606,36 @@ func TestParsePort(t *testing.T) {
 		if (err != nil) != tc.err || err == nil && got != tc.want {
 			t.Errorf("parsePort(%q) = %+v, %v; want %+v, err=%v", tc.spec, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+func TestPublishedPortCollides(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:8080:8080", "127.0.0.1:8080:9000", true},
+		{"127.0.0.1:8080:8080", "127.0.0.1:8081:8080", false},
+		{"127.0.0.1:8080:8080", "127.0.0.2:8080:8080", false},
+		{"127.0.0.1:8080:8080", "8080:8080", true},
+		{"[::]:8080:8080", "127.0.0.1:8080:8080", true},
+		{"127.0.0.1:8080:8080", "127.0.0.1:8080:8080/udp", false},
+	}
+	for _, tc := range tests {
+		a, err1 := parsePort(tc.a)
+		b, err2 := parsePort(tc.b)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if got := a.collides(b); got != tc.want || b.collides(a) != tc.want {
+			t.Errorf("%q collides with %q = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestQuickStartPath(t *testing.T) {
+	p, err := quickStartPath(filepath.Join("..", "README.md"))
+	if err != nil || p != "/api/users/42" {
+		t.Errorf("quickStartPath(README.md) = %q, %v; want /api/users/42", p, err)
 	}
 }
