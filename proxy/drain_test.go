@@ -120,6 +120,32 @@ func TestWSRelayCloseAtFrameBoundary(t *testing.T) {
 	}
 }
 
+// TestWSRelayNoSecondClose: when the upstream's own Close frame reached the client before
+// the drain, the client gets no second Close frame from the gateway (RFC 6455 5.5.1).
+func TestWSRelayNoSecondClose(t *testing.T) {
+	upClose := wsFrame(0x8, []byte{0x03, 0xe8}, false)
+	for _, tc := range []struct {
+		name   string
+		before []byte // relayed before the drain
+		want   []byte // what the client gets in all
+	}{
+		{"upstream closed first", append(wsFrame(0x1, []byte("hi"), false), upClose...), append(wsFrame(0x1, []byte("hi"), false), upClose...)},
+		{"upstream did not close", wsFrame(0x1, []byte("hi"), false), append(wsFrame(0x1, []byte("hi"), false), wsCloseGoingAway...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r := &wsRelay{dst: &out}
+			if err := writeChunks(r, tc.before, 1); err != nil {
+				t.Fatal(err)
+			}
+			r.requestEnd()
+			if !bytes.Equal(out.Bytes(), tc.want) {
+				t.Fatalf("client got % x, want % x", out.Bytes(), tc.want)
+			}
+		})
+	}
+}
+
 // drainGateway serves a route through a Handler whose requests carry streams, as the
 // gateway's public server does.
 func drainGateway(t *testing.T, streams *Streams, rt *Route) string {
@@ -414,5 +440,70 @@ func TestStreamsDrainEventStream(t *testing.T) {
 				t.Error("the upstream's request did not end")
 			}
 		})
+	}
+}
+
+// TestStreamsDrainLeavesSizedEventStream: an event stream with a Content-Length is not ended
+// early by Drain (it would arrive short, a cut): it runs to its end.
+func TestStreamsDrainLeavesSizedEventStream(t *testing.T) {
+	const body = "data: 1\n\ndata: 2\n\n"
+	drained := make(chan struct{})
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, body[:9])
+		w.(http.Flusher).Flush()
+		select {
+		case <-drained:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, body[9:])
+	})
+	streams := NewStreams()
+	gw := drainGateway(t, streams, routeSpec{prefix: "/", backends: []string{be}}.build(t))
+	c := http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get("http://" + gw + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	first := make([]byte, 9)
+	if _, err := io.ReadFull(res.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	streams.Drain()
+	close(drained)
+	rest, err := io.ReadAll(res.Body)
+	if got := string(first) + string(rest); err != nil || got != body {
+		t.Fatalf("client got %q (%v), want the whole %q", got, err, body)
+	}
+}
+
+// TestCloseKeepAlives: once asked, HTTP/1 responses (proxied or the gateway's own) carry
+// Connection: close, so keep-alive clients leave after a complete response.
+func TestCloseKeepAlives(t *testing.T) {
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	streams := NewStreams()
+	gw := drainGateway(t, streams, routeSpec{prefix: "/api", backends: []string{be}}.build(t))
+	c := http.Client{Timeout: 10 * time.Second}
+	get := func(path string) *http.Response {
+		t.Helper()
+		res, err := c.Get("http://" + gw + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	if res := get("/api/x"); res.Close {
+		t.Fatal("Connection: close before draining")
+	}
+	streams.CloseKeepAlives()
+	for _, path := range []string{"/api/x", "/nowhere"} {
+		if res := get(path); !res.Close {
+			t.Errorf("%s while draining: no Connection: close (status %d)", path, res.StatusCode)
+		}
 	}
 }

@@ -69,6 +69,11 @@ func (h *Handler) Table() *Table { return h.table.Load() }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := h.table.Load()
+	if r.ProtoMajor == 1 {
+		if s := streamsFrom(r.Context()); s != nil && s.closeKeepAlives.Load() {
+			w.Header()["Connection"] = []string{"close"} // draining: see Streams.CloseKeepAlives
+		}
+	}
 	// CONNECT tunnels and "OPTIONS *" are not routable (the gateway is no forward proxy),
 	// and a raw '#' cannot appear in a request target (RFC 9112 3.2): forwarding it as
 	// "%23" would change what the upstream sees.

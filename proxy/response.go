@@ -86,7 +86,9 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	}
 	var dst io.Writer = pw
 	var events *sseRelay
-	if isEventStream(res.Header) {
+	if isEventStream(res.Header) && res.ContentLength < 0 {
+		// Only an open-ended stream can end early as a complete response: one with a
+		// Content-Length would arrive short, which is a cut.
 		if streams := streamsFrom(r.Context()); streams != nil {
 			events = &sseRelay{dst: pw, upstream: res.Body, atEventEnd: true}
 			defer streams.watch(events)()

@@ -23,6 +23,8 @@ import (
 type Streams struct {
 	draining, cutting context.Context
 	drain, cut        context.CancelFunc
+	// closeKeepAlives: HTTP/1 responses carry Connection: close (see CloseKeepAlives).
+	closeKeepAlives atomic.Bool
 
 	mu      sync.Mutex
 	tunnels int
@@ -58,6 +60,14 @@ func streamsFrom(ctx context.Context) *Streams {
 	s, _ := ctx.Value(streamsKey{}).(*Streams)
 	return s
 }
+
+// CloseKeepAlives has every HTTP/1 response from now on carry Connection: close, so clients
+// move their keep-alive connections elsewhere one by one, each after a complete response,
+// while the listener still serves. Behind a TCP load balancer (kube-proxy, HAProxy in tcp
+// mode) a kept-alive connection stays with this process whatever readiness says; closing it
+// only when idle at shutdown races with the client's next request (Envoy's drain does the
+// same for HTTP/1).
+func (s *Streams) CloseKeepAlives() { s.closeKeepAlives.Store(true) }
 
 // Tunnels is the number of upgraded connections open now.
 func (s *Streams) Tunnels() int {
@@ -224,14 +234,17 @@ type wsRelay struct {
 	// from mu, which a write to a slow client can hold for long.
 	closing atomic.Bool
 
-	mu      sync.Mutex
-	dst     io.Writer
-	hdr     [14]byte // the next frame's header, as far as it has come
-	nhdr    int
-	left    uint64 // payload bytes of the current frame still to come
-	opcode  byte   // of the current frame
-	sent    bool   // the Close frame was sent: the upstream's further frames are dropped
-	written int64  // bytes written to the client, the Close frame left out
+	mu     sync.Mutex
+	dst    io.Writer
+	hdr    [14]byte // the next frame's header, as far as it has come
+	nhdr   int
+	left   uint64 // payload bytes of the current frame still to come
+	opcode byte   // of the current frame
+	sent   bool   // the Close frame was sent: the upstream's further frames are dropped
+	// upstreamClosed: a whole Close frame of the upstream's went to the client, which must
+	// not get a second one (RFC 6455 5.5.1); the closing handshake is then theirs.
+	upstreamClosed bool
+	written        int64 // bytes written to the client, the Close frame left out
 }
 
 // Write relays p, or the part of it up to the frame boundary where the Close frame goes.
@@ -289,6 +302,9 @@ func (r *wsRelay) requestEnd() {
 func (r *wsRelay) sendClose() {
 	r.sent = true
 	r.opcode = 0 // from now on opcode is that of the upstream's frames after the boundary
+	if r.upstreamClosed {
+		return // the client has the upstream's Close already
+	}
 	_, _ = r.dst.Write(wsCloseGoingAway)
 }
 
@@ -318,6 +334,9 @@ func (r *wsRelay) advance(p []byte, stop bool) int {
 				r.left = wsPayloadLen(r.hdr[:need])
 				r.nhdr = 0
 			}
+		}
+		if r.atBoundary() && r.opcode == 0x8 && !r.sent {
+			r.upstreamClosed = true
 		}
 		if stop && r.atBoundary() {
 			return n

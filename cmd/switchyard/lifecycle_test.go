@@ -291,13 +291,14 @@ func TestStopPhases(t *testing.T) {
 	if code, body := httpGet("http://" + g.admin + "/healthz"); code != 200 {
 		t.Errorf("/healthz while draining: %d %s, want 200", code, body)
 	}
-	// Still serving, keep-alive included, on old and new connections.
-	if res, body := idle.get(t, "/fast"); res.StatusCode != 200 || body != "ok" || res.Close {
-		t.Errorf("idle keep-alive connection during drain_delay: %d %q close=%v, want 200 ok kept alive", res.StatusCode, body, res.Close)
+	// Still serving, on old and new connections, each response with Connection: close so
+	// the client reconnects through the load balancer after a complete response.
+	if res, body := idle.get(t, "/fast"); res.StatusCode != 200 || body != "ok" || !res.Close {
+		t.Errorf("idle keep-alive connection during drain_delay: %d %q close=%v, want 200 ok and Connection: close", res.StatusCode, body, res.Close)
 	}
 	fresh := dialRaw(t, g.listen)
-	if res, body := fresh.get(t, "/fast"); res.StatusCode != 200 || body != "ok" || res.Close {
-		t.Errorf("new connection during drain_delay: %d %q close=%v, want 200 ok kept alive", res.StatusCode, body, res.Close)
+	if res, body := fresh.get(t, "/fast"); res.StatusCode != 200 || body != "ok" || !res.Close {
+		t.Errorf("new connection during drain_delay: %d %q close=%v, want 200 ok and Connection: close", res.StatusCode, body, res.Close)
 	}
 	if m := g.logged(logNotReady); m == nil || m["drain_delay"] != float64(delay) || m["reason"] != "shutting down: SIGTERM received" {
 		t.Errorf("phase log %q: %v", logNotReady, m)

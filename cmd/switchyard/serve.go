@@ -270,8 +270,9 @@ type drainPlan struct {
 }
 
 // drain stops the public listener in two phases, once /readyz already fails. For delay it
-// goes on accepting and serving as usual, so connections a load balancer sends before it
-// notices are served. Then Shutdown closes the listener and waits up to grace for requests
+// goes on accepting and serving, so connections a load balancer sends before it notices are
+// served; HTTP/1 responses carry Connection: close, so keep-alive clients reconnect (through
+// the load balancer, elsewhere) after a complete response rather than race a close later. Then Shutdown closes the listener and waits up to grace for requests
 // in flight: it closes idle keep-alive connections at once, ends each busy HTTP/1.1 one
 // after its response (with Connection: close if its headers were not sent yet) and sends
 // HTTP/2 connections GOAWAY; streams.Drain ends WebSockets with a Close frame and event
@@ -281,6 +282,7 @@ type drainPlan struct {
 // finished; a listener's failure meanwhile is kept in serveErr.
 func drain(p drainPlan, serveErr *error) bool {
 	forced := false
+	p.streams.CloseKeepAlives()
 	if p.delay > 0 && *serveErr == nil {
 		p.log.Info("draining: not ready, still serving", "drain_delay", p.delay, "reason", p.reason)
 		t := time.NewTimer(p.delay)
@@ -296,6 +298,7 @@ func drain(p drainPlan, serveErr *error) bool {
 	if !forced {
 		p.log.Info("draining: stopped accepting, waiting for in-flight requests", "shutdown_grace", p.grace,
 			"open_connections", p.conns.Load(), "tunnels", p.streams.Tunnels(), "reason", p.reason)
+		drainStart := time.Now()
 		graceCtx, cancel := context.WithTimeout(context.Background(), p.grace)
 		defer cancel()
 		done := make(chan error, 1)
@@ -309,7 +312,9 @@ func drain(p drainPlan, serveErr *error) bool {
 		select {
 		case err := <-done:
 			drained = err == nil
-			if !drained {
+			if drained {
+				p.log.Info("draining: every request and stream finished", "took", time.Since(drainStart).Round(time.Millisecond))
+			} else {
 				p.log.Warn("drain incomplete after shutdown_grace: closing the remaining connections",
 					"shutdown_grace", p.grace, "open_connections", p.conns.Load(), "tunnels", p.streams.Tunnels())
 			}
