@@ -181,3 +181,31 @@ func TestBreakerHalfOpenCannotWedge(t *testing.T) {
 		t.Fatal("fresh half-open generation refused a probe")
 	}
 }
+
+// TestExplicitZerosFromTheFileAreSettings: values the README documents as settings when
+// written as zero reach the breaker as written, not replaced by the built-in defaults.
+func TestExplicitZerosFromTheFileAreSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		breaker  string
+		failures int  // 503s reported, no successes
+		open     bool // breaker open afterwards
+	}{
+		{"min_requests 0: the first failure counts", "{ min_requests: 0, failure_ratio: 0.5 }", 1, true},
+		{"default min_requests 20: one failure does not", "{ failure_ratio: 0.5 }", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("r.yaml", []byte("routes:\n  - prefix: /\n    upstreams: [\"http://127.0.0.1:9\"]\n    breaker: "+tc.breaker+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newPolicy("r", nil, cfg.Routes[0].Breaker, nil, nil, nil)
+			h := p.newHealth("a:80")
+			p.SetMembers([]upstream.Health{h})
+			report(h, tc.failures, bad503)
+			if open := h.breakerState() == gobreaker.StateOpen; open != tc.open {
+				t.Fatalf("open %v after %d failures, want %v", open, tc.failures, tc.open)
+			}
+		})
+	}
+}
