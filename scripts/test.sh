@@ -14,6 +14,7 @@ SWITCHYARD_CONSUL_BIN=$(scripts/install-consul.sh)
 export SWITCHYARD_CONSUL_BIN
 scripts/install-zookeeper.sh
 scripts/install-haproxy.sh  # Debian haproxy, the load balancer of conformance/TestRollingRestart
+scripts/install-redis.sh    # Debian redis-server, the shared store of rate limits with store: redis (internal/redistest)
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
