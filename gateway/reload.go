@@ -11,6 +11,18 @@ import (
 // every error and counted, and the config in force keeps serving.
 func (g *Gateway) Reload(path string) error {
 	cfg, err := config.Load(path)
+	return g.reload(path, cfg, err)
+}
+
+// ReloadDocument parses data as a routes.yaml named name (for example an etcd key and
+// revision, "etcd:/switchyard/config@rev 42") and applies it, logging and counting the
+// result as Reload does.
+func (g *Gateway) ReloadDocument(name string, data []byte) error {
+	cfg, err := config.Parse(name, data)
+	return g.reload(name, cfg, err)
+}
+
+func (g *Gateway) reload(path string, cfg *config.Config, err error) error {
 	if err == nil {
 		if old := g.Config(); old != nil && !reflect.DeepEqual(old.Discovery, cfg.Discovery) {
 			g.log.Warn("config reload: discovery settings changed; they take effect on restart", "file", path)

@@ -41,6 +41,8 @@ func runSignals(ctx context.Context, sigs <-chan os.Signal, args []string, stdou
 			return runRegister(st.ctx, args[1:], stderr)
 		case "validate":
 			return runValidate(st.ctx, args[1:], stdout, stderr)
+		case "config":
+			return runConfig(st.ctx, args[1:], stdout, stderr)
 		case "version", "-version", "--version":
 			printVersion(stdout)
 			return 0
@@ -119,19 +121,22 @@ type serveFlags struct {
 	logLevel  string
 	validate  bool
 	watch     bool
+	etcd      etcdFlags
+	src       *etcdSource // set by loadConfig when -config is etcd://
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.config, "config", "routes.yaml", "path of the routes file")
+	fs.StringVar(&f.config, "config", "routes.yaml", "path of the routes file, or etcd://HOST:PORT[,HOST:PORT]/KEY")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&f.validate, "validate", false, "check the config file and exit (same as `switchyard validate`)")
 	fs.BoolVar(&f.watch, "watch", true, "reload the config when the file changes (SIGHUP always reloads)")
+	f.etcd.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: switchyard [serve] [flags]\n       switchyard validate -config FILE\n       switchyard register -registry URL -service NAME -addr HOST:PORT [flags]\n       switchyard version\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: switchyard [serve] [flags]\n       switchyard validate -config FILE\n       switchyard register -registry URL -service NAME -addr HOST:PORT [flags]\n       switchyard config push|get ...\n       switchyard version\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -55,7 +55,7 @@ func runServe(st *stops, args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := config.Load(f.config)
+	cfg, err := loadConfig(ctx, &f, log)
 	if err != nil {
 		printConfigError(stderr, err)
 		return 1
@@ -205,7 +205,7 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 		log.Info("pprof and expvar served under /debug/ on the admin listener (admin_debug: true)")
 	}
 
-	reloadDone := startReloader(gwCtx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
+	reloadDone := startConfigReloader(gwCtx, gw, cfg, f, hup, log)
 
 	var serveErr error
 	var cause error

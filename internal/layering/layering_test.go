@@ -32,6 +32,7 @@ func TestImportRules(t *testing.T) {
 		why       string
 	}{
 		{"config", []string{module + "/"}, "config is a leaf: runtime packages import it, never the reverse"},
+		{"config", []string{"go.etcd.io/", "google.golang.org/grpc"}, "config parses documents only: reading them from etcd is configsource/etcdsource's job"},
 		{"gateway", registries, "the gateway knows registries only as upstream.Discoverer values by name"},
 		{"proxy", registries, "the request path links no registry client"},
 		{"proxy/h1", []string{module + "/"}, "the HTTP/1.1 client stands alone"},

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/configsource/etcdsource"
+	"github.com/switchyard/switchyard/gateway"
+	upetcd "github.com/switchyard/switchyard/upstream/etcd"
+)
+
+// Credentials for an etcd config source come from the environment, never the URL.
+const (
+	envEtcdUsername = "SWITCHYARD_ETCD_USERNAME"
+	envEtcdPassword = "SWITCHYARD_ETCD_PASSWORD"
+)
+
+// startupReadTimeout bounds the first read of an etcd config key at startup.
+const startupReadTimeout = 10 * time.Second
+
+// etcdFlags are the TLS flags of an etcd:// config source (serve and `config push|get`).
+type etcdFlags struct {
+	ca, cert, key, serverName string
+}
+
+func (e *etcdFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&e.ca, "etcd-ca", "", "CA file to verify etcd with, for an etcd:// config source")
+	fs.StringVar(&e.cert, "etcd-cert", "", "client certificate file for etcd (with -etcd-key)")
+	fs.StringVar(&e.key, "etcd-key", "", "client key file for etcd")
+	fs.StringVar(&e.serverName, "etcd-server-name", "", "TLS server name etcd's certificate must carry")
+}
+
+// etcdSource is an etcd://HOST:PORT/KEY config source.
+type etcdSource struct {
+	endpoints []string
+	key       string
+	flags     etcdFlags
+	rev       int64 // mod revision of the document the gateway started from
+}
+
+func parseEtcdSource(u string, fl etcdFlags) (*etcdSource, error) {
+	eps, key, err := etcdsource.ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return &etcdSource{endpoints: eps, key: key, flags: fl}, nil
+}
+
+// client connects as the etcd discoverer does (upstream/etcd.NewClient: reconnect backoff
+// capped at 1 s), with TLS from flags and credentials from the environment.
+func (s *etcdSource) client() (*clientv3.Client, error) {
+	c := &config.Etcd{
+		Endpoints:   s.endpoints,
+		Username:    os.Getenv(envEtcdUsername),
+		Password:    os.Getenv(envEtcdPassword),
+		DialTimeout: config.DefaultEtcdDialTimeout,
+	}
+	if f := s.flags; f.ca != "" || f.cert != "" || f.key != "" || f.serverName != "" {
+		c.TLS = &config.TLS{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: f.serverName}
+	}
+	return upetcd.NewClient(c)
+}
+
+// loadConfig reads the config the gateway starts from: the file, or the etcd key named by
+// an etcd:// -config (then f.src is set for the reloader).
+func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.Config, error) {
+	if !etcdsource.IsURL(f.config) {
+		return config.Load(f.config)
+	}
+	src, err := parseEtcdSource(f.config, f.etcd)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := src.client()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
+	defer cancel()
+	doc, rev, err := etcdsource.Get(rctx, cli, src.key)
+	if err != nil {
+		if errors.Is(err, etcdsource.ErrNotFound) {
+			return nil, fmt.Errorf("etcd config key %s does not exist (write one with `switchyard config push -to %s FILE`)", src.key, f.config)
+		}
+		return nil, fmt.Errorf("reading etcd config key %s from %v: %w", src.key, src.endpoints, err)
+	}
+	cfg, err := config.Parse(etcdsource.Name(src.key, rev), doc)
+	if err != nil {
+		return nil, err
+	}
+	src.rev = rev
+	f.src = src
+	log.Info("config read from etcd", "endpoints", src.endpoints, "key", src.key, "revision", rev)
+	return cfg, nil
+}
+
+// startConfigReloader is startReloader for a file, or for an etcd source a watch of its key
+// from the revision the gateway started with: each new document is validated and applied
+// through gw.ReloadDocument (counted in switchyard_config_reloads_total), an invalid one is
+// logged and the config in force keeps serving. SIGHUP re-reads the key.
+func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.Config, f serveFlags, hup <-chan os.Signal, log *slog.Logger) <-chan struct{} {
+	if f.src == nil {
+		return startReloader(ctx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
+	}
+	src := f.src
+	done := make(chan struct{})
+	cli, err := src.client()
+	if err != nil {
+		log.Error("etcd config watch not started; the config read at startup stays in force", "error", err)
+		close(done)
+		return done
+	}
+	docs := make(chan etcdDoc, 1)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = etcdsource.Watch(ctx, cli, src.key, src.rev, log, func(doc []byte, rev int64) {
+			select {
+			case docs <- etcdDoc{doc, rev}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	go func() {
+		defer close(done)
+		defer cli.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				<-watchDone
+				return
+			case d := <-docs:
+				log.Info("etcd config changed: reloading", "key", src.key, "revision", d.rev)
+				_ = gw.ReloadDocument(etcdsource.Name(src.key, d.rev), d.doc)
+			case <-hup:
+				log.Info("SIGHUP: re-reading the etcd config key", "key", src.key)
+				rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
+				doc, rev, err := etcdsource.Get(rctx, cli, src.key)
+				cancel()
+				if err != nil {
+					log.Error("SIGHUP: etcd config read failed; previous config still serving", "key", src.key, "error", err)
+					continue
+				}
+				_ = gw.ReloadDocument(etcdsource.Name(src.key, rev), doc)
+			}
+		}
+	}()
+	return done
+}
+
+type etcdDoc struct {
+	doc []byte
+	rev int64
+}
