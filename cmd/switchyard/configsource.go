@@ -23,12 +23,17 @@ const (
 	envEtcdPassword = "SWITCHYARD_ETCD_PASSWORD"
 )
 
-// startupReadTimeout bounds the first read of an etcd config key at startup.
-const startupReadTimeout = 10 * time.Second
+// startupReadTimeout bounds the first read of an etcd config key at startup; with a
+// last-known-good copy on disk the gateway waits cachedReadTimeout before starting from it.
+const (
+	startupReadTimeout = 10 * time.Second
+	cachedReadTimeout  = 3 * time.Second
+)
 
 // etcdFlags are the TLS flags of an etcd:// config source (serve and `config push|get`).
 type etcdFlags struct {
 	ca, cert, key, serverName string
+	cacheDir                  string // serve only: the last-known-good copy's directory
 }
 
 func (e *etcdFlags) register(fs *flag.FlagSet) {
@@ -43,7 +48,8 @@ type etcdSource struct {
 	endpoints []string
 	key       string
 	flags     etcdFlags
-	rev       int64 // mod revision of the document the gateway started from
+	cacheDir  string // "" for no last-known-good copy
+	rev       int64  // mod revision of the document the gateway started from
 }
 
 func parseEtcdSource(u string, fl etcdFlags) (*etcdSource, error) {
@@ -51,7 +57,7 @@ func parseEtcdSource(u string, fl etcdFlags) (*etcdSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &etcdSource{endpoints: eps, key: key, flags: fl}, nil
+	return &etcdSource{endpoints: eps, key: key, flags: fl, cacheDir: fl.cacheDir}, nil
 }
 
 // client connects as the etcd discoverer does (upstream/etcd.NewClient: reconnect backoff
@@ -84,14 +90,26 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 		return nil, err
 	}
 	defer cli.Close()
-	rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
+	cachedDoc, cachedRev, cacheErr := src.loadCache()
+	timeout := startupReadTimeout
+	if cacheErr == nil {
+		timeout = cachedReadTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	doc, rev, err := etcdsource.Get(rctx, cli, src.key)
 	if err != nil {
 		if errors.Is(err, etcdsource.ErrNotFound) {
 			return nil, fmt.Errorf("etcd config key %s does not exist (write one with `switchyard config push -to %s FILE`)", src.key, f.config)
 		}
-		return nil, fmt.Errorf("reading etcd config key %s from %v: %w", src.key, src.endpoints, err)
+		if cacheErr != nil || ctx.Err() != nil {
+			return nil, fmt.Errorf("reading etcd config key %s from %v: %w", src.key, src.endpoints, err)
+		}
+		log.Warn("etcd unreachable at start: starting from the last-known-good copy; the watch applies newer documents once etcd answers",
+			"endpoints", src.endpoints, "key", src.key, "revision", cachedRev, "copy", src.cachePath(), "error", err)
+		doc, rev = cachedDoc, cachedRev
+	} else if err := src.saveCache(doc, rev); err != nil {
+		log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
 	}
 	cfg, err := config.Parse(etcdsource.Name(src.key, rev), doc)
 	if err != nil {
@@ -101,6 +119,17 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 	f.src = src
 	log.Info("config read from etcd", "endpoints", src.endpoints, "key", src.key, "revision", rev)
 	return cfg, nil
+}
+
+// applyEtcdDoc applies one document read from etcd and, once it is in force, makes it the
+// last-known-good copy.
+func applyEtcdDoc(gw *gateway.Gateway, src *etcdSource, doc []byte, rev int64, log *slog.Logger) {
+	if gw.ReloadDocument(etcdsource.Name(src.key, rev), doc) != nil {
+		return // logged and counted by ReloadDocument; the previous config keeps serving
+	}
+	if err := src.saveCache(doc, rev); err != nil {
+		log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
+	}
 }
 
 // startConfigReloader is startReloader for a file, or for an etcd source a watch of its key
@@ -140,7 +169,7 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 				return
 			case d := <-docs:
 				log.Info("etcd config changed: reloading", "key", src.key, "revision", d.rev)
-				_ = gw.ReloadDocument(etcdsource.Name(src.key, d.rev), d.doc)
+				applyEtcdDoc(gw, src, d.doc, d.rev, log)
 			case <-hup:
 				log.Info("SIGHUP: re-reading the etcd config key", "key", src.key)
 				rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
@@ -150,7 +179,7 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 					log.Error("SIGHUP: etcd config read failed; previous config still serving", "key", src.key, "error", err)
 					continue
 				}
-				_ = gw.ReloadDocument(etcdsource.Name(src.key, rev), doc)
+				applyEtcdDoc(gw, src, doc, rev, log)
 			}
 		}
 	}()

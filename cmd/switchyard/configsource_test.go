@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +107,30 @@ func TestConfigPushGet(t *testing.T) {
 	}
 }
 
+// startEtcdGateway runs the gateway with -config url and -config-cache cacheDir until stop
+// (or the test's end) and waits until it is ready; stop checks it exited 0.
+func startEtcdGateway(t *testing.T, url, admin, cacheDir string) (logs *testkit.SyncBuffer, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	logs = &testkit.SyncBuffer{}
+	go func() { exit <- run(ctx, []string{"-config", url, "-config-cache", cacheDir}, io.Discard, logs) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case code := <-exit:
+			if code != 0 {
+				t.Errorf("exit %d; log:\n%s", code, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("gateway did not stop within 15s")
+		}
+	})
+	t.Cleanup(stop)
+	waitFor(t, "readyz", 15*time.Second, func() bool { c, _ := httpGet("http://" + admin + "/readyz"); return c == 200 })
+	return logs, stop
+}
+
 // TestServeFromEtcd runs the gateway with -config etcd://...: a push changes what it serves,
 // an invalid document is rejected with key@rev:line errors while the previous config keeps
 // serving, and pushes reach traffic within a bounded time (p50/p99 logged).
@@ -125,22 +150,7 @@ func TestServeFromEtcd(t *testing.T) {
 		t.Fatalf("initial push: %s", errs)
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	exit := make(chan int, 1)
-	logs := &testkit.SyncBuffer{}
-	go func() { exit <- run(ctx, []string{"-config", url}, io.Discard, logs) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case code := <-exit:
-			if code != 0 {
-				t.Errorf("exit %d; log:\n%s", code, logs.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop within 15s")
-		}
-	})
-	waitFor(t, "readyz", 10*time.Second, func() bool { c, _ := httpGet("http://" + admin + "/readyz"); return c == 200 })
+	logs, _ := startEtcdGateway(t, url, admin, t.TempDir())
 	if code, body := httpGet("http://" + listen + "/one/x"); code != 200 || body != "ok:/one/x" {
 		t.Fatalf("/one before any push: %d %q", code, body)
 	}
@@ -185,4 +195,52 @@ func TestServeFromEtcd(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("push (command run in-process, incl. validation and CAS) to served: p50 %v, p99 %v, max %v over %d pushes",
 		took[len(took)/2], took[len(took)*99/100], took[len(took)-1], len(took))
+}
+
+// TestServeFromEtcdLastKnownGood: a gateway keeps the last document it applied on disk and,
+// when etcd is down at start, serves from it, then follows etcd once it is back.
+func TestServeFromEtcdLastKnownGood(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "ok:%s", r.URL.Path)
+	}))
+	defer backend.Close()
+	srv := etcdtest.Start(t)
+	url := etcdURL(srv)
+	listen, admin := freeAddr(t), freeAddr(t)
+	doc := func(prefix string) string {
+		return fmt.Sprintf("listen: %q\nadmin: %q\ndiscovery: {}\nserver: { shutdown_grace: 2s }\nroutes:\n  - prefix: %s\n    upstreams: [%q]\n",
+			listen, admin, prefix, backend.URL)
+	}
+	served := func(prefix string) func() bool {
+		return func() bool { c, _ := httpGet("http://" + listen + prefix + "/x"); return c == 200 }
+	}
+	if code, _, errs := pushFile(t, url, doc("/one")); code != 0 {
+		t.Fatalf("initial push: %s", errs)
+	}
+	cacheDir := t.TempDir()
+	_, stop := startEtcdGateway(t, url, admin, cacheDir)
+	if code, _, errs := pushFile(t, url, doc("/two")); code != 0 {
+		t.Fatalf("push: %s", errs)
+	}
+	waitFor(t, "the pushed route", 5*time.Second, served("/two"))
+	stop()
+	_, rev := currentRev(t, srv)
+	data, err := os.ReadFile(filepath.Join(cacheDir, "switchyard_config.json"))
+	if err != nil || !strings.Contains(string(data), fmt.Sprintf(`"revision":%d`, rev)) {
+		t.Fatalf("last-known-good copy: %v %s, want revision %d", err, data, rev)
+	}
+
+	srv.Stop()
+	logs, _ := startEtcdGateway(t, url, admin, cacheDir)
+	if !served("/two")() {
+		t.Fatalf("started from the copy but /two is not served; log:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "last-known-good") {
+		t.Errorf("the log does not say the gateway started from the copy:\n%s", logs.String())
+	}
+	srv.Restart(t)
+	if code, _, errs := pushFile(t, url, doc("/three")); code != 0 {
+		t.Fatalf("push after the restart: %s", errs)
+	}
+	waitFor(t, "a push once etcd is back", 10*time.Second, served("/three"))
 }

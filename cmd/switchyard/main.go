@@ -135,6 +135,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.validate, "validate", false, "check the config file and exit (same as `switchyard validate`)")
 	fs.BoolVar(&f.watch, "watch", true, "reload the config when the file changes (SIGHUP always reloads)")
 	f.etcd.register(fs)
+	fs.StringVar(&f.etcd.cacheDir, "config-cache", defaultConfigCacheDir(), "directory of the last-known-good copy of an etcd:// config (\"\": none)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: switchyard [serve] [flags]\n       switchyard validate -config FILE\n       switchyard register -registry URL -service NAME -addr HOST:PORT [flags]\n       switchyard config push|get ...\n       switchyard version\n\nflags:\n")
 		fs.PrintDefaults()
