@@ -39,6 +39,7 @@ var (
 		Key:     RateLimitKeyRoute,
 		MaxKeys: 100000,
 		IdleTTL: 10 * time.Minute,
+		Store:   RateLimitStoreLocal,
 		// Burst 0 stays "derive from rps" (defaultBurst) until the end of applyDefaults, so
 		// a route that raises rps gets a matching burst instead of the defaults' one.
 	}
@@ -134,6 +135,14 @@ const (
 	DefaultEtcdPrefix      = "/services/"
 	DefaultEtcdDialTimeout = 5 * time.Second
 	DefaultEtcdDebounce    = 5 * time.Millisecond
+
+	DefaultRedisAddress = "127.0.0.1:6379"
+	// DefaultRedisTimeout bounds the Redis call a rate-limited request waits for. A loopback
+	// or same-zone round trip of the GCRA script takes well under 1ms; 50ms absorbs a GC
+	// pause or a busy Redis yet keeps an outage to a small, bounded addition to each
+	// request's latency (then on_error decides) rather than a stall.
+	DefaultRedisTimeout = 50 * time.Millisecond
+	DefaultRedisOnError = RedisOnErrorLocal
 
 	DefaultConsulAddress  = "127.0.0.1:8500"
 	DefaultConsulWaitTime = 5 * time.Minute
@@ -239,6 +248,12 @@ func applyDefaults(c *Config, set func(string) bool) {
 		orDefault(set, "discovery.zookeeper.servers", &z.Servers, []string{DefaultZooKeeperServer})
 		orDefault(set, "discovery.zookeeper.root", &z.Root, DefaultZooKeeperRoot)
 		orDefault(set, "discovery.zookeeper.session_timeout", &z.SessionTimeout, DefaultZooKeeperSessionTimeout)
+	}
+
+	if r := c.Redis; r != nil {
+		orDefault(set, "redis.address", &r.Address, DefaultRedisAddress)
+		orDefault(set, "redis.timeout", &r.Timeout, DefaultRedisTimeout)
+		orDefault(set, "redis.on_error", &r.OnError, DefaultRedisOnError)
 	}
 
 	builtin := Policy{

@@ -22,6 +22,7 @@ type Config struct {
 	AdminDebug     bool       `yaml:"admin_debug"`     // serve pprof and /debug/vars on the admin listener; default false
 	TrustedProxies []string   `yaml:"trusted_proxies"` // CIDRs (or bare IPs) whose X-Forwarded-For is kept
 	Discovery      *Discovery `yaml:"discovery"`       // nil: embedded etcd with defaults
+	Redis          *Redis     `yaml:"redis"`           // shared store of rate limits with store: redis; nil: none
 	Server         Server     `yaml:"server"`
 	Transport      Transport  `yaml:"transport"`
 	Defaults       Policy     `yaml:"defaults"` // inherited by every route for fields it leaves unset
@@ -199,7 +200,33 @@ type RateLimit struct {
 	Key     string        `yaml:"key"`      // route (default) | client_ip | header:NAME
 	MaxKeys int           `yaml:"max_keys"` // bound on per-key limiters; default 100000
 	IdleTTL time.Duration `yaml:"idle_ttl"` // per-key limiter evicted after this idle time; default 10m
+	Store   string        `yaml:"store"`    // local (default: this process's buckets) | redis (shared through the top-level redis block)
 }
+
+// Rate limit stores, as rate_limit.store takes them.
+const (
+	RateLimitStoreLocal = "local"
+	RateLimitStoreRedis = "redis"
+)
+
+// Redis is the server rate limits with store: redis share (GCRA in one Lua call per request,
+// go-redis/redis_rate). One client per process: a change takes effect on restart.
+type Redis struct {
+	Address  string        `yaml:"address"`  // host:port; default "127.0.0.1:6379"
+	Username string        `yaml:"username"` // ACL user; ${VAR} expanded
+	Password string        `yaml:"password"` // ${VAR} expanded
+	DB       int           `yaml:"db"`       // default 0
+	TLS      *TLS          `yaml:"tls"`      // nil: plain TCP
+	Timeout  time.Duration `yaml:"timeout"`  // bound on each request's Redis call (dial, write, read); default 50ms
+	OnError  string        `yaml:"on_error"` // local (default) | allow | deny: what a request gets when Redis fails or is slow
+}
+
+// Redis on_error modes.
+const (
+	RedisOnErrorLocal = "local" // decide with this process's own bucket (limit per instance, not shared)
+	RedisOnErrorAllow = "allow" // admit (fail open)
+	RedisOnErrorDeny  = "deny"  // 429 (fail closed)
+)
 
 // HealthCheck is an active health check of every endpoint of the route's pool.
 type HealthCheck struct {

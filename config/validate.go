@@ -77,6 +77,7 @@ func (v *validator) config(c *Config) {
 	v.tls("transport.tls", c.Transport.TLS)
 	v.serverTLS(c.Server.TLS)
 	v.discovery(c.Discovery)
+	v.redis(c.Redis)
 	v.policy("defaults", &c.Defaults)
 	v.routes(c)
 }
@@ -238,4 +239,30 @@ func (v *validator) serverTLS(t *ServerTLS) {
 	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 		v.errorf("server.tls.cert_file", "cannot load certificate and key: %v", err)
 	}
+}
+
+// MaxRedisTimeout caps redis.timeout: every rate-limited request may wait that long while
+// Redis is unreachable, so seconds is a unit typo (5s for 5ms), not a setting.
+const MaxRedisTimeout = time.Second
+
+var redisOnErrorModes = []string{RedisOnErrorLocal, RedisOnErrorAllow, RedisOnErrorDeny}
+
+func (v *validator) redis(r *Redis) {
+	if r == nil {
+		return
+	}
+	const p = "redis"
+	if v.set(p + ".address") {
+		if err := checkHostPort(r.Address, false); err != nil {
+			v.errorf(p+".address", "invalid address %q: %v", r.Address, err)
+		}
+	}
+	v.check(p+".db", r.DB >= 0, "must not be negative, got %d", r.DB)
+	v.check(p+".timeout", r.Timeout > 0 && r.Timeout <= MaxRedisTimeout,
+		"must be positive and at most %s (each rate-limited request may wait this long while Redis is down), got %s", MaxRedisTimeout, r.Timeout)
+	v.oneOf(p+".on_error", r.OnError, redisOnErrorModes)
+	if r.Username != "" && r.Password == "" {
+		v.errorf(p+".username", "needs password (an ACL login; e.g. password: ${REDIS_PASSWORD})")
+	}
+	v.tls(p+".tls", r.TLS)
 }

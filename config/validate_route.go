@@ -242,6 +242,7 @@ func (v *validator) policy(p string, pol *Policy) {
 		v.check(bp+".key", validRateKey(b.Key), "invalid key %q (want route, client_ip or header:NAME)", b.Key)
 		v.check(bp+".max_keys", b.MaxKeys >= 1, "must be at least 1, got %d", b.MaxKeys)
 		v.check(bp+".idle_ttl", b.IdleTTL > 0, "must be positive")
+		v.oneOf(bp+".store", b.Store, rateLimitStores)
 	}
 	if b, bp := pol.HealthCheck, p+".health_check"; b != nil {
 		v.check(bp+".path", strings.HasPrefix(b.Path, "/"), "must start with \"/\", got %q", b.Path)
@@ -256,6 +257,8 @@ func (v *validator) policy(p string, pol *Policy) {
 	}
 	v.oneOf(p+".encoded_slashes", pol.EncodedSlashes, encodedSlashModes)
 }
+
+var rateLimitStores = []string{RateLimitStoreLocal, RateLimitStoreRedis}
 
 var encodedSlashModes = []string{EncodedSlashesKeep, EncodedSlashesReject}
 
@@ -323,6 +326,9 @@ func (v *validator) resolved(c *Config) {
 	check := func(p string, pol *Policy) {
 		if pol.RateLimit != nil && pol.RateLimit.RPS <= 0 && v.set(p+".rate_limit") && !v.set(p+".rate_limit.rps") {
 			v.errorf(p+".rate_limit", "missing rps (requests per second, > 0)")
+		}
+		if pol.RateLimit != nil && pol.RateLimit.Store == RateLimitStoreRedis && c.Redis == nil && v.set(p+".rate_limit.store") {
+			v.errorf(p+".rate_limit.store", "store: redis needs the top-level redis block (redis: {address: host:port})")
 		}
 		if pol.HealthCheck != nil && pol.HealthCheck.Path == "" && v.set(p+".health_check") && !v.set(p+".health_check.path") {
 			v.errorf(p+".health_check", "missing path (e.g. path: /healthz)")

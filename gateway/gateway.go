@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -119,6 +120,10 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 
+	if old := g.cfg; old != nil && !reflect.DeepEqual(old.Redis, cfg.Redis) {
+		// One Redis client per process (cmd/switchyard): limits with store: redis keep the old one.
+		g.log.Warn("config reload: the redis block changed; it takes effect on restart", "file", cfg.Path)
+	}
 	nextPools := make(map[string]*poolEntry)
 	var fresh []*poolEntry
 	nextLimiters := make(map[string]*limiterEntry)

@@ -1,7 +1,9 @@
 // Package ratelimit limits a route's request rate with token buckets (golang.org/x/time/rate):
 // one bucket for the whole route, or one per client IP or per value of a request header.
 // Per-key buckets live in a bounded LRU (hashicorp/golang-lru) with idle eviction, so a flood
-// of distinct clients cannot grow memory past MaxKeys buckets.
+// of distinct clients cannot grow memory past MaxKeys buckets. With store: redis the buckets
+// live in Redis instead, shared by every gateway using it (redis.go); the local buckets are
+// then the on_error: local fallback.
 package ratelimit
 
 import (
@@ -92,6 +94,7 @@ type Limiter struct {
 	mask    uint64
 	seed    maphash.Seed
 	limited prometheus.Counter // nil: not counted
+	remote  *remote            // store: redis; nil: local buckets only (they are also its on_error: local fallback)
 	// now is the clock; tests drive it explicitly so refill is not timing-dependent.
 	now func() time.Time
 }
@@ -114,7 +117,13 @@ type entry struct {
 // cfg leaves at zero take config's defaults (config.WithDefaults). It validates cfg: RPS
 // must be a positive finite number, Burst not negative, Key one of route, client_ip or
 // header:NAME, MaxKeys and IdleTTL not negative (zero takes the default). m may be nil.
+// A limit with store: redis uses the process's DefaultStore; it is an error when none is set.
 func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
+	return NewWithStore(route, cfg, m, DefaultStore())
+}
+
+// NewWithStore is New with an explicit Redis store for store: redis (nil: none).
+func NewWithStore(route string, cfg *config.RateLimit, m *Metrics, store *Store) (*Limiter, error) {
 	if cfg == nil || (cfg.Enabled != nil && !*cfg.Enabled) {
 		return nil, nil
 	}
@@ -157,6 +166,16 @@ func New(route string, cfg *config.RateLimit, m *Metrics) (*Limiter, error) {
 	if m != nil {
 		l.limited = m.limited.WithLabelValues(route)
 	}
+	switch cfg.Store {
+	case "", config.RateLimitStoreLocal:
+	case config.RateLimitStoreRedis:
+		if store == nil {
+			return nil, errNoStore
+		}
+		l.remote = newRemote(route, store, cfg.RPS, cfg.Burst, m)
+	default:
+		return nil, fmt.Errorf("rate_limit.store: %q is not local or redis", cfg.Store)
+	}
 	return l, nil
 }
 
@@ -184,13 +203,25 @@ func (l *Limiter) Allow(r *http.Request, clientIP string) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
-	now := l.now()
-	lim := l.one
+	var value string
 	switch l.kind {
 	case keyClientIP:
-		lim = l.bucket(clientIP, now)
+		value = clientIP
 	case keyHeader:
-		lim = l.bucket(r.Header.Get(l.header), now)
+		value = r.Header.Get(l.header)
+	}
+	if l.remote != nil {
+		return l.allowRedis(r, value)
+	}
+	return l.allowLocal(r, value)
+}
+
+// allowLocal decides on this process's bucket for value.
+func (l *Limiter) allowLocal(_ *http.Request, value string) Decision {
+	now := l.now()
+	lim := l.one
+	if l.kind != keyRoute {
+		lim = l.bucket(value, now)
 	}
 	allowed := lim.AllowN(now, 1)
 	tokens := lim.TokensAt(now)
@@ -267,7 +298,8 @@ func (l *Limiter) Len() int {
 
 // Metrics counts rate-limited requests. A nil *Metrics counts nothing.
 type Metrics struct {
-	limited *prometheus.CounterVec
+	limited     *prometheus.CounterVec
+	redisErrors *prometheus.CounterVec
 }
 
 // NewMetrics creates the counter and registers it with reg (if non-nil).
@@ -275,9 +307,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_ratelimit_limited_total",
 		Help: "Requests refused by a route's rate limit, by route.",
-	}, []string{"route"})}
+	}, []string{"route"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_ratelimit_redis_errors_total",
+			Help: "Rate-limit decisions Redis failed or timed out on (store: redis), by route and the on_error action taken (local, allow, deny).",
+		}, []string{"route", "action"}),
+	}
 	if reg != nil {
-		reg.MustRegister(m.limited)
+		reg.MustRegister(m.limited, m.redisErrors)
 	}
 	return m
 }

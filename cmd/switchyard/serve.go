@@ -84,6 +84,11 @@ func serve(st *stops, cfg *config.Config, f serveFlags, hup <-chan os.Signal, lo
 	if err != nil {
 		return err
 	}
+	closeRedis, err := startRedis(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
 	handler := proxy.New(proxy.Options{
 		Transport: transport,
 		Logger:    log,

@@ -138,6 +138,21 @@ func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
 // Kill stops the server at once (SIGKILL), as a crash would.
 func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
 
+// Pause freezes the server (SIGSTOP): connections are still accepted by the kernel but never
+// answered, as with a hung Redis or a blackholed network. Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
 func (s *Server) stop(sig syscall.Signal) {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
@@ -147,6 +162,7 @@ func (s *Server) stop(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused server acts on SIGTERM only once continued
 	select {
 	case <-exited:
 	case <-time.After(stopTimeout):

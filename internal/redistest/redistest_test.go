@@ -9,17 +9,25 @@ import (
 func TestStartRestart(t *testing.T) {
 	s := Start(t)
 	c := s.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+	ctx := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if err := c.Set(ctx(2*time.Second), "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	s.Pause()
+	if err := c.Ping(ctx(100 * time.Millisecond)).Err(); err == nil {
+		t.Fatal("ping of a paused server succeeded")
+	}
+	s.Resume()
 	s.Kill()
-	if err := c.Ping(ctx).Err(); err == nil {
+	if err := c.Ping(ctx(time.Second)).Err(); err == nil {
 		t.Fatal("ping after kill succeeded")
 	}
 	s.Restart(t)
-	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
+	if n, err := c.Exists(ctx(5*time.Second), "k").Result(); err != nil || n != 0 {
 		t.Fatalf("after restart: exists %d, %v (want a fresh, empty server)", n, err)
 	}
 }
