@@ -2,10 +2,14 @@ package ratelimit
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/redistest"
 )
 
 func benchLimiter(b *testing.B, key string) *Limiter {
@@ -42,6 +46,44 @@ func BenchmarkAllow(b *testing.B) {
 				for pb.Next() {
 					l.Allow(nil, ips[i&1023])
 					i++
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAllowStore compares one decision on the local buckets with one on Redis over
+// loopback (a real redis-server, internal/redistest): the cost of sharing a limit.
+func BenchmarkAllowStore(b *testing.B) {
+	srv := redistest.Start(b)
+	cfg := config.RateLimit{RPS: 1e9, Burst: 1e9, Key: config.RateLimitKeyClientIP} // the allowed path, as BenchmarkAllow
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, store := range []string{config.RateLimitStoreLocal, config.RateLimitStoreRedis} {
+		newLim := func(b *testing.B) *Limiter {
+			c := cfg
+			c.Store = store
+			l, err := NewWithStore("r", &c, NewMetrics(nil), newRedisStore(b, srv.Addr, config.Redis{Timeout: time.Second}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return l
+		}
+		b.Run(store, func(b *testing.B) {
+			l := newLim(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !l.Allow(r, "10.0.0.1").Allowed {
+					b.Fatal("denied")
+				}
+			}
+		})
+		b.Run(store+"/parallel", func(b *testing.B) {
+			l := newLim(b)
+			b.ReportAllocs()
+			b.SetParallelism(8) // requests in flight at once, as on a busy gateway
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					l.Allow(r, "10.0.0.1")
 				}
 			})
 		})

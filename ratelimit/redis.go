@@ -125,7 +125,11 @@ func (rm *remote) countError(action string) {
 
 // allowRedis decides r on a redis-stored limit, applying on_error when Redis fails.
 func (l *Limiter) allowRedis(r *http.Request, value string) Decision {
-	d, ok := l.remote.allow(r.Context(), value)
+	ctx := context.Background()
+	if r != nil {
+		ctx = r.Context()
+	}
+	d, ok := l.remote.allow(ctx, value)
 	if ok {
 		if !d.Allowed && l.limited != nil {
 			l.limited.Inc()
