@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,5 +250,29 @@ func TestNoStore(t *testing.T) {
 	_, err := NewWithStore("r", &config.RateLimit{RPS: 1, Store: config.RateLimitStoreRedis}, nil, nil)
 	if err == nil {
 		t.Fatal("store: redis without a store built")
+	}
+}
+
+func TestRedisLimitAndKeys(t *testing.T) {
+	for _, tc := range []struct {
+		rps  float64
+		want time.Duration // emission interval: Period / Rate
+	}{
+		{1, time.Second}, {100, 10 * time.Millisecond}, {0.5, 2 * time.Second}, {2.5, 400 * time.Millisecond}, {0.001, 1000 * time.Second},
+	} {
+		l := redisLimit(tc.rps, 3)
+		if got := l.Period / time.Duration(l.Rate); got != tc.want || l.Burst != 3 {
+			t.Errorf("rps %g: %+v, interval %s, want %s", tc.rps, l, got, tc.want)
+		}
+	}
+	s := &Store{}
+	// Route names and values containing ":" cannot make two (route, value) pairs one key.
+	a, b := newRemote("a:b", s, 1, 1, nil).key("c"), newRemote("a", s, 1, 1, nil).key("b:c")
+	if a == b {
+		t.Errorf("routes a:b/c and a/b:c share key %q", a)
+	}
+	long := newRemote("r", s, 1, 1, nil).key(strings.Repeat("x", 10000))
+	if len(long) > 100 || !strings.HasPrefix(long, KeyPrefix+"1:r:sha256:") {
+		t.Errorf("long value key %q", long)
 	}
 }
