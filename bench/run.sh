@@ -9,6 +9,11 @@
 #
 #   bench/run.sh [seconds-per-proxy]      (default 10; needs wrk; nginx, haproxy and caddy
 #                                          from Debian are measured when installed)
+#
+# With redis-server installed it also measures a never-biting per-client-IP rate limit with its
+# buckets in the process (rl-local) and in Redis (rl-redis, Redis's CPU counted) and prints
+# the CPU ratio. BENCH_ONLY=NAME measures only the proxies whose name starts with NAME
+# (e.g. BENCH_ONLY=rl bench/run.sh 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -53,6 +58,24 @@ routes:
     rate_limit: { rps: 1000000, burst: 1000000, key: client_ip }
     health_check: { path: /healthz, interval: 1s }
 YAML
+
+# A per-client-IP rate limit that never bites, its buckets kept in this process (store: local)
+# or in a redis-server on loopback (store: redis, one round trip per request): the cost of
+# sharing limits across replicas. Redis runs on the proxy's core and its CPU is counted.
+for store in local redis; do
+  port=$([ "$store" = local ] && echo 9110 || echo 9112)
+  cat >"$tmp/routes-rl-$store.yaml" <<YAML
+listen: "127.0.0.1:$port"
+admin: "127.0.0.1:$((port + 1))"
+discovery: {}
+redis: { address: "127.0.0.1:9114" }
+defaults: { timeout: 30s, retries: 1 }
+routes:
+  - prefix: /
+    upstreams: ["http://127.0.0.1:9101"]
+    rate_limit: { rps: 1000000, burst: 1000000, key: client_ip, store: $store }
+YAML
+done
 
 cat >"$tmp/nginx.conf" <<NGINX
 daemon off;
@@ -108,44 +131,65 @@ wait_http() {
   echo "bench: $1 never answered" >&2; return 1
 }
 
-# measure NAME PID URL: wrk for $secs seconds, prints "NAME req/s us_cpu_per_req".
+# measure NAME PID URL [PID2]: wrk for $secs seconds, prints "NAME req/s us_cpu_per_req p99"
+# (the CPU of PID, plus PID2's when given: a helper process such as redis-server).
 measure() {
-  local name=$1 pid=$2 url=$3
+  local name=$1 pid=$2 url=$3 pid2=${4:-}
   wait_http "$url"
   wrk -t1 -c"$conns" -d2s "$url" >/dev/null 2>&1   # warm-up: pools filled, JIT-free but caches warm
-  local before after out reqs rps
-  before=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "$url")
-  after=$(cpu_ticks "$pid")
+  local before after out reqs rps p99
+  before=$(( $(cpu_ticks "$pid") + ${pid2:+$(cpu_ticks "$pid2")}+0 ))
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
+  after=$(( $(cpu_ticks "$pid") + ${pid2:+$(cpu_ticks "$pid2")}+0 ))
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   local tck; tck=$(getconf CLK_TCK)
-  awk -v n="$name" -v r="$rps" -v q="$reqs" -v c=$((after - before)) -v t="$tck" \
-    'BEGIN { printf "%-16s %10.0f req/s %8.1f us CPU/req\n", n, r, (c / t) * 1e6 / q }'
+  awk -v n="$name" -v r="$rps" -v q="$reqs" -v c=$((after - before)) -v t="$tck" -v p="$p99" \
+    'BEGIN { printf "%-16s %10.0f req/s %8.1f us CPU/req  p99 %s\n", n, r, (c / t) * 1e6 / q, p }'
 }
 
+# want NAME: whether to measure NAME (BENCH_ONLY=prefix measures only names starting with it).
+want() { [[ -z "${BENCH_ONLY:-}" || "$1" == "${BENCH_ONLY}"* ]]; }
+
 results=()
-if command -v nginx >/dev/null; then
+if want nginx && command -v nginx >/dev/null; then
   taskset -c 0 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
   results+=("$(measure nginx "${pids[-1]}" http://127.0.0.1:9105/)")
 fi
-if command -v haproxy >/dev/null; then
+if want haproxy && command -v haproxy >/dev/null; then
   taskset -c 0 haproxy -db -f "$tmp/haproxy.cfg" & pids+=($!)
   results+=("$(measure haproxy "${pids[-1]}" http://127.0.0.1:9107/)")
 fi
-if command -v caddy >/dev/null; then
+if want caddy && command -v caddy >/dev/null; then
   XDG_DATA_HOME="$tmp" XDG_CONFIG_HOME="$tmp" taskset -c 0 caddy run --config "$tmp/Caddyfile" --adapter caddyfile >"$tmp/caddy.log" 2>&1 & pids+=($!)
   results+=("$(measure caddy "${pids[-1]}" http://127.0.0.1:9106/)")
 fi
-taskset -c 0 "$tmp/httputilproxy" -listen 127.0.0.1:9102 -upstream http://127.0.0.1:9101 & pids+=($!)
-results+=("$(measure httputil "${pids[-1]}" http://127.0.0.1:9102/)")
-taskset -c 0 "$tmp/switchyard" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
-results+=("$(measure switchyard "${pids[-1]}" http://127.0.0.1:9103/)")
-taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
-results+=("$(measure switchyard-full "${pids[-1]}" http://127.0.0.1:9108/)")
+if want httputil; then
+  taskset -c 0 "$tmp/httputilproxy" -listen 127.0.0.1:9102 -upstream http://127.0.0.1:9101 & pids+=($!)
+  results+=("$(measure httputil "${pids[-1]}" http://127.0.0.1:9102/)")
+fi
+if want switchyard; then
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes.yaml" -log-level warn & pids+=($!)
+  results+=("$(measure switchyard "${pids[-1]}" http://127.0.0.1:9103/)")
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
+  results+=("$(measure switchyard-full "${pids[-1]}" http://127.0.0.1:9108/)")
+fi
+redis=$(command -v redis-server || true)
+if want rl && [ -n "$redis" ]; then
+  taskset -c 0 "$redis" --port 9114 --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & redis_pid=$!; pids+=($redis_pid)
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-rl-local.yaml" -log-level warn & pids+=($!)
+  results+=("$(measure rl-local "${pids[-1]}" http://127.0.0.1:9110/ "$redis_pid")")
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-rl-redis.yaml" -log-level warn & pids+=($!)
+  results+=("$(measure rl-redis "${pids[-1]}" http://127.0.0.1:9112/ "$redis_pid")")
+fi
 
 printf '%s\n' "${results[@]}"
 base=$(printf '%s\n' "${results[@]}" | awk '$1=="nginx" {print $2}')
+local_rl=$(printf '%s\n' "${results[@]}" | awk '$1=="rl-local" {print $4}')
+if [ -n "$local_rl" ]; then
+  printf '%s\n' "${results[@]}" | awk -v b="$local_rl" '$1=="rl-redis" { printf "rl-redis         %.2fx the CPU per request of rl-local\n", $4 / b }'
+fi
 if [ -n "$base" ]; then
   printf '%s\n' "${results[@]}" | awk -v b="$base" '{ printf "%-16s %.2fx nginx req/s\n", $1, $2 / b }'
 fi
