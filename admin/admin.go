@@ -1,10 +1,12 @@
 // Package admin serves the gateway's operator endpoints on their own listener (never the
 // public one): liveness, readiness, Prometheus metrics, JSON views of the routes and
-// upstreams in force, and, when asked for, pprof under /debug/pprof/ and expvar.
+// upstreams in force and of the config's source and revision, and, when asked for, pprof
+// under /debug/pprof/ and expvar.
 package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +29,9 @@ type Source interface {
 	Routes() []gateway.RouteInfo
 	// Upstreams describes every pool and its endpoints.
 	Upstreams() []gateway.PoolInfo
+	// ConfigInfo describes the config in force, its source and revision, and the last
+	// rejected document (/admin/config).
+	ConfigInfo() gateway.ConfigInfo
 }
 
 // Options configure the admin handler.
@@ -50,8 +55,8 @@ type Options struct {
 }
 
 // New returns the admin router: /healthz, /readyz, /metrics, /admin/routes, /admin/upstreams,
-// and with Debug /debug/pprof/ and /debug/vars. Unless Exposed, requests must name a
-// loopback host (see loopbackHost).
+// /admin/config, and with Debug /debug/pprof/ and /debug/vars. Unless Exposed, requests must
+// name a loopback host (see loopbackHost).
 func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -79,7 +84,11 @@ func New(o Options) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "waiting", "pools_waiting": waiting})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		body := map[string]string{"status": "ready"}
+		if d := configDetail(o.Source.ConfigInfo()); d != "" {
+			body["config"] = d
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
@@ -94,7 +103,25 @@ func New(o Options) http.Handler {
 	r.Get("/admin/upstreams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Source.Upstreams())
 	})
+	r.Get("/admin/config", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, o.Source.ConfigInfo())
+	})
 	return r
+}
+
+// configDetail is /readyz's "config" note while the gateway serves its last-known-good copy
+// and no document from etcd has been applied yet; "" otherwise. The gateway is still ready:
+// it serves a config.
+func configDetail(ci gateway.ConfigInfo) string {
+	l := ci.LastKnownGood
+	switch {
+	case l == nil || l.Superseded:
+		return ""
+	case l.EtcdAnswered:
+		return fmt.Sprintf("last-known-good copy (rev %d); etcd's document was rejected (see /admin/config)", l.Revision)
+	default:
+		return fmt.Sprintf("last-known-good copy (rev %d); etcd unreachable", l.Revision)
+	}
 }
 
 // requireLoopbackHost answers 421 Misdirected Request to a request whose Host is not a

@@ -15,7 +15,10 @@ import (
 type source struct {
 	ready   bool
 	waiting []string
+	config  gateway.ConfigInfo
 }
+
+func (s source) ConfigInfo() gateway.ConfigInfo { return s.config }
 
 func (s source) Ready() (bool, []string) { return s.ready, s.waiting }
 func (s source) Routes() []gateway.RouteInfo {
@@ -78,6 +81,28 @@ func TestEndpoints(t *testing.T) {
 		{"draining: still alive", Options{Draining: draining}, source{ready: true}, "/healthz", "", 200, `"status": "ok"`},
 		{"draining: pools waiting too", Options{Draining: draining}, source{waiting: []string{"users"}}, "/readyz", "", 503, `"status": "draining"`},
 		{"not draining yet", Options{Draining: func() (string, bool) { return "", false }}, source{ready: true}, "/readyz", "", 200, `"status": "ready"`},
+
+		// The config's source and revision (issue 15, item 3), and /readyz's note while the
+		// gateway serves its last-known-good copy (item 2).
+		{"config", Options{}, source{config: etcdConfig}, "/admin/config", "", 200,
+			`"source": "etcd:/switchyard/config",
+  "revision": 42,`},
+		{"config: rejected document listed", Options{}, source{config: etcdConfig}, "/admin/config", "", 200,
+			`"errors": [
+      "etcd:/switchyard/config@rev 43:6: routes[0].prefix: must start with /"
+    ]
+  }`},
+		{"config: file, no revision", Options{}, source{config: gateway.ConfigInfo{Source: "file:/etc/switchyard/routes.yaml"}}, "/admin/config", "", 200,
+			`"source": "file:/etc/switchyard/routes.yaml",
+  "revision": 0
+}`},
+		{"ready from the last-known-good copy", Options{}, source{ready: true, config: lkg(false, false)}, "/readyz", "", 200,
+			"{\n  \"config\": \"last-known-good copy (rev 7); etcd unreachable\",\n  \"status\": \"ready\"\n}"},
+		{"last-known-good copy, etcd's document rejected", Options{}, source{ready: true, config: lkg(true, false)}, "/readyz", "", 200,
+			`"config": "last-known-good copy (rev 7); etcd's document was rejected (see /admin/config)"`},
+		{"last-known-good copy superseded: no note", Options{}, source{ready: true, config: lkg(true, true)}, "/readyz", "", 200,
+			"{\n  \"status\": \"ready\"\n}"},
+		{"last-known-good copy, pools waiting", Options{}, source{waiting: []string{"users"}, config: lkg(false, false)}, "/readyz", "", 503, `"status": "waiting"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -101,6 +126,23 @@ func TestEndpoints(t *testing.T) {
 				t.Fatalf("%s (Host %q): %d %q, want %d containing %q", tc.path, tc.host, res.StatusCode, body, tc.status, tc.want)
 			}
 		})
+	}
+}
+
+// etcdConfig is a config read from etcd at revision 42, with revision 43 rejected.
+var etcdConfig = gateway.ConfigInfo{
+	Source: "etcd:/switchyard/config", Revision: 42, Digest: "sha256:00",
+	LastRejected: &gateway.RejectedInfo{
+		Revision: 43,
+		Errors:   []string{"etcd:/switchyard/config@rev 43:6: routes[0].prefix: must start with /"},
+	},
+}
+
+// lkg is a config started from the last-known-good copy at revision 7.
+func lkg(answered, superseded bool) gateway.ConfigInfo {
+	return gateway.ConfigInfo{
+		Source: "etcd:/switchyard/config", Revision: 7,
+		LastKnownGood: &gateway.LastKnownGoodInfo{Revision: 7, EtcdAnswered: answered, Superseded: superseded},
 	}
 }
 

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"encoding/hex"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/breaker"
@@ -103,4 +105,126 @@ func (g *Gateway) Upstreams() []PoolInfo {
 		return 0
 	})
 	return out
+}
+
+// maxRejectedErrors bounds the errors ConfigInfo keeps for a rejected document.
+const maxRejectedErrors = 100
+
+// ConfigInfo describes the config in force and the last one rejected, for /admin/config.
+type ConfigInfo struct {
+	// Source is where the config comes from: "file:PATH" or "etcd:KEY" (never credentials).
+	Source string `json:"source"`
+	// Revision is the etcd mod revision of the document in force; 0 for a file.
+	Revision  int64      `json:"revision"`
+	AppliedAt *time.Time `json:"applied_at,omitempty"`
+	// Digest is the SHA-256 of the document in force, "sha256:" and hex.
+	Digest string `json:"digest,omitempty"`
+	// LastKnownGood is set when the gateway started from its last-known-good copy.
+	LastKnownGood *LastKnownGoodInfo `json:"last_known_good,omitempty"`
+	// LastRejected is the last document that failed to load or apply.
+	LastRejected *RejectedInfo `json:"last_rejected,omitempty"`
+}
+
+// LastKnownGoodInfo says the gateway started from its on-disk copy because etcd did not answer.
+type LastKnownGoodInfo struct {
+	Revision int64 `json:"revision"`
+	// EtcdAnswered is true once a document has been read from etcd (applied or rejected).
+	EtcdAnswered bool `json:"etcd_answered"`
+	// Superseded is true once a document read from etcd has been applied.
+	Superseded bool `json:"superseded"`
+}
+
+// RejectedInfo is a document that failed to load or apply; the previous config kept serving.
+type RejectedInfo struct {
+	Revision int64     `json:"revision,omitempty"` // etcd mod revision; 0 for a file
+	At       time.Time `json:"at"`
+	// Errors are its "file:line: field: message" errors, the first maxRejectedErrors of them;
+	// Truncated says there were more.
+	Errors    []string `json:"errors"`
+	Truncated bool     `json:"truncated,omitempty"`
+}
+
+// ConfigSource tells the gateway where the config it was started with came from.
+type ConfigSource struct {
+	Name     string // "file:PATH" or "etcd:KEY"
+	Revision int64  // etcd mod revision of the config in force; 0 for a file
+	// FromLastKnownGood says the config in force was read from the last-known-good copy.
+	FromLastKnownGood bool
+}
+
+// configState is what ConfigInfo reports; guarded by its own mutex.
+type configState struct {
+	mu       sync.Mutex
+	source   string
+	revision int64
+	applied  time.Time
+	lkg      *LastKnownGoodInfo
+	rejected *RejectedInfo
+}
+
+// SetConfigSource records where the config in force came from (called once serving starts).
+func (g *Gateway) SetConfigSource(s ConfigSource) {
+	st := g.metrics.config
+	st.mu.Lock()
+	st.source, st.revision = s.Name, s.Revision
+	st.lkg = nil
+	if s.FromLastKnownGood {
+		st.lkg = &LastKnownGoodInfo{Revision: s.Revision}
+	}
+	st.mu.Unlock()
+	g.metrics.revision.Set(float64(s.Revision))
+}
+
+// applied records a config put in force, read from etcd at revision rev (0: a file).
+func (g *Gateway) applied(rev int64, fromEtcd bool) {
+	st := g.metrics.config
+	st.mu.Lock()
+	st.revision, st.applied = rev, time.Now()
+	if fromEtcd && st.lkg != nil {
+		st.lkg.EtcdAnswered, st.lkg.Superseded = true, true
+	}
+	st.mu.Unlock()
+	g.metrics.revision.Set(float64(rev))
+}
+
+// rejected records a document that failed to load or apply.
+func (g *Gateway) rejected(rev int64, fromEtcd bool, errs []string) {
+	r := &RejectedInfo{Revision: rev, At: time.Now(), Truncated: len(errs) > maxRejectedErrors}
+	r.Errors = slices.Clone(errs[:min(len(errs), maxRejectedErrors)])
+	st := g.metrics.config
+	st.mu.Lock()
+	st.rejected = r
+	if fromEtcd && st.lkg != nil {
+		st.lkg.EtcdAnswered = true
+	}
+	st.mu.Unlock()
+}
+
+// ConfigInfo describes the config in force, where it came from, and the last rejected one.
+func (g *Gateway) ConfigInfo() ConfigInfo {
+	cfg := g.Config()
+	st := g.metrics.config
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ci := ConfigInfo{Source: st.source, Revision: st.revision}
+	if ci.Source == "" && cfg != nil {
+		ci.Source = "file:" + cfg.Path
+	}
+	if !st.applied.IsZero() {
+		t := st.applied
+		ci.AppliedAt = &t
+	}
+	if cfg != nil && len(cfg.Digest) > 0 {
+		ci.Digest = "sha256:" + hex.EncodeToString(cfg.Digest)
+	}
+	if st.lkg != nil {
+		l := *st.lkg
+		ci.LastKnownGood = &l
+	}
+	if st.rejected != nil {
+		r := *st.rejected
+		r.Errors = slices.Clone(r.Errors)
+		ci.LastRejected = &r
+	}
+	return ci
 }

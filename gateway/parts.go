@@ -44,6 +44,10 @@ type gatewayMetrics struct {
 	ratelimit *ratelimit.Metrics
 	routes    prometheus.Gauge
 	reloads   *prometheus.CounterVec
+	revision  prometheus.Gauge
+	// config is what ConfigInfo reports (not a collector: it lives here because it is made
+	// with the gateway and Reload and CountReload update it next to reloads).
+	config *configState
 }
 
 func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMetrics {
@@ -59,9 +63,14 @@ func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMet
 			Name: "switchyard_config_reloads_total",
 			Help: "Config reloads by result (ok, failed); a failed reload keeps the old config serving.",
 		}, []string{"result"}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_config_revision",
+			Help: "etcd mod revision of the config in force; 0 for a config file.",
+		}),
+		config: &configState{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.routes, m.reloads)
+		reg.MustRegister(m.routes, m.reloads, m.revision)
 	}
 	return m
 }

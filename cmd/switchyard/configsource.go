@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,6 +51,7 @@ type etcdSource struct {
 	flags     etcdFlags
 	cacheDir  string // "" for no last-known-good copy
 	rev       int64  // mod revision of the document the gateway started from
+	fromCache bool   // that document is the last-known-good copy: etcd did not answer
 }
 
 func parseEtcdSource(u string, fl etcdFlags) (*etcdSource, error) {
@@ -108,6 +110,7 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 		log.Warn("etcd unreachable at start: starting from the last-known-good copy; the watch applies newer documents once etcd answers",
 			"endpoints", src.endpoints, "key", src.key, "revision", cachedRev, "copy", src.cachePath(), "error", err)
 		doc, rev = cachedDoc, cachedRev
+		src.fromCache = true
 	} else if err := src.saveCache(doc, rev); err != nil {
 		log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
 	}
@@ -124,8 +127,8 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 // applyEtcdDoc applies one document read from etcd and, once it is in force, makes it the
 // last-known-good copy.
 func applyEtcdDoc(gw *gateway.Gateway, src *etcdSource, doc []byte, rev int64, log *slog.Logger) {
-	if gw.ReloadDocument(etcdsource.Name(src.key, rev), doc) != nil {
-		return // logged and counted by ReloadDocument; the previous config keeps serving
+	if gw.ReloadRevision(etcdsource.Name(src.key, rev), rev, doc) != nil {
+		return // logged and counted by ReloadRevision; the previous config keeps serving
 	}
 	if err := src.saveCache(doc, rev); err != nil {
 		log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
@@ -134,13 +137,25 @@ func applyEtcdDoc(gw *gateway.Gateway, src *etcdSource, doc []byte, rev int64, l
 
 // startConfigReloader is startReloader for a file, or for an etcd source a watch of its key
 // from the revision the gateway started with: each new document is validated and applied
-// through gw.ReloadDocument (counted in switchyard_config_reloads_total), an invalid one is
+// through gw.ReloadRevision (counted in switchyard_config_reloads_total), an invalid one is
 // logged and the config in force keeps serving. SIGHUP re-reads the key.
 func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.Config, f serveFlags, hup <-chan os.Signal, log *slog.Logger) <-chan struct{} {
 	if f.src == nil {
+		path := cfg.Path
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		gw.SetConfigSource(gateway.ConfigSource{Name: "file:" + path})
 		return startReloader(ctx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
 	}
 	src := f.src
+	gw.SetConfigSource(gateway.ConfigSource{Name: "etcd:" + src.key, Revision: src.rev, FromLastKnownGood: src.fromCache})
+	// Started from the copy, the watch delivers etcd's document at its first answer even if
+	// it is the copy's revision: applying it says etcd is back (/readyz, /admin/config).
+	seen := src.rev
+	if src.fromCache {
+		seen = 0
+	}
 	done := make(chan struct{})
 	cli, err := src.client()
 	if err != nil {
@@ -152,7 +167,7 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		_ = etcdsource.Watch(ctx, cli, src.key, src.rev, log, func(doc []byte, rev int64) {
+		_ = etcdsource.Watch(ctx, cli, src.key, seen, log, func(doc []byte, rev int64) {
 			select {
 			case docs <- etcdDoc{doc, rev}:
 			case <-ctx.Done():

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/configsource/etcdsource"
+	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/etcdtest"
 	"github.com/switchyard/switchyard/internal/testkit"
 )
@@ -163,6 +167,14 @@ func TestServeFromEtcd(t *testing.T) {
 	if code, _ := httpGet("http://" + listen + "/one/x"); code != 404 {
 		t.Fatalf("/one after the push replaced it: %d, want 404", code)
 	}
+	_, pushedRev := currentRev(t, srv)
+	if ci := adminConfig(t, admin); ci.Source != "etcd:"+cfgKey || ci.Revision != pushedRev || ci.AppliedAt == nil ||
+		ci.Digest != sha256Hex(doc("/two")) || ci.LastRejected != nil || ci.LastKnownGood != nil {
+		t.Fatalf("/admin/config after a push at revision %d: %+v", pushedRev, ci)
+	}
+	if _, body := httpGet("http://" + admin + "/metrics"); !strings.Contains(body, fmt.Sprintf("switchyard_config_revision %d\n", pushedRev)) {
+		t.Errorf("/metrics: switchyard_config_revision is not %d", pushedRev)
+	}
 
 	// An invalid document written straight to etcd (bypassing push's check) is rejected by
 	// the gateway: logged as key@rev:line, counted, and /two keeps serving.
@@ -180,6 +192,10 @@ func TestServeFromEtcd(t *testing.T) {
 	if _, body := httpGet("http://" + admin + "/metrics"); !strings.Contains(body, `switchyard_config_reloads_total{result="failed"} 1`) {
 		t.Errorf("failed reload not counted in /metrics")
 	}
+	if ci := adminConfig(t, admin); ci.Revision != pushedRev || ci.Digest != sha256Hex(doc("/two")) || ci.LastRejected == nil ||
+		ci.LastRejected.Revision != resp.Header.Revision || len(ci.LastRejected.Errors) != 1 || !strings.HasPrefix(ci.LastRejected.Errors[0], want) {
+		t.Fatalf("/admin/config after a rejected document at revision %d: %+v, want revision %d in force", resp.Header.Revision, ci, pushedRev)
+	}
 
 	// Push to applied, over a few dozen pushes.
 	var took []time.Duration
@@ -195,6 +211,56 @@ func TestServeFromEtcd(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("push (command run in-process, incl. validation and CAS) to served: p50 %v, p99 %v, max %v over %d pushes",
 		took[len(took)/2], took[len(took)*99/100], took[len(took)-1], len(took))
+}
+
+// adminConfig reads /admin/config.
+func adminConfig(t *testing.T, admin string) gateway.ConfigInfo {
+	t.Helper()
+	code, body := httpGet("http://" + admin + "/admin/config")
+	var ci gateway.ConfigInfo
+	if err := json.Unmarshal([]byte(body), &ci); code != 200 || err != nil {
+		t.Fatalf("/admin/config: %d %v %s", code, err, body)
+	}
+	return ci
+}
+
+func sha256Hex(doc string) string {
+	sum := sha256.Sum256([]byte(doc))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// TestAdminConfigFromFile: /admin/config and switchyard_config_revision for a config file.
+func TestAdminConfigFromFile(t *testing.T) {
+	listen, admin := freeAddr(t), freeAddr(t)
+	doc := fmt.Sprintf("listen: %q\nadmin: %q\ndiscovery: {}\nserver: { shutdown_grace: 2s }\nroutes:\n  - prefix: /a\n    upstreams: [\"http://127.0.0.1:9\"]\n", listen, admin)
+	path := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	logs := &testkit.SyncBuffer{}
+	go func() { exit <- run(ctx, []string{"-config", path}, io.Discard, logs) }()
+	defer func() {
+		cancel()
+		if code := <-exit; code != 0 {
+			t.Errorf("exit %d; log:\n%s", code, logs.String())
+		}
+	}()
+	waitFor(t, "/admin/config", 15*time.Second, func() bool {
+		c, body := httpGet("http://" + admin + "/admin/config")
+		return c == 200 && strings.Contains(body, `"source": "file:`)
+	})
+	ci := adminConfig(t, admin)
+	if ci.Source != "file:"+path || ci.Revision != 0 || ci.AppliedAt == nil || ci.Digest != sha256Hex(doc) || ci.LastRejected != nil || ci.LastKnownGood != nil {
+		t.Fatalf("/admin/config: %+v", ci)
+	}
+	if _, body := httpGet("http://" + admin + "/metrics"); !strings.Contains(body, "switchyard_config_revision 0\n") {
+		t.Errorf("/metrics: switchyard_config_revision is not 0 for a file")
+	}
+	if c, body := httpGet("http://" + admin + "/readyz"); c != 200 || strings.Contains(body, `"config"`) {
+		t.Errorf("/readyz from a file: %d %s", c, body)
+	}
 }
 
 // TestServeFromEtcdLastKnownGood: a gateway keeps the last document it applied on disk and,
@@ -238,7 +304,20 @@ func TestServeFromEtcdLastKnownGood(t *testing.T) {
 	if !strings.Contains(logs.String(), "last-known-good") {
 		t.Errorf("the log does not say the gateway started from the copy:\n%s", logs.String())
 	}
+	// Ready (it serves a config) but /readyz says from what, until etcd's document is applied.
+	note := fmt.Sprintf(`"config": "last-known-good copy (rev %d); etcd unreachable"`, rev)
+	waitFor(t, "the last-known-good note in /readyz", 5*time.Second, func() bool {
+		c, body := httpGet("http://" + admin + "/readyz")
+		return c == 200 && strings.Contains(body, note)
+	})
+	if ci := adminConfig(t, admin); ci.LastKnownGood == nil || ci.LastKnownGood.Revision != rev || ci.LastKnownGood.Superseded || ci.Revision != rev {
+		t.Fatalf("/admin/config started from the copy at revision %d: %+v", rev, ci)
+	}
 	srv.Restart(t)
+	waitFor(t, "the note gone once etcd answers", 10*time.Second, func() bool {
+		c, body := httpGet("http://" + admin + "/readyz")
+		return c == 200 && !strings.Contains(body, `"config"`)
+	})
 	if code, _, errs := pushFile(t, url, doc("/three")); code != 0 {
 		t.Fatalf("push after the restart: %s", errs)
 	}
