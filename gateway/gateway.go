@@ -50,10 +50,13 @@ const DefaultWarmTimeout = time.Second
 
 // Gateway owns the pools and watchers behind the proxy's route table.
 type Gateway struct {
-	opts    Options
-	log     *slog.Logger
-	ctx     context.Context // watchers live until it ends
-	metrics *gatewayMetrics
+	opts Options
+	log  *slog.Logger
+	// configState is what ConfigInfo reports: the config's source, what was applied and
+	// what was rejected last (its own mutex; Reload and CountReload write it).
+	configState configState
+	ctx         context.Context // watchers live until it ends
+	metrics     *gatewayMetrics
 
 	// applyMu serialises Apply, through its warm-up wait; only Apply writes the fields below.
 	applyMu sync.Mutex

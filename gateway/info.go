@@ -164,7 +164,7 @@ type configState struct {
 
 // SetConfigSource records where the config in force came from (called once serving starts).
 func (g *Gateway) SetConfigSource(s ConfigSource) {
-	st := g.metrics.config
+	st := &g.configState
 	st.mu.Lock()
 	st.source, st.revision = s.Name, s.Revision
 	st.lkg = nil
@@ -177,7 +177,7 @@ func (g *Gateway) SetConfigSource(s ConfigSource) {
 
 // applied records a config put in force, read from etcd at revision rev (0: a file).
 func (g *Gateway) applied(rev int64, fromEtcd bool) {
-	st := g.metrics.config
+	st := &g.configState
 	st.mu.Lock()
 	st.revision, st.applied = rev, time.Now()
 	if fromEtcd && st.lkg != nil {
@@ -191,7 +191,7 @@ func (g *Gateway) applied(rev int64, fromEtcd bool) {
 func (g *Gateway) rejected(rev int64, fromEtcd bool, errs []string) {
 	r := &RejectedInfo{Revision: rev, At: time.Now(), Truncated: len(errs) > maxRejectedErrors}
 	r.Errors = slices.Clone(errs[:min(len(errs), maxRejectedErrors)])
-	st := g.metrics.config
+	st := &g.configState
 	st.mu.Lock()
 	st.rejected = r
 	if fromEtcd && st.lkg != nil {
@@ -203,7 +203,7 @@ func (g *Gateway) rejected(rev int64, fromEtcd bool, errs []string) {
 // ConfigInfo describes the config in force, where it came from, and the last rejected one.
 func (g *Gateway) ConfigInfo() ConfigInfo {
 	cfg := g.Config()
-	st := g.metrics.config
+	st := &g.configState
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	ci := ConfigInfo{Source: st.source, Revision: st.revision}

@@ -45,9 +45,6 @@ type gatewayMetrics struct {
 	routes    prometheus.Gauge
 	reloads   *prometheus.CounterVec
 	revision  prometheus.Gauge
-	// config is what ConfigInfo reports (not a collector: it lives here because it is made
-	// with the gateway and Reload and CountReload update it next to reloads).
-	config *configState
 }
 
 func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMetrics {
@@ -67,7 +64,6 @@ func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMet
 			Name: "switchyard_config_revision",
 			Help: "etcd mod revision of the config in force; 0 for a config file.",
 		}),
-		config: &configState{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.routes, m.reloads, m.revision)
