@@ -19,7 +19,7 @@ const configCmdTimeout = 10 * time.Second
 // runConfig is `switchyard config push|get`: the routes document kept in one etcd key.
 func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func() {
-		fmt.Fprint(stderr, "usage: switchyard config push -to etcd://HOST:PORT/KEY [-expect-revision N] [-etcd-ca F ...] FILE\n"+
+		fmt.Fprint(stderr, "usage: switchyard config push -to etcd://HOST:PORT/KEY (-expect-revision N | -force) [-etcd-ca F ...] FILE\n"+
 			"       switchyard config get -from etcd://HOST:PORT/KEY [-etcd-ca F ...] > FILE\n"+
 			"credentials: SWITCHYARD_ETCD_USERNAME, SWITCHYARD_ETCD_PASSWORD\n")
 	}
@@ -86,10 +86,18 @@ func runConfigPush(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("switchyard config push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	to := fs.String("to", "", "etcd://HOST:PORT[,HOST:PORT]/KEY to write")
-	expect := fs.Int64("expect-revision", -1, "write only if the key's mod revision is still N (0: the key must not exist); default: the revision read just before writing")
+	expect := fs.Int64("expect-revision", -1, "write only if the key's mod revision is still N, the revision `config get` printed for the document you edited (0: the key must not exist yet)")
+	force := fs.Bool("force", false, "write over whatever the key holds now (compare-and-swap only against the revision read just before writing)")
 	src, pos, code := parseConfigCmd(fs, args, to, 1, stderr)
 	if src == nil {
 		return code
+	}
+	if (*expect < 0) == !*force {
+		// Without the revision the edit started from, a compare against a fresh read only
+		// guards the milliseconds before the write: another operator's push in between the
+		// get and this push would be overwritten silently.
+		fmt.Fprintln(stderr, "switchyard config push: give -expect-revision N (the revision `switchyard config get` printed for the document you edited; 0 for a new key), or -force to overwrite whatever is there")
+		return 2
 	}
 	file := pos[0]
 	data, err := os.ReadFile(file)

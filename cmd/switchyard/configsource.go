@@ -102,7 +102,7 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 	doc, rev, err := etcdsource.Get(rctx, cli, src.key)
 	if err != nil {
 		if errors.Is(err, etcdsource.ErrNotFound) {
-			return nil, fmt.Errorf("etcd config key %s does not exist (write one with `switchyard config push -to %s FILE`)", src.key, f.config)
+			return nil, fmt.Errorf("etcd config key %s does not exist (write one with `switchyard config push -to %s -expect-revision 0 FILE`)", src.key, f.config)
 		}
 		if cacheErr != nil || ctx.Err() != nil {
 			return nil, fmt.Errorf("reading etcd config key %s from %v: %w", src.key, src.endpoints, err)
@@ -111,12 +111,17 @@ func loadConfig(ctx context.Context, f *serveFlags, log *slog.Logger) (*config.C
 			"endpoints", src.endpoints, "key", src.key, "revision", cachedRev, "copy", src.cachePath(), "error", err)
 		doc, rev = cachedDoc, cachedRev
 		src.fromCache = true
-	} else if err := src.saveCache(doc, rev); err != nil {
-		log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
 	}
 	cfg, err := config.Parse(etcdsource.Name(src.key, rev), doc)
 	if err != nil {
 		return nil, err
+	}
+	// Only a document that passed validation becomes the last-known-good copy: an invalid
+	// one in etcd must not replace the copy a start without etcd will need.
+	if !src.fromCache {
+		if err := src.saveCache(doc, rev); err != nil {
+			log.Warn("could not write the last-known-good config copy", "copy", src.cachePath(), "error", err)
+		}
 	}
 	src.rev = rev
 	f.src = src
@@ -177,14 +182,22 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 	go func() {
 		defer close(done)
 		defer cli.Close()
+		// applied is the newest revision tried: the watch and SIGHUP's read both deliver, and
+		// neither may step the gateway back to an older document than the other applied.
+		// Started from the copy, the copy's own revision is still applied once from etcd.
+		applied, fromCopy := src.rev, src.fromCache
 		for {
 			select {
 			case <-ctx.Done():
 				<-watchDone
 				return
 			case d := <-docs:
+				if d.rev < applied || d.rev == applied && !fromCopy {
+					continue // older than what SIGHUP's read applied
+				}
 				log.Info("etcd config changed: reloading", "key", src.key, "revision", d.rev)
 				applyEtcdDoc(gw, src, d.doc, d.rev, log)
+				applied, fromCopy = d.rev, false
 			case <-hup:
 				log.Info("SIGHUP: re-reading the etcd config key", "key", src.key)
 				rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
@@ -194,7 +207,11 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 					log.Error("SIGHUP: etcd config read failed; previous config still serving", "key", src.key, "error", err)
 					continue
 				}
+				if rev < applied {
+					continue
+				}
 				applyEtcdDoc(gw, src, doc, rev, log)
+				applied, fromCopy = rev, false
 			}
 		}
 	}()

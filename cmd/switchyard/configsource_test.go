@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,7 +59,7 @@ func TestConfigPushGet(t *testing.T) {
 	url := etcdURL(srv)
 	good := "discovery: {}\nroutes:\n  - prefix: /a\n    upstreams: [\"http://127.0.0.1:9001\"]\n"
 
-	code, out, errs := pushFile(t, url, good)
+	code, out, errs := pushFile(t, url, good, "-expect-revision", "0")
 	if code != 0 || !strings.HasPrefix(out, "revision ") {
 		t.Fatalf("first push: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
@@ -78,7 +79,7 @@ func TestConfigPushGet(t *testing.T) {
 
 	// An invalid file is refused before anything is written.
 	bad := "routes:\n  - prefix: a\n    upstreams: [\"ftp://x\"]\n"
-	code, _, errs = pushFile(t, url, bad)
+	code, _, errs = pushFile(t, url, bad, "-force")
 	if code != 1 || !strings.Contains(errs, "nothing written") || !strings.Contains(errs, "routes[0].prefix") {
 		t.Fatalf("invalid push: exit %d, stderr %q", code, errs)
 	}
@@ -102,6 +103,15 @@ func TestConfigPushGet(t *testing.T) {
 	}
 	if out != fmt.Sprintf("revision %d\n", rev2) {
 		t.Fatalf("second push printed %q, want revision %d", out, rev2)
+	}
+
+	// Without the revision the edit started from, a push is refused (an in-between push by
+	// someone else would be overwritten); -force says overwriting is meant.
+	if code, _, errs := pushFile(t, url, good); code != 2 || !strings.Contains(errs, "-expect-revision") {
+		t.Fatalf("push without -expect-revision or -force: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := pushFile(t, url, good, "-force"); code != 0 {
+		t.Fatalf("push -force: exit %d, stderr %q", code, errs)
 	}
 
 	// Credentials never go in the URL.
@@ -150,7 +160,7 @@ func TestServeFromEtcd(t *testing.T) {
 		return fmt.Sprintf("listen: %q\nadmin: %q\ndiscovery: {}\nserver: { shutdown_grace: 2s }\nroutes:\n  - prefix: %s\n    upstreams: [%q]\n",
 			listen, admin, prefix, backend.URL)
 	}
-	if code, _, errs := pushFile(t, url, doc("/one")); code != 0 {
+	if code, _, errs := pushFile(t, url, doc("/one"), "-force"); code != 0 {
 		t.Fatalf("initial push: %s", errs)
 	}
 
@@ -160,7 +170,7 @@ func TestServeFromEtcd(t *testing.T) {
 	}
 
 	// A push changes what the gateway serves.
-	if code, _, errs := pushFile(t, url, doc("/two")); code != 0 {
+	if code, _, errs := pushFile(t, url, doc("/two"), "-force"); code != 0 {
 		t.Fatalf("push: %s", errs)
 	}
 	waitFor(t, "the pushed route", 5*time.Second, func() bool { c, _ := httpGet("http://" + listen + "/two/x"); return c == 200 })
@@ -202,7 +212,7 @@ func TestServeFromEtcd(t *testing.T) {
 	for i := range 30 {
 		prefix := fmt.Sprintf("/p%d", i)
 		start := time.Now()
-		if code, _, errs := pushFile(t, url, doc(prefix)); code != 0 {
+		if code, _, errs := pushFile(t, url, doc(prefix), "-force"); code != 0 {
 			t.Fatalf("push %d: %s", i, errs)
 		}
 		waitFor(t, prefix, 5*time.Second, func() bool { c, _ := httpGet("http://" + listen + prefix + "/x"); return c == 200 })
@@ -280,12 +290,12 @@ func TestServeFromEtcdLastKnownGood(t *testing.T) {
 	served := func(prefix string) func() bool {
 		return func() bool { c, _ := httpGet("http://" + listen + prefix + "/x"); return c == 200 }
 	}
-	if code, _, errs := pushFile(t, url, doc("/one")); code != 0 {
+	if code, _, errs := pushFile(t, url, doc("/one"), "-force"); code != 0 {
 		t.Fatalf("initial push: %s", errs)
 	}
 	cacheDir := t.TempDir()
 	_, stop := startEtcdGateway(t, url, admin, cacheDir)
-	if code, _, errs := pushFile(t, url, doc("/two")); code != 0 {
+	if code, _, errs := pushFile(t, url, doc("/two"), "-force"); code != 0 {
 		t.Fatalf("push: %s", errs)
 	}
 	waitFor(t, "the pushed route", 5*time.Second, served("/two"))
@@ -318,8 +328,37 @@ func TestServeFromEtcdLastKnownGood(t *testing.T) {
 		c, body := httpGet("http://" + admin + "/readyz")
 		return c == 200 && !strings.Contains(body, `"config"`)
 	})
-	if code, _, errs := pushFile(t, url, doc("/three")); code != 0 {
+	if code, _, errs := pushFile(t, url, doc("/three"), "-force"); code != 0 {
 		t.Fatalf("push after the restart: %s", errs)
 	}
 	waitFor(t, "a push once etcd is back", 10*time.Second, served("/three"))
+}
+
+// TestInvalidEtcdDocumentKeepsTheCopy: a document in etcd that fails validation at start is
+// refused and never replaces the last-known-good copy a start without etcd will need.
+func TestInvalidEtcdDocumentKeepsTheCopy(t *testing.T) {
+	srv := etcdtest.Start(t)
+	url := etcdURL(srv)
+	good := "discovery: {}\nroutes:\n  - prefix: /good\n    upstreams: [\"http://127.0.0.1:9001\"]\n"
+	if code, _, errs := pushFile(t, url, good, "-expect-revision", "0"); code != 0 {
+		t.Fatalf("push: %s", errs)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &serveFlags{config: url, etcd: etcdFlags{cacheDir: t.TempDir()}}
+	if _, err := loadConfig(context.Background(), f, log); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := srv.Client(t).Put(ctx, cfgKey, "routes: [ {prefix: nope} ]\n"); err != nil {
+		t.Fatal(err)
+	}
+	f2 := &serveFlags{config: url, etcd: f.etcd}
+	if _, err := loadConfig(context.Background(), f2, log); err == nil {
+		t.Fatal("an invalid document in etcd loaded")
+	}
+	doc, _, err := f.src.loadCache()
+	if err != nil || string(doc) != good {
+		t.Fatalf("the copy after an invalid document: %q, %v; want the good document", doc, err)
+	}
 }

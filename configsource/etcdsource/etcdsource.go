@@ -227,7 +227,15 @@ func (w *watcher) watch(ctx context.Context) error {
 				w.log.Warn("etcd config key deleted; keeping the last config", "revision", ev.Kv.ModRevision)
 			}
 		}
-		if resp.Header.Revision > w.rev {
+		// Resume after the last event received, not the header's revision: a lagging watch
+		// gets its backlog in batches whose headers already carry the store's current
+		// revision, so a break between batches would otherwise skip events. Only a response
+		// without events (a progress notification) moves the resume point to its header.
+		if n := len(resp.Events); n > 0 {
+			if r := resp.Events[n-1].Kv.ModRevision; r > w.rev {
+				w.rev = r
+			}
+		} else if resp.Header.Revision > w.rev {
 			w.rev = resp.Header.Revision
 		}
 	}
