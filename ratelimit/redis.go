@@ -136,6 +136,11 @@ func (l *Limiter) allowRedis(r *http.Request, value string) Decision {
 		}
 		return d
 	}
+	if ctx.Err() != nil {
+		// The client left while Redis was asked: not a Redis failure, and no answer
+		// reaches anyone; admit without counting (the proxy drops the request anyway).
+		return Decision{Allowed: true}
+	}
 	switch l.remote.store.onError {
 	case config.RedisOnErrorAllow:
 		l.remote.countError(config.RedisOnErrorAllow)
