@@ -14,24 +14,7 @@ if have_haproxy; then
 	exit 0
 fi
 
-if [[ $(id -u) -eq 0 ]]; then
-	as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-	as_root=(sudo -n)
-else
-	echo "install-haproxy: haproxy is missing and this is not root (and no sudo): run as root" >&2
-	exit 1
-fi
-
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-if ! "${as_root[@]}" apt-get update -qq >"$log" 2>&1 ||
-	! "${as_root[@]}" apt-get install -y -qq --no-install-recommends haproxy >>"$log" 2>&1; then
-	cat "$log" >&2
-	echo "install-haproxy: apt-get install haproxy failed (output above)" >&2
-	exit 1
-fi
+"$(dirname "$0")/apt-install.sh" install-haproxy haproxy
 
 # The package enables and starts a system haproxy on port 80 only where an init system runs;
 # the test starts its own with a generated config and needs nothing else from the package.

@@ -13,24 +13,7 @@ if have_redis; then
 	exit 0
 fi
 
-if [[ $(id -u) -eq 0 ]]; then
-	as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-	as_root=(sudo -n)
-else
-	echo "install-redis: redis-server is missing and this is not root (and no sudo): run as root" >&2
-	exit 1
-fi
-
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-if ! "${as_root[@]}" apt-get update -qq >"$log" 2>&1 ||
-	! "${as_root[@]}" apt-get install -y -qq --no-install-recommends redis-server >>"$log" 2>&1; then
-	cat "$log" >&2
-	echo "install-redis: apt-get install redis-server failed (output above)" >&2
-	exit 1
-fi
+"$(dirname "$0")/apt-install.sh" install-redis redis-server
 
 # The package starts a system redis on 6379 only where an init system runs; the tests start
 # their own on free ports with no persistence and need nothing else from the package.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Switchyard's one test command, for a newcomer's machine and for CI alike:
 #   1. installs what the integration tests need (a Consul agent built once and cached under
-#      ~/.cache/switchyard, Debian's ZooKeeper package),
+#      ~/.cache/switchyard, Debian's ZooKeeper, HAProxy and redis-server packages),
 #   2. checks formatting (gofmt -l must print nothing) and go vet,
 #   3. runs every test with the race detector,
 #   4. builds the container image's final stage with podman and checks it (scripts/build-image.sh).
