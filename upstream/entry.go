@@ -102,6 +102,11 @@ func JoinHostPort(host string, port int) (string, error) {
 		return "", fmt.Errorf("port %d out of range 1-65535", port)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
+		// netip accepts any zone text ("::%]"); one that could end the brackets or be read
+		// as another part of an address would make a key that is not host:port.
+		if z := ip.Zone(); strings.ContainsAny(z, " /?#@[]%") {
+			return "", fmt.Errorf("invalid IPv6 zone %q", truncate(z, 64))
+		}
 		host = ip.String()
 	} else if strings.ContainsAny(host, " /?#@[]") {
 		return "", fmt.Errorf("invalid host %q", truncate(host, 64))
