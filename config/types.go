@@ -152,6 +152,8 @@ type Policy struct {
 
 	Upgrades       []string `yaml:"upgrades"`        // protocols a client may upgrade to (Upgrade header); default [websocket]; h2c never
 	EncodedSlashes string   `yaml:"encoded_slashes"` // keep (default: %2F forwarded encoded, never a separator) | reject (400)
+
+	Filters `yaml:",inline"` // per-route filters (types_route.go)
 }
 
 // Encoded slash handling, as encoded_slashes takes it.
@@ -247,7 +249,8 @@ const (
 	RateLimitKeyHeaderPrefix = "header:"
 )
 
-// Route maps a path prefix (and optionally a host) to a service or static upstreams.
+// Route maps a host, a path prefix and optional conditions to a service, static upstreams or
+// a weighted split.
 type Route struct {
 	Prefix      string     `yaml:"prefix"`       // required, starts with "/"; cleaned, no trailing "/" except "/"
 	Host        string     `yaml:"host"`         // optional; matched case-insensitively, port ignored
@@ -257,7 +260,13 @@ type Route struct {
 	Tags        []string   `yaml:"tags"`         // Consul only: every tag must match
 	Datacenter  string     `yaml:"datacenter"`   // Consul only
 	PassingOnly *bool      `yaml:"passing_only"` // Consul only; default true (false adds warning)
-	StripPrefix bool       `yaml:"strip_prefix"` // remove Prefix before forwarding
+	StripPrefix bool       `yaml:"strip_prefix"` // remove Prefix before forwarding; shorthand for rewrite: {prefix: /}
+
+	Match   *Match        `yaml:"match"`   // conditions besides host and prefix; nil: none
+	Split   []SplitBranch `yaml:"split"`   // weighted branches; exclusive with Service and Upstreams
+	Sticky  *Sticky       `yaml:"sticky"`  // pin a client to its branch and endpoint by cookie
+	Mirror  *Mirror       `yaml:"mirror"`  // fire-and-forget copies of a share of requests
+	Rewrite *Rewrite      `yaml:"rewrite"` // prefix and Host sent upstream
 
 	Policy `yaml:",inline"`
 

@@ -6,9 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/proxy/h1"
 	"github.com/switchyard/switchyard/upstream"
 )
@@ -69,36 +69,5 @@ func statusFor(k upstream.ErrorKind) int {
 	}
 }
 
-// errorMessages are the small, fixed texts of the JSON error bodies.
-var errorMessages = map[int]string{
-	http.StatusNotFound:           "no route",
-	http.StatusTooManyRequests:    "rate limited",
-	http.StatusBadGateway:         "upstream unreachable",
-	http.StatusServiceUnavailable: "no healthy upstream",
-	http.StatusGatewayTimeout:     "upstream timeout",
-	http.StatusBadRequest:         "bad request",
-}
-
-// writeError sends a small JSON error body: {"error":"...","status":N,"request_id":"..."}.
-func writeError(w http.ResponseWriter, status int, reqID string) {
-	msg := errorMessages[status]
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	b := make([]byte, 0, 96)
-	b = append(b, `{"error":`...)
-	b = strconv.AppendQuote(b, msg)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	if reqID != "" {
-		b = append(b, `,"request_id":`...)
-		b = strconv.AppendQuote(b, reqID)
-	}
-	b = append(b, "}\n"...)
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+// writeError sends the gateway's small JSON error body (see filter.WriteError).
+func writeError(w http.ResponseWriter, status int, reqID string) { filter.WriteError(w, status, reqID) }

@@ -1,0 +1,135 @@
+// Package filter is the per-route filter chain's contract: the request filters that run before
+// a request is forwarded (and may answer it themselves: 403, 413, 429, a CORS preflight), and
+// the response filters that wrap the client's ResponseWriter (header edits, CORS headers,
+// compression). Each filter lives in its own package under filter/ with a constructor that
+// returns nil when its config block is off; a route's Chain is compiled once per table build,
+// so a route without filters pays nothing. The proxy runs the chain once per request and stays
+// the terminal forwarder: a retry replays the request the filters produced, never the filters.
+package filter
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// Request is what a filter knows about a request besides the *http.Request.
+type Request struct {
+	ClientIP  string // the client's address as resolved through trusted_proxies
+	RequestID string // the X-Request-Id the gateway uses for this request
+	Route     string // the route's name (metric label)
+	// Status is the status a request filter answered with, for logs and metrics; 0 while
+	// the request goes on.
+	Status int
+}
+
+// Refuse answers the request with the gateway's JSON error body and records status.
+func (q *Request) Refuse(w http.ResponseWriter, status int) {
+	q.Status = status
+	WriteError(w, status, q.RequestID)
+}
+
+// RequestFilter runs before the request is forwarded.
+type RequestFilter interface {
+	// ServeRequest may change r (headers, body) for what follows, or answer the request
+	// itself through w, set q.Status and return false to stop the chain.
+	ServeRequest(w http.ResponseWriter, r *http.Request, q *Request) bool
+}
+
+// ResponseFilter sees the response on its way to the client.
+type ResponseFilter interface {
+	// WrapResponse returns the writer the rest of the request writes to, and a function to
+	// call once the response is complete (nil when there is nothing to finish). Wrappers
+	// must implement Unwrap (http.ResponseController reaches the connection through it) and
+	// pass 1xx responses through untouched.
+	WrapResponse(w http.ResponseWriter, r *http.Request, q *Request) (http.ResponseWriter, func())
+}
+
+// Chain is one route's compiled filters. The zero Chain (and a nil *Chain) runs nothing.
+type Chain struct {
+	// Request filters, in the order they run (outermost first).
+	Request []RequestFilter
+	// Response filters, in the order they see the response: the first wraps the writer the
+	// proxy writes to, the last writes to the client.
+	Response []ResponseFilter
+}
+
+// Empty reports whether the chain has no filter at all.
+func (c *Chain) Empty() bool { return c == nil || len(c.Request) == 0 && len(c.Response) == 0 }
+
+// ServeRequest runs the request filters in order; false means one answered the request.
+func (c *Chain) ServeRequest(w http.ResponseWriter, r *http.Request, q *Request) bool {
+	if c == nil {
+		return true
+	}
+	for _, f := range c.Request {
+		if !f.ServeRequest(w, r, q) {
+			return false
+		}
+	}
+	return true
+}
+
+// WrapResponse wraps w in the response filters and returns the writer to write to and a
+// function that finishes every wrapper, innermost first. It must be called once per request.
+func (c *Chain) WrapResponse(w http.ResponseWriter, r *http.Request, q *Request) (http.ResponseWriter, func()) {
+	if c == nil || len(c.Response) == 0 {
+		return w, noop
+	}
+	var finishers []func()
+	for i := len(c.Response) - 1; i >= 0; i-- {
+		var done func()
+		w, done = c.Response[i].WrapResponse(w, r, q)
+		if done != nil {
+			finishers = append(finishers, done)
+		}
+	}
+	if len(finishers) == 0 {
+		return w, noop
+	}
+	return w, func() {
+		// The wrapper the proxy writes to finishes first, so what it flushes still passes
+		// through the wrappers closer to the client.
+		for i := len(finishers) - 1; i >= 0; i-- {
+			finishers[i]()
+		}
+	}
+}
+
+func noop() {}
+
+// errorMessages are the small, fixed texts of the JSON error bodies.
+var errorMessages = map[int]string{
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "no route",
+	http.StatusRequestEntityTooLarge: "request body too large",
+	http.StatusTooManyRequests:       "rate limited",
+	http.StatusBadGateway:            "upstream unreachable",
+	http.StatusServiceUnavailable:    "no healthy upstream",
+	http.StatusGatewayTimeout:        "upstream timeout",
+	http.StatusBadRequest:            "bad request",
+}
+
+// WriteError sends the gateway's small JSON error body,
+// {"error":"...","status":N,"request_id":"..."}, with status.
+func WriteError(w http.ResponseWriter, status int, reqID string) {
+	msg := errorMessages[status]
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	if reqID != "" {
+		b = append(b, `,"request_id":`...)
+		b = strconv.AppendQuote(b, reqID)
+	}
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
