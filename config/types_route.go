@@ -7,8 +7,9 @@ import "time"
 // Policy embeds, so `defaults:` can set them for every route.
 
 // Match is a route's request conditions besides host and prefix; all must hold. Among routes
-// with the same host and prefix, the one with more conditions is tried first (methods, then
-// the number of header matches, then of query matches, as Gateway API HTTPRoute orders them).
+// with the same host and prefix, the more specific is tried first, compared in this order as
+// Gateway API HTTPRoute does: a method condition, then more header matches, then more query
+// matches; config order breaks remaining ties (identical conditions are a config error).
 type Match struct {
 	Methods []string              `yaml:"methods"` // upper-case after loading; any of them
 	Headers map[string]ValueMatch `yaml:"headers"` // header name (case-insensitive) -> condition
@@ -21,19 +22,6 @@ type ValueMatch struct {
 	Exact   string `yaml:"exact"`   // the value, compared case-sensitively
 	Present bool   `yaml:"present"` // any value, even empty
 	Regex   string `yaml:"regex"`   // RE2, matched against the whole value
-}
-
-// Conditions is how many conditions m holds (0 for nil): the tie-break among routes that
-// share host and prefix.
-func (m *Match) Conditions() int {
-	if m == nil {
-		return 0
-	}
-	n := len(m.Headers) + len(m.Query)
-	if len(m.Methods) > 0 {
-		n++
-	}
-	return n
 }
 
 // Backend is where traffic goes: a registry service or a static upstream list, as a route
