@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -131,6 +132,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	var fresh []*poolEntry
 	nextLimiters := make(map[string]*limiterEntry)
 	routes := make([]*proxy.Route, 0, len(cfg.Routes))
+	names := routeNames(cfg.Routes)
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		key := poolKey(rc)
@@ -149,7 +151,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		var lim proxy.Limiter
 		if rc.RateLimit != nil {
-			name := routeName(rc)
+			name := names[i]
 			lkeyJSON, _ := json.Marshal(rc.RateLimit)
 			lkey := string(lkeyJSON)
 			if le := g.limiters[name]; le != nil && le.key == lkey {
@@ -166,7 +168,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			nextLimiters[name] = &limiterEntry{key: lkey, lim: lim}
 		}
 		routes = append(routes, proxy.NewRoute(rc, proxy.RouteOptions{
-			Pool: pe.pool, Limiter: lim, Metrics: g.metrics.proxy,
+			Name: names[i], Pool: pe.pool, Limiter: lim, Metrics: g.metrics.proxy,
 		}))
 	}
 
@@ -326,6 +328,23 @@ func poolName(rc *config.Route) string {
 		return rc.Service
 	}
 	return "static:" + routeName(rc)
+}
+
+// routeNames names every route for metrics, logs and rate-limit state: host+prefix, and for
+// the second and later routes sharing host and prefix (told apart by their match
+// conditions) host+prefix+"#N", N counting from 2 in config order.
+func routeNames(routes []config.Route) []string {
+	names := make([]string, len(routes))
+	seen := make(map[string]int, len(routes))
+	for i := range routes {
+		base := routeName(&routes[i])
+		seen[base]++
+		names[i] = base
+		if n := seen[base]; n > 1 {
+			names[i] = base + "#" + strconv.Itoa(n)
+		}
+	}
+	return names
 }
 
 func routeName(rc *config.Route) string {

@@ -59,7 +59,7 @@ func (g *Gateway) Routes() []RouteInfo {
 	for i := range g.cfg.Routes {
 		rc := &g.cfg.Routes[i]
 		out = append(out, RouteInfo{
-			Name: routeName(rc), Prefix: rc.Prefix, Host: rc.Host, Registry: rc.Registry(),
+			Name: g.routes[i].Name, Prefix: rc.Prefix, Host: rc.Host, Registry: rc.Registry(),
 			Service: rc.Service, Upstreams: rc.Upstreams, Pool: poolName(rc), LB: rc.LB,
 			StripPrefix: rc.StripPrefix, Timeout: rc.Timeout.String(), Retries: g.routes[i].Retries,
 			RateLimit: rc.RateLimit, Line: rc.Line,

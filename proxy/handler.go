@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/upstream"
 	"golang.org/x/net/http/httpguts"
 )
@@ -102,6 +103,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveRoute(w, r, t, rt, p, start)
 }
 
+func noFinish() {}
+
 // refuse answers a request that reaches no route with a small JSON error.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
 	reqID := requestID(r.Header)
@@ -161,11 +164,26 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		h.finish(rt, r, ci.ip, http.StatusTooManyRequests, 0, "", reqID, start)
 		return
 	}
+	finishResponse := noFinish
+	if rt.Filters != nil {
+		// The request filters run once, before the body is wrapped for reading and
+		// replaying: a retry resends what they produced and never runs them again.
+		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name}
+		if !rt.Filters.ServeRequest(w, r, q) {
+			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, start)
+			return
+		}
+		w, finishResponse = rt.Filters.WrapResponse(w, r, q)
+	}
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
-	x.path, x.rawPath = forwardURLPath(t.upstreamPath(rt, cleaned))
+	if rt.rewritePrefix != "" {
+		x.path, x.rawPath = forwardURLPath(rt.rewritePath(cleaned))
+	} else {
+		x.path, x.rawPath = forwardURLPath(t.upstreamPath(rt, cleaned))
+	}
 	var ok bool
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
 		wh["Connection"] = []string{"close"}
@@ -210,6 +228,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		}
 	}
 	status, n, key := x.run(w, attempts)
+	finishResponse()
 	h.finish(rt, r, ci.ip, status, n, key, reqID, start)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
@@ -468,6 +487,9 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	}
 	out := x.r.WithContext(ctx)
 	out.URL = &st.url
+	if rt.RewriteHost != "" {
+		out.Host = rt.RewriteHost
+	}
 	out.Header = x.header
 	out.RequestURI = ""
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -36,6 +37,16 @@ type Route struct {
 	Upgrades []string
 	// RejectEncodedSlashes answers 400 to a path with %2F or %5C (encoded_slashes: reject).
 	RejectEncodedSlashes bool
+	// Filters run before forwarding and around the response; nil or empty: none.
+	Filters *filter.Chain
+	// RewriteHost is the Host sent upstream (rewrite.host); "": the client's.
+	RewriteHost string
+
+	// matchPrefix and rewritePrefix are the route's prefix and rewrite.prefix in canonical
+	// escaped form; rewritePrefix is "" when the route does not rewrite (strip_prefix is
+	// handled by StripPrefix).
+	matchPrefix   string
+	rewritePrefix string
 
 	budget  retryBudget
 	metrics routeMetrics
@@ -43,17 +54,24 @@ type Route struct {
 
 // RouteOptions are what NewRoute needs besides the route's config.
 type RouteOptions struct {
+	// Name is the route's name in metrics and logs; "" means host+prefix. Routes that share
+	// host and prefix (and differ by conditions) need distinct names.
+	Name    string
 	Pool    *upstream.Pool
 	Limiter Limiter
 	Metrics *Metrics
+	Filters *filter.Chain
 }
 
 // NewRoute compiles a configured route. The config must have been loaded by config.Load (so
 // defaults are complete).
 func NewRoute(rc *config.Route, o RouteOptions) *Route {
-	name := rc.Prefix
-	if rc.Host != "" {
-		name = rc.Host + rc.Prefix
+	name := o.Name
+	if name == "" {
+		name = rc.Prefix
+		if rc.Host != "" {
+			name = rc.Host + rc.Prefix
+		}
 	}
 	r := &Route{
 		Name:        name,
@@ -66,6 +84,17 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Limiter:     o.Limiter,
 
 		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
+	}
+	if !o.Filters.Empty() {
+		r.Filters = o.Filters
+	}
+	if rw := rc.Rewrite; rw != nil {
+		r.RewriteHost = rw.Host
+		if rw.Prefix != "" && !(rw.Prefix == "/" && r.StripPrefix) {
+			r.matchPrefix, _ = canonicalPrefix(rc.Prefix)
+			r.rewritePrefix, _ = canonicalPrefix(rw.Prefix)
+			r.StripPrefix = false
+		}
 	}
 	for _, u := range rc.Upgrades {
 		r.Upgrades = append(r.Upgrades, strings.ToLower(u))
