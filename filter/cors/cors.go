@@ -73,6 +73,7 @@ var (
 
 // Filter is a route's compiled CORS policy; it is both a filter.RequestFilter (preflights)
 // and a filter.ResponseFilter (the response's CORS headers). It is safe for concurrent use.
+// A nil *Filter does nothing.
 type Filter struct {
 	origins      originSet
 	anyGrant     *grant // for an origin list with "*"
@@ -186,12 +187,12 @@ func (f *Filter) newGrant(allowOrigin []string) *grant {
 // ServeRequest answers preflights (204 allowed, 403 refused) and lets every other request
 // through untouched.
 func (f *Filter) ServeRequest(w http.ResponseWriter, r *http.Request, q *filter.Request) bool {
-	if !isPreflight(r) {
+	if f == nil || !isPreflight(r) {
 		return true
 	}
 	h := w.Header()
 	h["Vary"] = varyPreflightValue
-	allowOrigin := f.allowOrigin(r.Header["Origin"])
+	allowOrigin := f.allowOriginValue(r.Header["Origin"])
 	method := r.Header[requestMethodField]
 	if allowOrigin == nil || len(method) != 1 || !f.methodAllowed(method[0]) {
 		q.Refuse(w, http.StatusForbidden)
@@ -220,7 +221,7 @@ func (f *Filter) ServeRequest(w http.ResponseWriter, r *http.Request, q *filter.
 
 // WrapResponse sets the response's CORS fields just before its status line is written.
 func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
-	if isPreflight(r) {
+	if f == nil || isPreflight(r) {
 		// ServeRequest answered it; were the writer wrapped first, its hook must not strip
 		// the answer's own CORS fields.
 		return w, nil
@@ -263,9 +264,9 @@ func (s *originSet) matchWildcard(origin string) bool {
 	return false
 }
 
-// allowOrigin returns the Access-Control-Allow-Origin value for a request's Origin values,
+// allowOriginValue returns the Access-Control-Allow-Origin value for a request's Origin values,
 // or nil when they are not exactly one allowed origin.
-func (f *Filter) allowOrigin(origins []string) []string {
+func (f *Filter) allowOriginValue(origins []string) []string {
 	if len(origins) != 1 {
 		return nil
 	}

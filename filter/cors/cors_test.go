@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,17 @@ func TestNewOff(t *testing.T) {
 		if f, err := New(c); f != nil || err != nil {
 			t.Fatalf("New(%+v) = %v, %v; want nil, nil", c, f, err)
 		}
+	}
+	// A nil filter (off) neither answers preflights nor wraps responses.
+	var f *Filter
+	r := httptest.NewRequest(http.MethodOptions, "/", nil)
+	r.Header = http.Header{"Origin": {"https://a.test"}, requestMethodField: {"PUT"}}
+	w := httptest.NewRecorder()
+	if !f.ServeRequest(w, r, &filter.Request{}) || len(w.Header()) != 0 {
+		t.Fatal("a nil filter answered a preflight")
+	}
+	if got, done := f.WrapResponse(w, r, &filter.Request{}); got != http.ResponseWriter(w) || done != nil {
+		t.Fatal("a nil filter wrapped the writer")
 	}
 }
 
@@ -110,28 +122,28 @@ func TestOriginMatching(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.origin, func(t *testing.T) {
-			got := f.allowOrigin([]string{tt.origin})
+			got := f.allowOriginValue([]string{tt.origin})
 			if (got != nil) != tt.want {
-				t.Fatalf("allowOrigin(%q) = %v, want allowed %v", tt.origin, got, tt.want)
+				t.Fatalf("allowOriginValue(%q) = %v, want allowed %v", tt.origin, got, tt.want)
 			}
 			if got != nil && !reflect.DeepEqual(got, []string{tt.origin}) {
 				t.Fatalf("Allow-Origin = %v, want the origin", got)
 			}
 		})
 	}
-	if f.allowOrigin([]string{"https://app.example.com", "https://app.example.com"}) != nil {
+	if f.allowOriginValue([]string{"https://app.example.com", "https://app.example.com"}) != nil {
 		t.Fatal("two Origin fields were allowed")
 	}
 
-	any := mustNew(t, &config.CORS{AllowOrigins: []string{"*"}})
-	if got := any.allowOrigin([]string{"https://anything.test"}); !reflect.DeepEqual(got, []string{"*"}) {
+	anyOrigin := mustNew(t, &config.CORS{AllowOrigins: []string{"*"}})
+	if got := anyOrigin.allowOriginValue([]string{"https://anything.test"}); !reflect.DeepEqual(got, []string{"*"}) {
 		t.Fatalf(`"*" list: Allow-Origin %v, want "*"`, got)
 	}
-	if any.allowOrigin([]string{"null"}) != nil {
+	if anyOrigin.allowOriginValue([]string{"null"}) != nil {
 		t.Fatal(`"*" matched the "null" origin`)
 	}
 	anyAndNull := mustNew(t, &config.CORS{AllowOrigins: []string{"*", "null"}})
-	if got := anyAndNull.allowOrigin([]string{"null"}); !reflect.DeepEqual(got, []string{"null"}) {
+	if got := anyAndNull.allowOriginValue([]string{"null"}); !reflect.DeepEqual(got, []string{"null"}) {
 		t.Fatalf(`"null" listed: Allow-Origin %v, want "null"`, got)
 	}
 }
@@ -310,4 +322,36 @@ func TestNotPreflight(t *testing.T) {
 	if !f.ServeRequest(httptest.NewRecorder(), r, &filter.Request{}) {
 		t.Error("a GET was answered as a preflight")
 	}
+}
+
+// FuzzWildcardMatch holds the hand-written matcher to its definition, written as a regular
+// expression: one or more DNS labels, then the suffix, with the pattern's scheme and port.
+func FuzzWildcardMatch(f *testing.F) {
+	for _, s := range []string{"https://a.example.org", "https://.example.org", "https://a..example.org",
+		"https://a.example.org:8443", "https://x/.example.org", "http://a.example.org", "https://-.example.org",
+		"https://a.b.example.org", "https://example.org", "https://A.example.org"} {
+		f.Add(s)
+	}
+	patterns := []struct {
+		origin string
+		re     *regexp.Regexp
+	}{
+		{"https://*.example.org", regexp.MustCompile(`^https://([a-z0-9-]+\.)*[a-z0-9-]+\.example\.org$`)},
+		{"http://*.dev.test:8080", regexp.MustCompile(`^http://([a-z0-9-]+\.)*[a-z0-9-]+\.dev\.test:8080$`)},
+	}
+	var wildcards []wildcardOrigin
+	for _, p := range patterns {
+		w, err := parseWildcard(p.origin)
+		if err != nil {
+			f.Fatal(err)
+		}
+		wildcards = append(wildcards, w)
+	}
+	f.Fuzz(func(t *testing.T, origin string) {
+		for i, p := range patterns {
+			if got, want := wildcards[i].match(origin), p.re.MatchString(origin); got != want {
+				t.Fatalf("%s matching %q = %v, the definition says %v", p.origin, origin, got, want)
+			}
+		}
+	})
 }

@@ -27,7 +27,7 @@ import (
 )
 
 // Filter is a route's compiled header edits; it is both a filter.RequestFilter and a
-// filter.ResponseFilter. It is safe for concurrent use.
+// filter.ResponseFilter. It is safe for concurrent use. A nil *Filter edits nothing.
 type Filter struct {
 	request  *edits // nil: the request is not edited
 	response *edits // nil: the response is not edited
@@ -75,7 +75,7 @@ func (f *Filter) EditsResponse() bool { return f != nil && f.response != nil }
 
 // ServeRequest applies the request edits to r.Header; it never answers the request.
 func (f *Filter) ServeRequest(_ http.ResponseWriter, r *http.Request, _ *filter.Request) bool {
-	if f.request != nil {
+	if f != nil && f.request != nil {
 		f.request.apply(r.Header, 0)
 	}
 	return true
@@ -85,7 +85,7 @@ func (f *Filter) ServeRequest(_ http.ResponseWriter, r *http.Request, _ *filter.
 // its status line is written (after the proxy copied the upstream's fields); 1xx responses
 // pass untouched.
 func (f *Filter) WrapResponse(w http.ResponseWriter, _ *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
-	if f.response == nil {
+	if f == nil || f.response == nil {
 		return w, nil
 	}
 	return filter.HeaderHook(w, f.responseHook), nil

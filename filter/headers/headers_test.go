@@ -54,6 +54,12 @@ func TestSides(t *testing.T) {
 	if nilFilter.EditsRequest() || nilFilter.EditsResponse() {
 		t.Fatal("a nil filter edits something")
 	}
+	if !nilFilter.ServeRequest(w, r, &filter.Request{}) || r.Header.Get("Server") != "kept" {
+		t.Fatal("a nil filter changed the request")
+	}
+	if got, done := nilFilter.WrapResponse(w, r, &filter.Request{}); got != w || done != nil {
+		t.Fatal("a nil filter wrapped the writer")
+	}
 }
 
 // editCases run on both sides: before is the header block, want what the edits leave.

@@ -18,6 +18,11 @@ func TestNewOff(t *testing.T) {
 	if f != nil || err != nil {
 		t.Fatalf("New(empty) = %v, %v; want nil, nil", f, err)
 	}
+	// A nil filter (off) lets everyone through, should a chain builder keep it.
+	q := &filter.Request{ClientIP: "garbage"}
+	if !f.Allowed("garbage") || !f.ServeRequest(httptest.NewRecorder(), nil, q) || q.Status != 0 {
+		t.Fatal("a nil filter refused a client")
+	}
 }
 
 func TestNewErrors(t *testing.T) {
