@@ -350,3 +350,37 @@ func BenchmarkLinearScan(b *testing.B) {
 		})
 	}
 }
+
+// FuzzAllowed compares the filter with a plain reading of its definition on arbitrary
+// client address text: netip parses it (zone and all), the zone is dropped, a mapped address
+// is unmapped, deny wins, and only the allow list's clients pass.
+func FuzzAllowed(f *testing.F) {
+	for _, s := range []string{"10.1.2.3", "10.9.0.1", "::ffff:10.1.2.3", "fe80::1%eth0", "fe80::1%", "1.2.3.4%x",
+		"2001:db8::1", "2001:db8:9::", "::", "0.0.0.0", "010.1.2.3", "[::1]", "::ffff:10.9.0.1%z", " 10.1.2.3"} {
+		f.Add(s)
+	}
+	allow := []string{"10.0.0.0/8", "fe80::/10", "2001:db8::/32"}
+	deny := []string{"10.9.0.0/16", "2001:db8:9::/48"}
+	ipFilter, err := New(allow, deny)
+	if err != nil {
+		f.Fatal(err)
+	}
+	contains := func(list []string, a netip.Addr) bool {
+		for _, e := range list {
+			if netip.MustParsePrefix(e).Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	f.Fuzz(func(t *testing.T, ip string) {
+		want := false
+		if a, err := netip.ParseAddr(ip); err == nil {
+			a = a.WithZone("").Unmap()
+			want = !contains(deny, a) && contains(allow, a)
+		}
+		if got := ipFilter.Allowed(ip); got != want {
+			t.Fatalf("Allowed(%q) = %v, the definition says %v", ip, got, want)
+		}
+	})
+}
