@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
@@ -341,3 +342,38 @@ type discardWriter struct{ header http.Header }
 func (d *discardWriter) Header() http.Header         { return d.header }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// TestConcurrentRequests: the shared compiled values are only read, so requests on many
+// goroutines (each appending to its own map afterwards, as later code may) do not race;
+// run with -race.
+func TestConcurrentRequests(t *testing.T) {
+	f := New(&config.HeaderRules{
+		Request:  &config.HeaderEdits{Set: map[string]string{"X-Env": "prod"}, Add: map[string]string{"X-Via": "gw"}},
+		Response: &config.HeaderEdits{Set: map[string]string{"X-Frame-Options": "DENY"}},
+	})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header["X-Via"] = []string{"edge"}
+				f.ServeRequest(nil, r, &filter.Request{})
+				r.Header.Add("X-Env", "mine")
+				rec := httptest.NewRecorder()
+				w, _ := f.WrapResponse(rec, r, &filter.Request{})
+				w.WriteHeader(http.StatusOK)
+				rec.Header().Add("X-Frame-Options", "mine")
+				if got := r.Header["X-Via"]; len(got) != 2 || got[1] != "gw" {
+					t.Errorf("X-Via = %v", got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := f.request.set[0].value; !reflect.DeepEqual(got, []string{"prod"}) || cap(got) != 1 {
+		t.Fatalf("the shared value changed: %v (cap %d)", got, cap(got))
+	}
+}
