@@ -167,8 +167,12 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			}
 			nextLimiters[name] = &limiterEntry{key: lkey, lim: lim}
 		}
+		filters, err := routeFilters(rc, nil)
+		if err != nil {
+			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
+		}
 		routes = append(routes, proxy.NewRoute(rc, proxy.RouteOptions{
-			Name: names[i], Pool: pe.pool, Limiter: lim, Metrics: g.metrics.proxy,
+			Name: names[i], Pool: pe.pool, Limiter: lim, Metrics: g.metrics.proxy, Filters: filters,
 		}))
 	}
 

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter"
+	"github.com/switchyard/switchyard/filter/cors"
+	"github.com/switchyard/switchyard/filter/headers"
+	"github.com/switchyard/switchyard/filter/ipfilter"
+)
+
+// routeFilters compiles a route's filter chain in the order ../shared/DESIGN.md fixes,
+// outermost first: IP allow/deny, CORS preflight, [auth], rate limit, body limit, request
+// header edits; and on the way back response header edits, CORS headers, compression. Filters
+// whose block is off are left out, so a route without filters gets a nil chain and pays
+// nothing. rateLimit may be nil.
+func routeFilters(rc *config.Route, rateLimit filter.RequestFilter) (*filter.Chain, error) {
+	var c filter.Chain
+	ips, err := ipfilter.New(rc.IPAllow, rc.IPDeny)
+	if err != nil {
+		return nil, fmt.Errorf("ip_allow/ip_deny: %w", err)
+	}
+	if ips != nil {
+		c.Request = append(c.Request, ips)
+	}
+	corsFilter, err := cors.New(rc.CORS)
+	if err != nil {
+		return nil, fmt.Errorf("cors: %w", err)
+	}
+	if corsFilter != nil {
+		c.Request = append(c.Request, corsFilter)
+	}
+	if rateLimit != nil {
+		c.Request = append(c.Request, rateLimit)
+	}
+	edits := headers.New(rc.Headers)
+	if edits.EditsRequest() {
+		c.Request = append(c.Request, edits)
+	}
+	// Response side, in the order the response passes them on its way to the client.
+	if edits.EditsResponse() {
+		c.Response = append(c.Response, edits)
+	}
+	if corsFilter != nil {
+		c.Response = append(c.Response, corsFilter)
+	}
+	if c.Empty() {
+		return nil, nil
+	}
+	return &c, nil
+}
