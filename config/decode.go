@@ -17,8 +17,9 @@ import (
 const maxDepth = 32
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	upstreamType = reflect.TypeFor[Upstream]()
+	durationType   = reflect.TypeFor[time.Duration]()
+	upstreamType   = reflect.TypeFor[Upstream]()
+	valueMatchType = reflect.TypeFor[ValueMatch]()
 )
 
 // decoder walks a yaml.Node tree into the types of types.go by their yaml tags. It is
@@ -123,6 +124,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case t == upstreamType && n.Kind == yaml.ScalarNode:
 		d.scalar(n, v.FieldByName("URL"), path)
 		return
+	case t == valueMatchType && n.Kind == yaml.ScalarNode:
+		// The short form `X-Canary: always` is {exact: always}; recording the exact key
+		// lets validation count it as the one condition written.
+		d.lines[join(path, "exact")] = n.Line
+		d.scalar(n, v.FieldByName("Exact"), join(path, "exact"))
+		return
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -133,6 +140,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.mapping(n, v, path)
 	case reflect.Slice:
 		d.sequence(n, v, path)
+	case reflect.Map:
+		d.dictionary(n, v, path)
 	default:
 		d.scalar(n, v, path)
 	}

@@ -49,6 +49,20 @@ var (
 		HealthyThreshold:   2,
 		UnhealthyThreshold: 3,
 	}
+	// The methods a CORS request may use without a method list: the CORS-safelisted ones
+	// (Fetch standard), which need no preflight anyway.
+	builtinCORS = CORS{AllowMethods: []string{"GET", "HEAD", "POST"}}
+	// Compression pays from about 1 KiB: below that, gzip's ~20-byte frame and the CPU cost
+	// buy little. The types are the text formats APIs and sites send; images other than SVG,
+	// video and archives are compressed already.
+	builtinCompress = Compress{
+		MinBytes: 1024,
+		Types: []string{"text/*", "application/json", "application/javascript", "application/xml", "image/svg+xml",
+			"application/wasm", "application/x-ndjson", "application/problem+json"},
+	}
+	// A headers block has no values of its own to default; it is the template a route's
+	// headers block is completed from when defaults write none.
+	builtinHeaders = HeaderRules{}
 )
 
 // DefaultLB is the balancer of a route that names none.
@@ -56,7 +70,7 @@ const DefaultLB = LBRoundRobin
 
 // Block is a policy feature block, as WithDefaults takes them.
 type Block interface {
-	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck
+	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck | CORS | Compress
 }
 
 // zeroIsSetting lists the block fields whose zero value is a setting of its own, by block
@@ -71,6 +85,7 @@ var zeroIsSetting = map[string]bool{
 	"passive_health.panic_threshold":     true, // never
 	"breaker.min_requests":               true,
 	"breaker.interval":                   true, // counts never reset while closed
+	"compress.min_bytes":                 true, // compress every size
 }
 
 // WithDefaults returns a copy of b with the built-in default in every field b leaves at its
@@ -114,6 +129,10 @@ func builtinBlock[T Block]() (*T, string) {
 		b, name = &builtinRateLimit, "rate_limit"
 	case *HealthCheck:
 		b, name = &builtinHealthCheck, "health_check"
+	case *CORS:
+		b, name = &builtinCORS, "cors"
+	case *Compress:
+		b, name = &builtinCompress, "compress"
 	}
 	return b.(*T), name
 }
@@ -267,6 +286,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 
 		Upgrades:       []string{"websocket"},
 		EncodedSlashes: EncodedSlashesKeep,
+		Filters:        Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	builtinTemplates := &Policy{
 		Retry:         &builtinRetry,
@@ -274,6 +294,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 		Breaker:       &builtinBreaker,
 		RateLimit:     &builtinRateLimit,
 		HealthCheck:   &builtinHealthCheck,
+		Filters:       Filters{Headers: &builtinHeaders, CORS: &builtinCORS, Compress: &builtinCompress},
 	}
 	// Taken before resolving: a defaults block written with enabled: false still supplies
 	// its values to routes that turn the feature on.
@@ -284,20 +305,49 @@ func applyDefaults(c *Config, set func(string) bool) {
 		r := &c.Routes[i]
 		path := routePath(i)
 		resolvePolicy(&r.Policy, path, &c.Defaults, defaultTemplates, set)
-		if r.Service != "" && r.Discovery == "" && len(regs) == 1 {
-			r.Discovery = regs[0]
-		}
-		if r.Service != "" && r.Discovery == RegistryConsul && r.PassingOnly == nil {
-			r.PassingOnly = ptr(true)
-		}
-		for j := range r.Upstreams {
-			orDefault(set, routePath(i)+upstreamPath(j)+".weight", &r.Upstreams[j].Weight, 1)
-		}
+		routeDefaults(r, path, regs, set)
 	}
 	for _, p := range append([]*Policy{&c.Defaults}, routePolicies(c)...) {
 		if rl := p.RateLimit; rl != nil && rl.Burst == 0 {
 			rl.Burst = defaultBurst(rl.RPS)
 		}
+	}
+}
+
+// routeDefaults fills a route's own keys: the registry of every service target when only
+// one is configured, passing_only for Consul targets, weights and the mirror's share, and
+// rewrite.prefix "/" for strip_prefix.
+func routeDefaults(r *Route, path string, regs []string, set func(string) bool) {
+	consul := false
+	target := func(b *Backend, p string) {
+		if b.Service != "" && b.Discovery == "" && len(regs) == 1 {
+			b.Discovery = regs[0]
+		}
+		consul = consul || b.Service != "" && b.Discovery == RegistryConsul
+		for j := range b.Upstreams {
+			orDefault(set, p+upstreamPath(j)+".weight", &b.Upstreams[j].Weight, 1)
+		}
+	}
+	own := Backend{Service: r.Service, Upstreams: r.Upstreams, Discovery: r.Discovery}
+	target(&own, path)
+	r.Discovery = own.Discovery
+	for j := range r.Split {
+		bp := path + ".split[" + itoa(j) + "]"
+		target(&r.Split[j].Backend, bp)
+		orDefault(set, bp+".weight", &r.Split[j].Weight, 1)
+	}
+	if m := r.Mirror; m != nil {
+		target(&m.Backend, path+".mirror")
+		orDefault(set, path+".mirror.percent", &m.Percent, 100)
+	}
+	if consul && r.PassingOnly == nil {
+		r.PassingOnly = ptr(true)
+	}
+	if r.StripPrefix && (r.Rewrite == nil || r.Rewrite.Prefix == "") {
+		if r.Rewrite == nil {
+			r.Rewrite = &Rewrite{}
+		}
+		r.Rewrite.Prefix = "/"
 	}
 }
 
@@ -342,6 +392,21 @@ func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(s
 	p.Breaker = resolveBlock(p.Breaker, path+".breaker", parent.Breaker, templates.Breaker, set)
 	p.RateLimit = resolveBlock(p.RateLimit, path+".rate_limit", parent.RateLimit, templates.RateLimit, set)
 	p.HealthCheck = resolveBlock(p.HealthCheck, path+".health_check", parent.HealthCheck, templates.HealthCheck, set)
+
+	// Filters: max_body_bytes and the IP lists are replaced whole by a route that writes
+	// them (`ip_allow: []` clears the defaults' list); blocks inherit as above.
+	if p.MaxBodyBytes == nil {
+		p.MaxBodyBytes = ptr(*parent.MaxBodyBytes)
+	}
+	if !set(path + ".ip_allow") {
+		p.IPAllow = slices.Clone(parent.IPAllow)
+	}
+	if !set(path + ".ip_deny") {
+		p.IPDeny = slices.Clone(parent.IPDeny)
+	}
+	p.Headers = resolveBlock(p.Headers, path+".headers", parent.Headers, templates.Headers, set)
+	p.CORS = resolveBlock(p.CORS, path+".cors", parent.CORS, templates.CORS, set)
+	p.Compress = resolveBlock(p.Compress, path+".compress", parent.Compress, templates.Compress, set)
 }
 
 // templates returns p's feature blocks as written, completed from base, whether or not they
@@ -353,6 +418,11 @@ func templates(p *Policy, path string, base *Policy, set func(string) bool) *Pol
 		Breaker:       template(p.Breaker, path+".breaker", base.Breaker, set),
 		RateLimit:     template(p.RateLimit, path+".rate_limit", base.RateLimit, set),
 		HealthCheck:   template(p.HealthCheck, path+".health_check", base.HealthCheck, set),
+		Filters: Filters{
+			Headers:  template(p.Headers, path+".headers", base.Headers, set),
+			CORS:     template(p.CORS, path+".cors", base.CORS, set),
+			Compress: template(p.Compress, path+".compress", base.Compress, set),
+		},
 	}
 }
 
@@ -399,23 +469,51 @@ func fill[T any](own *T, path string, base *T, set func(string) bool) *T {
 	return out
 }
 
-// cloneBlock copies a feature block so routes never share slices or pointers with each
-// other or with the built-ins.
+// cloneBlock copies a feature block deeply (pointers, slices and maps at any depth, as in
+// headers' request.set) so routes never share anything with each other or with the built-ins.
 func cloneBlock[T any](b *T) *T {
-	out := *b
-	v := reflect.ValueOf(&out).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch {
-		case f.Kind() == reflect.Slice && !f.IsNil():
-			f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f))
-		case f.Kind() == reflect.Pointer && !f.IsNil():
-			np := reflect.New(f.Type().Elem())
-			np.Elem().Set(f.Elem())
-			f.Set(np)
+	out := new(T)
+	reflect.ValueOf(out).Elem().Set(deepCopy(reflect.ValueOf(b).Elem()))
+	return out
+}
+
+// deepCopy returns a copy of v that shares no pointer, slice or map with it. The config
+// types hold no cycles, interfaces or unexported fields.
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
 		}
+		np := reflect.New(v.Type().Elem())
+		np.Elem().Set(deepCopy(v.Elem()))
+		return np
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		ns := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			ns.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return ns
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		nm := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			nm.SetMapIndex(it.Key(), deepCopy(it.Value()))
+		}
+		return nm
+	case reflect.Struct:
+		ns := reflect.New(v.Type()).Elem()
+		for i := range v.NumField() {
+			ns.Field(i).Set(deepCopy(v.Field(i)))
+		}
+		return ns
 	}
-	return &out
+	return v
 }
 
 // registries lists the registries the discovery section configures, in a fixed order. No

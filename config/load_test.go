@@ -41,7 +41,7 @@ routes:
 		`routes.yaml:2: unknown key "lisen" (did you mean "listen"?)`,
 		`routes.yaml:6: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn)`,
 		`routes.yaml:7: routes[1].prefix: must start with "/", got "a"`,
-		`routes.yaml:7: routes[1]: has both service and upstreams (want exactly one)`,
+		`routes.yaml:7: routes[1]: has both service and upstreams (want exactly one of service, upstreams, split)`,
 		`routes.yaml:10: routes[1].retries: must be between 0 and 7, got 9`,
 		`routes.yaml:12: routes[2].upstreams[0].weight: must be positive, got 0`,
 		`routes.yaml:13: routes[2].timeout: invalid duration "soon" (want e.g. 30s, 500ms, 1m30s)`,
@@ -153,6 +153,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		PassiveHealth: &PassiveHealth{Enabled: ptr(true), ConsecutiveFailures: 5, FailureStatuses: []int{500, 502, 503, 504}, EjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, MaxEjectedPercent: 50, PanicThreshold: 50},
 		Breaker:       &Breaker{Enabled: ptr(true), FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 5},
 		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep,
+		Filters:       Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	if !reflect.DeepEqual(r.Policy, want) || !reflect.DeepEqual(c.Defaults, want) {
 		t.Errorf("route policy = %+v\nwant %+v", r.Policy, want)
