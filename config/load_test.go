@@ -153,7 +153,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		PassiveHealth: &PassiveHealth{Enabled: ptr(true), ConsecutiveFailures: 5, FailureStatuses: []int{500, 502, 503, 504}, EjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, MaxEjectedPercent: 50, PanicThreshold: 50},
 		Breaker:       &Breaker{Enabled: ptr(true), FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 5},
 		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep,
-		Filters:       Filters{MaxBodyBytes: ptr[int64](0)},
+		Filters: Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	if !reflect.DeepEqual(r.Policy, want) || !reflect.DeepEqual(c.Defaults, want) {
 		t.Errorf("route policy = %+v\nwant %+v", r.Policy, want)

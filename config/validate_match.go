@@ -128,7 +128,7 @@ func conditionsKey(r *Route) string {
 	b.WriteString(r.Prefix)
 	m := r.Match
 	if m == nil {
-		return b.String()
+		m = &Match{}
 	}
 	methods := slices.Clone(m.Methods)
 	slices.Sort(methods)

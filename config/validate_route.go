@@ -102,6 +102,9 @@ func (v *validator) route(r *Route, p string, regs []string) bool {
 		v.check(p+".passing_only", false, "only for consul routes (this route uses %s)", describeRegistries(registries))
 	}
 	v.match(p+".match", r.Match)
+	if m := r.Match; m != nil && len(m.Methods) == 0 && len(m.Headers) == 0 && len(m.Query) == 0 {
+		r.Match = nil // `match: {}` is no condition: the matcher's fast path
+	}
 	v.sticky(p+".sticky", r.Sticky)
 	v.rewrite(p, r)
 	v.policy(p, &r.Policy)
