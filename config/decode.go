@@ -31,6 +31,7 @@ type decoder struct {
 	lookup func(string) (string, bool) // environment, for ${VAR}
 	errs   *errorList
 	lines  map[string]int // field path -> line, for every non-null key and list item in the file
+	sizes  map[string]int // field path of a data mapping (header names...) -> entries written
 	depth  int
 	// merging holds the mappings whose merge keys are being applied, to refuse a mapping
 	// that merges itself: with `<<: [*a, *a]` even a depth bound would allow 2^depth work.

@@ -18,6 +18,9 @@ func (d *decoder) dictionary(n *yaml.Node, v reflect.Value, path string) {
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	d.entries(n, m, path)
+	// Entries refused above are not in m, but the mapping was not written empty: validation
+	// must not add "must not be empty" to their errors.
+	d.sizes[path] = max(len(n.Content)/2, m.Len())
 	v.Set(m)
 }
 

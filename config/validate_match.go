@@ -46,7 +46,7 @@ func (v *validator) match(p string, m *Match) {
 		}
 		m.Methods[i] = up
 	}
-	v.check(p+".headers", len(m.Headers) > 0, "must not be empty (leave it out for no header condition)")
+	v.check(p+".headers", v.sizes[p+".headers"] > 0, "must not be empty (leave it out for no header condition)")
 	firstName := map[string]string{} // lower-case name -> name as first written
 	for _, name := range sortedKeys(m.Headers) {
 		hp := join(p+".headers", name)
@@ -59,7 +59,7 @@ func (v *validator) match(p string, m *Match) {
 		}
 		v.valueMatch(hp, m.Headers[name])
 	}
-	v.check(p+".query", len(m.Query) > 0, "must not be empty (leave it out for no query condition)")
+	v.check(p+".query", v.sizes[p+".query"] > 0, "must not be empty (leave it out for no query condition)")
 	for _, name := range sortedKeys(m.Query) {
 		qp := join(p+".query", name)
 		if name == "" {
