@@ -102,7 +102,10 @@ func checkComplete(t *testing.T, p *Policy) {
 		t.Errorf("incomplete scalars: %+v", p)
 	}
 	v := reflect.ValueOf(p).Elem()
-	for _, name := range []string{"Retry", "PassiveHealth", "Breaker", "RateLimit", "HealthCheck"} {
+	if p.MaxBodyBytes == nil {
+		t.Errorf("max_body_bytes not set")
+	}
+	for _, name := range []string{"Retry", "PassiveHealth", "Breaker", "RateLimit", "HealthCheck", "Headers", "CORS", "Compress"} {
 		b := v.FieldByName(name)
 		if b.IsNil() {
 			continue
