@@ -62,7 +62,7 @@ func TestLoadFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "testdata/full.yaml" || len(c.Routes) != 4 {
+	if c.Path != "testdata/full.yaml" || len(c.Routes) != 6 {
 		t.Fatalf("path %q, %d routes", c.Path, len(c.Routes))
 	}
 	if c.Discovery.Etcd.Password != "s3cret" || c.Discovery.Consul.Token != "tok" {
@@ -73,7 +73,7 @@ func TestLoadFullExample(t *testing.T) {
 		t.Errorf("TrustedNets = %v, want %v", c.TrustedNets, want)
 	}
 	users := c.Routes[0]
-	if users.Host != "api.example.com" || users.Line != 99 || users.Registry() != RegistryConsul || !*users.PassingOnly {
+	if users.Host != "api.example.com" || users.Line != 118 || users.Registry() != RegistryConsul || !*users.PassingOnly {
 		t.Errorf("users route: host %q line %d registry %q", users.Host, users.Line, users.Registry())
 	}
 	if c.Routes[1].Prefix != "/api/orders" || c.Routes[1].RateLimit.Key != "header:X-Api-Key" {
@@ -89,6 +89,17 @@ func TestLoadFullExample(t *testing.T) {
 	wantUps := []Upstream{{URL: "http://127.0.0.1:9001", Weight: 1}, {URL: "http://127.0.0.1:9002", Weight: 3}}
 	if !reflect.DeepEqual(legacy.Upstreams, wantUps) || legacy.Registry() != RegistryStatic {
 		t.Errorf("legacy upstreams = %+v (%s)", legacy.Upstreams, legacy.Registry())
+	}
+	shop, shopAll := c.Routes[4], c.Routes[5]
+	if shop.Host != "*.example.com" || len(shop.Split) != 3 || shop.Split[1].Weight != 90 || shop.Mirror.Percent != 10 || shop.Rewrite.Prefix != "/v2" ||
+		shop.Match.Query["version"].Regex != `^2(\.[0-9]+)?$` || shop.Sticky.Secret != "dev-only" || *shop.PassingOnly != true {
+		t.Errorf("shop route: %+v", shop)
+	}
+	if shop.CORS == nil || shop.Compress == nil || shop.Compress.MinBytes != 512 || shopAll.CORS != nil || shopAll.Compress != nil {
+		t.Errorf("shop filters: cors %+v compress %+v; plain shop cors %+v compress %+v", shop.CORS, shop.Compress, shopAll.CORS, shopAll.Compress)
+	}
+	if h := shopAll.Headers; h == nil || h.Request.Set["X-Gateway"] != "switchyard" || h.Response.Remove[0] != "Server" {
+		t.Errorf("inherited headers: %+v", h)
 	}
 	for i := range c.Routes {
 		checkComplete(t, &c.Routes[i].Policy)
