@@ -314,43 +314,6 @@ func applyDefaults(c *Config, set func(string) bool) {
 	}
 }
 
-// routeDefaults fills a route's own keys: the registry of every service target when only
-// one is configured, passing_only for Consul targets, weights and the mirror's share, and
-// rewrite.prefix "/" for strip_prefix.
-func routeDefaults(r *Route, path string, regs []string, set func(string) bool) {
-	consul := false
-	target := func(b *Backend, p string) {
-		if b.Service != "" && b.Discovery == "" && len(regs) == 1 {
-			b.Discovery = regs[0]
-		}
-		consul = consul || b.Service != "" && b.Discovery == RegistryConsul
-		for j := range b.Upstreams {
-			orDefault(set, p+upstreamPath(j)+".weight", &b.Upstreams[j].Weight, 1)
-		}
-	}
-	own := Backend{Service: r.Service, Upstreams: r.Upstreams, Discovery: r.Discovery}
-	target(&own, path)
-	r.Discovery = own.Discovery
-	for j := range r.Split {
-		bp := path + ".split[" + itoa(j) + "]"
-		target(&r.Split[j].Backend, bp)
-		orDefault(set, bp+".weight", &r.Split[j].Weight, 1)
-	}
-	if m := r.Mirror; m != nil {
-		target(&m.Backend, path+".mirror")
-		orDefault(set, path+".mirror.percent", &m.Percent, 100)
-	}
-	if consul && r.PassingOnly == nil {
-		r.PassingOnly = ptr(true)
-	}
-	if r.StripPrefix && (r.Rewrite == nil || r.Rewrite.Prefix == "") {
-		if r.Rewrite == nil {
-			r.Rewrite = &Rewrite{}
-		}
-		r.Rewrite.Prefix = "/"
-	}
-}
-
 // orDefault sets *field to value unless the file wrote path.
 func orDefault[T any](set func(string) bool, path string, field *T, value T) {
 	if !set(path) {
@@ -467,53 +430,6 @@ func fill[T any](own *T, path string, base *T, set func(string) bool) *T {
 	}
 	ov.FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
 	return out
-}
-
-// cloneBlock copies a feature block deeply (pointers, slices and maps at any depth, as in
-// headers' request.set) so routes never share anything with each other or with the built-ins.
-func cloneBlock[T any](b *T) *T {
-	out := new(T)
-	reflect.ValueOf(out).Elem().Set(deepCopy(reflect.ValueOf(b).Elem()))
-	return out
-}
-
-// deepCopy returns a copy of v that shares no pointer, slice or map with it. The config
-// types hold no cycles, interfaces or unexported fields.
-func deepCopy(v reflect.Value) reflect.Value {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return v
-		}
-		np := reflect.New(v.Type().Elem())
-		np.Elem().Set(deepCopy(v.Elem()))
-		return np
-	case reflect.Slice:
-		if v.IsNil() {
-			return v
-		}
-		ns := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		for i := range v.Len() {
-			ns.Index(i).Set(deepCopy(v.Index(i)))
-		}
-		return ns
-	case reflect.Map:
-		if v.IsNil() {
-			return v
-		}
-		nm := reflect.MakeMapWithSize(v.Type(), v.Len())
-		for it := v.MapRange(); it.Next(); {
-			nm.SetMapIndex(it.Key(), deepCopy(it.Value()))
-		}
-		return nm
-	case reflect.Struct:
-		ns := reflect.New(v.Type()).Elem()
-		for i := range v.NumField() {
-			ns.Field(i).Set(deepCopy(v.Field(i)))
-		}
-		return ns
-	}
-	return v
 }
 
 // registries lists the registries the discovery section configures, in a fixed order. No
