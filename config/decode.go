@@ -98,11 +98,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.bad(n.Line, path, "nested too deeply (recursive anchor?)")
 		return
 	}
-	if d.visits++; d.visits > maxVisits {
-		if !d.tooBig {
-			d.tooBig = true
-			d.bad(n.Line, path, "too many values (anchors and aliases expand to over %d)", maxVisits)
-		}
+	if d.overVisits(n, path) {
 		return
 	}
 	if n.Kind == yaml.DocumentNode {

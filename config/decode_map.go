@@ -83,6 +83,8 @@ func (d *decoder) mergeEntries(key, n *yaml.Node, m reflect.Value, path string) 
 			d.errorf(key.Line, path, "merge key (<<) includes the mapping it is in")
 		case t.Kind != yaml.MappingNode:
 			d.errorf(key.Line, path, "merge key (<<) needs a mapping, got %s", kindName(t))
+		case d.overVisits(t, path):
+			return
 		default:
 			d.depth++
 			if d.depth > maxDepth {
@@ -93,4 +95,18 @@ func (d *decoder) mergeEntries(key, n *yaml.Node, m reflect.Value, path string) 
 			d.depth--
 		}
 	}
+}
+
+// overVisits counts one visit of n and reports whether the file went over maxVisits. Merge
+// keys that only merge other mappings decode no value, so without this count `<<: [*a, *a]`
+// chains would double the work at each level unseen.
+func (d *decoder) overVisits(n *yaml.Node, path string) bool {
+	if d.visits++; d.visits <= maxVisits {
+		return false
+	}
+	if !d.tooBig {
+		d.tooBig = true
+		d.bad(n.Line, path, "too many values (anchors and aliases expand to over %d)", maxVisits)
+	}
+	return true
 }

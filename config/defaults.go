@@ -93,7 +93,7 @@ var zeroIsSetting = map[string]bool{
 // for blocks built in code, where zero is the only way to leave a field out, and for the
 // packages that take blocks: a block from Parse is complete and comes back equal, so they
 // may pass whatever they are given through it. A nil b gives the built-in block. Enabled is
-// copied as it is. The copy shares no slice with b or the built-ins.
+// copied as it is. The copy shares no slice, map or pointer with b or the built-ins.
 func WithDefaults[T Block](b *T) *T {
 	builtin, name := builtinBlock[T]()
 	if b == nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -233,4 +234,86 @@ func TestSharedHostAndPrefix(t *testing.T) {
 		cases = append(cases, errorCase{tc[0] + " vs " + tc[1], head + route(tc[0]) + route(tc[1]), want})
 	}
 	checkErrors(t, cases)
+}
+
+// Merge keys work in data mappings as in schema ones, and cannot multiply work unseen: a
+// chain of mappings that only merge the previous one twice is stopped by the visit bound.
+func TestDataMappingMerges(t *testing.T) {
+	src := `defaults:
+  headers:
+    request:
+      set: &common { X-Env: prod, X-Team: core }
+    response:
+      set: { <<: *common, X-Env: dev }
+` + okRoute
+	c := mustParse(t, src)
+	if got := c.Routes[0].Headers.Response.Set; !reflect.DeepEqual(got, map[string]string{"X-Env": "dev", "X-Team": "core"}) {
+		t.Errorf("merged set = %v", got)
+	}
+
+	var b strings.Builder
+	b.WriteString("defaults:\n  headers:\n    request:\n      add: &a0 {X-A: a}\n    response:\n      set:\n        <<:\n")
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&b, "          - &a%d {<<: [*a%d, *a%d]}\n", i, i-1, i-1)
+	}
+	b.WriteString(okRoute)
+	start := time.Now()
+	_, err := Parse("routes.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "too many values") {
+		t.Errorf("merge chain: err = %v, want the visit bound", err)
+	}
+	if d := time.Since(start); d > 10*time.Second { // a generous bound against hanging, not a speed check
+		t.Errorf("merge chain took %s", d)
+	}
+}
+
+// Keys the route model allows in combinations that are easy to get wrong.
+func TestRouteModelAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		check      func(t *testing.T, r Route)
+	}{
+		{"sticky without split pins the endpoint", "routes:\n  - {prefix: /a, service: s, sticky: {cookie: sy}}\n", func(t *testing.T, r Route) {
+			if r.Sticky == nil || r.Sticky.Cookie != "sy" || r.Sticky.TTL != 0 {
+				t.Errorf("sticky = %+v", r.Sticky)
+			}
+		}},
+		{"mirror to static upstreams", "routes:\n  - {prefix: /a, service: s, mirror: {upstreams: [\"http://H:1/\"]}}\n", func(t *testing.T, r Route) {
+			if m := r.Mirror; m.Percent != 100 || !reflect.DeepEqual(m.Upstreams, []Upstream{{URL: "http://h:1", Weight: 1}}) || m.Registry() != RegistryStatic {
+				t.Errorf("mirror = %+v", m)
+			}
+		}},
+		{"single drained-free branch", "routes:\n  - {prefix: /a, split: [{service: s}]}\n", func(t *testing.T, r Route) {
+			if r.Split[0].Weight != 1 || r.Split[0].Discovery != RegistryEtcd {
+				t.Errorf("split = %+v", r.Split)
+			}
+		}},
+		{"rewrite host only keeps the path", "routes:\n  - {prefix: /a, service: s, rewrite: {host: \"[::1]:8080\"}}\n", func(t *testing.T, r Route) {
+			if r.Rewrite.Prefix != "" || r.Rewrite.Host != "[::1]:8080" {
+				t.Errorf("rewrite = %+v", r.Rewrite)
+			}
+		}},
+		{"wildcard host with a port", "routes:\n  - {prefix: /a, service: s, host: \"*.Example.com:8443\"}\n", func(t *testing.T, r Route) {
+			if r.Host != "*.example.com" {
+				t.Errorf("host = %q", r.Host)
+			}
+		}},
+		{"empty header value and env in values", "routes:\n  - {prefix: /a, service: s, headers: {request: {set: {X-A: \"\", X-B: \"${SY_ROUTE_MODEL:-v}\"}}}}\n", func(t *testing.T, r Route) {
+			if got := r.Headers.Request.Set; got["X-A"] != "" || got["X-B"] != "v" || len(got) != 2 {
+				t.Errorf("set = %v", got)
+			}
+		}},
+		{"origins and types normalized", "routes:\n  - {prefix: /a, service: s, cors: {allow_origins: [\"HTTPS://*.Example.com:8443\", \"http://[::1]:3000\"]}, compress: {types: [\"Application/JSON\", \"text/*\"]}}\n", func(t *testing.T, r Route) {
+			if !reflect.DeepEqual(r.CORS.AllowOrigins, []string{"https://*.example.com:8443", "http://[::1]:3000"}) || !reflect.DeepEqual(r.Compress.Types, []string{"application/json", "text/*"}) {
+				t.Errorf("origins %q types %q", r.CORS.AllowOrigins, r.Compress.Types)
+			}
+		}},
+		{"IPv6 lists", "routes:\n  - {prefix: /a, service: s, ip_allow: [\"2001:db8::1\", \"2001:db8::/32\", \"::ffff:192.0.2.1\"]}\n", func(t *testing.T, r Route) {
+			if want := []string{"2001:db8::1/128", "2001:db8::/32", "192.0.2.1/32"}; !reflect.DeepEqual(r.IPAllow, want) {
+				t.Errorf("ip_allow = %q, want %q", r.IPAllow, want)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.check(t, mustParse(t, tc.yaml).Routes[0]) })
+	}
 }

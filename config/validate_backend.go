@@ -112,9 +112,11 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 	}
 	var out []string
 	var total int64
+	decoded := true
 	for i := range branches {
 		bp := fmt.Sprintf("%s[%d]", p, i)
 		if !v.set(bp) {
+			decoded = false
 			continue // failed to decode; reported
 		}
 		br := &branches[i]
@@ -128,7 +130,7 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 			total += int64(br.Weight)
 		}
 	}
-	if total == 0 {
+	if total == 0 && decoded {
 		v.errorf(p, "total weight is 0: at least one branch needs a positive weight")
 	}
 	return out
