@@ -105,14 +105,16 @@ func TestRouteModelErrors(t *testing.T) {
 			`routes.yaml:7: routes[1].sticky.ttl: must not be negative, got -1s`,
 			`routes.yaml:7: routes[1].sticky.cookie: invalid cookie name "a b": want a token (letters, digits, and !#$%&'*+-.^_` + "`" + `|~; no spaces, "=" or ";")`,
 			`routes.yaml:10: routes[2].sticky.cookie: invalid cookie name "x=y": want a token (letters, digits, and !#$%&'*+-.^_` + "`" + `|~; no spaces, "=" or ";")`}},
-		{"rewrite", route("    rewrite: {}\n  - prefix: /b\n    " + ups + "\n    strip_prefix: true\n    rewrite: {prefix: /x}\n  - prefix: /c\n    " + ups + "\n    rewrite: {prefix: x/../y, host: \"a b\"}\n  - prefix: /d\n    " + ups + "\n    rewrite: {prefix: /a/../b, host: \"h:0\"}\n  - prefix: /e\n    " + ups + "\n    rewrite: {host: \"*.example.com\"}\n"), []string{
+		{"rewrite", route("    rewrite: {}\n  - prefix: /b\n    " + ups + "\n    strip_prefix: true\n    rewrite: {prefix: /x}\n  - prefix: /c\n    " + ups + "\n    rewrite: {prefix: x/../y, host: \"a b\"}\n  - prefix: /d\n    " + ups + "\n    rewrite: {prefix: /a/../b, host: \"h:0\"}\n  - prefix: /e\n    " + ups + "\n    rewrite: {host: \"*.example.com\"}\n  - prefix: /f\n    " + ups + "\n    rewrite: {host: \"::1\"}\n  - prefix: /g\n    " + ups + "\n    rewrite: {host: \"[h]:80\"}\n"), []string{
 			`routes.yaml:4: routes[0].rewrite: needs prefix or host (or leave rewrite out)`,
 			`routes.yaml:8: routes[1].rewrite.prefix: not with strip_prefix: true (strip_prefix is rewrite: {prefix: /}; keep one)`,
 			`routes.yaml:11: routes[2].rewrite.prefix: must start with "/", got "x/../y"`,
-			`routes.yaml:11: routes[2].rewrite.host: invalid host "a b": want host or host:port, e.g. users.internal:8080`,
+			`routes.yaml:11: routes[2].rewrite.host: invalid host "a b": want host or host:port, e.g. users.internal:8080 ([::1]:8080 for IPv6)`,
 			`routes.yaml:14: routes[3].rewrite.prefix: "/a/../b" is not a clean path (want "/b")`,
 			`routes.yaml:14: routes[3].rewrite.host: invalid host "h:0": bad port "0"`,
-			`routes.yaml:17: routes[4].rewrite.host: invalid host "*.example.com": want host or host:port, e.g. users.internal:8080`}},
+			`routes.yaml:17: routes[4].rewrite.host: invalid host "*.example.com": want host or host:port, e.g. users.internal:8080 ([::1]:8080 for IPv6)`,
+			`routes.yaml:20: routes[5].rewrite.host: invalid host "::1": want host or host:port, e.g. users.internal:8080 ([::1]:8080 for IPv6)`,
+			`routes.yaml:23: routes[6].rewrite.host: invalid host "[h]:80": want host or host:port, e.g. users.internal:8080 ([::1]:8080 for IPv6)`}},
 
 		// filters
 		{"headers", route("    headers:\n      request:\n        set: {X-A: \"a\\r\\nX-Evil: 1\", \"Bad Name\": x, Connection: close, host: h}\n        add: {x-a: b, Te: trailers}\n        remove: [X-B, x-b, Content-Length]\n      response:\n        set: {X-B: \"\\0\"}\n        remove: [X-B]\n"), []string{
@@ -133,12 +135,14 @@ func TestRouteModelErrors(t *testing.T) {
 			`routes.yaml:3: defaults.ip_allow[1]: "fe80::1%eth0": zones (%eth0) are not allowed`,
 			`routes.yaml:3: defaults.ip_allow[2]: "example.com" is neither a CIDR (10.0.0.0/8) nor an IP address`,
 			`routes.yaml:4: defaults.ip_deny: expected a list, got "10.0.0.1"`}},
-		{"cors", route("    cors:\n      allow_origins: [\"*\", \"app.example.com\", \"https://a.example.com/\", \"https://*.*.example.com\", \"https://a:0\", \"h ttp://a\"]\n      allow_methods: [GET, \"P T\"]\n      allow_headers: [\"X A\"]\n      expose_headers: [\"a:b\"]\n      allow_credentials: true\n"), []string{
+		{"cors", route("    cors:\n      allow_origins: [\"*\", \"app.example.com\", \"https://a.example.com/\", \"https://*.*.example.com\", \"https://a:0\", \"h ttp://a\", \"https://a]\", \"https://[fe80::1%25x]\"]\n      allow_methods: [GET, \"P T\"]\n      allow_headers: [\"X A\"]\n      expose_headers: [\"a:b\"]\n      allow_credentials: true\n"), []string{
 			`routes.yaml:5: routes[0].cors.allow_origins[1]: invalid origin "app.example.com": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
 			`routes.yaml:5: routes[0].cors.allow_origins[2]: invalid origin "https://a.example.com/": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
 			`routes.yaml:5: routes[0].cors.allow_origins[3]: invalid origin "https://*.*.example.com": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
 			`routes.yaml:5: routes[0].cors.allow_origins[4]: invalid origin "https://a:0": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
 			`routes.yaml:5: routes[0].cors.allow_origins[5]: invalid origin "h ttp://a": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
+			`routes.yaml:5: routes[0].cors.allow_origins[6]: invalid origin "https://a]": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
+			`routes.yaml:5: routes[0].cors.allow_origins[7]: invalid origin "https://[fe80::1%25x]": want "*" or scheme://host[:port] (e.g. https://app.example.com, https://*.example.com), no path`,
 			`routes.yaml:6: routes[0].cors.allow_methods[1]: invalid method "P T": want an HTTP token such as GET`,
 			`routes.yaml:7: routes[0].cors.allow_headers[0]: invalid header name "X A"`,
 			`routes.yaml:8: routes[0].cors.expose_headers[0]: invalid header name "a:b"`,

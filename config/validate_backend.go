@@ -182,7 +182,7 @@ func (v *validator) rewrite(p string, r *Route) {
 }
 
 // checkUpstreamHost checks a Host header value to send upstream: a host name or IP, with an
-// optional port.
+// optional port; an IPv6 address in brackets, as Host writes it.
 func checkUpstreamHost(s string) error {
 	host := s
 	if h, port, err := net.SplitHostPort(s); err == nil {
@@ -193,9 +193,24 @@ func checkUpstreamHost(s string) error {
 	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 		host = s[1 : len(s)-1]
 	}
-	if host == "" || strings.ContainsAny(host, " \t\r\n/\\?#@[]*%,;\"'") || strings.IndexFunc(host, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 ||
-		strings.Contains(host, ":") && net.ParseIP(host) == nil {
-		return fmt.Errorf("invalid host %q: want host or host:port, e.g. users.internal:8080", s)
+	bracketed := strings.HasPrefix(s, "[")
+	if bracketed && (!strings.Contains(host, ":") || net.ParseIP(host) == nil) || !bracketed && !validHostName(host) {
+		return fmt.Errorf("invalid host %q: want host or host:port, e.g. users.internal:8080 ([::1]:8080 for IPv6)", s)
 	}
 	return nil
+}
+
+// validHostName reports a DNS name or IPv4 address: letters, digits, "-", "_" and dots.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }

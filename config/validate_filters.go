@@ -188,7 +188,12 @@ func checkOrigin(o string) (string, error) {
 		host = rest[:i]
 	}
 	name := strings.TrimPrefix(host, wildcardLabel)
-	if name == "" || strings.ContainsAny(name, "*/?#@ \\%") || strings.HasPrefix(name, ".") {
+	ipv6 := false
+	if inner, ok := strings.CutPrefix(host, "["); ok && strings.HasSuffix(inner, "]") {
+		a, err := netip.ParseAddr(strings.TrimSuffix(inner, "]"))
+		ipv6 = err == nil && a.Is6() && a.Zone() == ""
+	}
+	if !ipv6 && (!validHostName(name) || strings.HasPrefix(name, ".")) {
 		return "", bad
 	}
 	return scheme + "://" + rest, nil
