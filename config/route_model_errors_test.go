@@ -71,11 +71,14 @@ func TestRouteModelErrors(t *testing.T) {
 			`routes.yaml:4: routes[0].split[0]: has both service and upstreams (want exactly one)`,
 			`routes.yaml:5: routes[0].split[1]: needs service (a registry name) or upstreams (static URLs)`,
 			`routes.yaml:6: routes[0].split[2].service: invalid service name "b c" (non-empty, no "/" or spaces)`,
-			`routes.yaml:6: routes[0].split[2].weight: must not be negative (0 drains the branch), got -1`,
+			`routes.yaml:6: routes[0].split[2].weight: must be between 0 (drains the branch) and 1000000, got -1`,
 			`routes.yaml:7: routes[0].split[3].upstreams[0]: URL "ftp://h" must start with http:// or https://`,
 			`routes.yaml:7: routes[0].split[3].upstreams[2]: duplicate of upstreams[1] (http://h:1)`,
 			`routes.yaml:8: routes[0].split[4].discovery: only for service branches (this branch has static upstreams)`,
 			`routes.yaml:8: routes[0].split[4].upstreams: must not be empty`}},
+		{"split weight too large", "routes:\n  - prefix: /a\n    split: [{service: a, weight: 1000001}, {service: b, weight: 9223372036854775807}]\n", []string{
+			`routes.yaml:3: routes[0].split[0].weight: must be between 0 (drains the branch) and 1000000, got 1000001`,
+			`routes.yaml:3: routes[0].split[1].weight: must be between 0 (drains the branch) and 1000000, got 9223372036854775807`}},
 		{"split total weight zero", "routes:\n  - prefix: /a\n    split:\n      - {service: a, weight: 0}\n      - {service: b, weight: 0}\n", []string{
 			`routes.yaml:3: routes[0].split: total weight is 0: at least one branch needs a positive weight`}},
 		{"split branch registries", "discovery: {etcd: {}, consul: {}}\nroutes:\n  - prefix: /a\n    split:\n      - {service: a}\n      - {service: b, discovery: zk}\n      - {service: c, discovery: zookeeper}\n      - {service: d, discovery: etcd, tags: [x], datacenter: dc1}\n      - {upstreams: [\"http://h:1\"], tags: [x]}\n      - {service: e, discovery: consul, tags: [\"\"]}\n", []string{

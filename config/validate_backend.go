@@ -104,6 +104,11 @@ func (v *validator) registry(p, discovery string, regs []string, what string) st
 	return ""
 }
 
+// MaxSplitWeight bounds a split branch's weight, as Gateway API bounds backendRefs' weights:
+// shares finer than one in a million buy nothing, and the bound keeps sums far from overflow
+// in whatever picks branches.
+const MaxSplitWeight = 1000000
+
 // split validates a route's weighted branches and returns the registries they read.
 func (v *validator) split(p string, branches []SplitBranch, regs []string) []string {
 	if len(branches) == 0 {
@@ -112,11 +117,11 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 	}
 	var out []string
 	var total int64
-	decoded := true
+	complete := true // every branch decoded with a valid weight: the total means something
 	for i := range branches {
 		bp := fmt.Sprintf("%s[%d]", p, i)
 		if !v.set(bp) {
-			decoded = false
+			complete = false
 			continue // failed to decode; reported
 		}
 		br := &branches[i]
@@ -124,13 +129,14 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 		switch {
 		case !v.set(bp + ".weight"):
 			total++ // the default weight, 1
-		case br.Weight < 0:
-			v.errorf(bp+".weight", "must not be negative (0 drains the branch), got %d", br.Weight)
+		case br.Weight < 0 || br.Weight > MaxSplitWeight:
+			v.errorf(bp+".weight", "must be between 0 (drains the branch) and %d, got %d", MaxSplitWeight, br.Weight)
+			complete = false
 		default:
 			total += int64(br.Weight)
 		}
 	}
-	if total == 0 && decoded {
+	if total == 0 && complete {
 		v.errorf(p, "total weight is 0: at least one branch needs a positive weight")
 	}
 	return out
