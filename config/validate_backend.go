@@ -35,9 +35,9 @@ func describeRegistries(regs []string) string {
 
 // backend validates one target (a route's own service or upstreams, a split branch, a
 // mirror) and returns the registry it reads, or "" when it has none (reported). what names
-// the target in messages ("route", "branch", "mirror"); with exclusive, the service/upstreams
+// the target in messages; with exclusive, the service/upstreams
 // choice is checked here (a route checks it together with split).
-func (v *validator) backend(p string, b *Backend, regs []string, what string, exclusive bool) string {
+func (v *validator) backend(p string, b *Backend, regs []string, what targetKind, exclusive bool) string {
 	hasSvc, hasUps := v.set(p+".service"), v.set(p+".upstreams")
 	if exclusive {
 		switch {
@@ -56,14 +56,14 @@ func (v *validator) backend(p string, b *Backend, regs []string, what string, ex
 		registry = v.registry(p, b.Discovery, regs, what)
 	case hasUps:
 		registry = RegistryStatic
-		v.check(p+".discovery", false, "only for service %ss (this %s has static upstreams)", plural(what), what)
+		v.check(p+".discovery", false, "only for service %s (this %s has static upstreams)", what.many, what.one)
 	}
 	if hasUps {
 		v.upstreams(p, b.Upstreams)
 	}
 	if registry != "" && registry != RegistryConsul {
 		for _, k := range []string{"tags", "datacenter"} {
-			v.check(p+"."+k, false, "only for consul %ss (this %s uses %s)", plural(what), what, describeRegistries([]string{registry}))
+			v.check(p+"."+k, false, "only for consul %s (this %s uses %s)", what.many, what.one, describeRegistries([]string{registry}))
 		}
 	}
 	for i, t := range b.Tags {
@@ -72,16 +72,18 @@ func (v *validator) backend(p string, b *Backend, regs []string, what string, ex
 	return registry
 }
 
-func plural(what string) string {
-	if what == "branch" {
-		return "branche"
-	}
-	return what
-}
+// targetKind names a kind of target in messages, in the singular and the plural.
+type targetKind struct{ one, many string }
+
+var (
+	routeTarget  = targetKind{"route", "routes"}
+	branchTarget = targetKind{"branch", "branches"}
+	mirrorTarget = targetKind{"mirror", "mirrors"}
+)
 
 // registry returns the registry a service target reads, or "" after reporting why there is
 // none: the one written under discovery, else the only configured one.
-func (v *validator) registry(p, discovery string, regs []string, what string) string {
+func (v *validator) registry(p, discovery string, regs []string, what targetKind) string {
 	if v.set(p + ".discovery") {
 		switch {
 		case !slices.Contains(knownRegistries, discovery):
@@ -95,7 +97,7 @@ func (v *validator) registry(p, discovery string, regs []string, what string) st
 	}
 	switch len(regs) {
 	case 0:
-		v.errorf(p, "service %ss need a registry, and discovery: configures none", plural(what))
+		v.errorf(p, "service %s need a registry, and discovery: configures none", what.many)
 	case 1:
 		return regs[0]
 	default:
@@ -125,7 +127,7 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 			continue // failed to decode; reported
 		}
 		br := &branches[i]
-		out = append(out, v.backend(bp, &br.Backend, regs, "branch", true))
+		out = append(out, v.backend(bp, &br.Backend, regs, branchTarget, true))
 		switch {
 		case !v.set(bp + ".weight"):
 			total++ // the default weight, 1
@@ -144,7 +146,7 @@ func (v *validator) split(p string, branches []SplitBranch, regs []string) []str
 
 // mirror validates a route's mirror and returns the registry it reads.
 func (v *validator) mirror(p string, m *Mirror, regs []string) string {
-	reg := v.backend(p, &m.Backend, regs, "mirror", true)
+	reg := v.backend(p, &m.Backend, regs, mirrorTarget, true)
 	v.check(p+".percent", m.Percent > 0 && m.Percent <= 100, "must be above 0 and at most 100 (leave mirror out to mirror nothing), got %g", m.Percent)
 	return reg
 }

@@ -93,7 +93,7 @@ func (v *validator) route(r *Route, p string, regs []string) bool {
 		registries = v.split(p+".split", r.Split, regs)
 	} else {
 		b := Backend{Service: r.Service, Upstreams: r.Upstreams, Discovery: r.Discovery, Tags: r.Tags, Datacenter: r.Datacenter}
-		registries = append(registries, v.backend(p, &b, regs, "route", false))
+		registries = append(registries, v.backend(p, &b, regs, routeTarget, false))
 	}
 	if r.Mirror != nil {
 		registries = append(registries, v.mirror(p+".mirror", r.Mirror, regs))
