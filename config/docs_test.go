@@ -104,3 +104,35 @@ func TestDocsFragments(t *testing.T) {
 }
 
 func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+// TestDocsNameEveryKey checks that the README's configuration reference names every key of
+// the schema, in code (`key`, `{ key: ...}`) or as a section (discovery.embedded), so a key
+// added to the types without documentation fails here.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[reflect.Type]bool{}
+	var walk func(ty reflect.Type, path string)
+	walk = func(ty reflect.Type, path string) {
+		for ty.Kind() == reflect.Pointer || ty.Kind() == reflect.Slice || ty.Kind() == reflect.Map {
+			ty = ty.Elem()
+		}
+		if ty.Kind() != reflect.Struct || ty == durationType || seen[ty] {
+			return
+		}
+		seen[ty] = true
+		fields, names := fieldsOf(ty)
+		for _, name := range names {
+			if !regexp.MustCompile("[`{.…]\\s*" + regexp.QuoteMeta(name) + "\\b").Match(doc) {
+				t.Errorf("README.md does not name %s", join(path, name))
+			}
+			walk(ty.FieldByIndex(fields[name]).Type, join(path, name))
+		}
+	}
+	walk(typeOf[Config](), "")
+	if len(seen) < 20 {
+		t.Fatalf("walked only %d types", len(seen))
+	}
+}
