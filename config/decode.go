@@ -17,8 +17,9 @@ import (
 const maxDepth = 32
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	upstreamType = reflect.TypeFor[Upstream]()
+	durationType   = reflect.TypeFor[time.Duration]()
+	upstreamType   = reflect.TypeFor[Upstream]()
+	valueMatchType = reflect.TypeFor[ValueMatch]()
 )
 
 // decoder walks a yaml.Node tree into the types of types.go by their yaml tags. It is
@@ -30,6 +31,7 @@ type decoder struct {
 	lookup func(string) (string, bool) // environment, for ${VAR}
 	errs   *errorList
 	lines  map[string]int // field path -> line, for every non-null key and list item in the file
+	sizes  map[string]int // field path of a data mapping (header names...) -> entries written
 	depth  int
 	// merging holds the mappings whose merge keys are being applied, to refuse a mapping
 	// that merges itself: with `<<: [*a, *a]` even a depth bound would allow 2^depth work.
@@ -96,11 +98,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.bad(n.Line, path, "nested too deeply (recursive anchor?)")
 		return
 	}
-	if d.visits++; d.visits > maxVisits {
-		if !d.tooBig {
-			d.tooBig = true
-			d.bad(n.Line, path, "too many values (anchors and aliases expand to over %d)", maxVisits)
-		}
+	if d.overVisits(n, path) {
 		return
 	}
 	if n.Kind == yaml.DocumentNode {
@@ -123,6 +121,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case t == upstreamType && n.Kind == yaml.ScalarNode:
 		d.scalar(n, v.FieldByName("URL"), path)
 		return
+	case t == valueMatchType && n.Kind == yaml.ScalarNode:
+		// The short form `X-Canary: always` is {exact: always}; recording the exact key
+		// lets validation count it as the one condition written.
+		d.lines[join(path, "exact")] = n.Line
+		d.scalar(n, v.FieldByName("Exact"), join(path, "exact"))
+		return
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -133,6 +137,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.mapping(n, v, path)
 	case reflect.Slice:
 		d.sequence(n, v, path)
+	case reflect.Map:
+		d.dictionary(n, v, path)
 	default:
 		d.scalar(n, v, path)
 	}

@@ -49,6 +49,20 @@ var (
 		HealthyThreshold:   2,
 		UnhealthyThreshold: 3,
 	}
+	// The methods a CORS request may use without a method list: the CORS-safelisted ones
+	// (Fetch standard), which need no preflight anyway.
+	builtinCORS = CORS{AllowMethods: []string{"GET", "HEAD", "POST"}}
+	// Compression pays from about 1 KiB: below that, gzip's ~20-byte frame and the CPU cost
+	// buy little. The types are the text formats APIs and sites send; images other than SVG,
+	// video and archives are compressed already.
+	builtinCompress = Compress{
+		MinBytes: 1024,
+		Types: []string{"text/*", "application/json", "application/javascript", "application/xml", "image/svg+xml",
+			"application/wasm", "application/x-ndjson", "application/problem+json"},
+	}
+	// A headers block has no values of its own to default; it is the template a route's
+	// headers block is completed from when defaults write none.
+	builtinHeaders = HeaderRules{}
 )
 
 // DefaultLB is the balancer of a route that names none.
@@ -56,7 +70,7 @@ const DefaultLB = LBRoundRobin
 
 // Block is a policy feature block, as WithDefaults takes them.
 type Block interface {
-	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck
+	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck | CORS | Compress
 }
 
 // zeroIsSetting lists the block fields whose zero value is a setting of its own, by block
@@ -71,6 +85,7 @@ var zeroIsSetting = map[string]bool{
 	"passive_health.panic_threshold":     true, // never
 	"breaker.min_requests":               true,
 	"breaker.interval":                   true, // counts never reset while closed
+	"compress.min_bytes":                 true, // compress every size
 }
 
 // WithDefaults returns a copy of b with the built-in default in every field b leaves at its
@@ -78,7 +93,7 @@ var zeroIsSetting = map[string]bool{
 // for blocks built in code, where zero is the only way to leave a field out, and for the
 // packages that take blocks: a block from Parse is complete and comes back equal, so they
 // may pass whatever they are given through it. A nil b gives the built-in block. Enabled is
-// copied as it is. The copy shares no slice with b or the built-ins.
+// copied as it is. The copy shares no slice, map or pointer with b or the built-ins.
 func WithDefaults[T Block](b *T) *T {
 	builtin, name := builtinBlock[T]()
 	if b == nil {
@@ -114,6 +129,10 @@ func builtinBlock[T Block]() (*T, string) {
 		b, name = &builtinRateLimit, "rate_limit"
 	case *HealthCheck:
 		b, name = &builtinHealthCheck, "health_check"
+	case *CORS:
+		b, name = &builtinCORS, "cors"
+	case *Compress:
+		b, name = &builtinCompress, "compress"
 	}
 	return b.(*T), name
 }
@@ -267,6 +286,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 
 		Upgrades:       []string{"websocket"},
 		EncodedSlashes: EncodedSlashesKeep,
+		Filters:        Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	builtinTemplates := &Policy{
 		Retry:         &builtinRetry,
@@ -274,6 +294,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 		Breaker:       &builtinBreaker,
 		RateLimit:     &builtinRateLimit,
 		HealthCheck:   &builtinHealthCheck,
+		Filters:       Filters{Headers: &builtinHeaders, CORS: &builtinCORS, Compress: &builtinCompress},
 	}
 	// Taken before resolving: a defaults block written with enabled: false still supplies
 	// its values to routes that turn the feature on.
@@ -284,15 +305,7 @@ func applyDefaults(c *Config, set func(string) bool) {
 		r := &c.Routes[i]
 		path := routePath(i)
 		resolvePolicy(&r.Policy, path, &c.Defaults, defaultTemplates, set)
-		if r.Service != "" && r.Discovery == "" && len(regs) == 1 {
-			r.Discovery = regs[0]
-		}
-		if r.Service != "" && r.Discovery == RegistryConsul && r.PassingOnly == nil {
-			r.PassingOnly = ptr(true)
-		}
-		for j := range r.Upstreams {
-			orDefault(set, routePath(i)+upstreamPath(j)+".weight", &r.Upstreams[j].Weight, 1)
-		}
+		routeDefaults(r, path, regs, set)
 	}
 	for _, p := range append([]*Policy{&c.Defaults}, routePolicies(c)...) {
 		if rl := p.RateLimit; rl != nil && rl.Burst == 0 {
@@ -342,6 +355,21 @@ func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(s
 	p.Breaker = resolveBlock(p.Breaker, path+".breaker", parent.Breaker, templates.Breaker, set)
 	p.RateLimit = resolveBlock(p.RateLimit, path+".rate_limit", parent.RateLimit, templates.RateLimit, set)
 	p.HealthCheck = resolveBlock(p.HealthCheck, path+".health_check", parent.HealthCheck, templates.HealthCheck, set)
+
+	// Filters: max_body_bytes and the IP lists are replaced whole by a route that writes
+	// them (`ip_allow: []` clears the defaults' list); blocks inherit as above.
+	if p.MaxBodyBytes == nil {
+		p.MaxBodyBytes = ptr(*parent.MaxBodyBytes)
+	}
+	if !set(path + ".ip_allow") {
+		p.IPAllow = slices.Clone(parent.IPAllow)
+	}
+	if !set(path + ".ip_deny") {
+		p.IPDeny = slices.Clone(parent.IPDeny)
+	}
+	p.Headers = resolveBlock(p.Headers, path+".headers", parent.Headers, templates.Headers, set)
+	p.CORS = resolveBlock(p.CORS, path+".cors", parent.CORS, templates.CORS, set)
+	p.Compress = resolveBlock(p.Compress, path+".compress", parent.Compress, templates.Compress, set)
 }
 
 // templates returns p's feature blocks as written, completed from base, whether or not they
@@ -353,6 +381,11 @@ func templates(p *Policy, path string, base *Policy, set func(string) bool) *Pol
 		Breaker:       template(p.Breaker, path+".breaker", base.Breaker, set),
 		RateLimit:     template(p.RateLimit, path+".rate_limit", base.RateLimit, set),
 		HealthCheck:   template(p.HealthCheck, path+".health_check", base.HealthCheck, set),
+		Filters: Filters{
+			Headers:  template(p.Headers, path+".headers", base.Headers, set),
+			CORS:     template(p.CORS, path+".cors", base.CORS, set),
+			Compress: template(p.Compress, path+".compress", base.Compress, set),
+		},
 	}
 }
 
@@ -397,25 +430,6 @@ func fill[T any](own *T, path string, base *T, set func(string) bool) *T {
 	}
 	ov.FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
 	return out
-}
-
-// cloneBlock copies a feature block so routes never share slices or pointers with each
-// other or with the built-ins.
-func cloneBlock[T any](b *T) *T {
-	out := *b
-	v := reflect.ValueOf(&out).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch {
-		case f.Kind() == reflect.Slice && !f.IsNil():
-			f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f))
-		case f.Kind() == reflect.Pointer && !f.IsNil():
-			np := reflect.New(f.Type().Elem())
-			np.Elem().Set(f.Elem())
-			f.Set(np)
-		}
-	}
-	return &out
 }
 
 // registries lists the registries the discovery section configures, in a fixed order. No

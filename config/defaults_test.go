@@ -39,6 +39,8 @@ var blockCases = []blockCase{
 	caseOf("breaker", "", &Breaker{}, func(p *Policy) *Breaker { return p.Breaker }),
 	caseOf("rate_limit", "rps: 2.5, ", &RateLimit{RPS: 2.5}, func(p *Policy) *RateLimit { return p.RateLimit }),
 	caseOf("health_check", "path: /h, ", &HealthCheck{Path: "/h"}, func(p *Policy) *HealthCheck { return p.HealthCheck }),
+	caseOf("cors", "allow_origins: [\"https://a.example\"], ", &CORS{AllowOrigins: []string{"https://a.example"}}, func(p *Policy) *CORS { return p.CORS }),
+	caseOf("compress", "", &Compress{}, func(p *Policy) *Compress { return p.Compress }),
 }
 
 func routeWith(key, body string) string {

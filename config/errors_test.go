@@ -158,13 +158,17 @@ func TestParseErrors(t *testing.T) {
 		{"prefix with query", "routes:\n  - prefix: /a?b\n    upstreams: [\"http://h:1\"]\n", []string{
 			`routes.yaml:2: routes[0].prefix: must be a plain path (no query, fragment or spaces), got "/a?b"`}},
 		{"duplicate route after cleaning", "routes:\n  - prefix: /api\n    host: Example.com\n    upstreams: [\"http://h:1\"]\n  - prefix: /api/\n    host: example.com:8080\n    upstreams: [\"http://h:2\"]\n", []string{
-			`routes.yaml:5: routes[1].prefix: duplicate route: same host and prefix as routes[0] (line 2)`}},
-		{"bad host", "routes:\n  - prefix: /a\n    host: \"*.example.com\"\n    upstreams: [\"http://h:1\"]\n", []string{
-			`routes.yaml:3: routes[0].host: wildcard hosts are not supported, got "*.example.com"`}},
+			`routes.yaml:5: routes[1].prefix: duplicate route: same host, prefix and match conditions as routes[0] (line 2); routes may share host and prefix only with different conditions`}},
+		{"bad wildcard hosts", "routes:\n  - {prefix: /a, host: \"*\", upstreams: [\"http://h:1\"]}\n  - {prefix: /a, host: \"a.*.com\", upstreams: [\"http://h:1\"]}\n  - {prefix: /a, host: \"*.*.com\", upstreams: [\"http://h:1\"]}\n  - {prefix: /a, host: \"*example.com\", upstreams: [\"http://h:1\"]}\n  - {prefix: /a, host: \"*..com\", upstreams: [\"http://h:1\"]}\n", []string{
+			`routes.yaml:2: routes[0].host: invalid wildcard host "*": want one leading "*." label before a host name, e.g. "*.example.com"`,
+			`routes.yaml:3: routes[1].host: invalid wildcard host "a.*.com": want one leading "*." label before a host name, e.g. "*.example.com"`,
+			`routes.yaml:4: routes[2].host: invalid wildcard host "*.*.com": want one leading "*." label before a host name, e.g. "*.example.com"`,
+			`routes.yaml:5: routes[3].host: invalid wildcard host "*example.com": want one leading "*." label before a host name, e.g. "*.example.com"`,
+			`routes.yaml:6: routes[4].host: invalid wildcard host "*..com": want one leading "*." label before a host name, e.g. "*.example.com"`}},
 		{"both service and upstreams", "routes:\n  - prefix: /a\n    service: users\n    upstreams: [\"http://h:1\"]\n", []string{
-			`routes.yaml:2: routes[0]: has both service and upstreams (want exactly one)`}},
+			`routes.yaml:2: routes[0]: has both service and upstreams (want exactly one of service, upstreams, split)`}},
 		{"neither service nor upstreams", "routes:\n  - prefix: /a\n", []string{
-			`routes.yaml:2: routes[0]: needs service (a registry name) or upstreams (static URLs)`}},
+			`routes.yaml:2: routes[0]: needs service (a registry name), upstreams (static URLs) or split (weighted branches)`}},
 		{"bad service name", "routes:\n  - prefix: /a\n    service: \"a/b\"\n", []string{
 			`routes.yaml:3: routes[0].service: invalid service name "a/b" (non-empty, no "/" or spaces)`}},
 		{"static upstream urls", "routes:\n  - prefix: /a\n    upstreams:\n      - \"127.0.0.1:9001\"\n      - \"http://h:1/api\"\n      - { url: \"ftp://h:1\" }\n      - \"http://h:1?x=1\"\n      - { weight: 2 }\n      - \"http://h:0\"\n", []string{

@@ -14,6 +14,11 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(full)
+	model, err := os.ReadFile("testdata/route_model.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(model)
 	for _, s := range []string{
 		"",
 		okRoute,
@@ -28,6 +33,10 @@ func FuzzParse(f *testing.F) {
 		"\x00\x00\x00\x00\x00\x00\x00\x00",
 		"listen: \"0x7f.1:08080\"\nadmin: \"[::ffff:127.0.0.1]:8080\"\nadmin_expose: true\n" + okRoute,
 		"server: {max_connections: -1, min_body_rate: 256, body_idle_timeout: 1s}\ndefaults: {upgrades: [WebSocket, h2c, \"a b\"], encoded_slashes: rejct}\n" + okRoute,
+		// issue #16: data mappings (merge keys, duplicates, nulls), condition forms, targets
+		"routes:\n  - prefix: /a\n    host: \"*.x.com\"\n    match: {methods: [get, GET], headers: {X-A: a, x-a: {present: false}, B: {regex: \"(\"}}, query: {q: ~, \"\": {exact: a, regex: b}}}\n    split: [{service: s, weight: 0}, {upstreams: [\"http://h:1\"]}]\n",
+		"defaults:\n  headers: {request: {set: &s {X-A: a, <<: *s}, remove: [Host]}}\n  ip_allow: [\"::ffff:10.0.0.0/104\", 10.0.0.1]\n  cors: {allow_origins: [\"*\"], allow_credentials: true}\n  compress: {min_bytes: 0, types: [text/*]}\n" + okRoute,
+		"x: &h {A: b}\nroutes:\n  - {prefix: /a, service: s, mirror: {upstreams: [\"http://h:1\"], percent: 50}, sticky: {cookie: c}, rewrite: {prefix: /b, host: \"h:1\"}, headers: {response: {add: {<<: [*h, *h]}}}}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -39,7 +48,7 @@ func FuzzParse(f *testing.F) {
 		if err == nil {
 			for i := range c.Routes {
 				p := &c.Routes[i].Policy
-				if p.Retries == nil || p.AccessLog == nil {
+				if p.Retries == nil || p.AccessLog == nil || p.MaxBodyBytes == nil {
 					t.Fatalf("route %d incomplete", i)
 				}
 			}

@@ -68,14 +68,14 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 
 	c := &Config{}
 	errs := newErrorList(file)
-	d := &decoder{lookup: lookup, errs: errs, lines: map[string]int{}, merging: map[*yaml.Node]int{}, suggestions: map[suggestKey]string{}}
+	d := &decoder{lookup: lookup, errs: errs, lines: map[string]int{}, sizes: map[string]int{}, merging: map[*yaml.Node]int{}, suggestions: map[suggestKey]string{}}
 	if doc.Kind != 0 {
 		d.decode(&doc, reflect.ValueOf(c).Elem(), "")
 		if root := doc.Content[0]; d.tooBig || root.Kind != yaml.MappingNode && !isNull(root) {
 			return nil, errs.result() // nothing more to say about a non-mapping or partly decoded file
 		}
 	}
-	v := &validator{lines: d.lines, errs: errs}
+	v := &validator{lines: d.lines, sizes: d.sizes, errs: errs}
 	v.config(c)
 	applyDefaults(c, v.set)
 	v.resolved(c)

@@ -41,7 +41,7 @@ routes:
 		`routes.yaml:2: unknown key "lisen" (did you mean "listen"?)`,
 		`routes.yaml:6: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn)`,
 		`routes.yaml:7: routes[1].prefix: must start with "/", got "a"`,
-		`routes.yaml:7: routes[1]: has both service and upstreams (want exactly one)`,
+		`routes.yaml:7: routes[1]: has both service and upstreams (want exactly one of service, upstreams, split)`,
 		`routes.yaml:10: routes[1].retries: must be between 0 and 7, got 9`,
 		`routes.yaml:12: routes[2].upstreams[0].weight: must be positive, got 0`,
 		`routes.yaml:13: routes[2].timeout: invalid duration "soon" (want e.g. 30s, 500ms, 1m30s)`,
@@ -62,7 +62,7 @@ func TestLoadFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "testdata/full.yaml" || len(c.Routes) != 4 {
+	if c.Path != "testdata/full.yaml" || len(c.Routes) != 6 {
 		t.Fatalf("path %q, %d routes", c.Path, len(c.Routes))
 	}
 	if c.Discovery.Etcd.Password != "s3cret" || c.Discovery.Consul.Token != "tok" {
@@ -73,7 +73,7 @@ func TestLoadFullExample(t *testing.T) {
 		t.Errorf("TrustedNets = %v, want %v", c.TrustedNets, want)
 	}
 	users := c.Routes[0]
-	if users.Host != "api.example.com" || users.Line != 99 || users.Registry() != RegistryConsul || !*users.PassingOnly {
+	if users.Host != "api.example.com" || users.Line != 118 || users.Registry() != RegistryConsul || !*users.PassingOnly {
 		t.Errorf("users route: host %q line %d registry %q", users.Host, users.Line, users.Registry())
 	}
 	if c.Routes[1].Prefix != "/api/orders" || c.Routes[1].RateLimit.Key != "header:X-Api-Key" {
@@ -90,6 +90,17 @@ func TestLoadFullExample(t *testing.T) {
 	if !reflect.DeepEqual(legacy.Upstreams, wantUps) || legacy.Registry() != RegistryStatic {
 		t.Errorf("legacy upstreams = %+v (%s)", legacy.Upstreams, legacy.Registry())
 	}
+	shop, shopAll := c.Routes[4], c.Routes[5]
+	if shop.Host != "*.example.com" || len(shop.Split) != 3 || shop.Split[1].Weight != 90 || shop.Mirror.Percent != 10 || shop.Rewrite.Prefix != "/v2" ||
+		shop.Match.Query["version"].Regex != `^2(\.[0-9]+)?$` || shop.Sticky.Secret != "dev-only" || *shop.PassingOnly != true {
+		t.Errorf("shop route: %+v", shop)
+	}
+	if shop.CORS == nil || shop.Compress == nil || shop.Compress.MinBytes != 512 || shopAll.CORS != nil || shopAll.Compress != nil {
+		t.Errorf("shop filters: cors %+v compress %+v; plain shop cors %+v compress %+v", shop.CORS, shop.Compress, shopAll.CORS, shopAll.Compress)
+	}
+	if h := shopAll.Headers; h == nil || h.Request.Set["X-Gateway"] != "switchyard" || h.Response.Remove[0] != "Server" {
+		t.Errorf("inherited headers: %+v", h)
+	}
 	for i := range c.Routes {
 		checkComplete(t, &c.Routes[i].Policy)
 	}
@@ -102,7 +113,10 @@ func checkComplete(t *testing.T, p *Policy) {
 		t.Errorf("incomplete scalars: %+v", p)
 	}
 	v := reflect.ValueOf(p).Elem()
-	for _, name := range []string{"Retry", "PassiveHealth", "Breaker", "RateLimit", "HealthCheck"} {
+	if p.MaxBodyBytes == nil {
+		t.Errorf("max_body_bytes not set")
+	}
+	for _, name := range []string{"Retry", "PassiveHealth", "Breaker", "RateLimit", "HealthCheck", "Headers", "CORS", "Compress"} {
 		b := v.FieldByName(name)
 		if b.IsNil() {
 			continue
@@ -153,6 +167,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		PassiveHealth: &PassiveHealth{Enabled: ptr(true), ConsecutiveFailures: 5, FailureStatuses: []int{500, 502, 503, 504}, EjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, MaxEjectedPercent: 50, PanicThreshold: 50},
 		Breaker:       &Breaker{Enabled: ptr(true), FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 5},
 		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep,
+		Filters: Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	if !reflect.DeepEqual(r.Policy, want) || !reflect.DeepEqual(c.Defaults, want) {
 		t.Errorf("route policy = %+v\nwant %+v", r.Policy, want)

@@ -16,6 +16,7 @@ import (
 // only to what the file wrote, so the message points at the line that wrote it.
 type validator struct {
 	lines map[string]int
+	sizes map[string]int // entries written in each data mapping, refused ones included
 	errs  *errorList
 }
 

@@ -34,7 +34,7 @@ func (v *validator) routes(c *Config) {
 		v.errorf("routes", "at least one route is required")
 	}
 	regs := registries(c.Discovery)
-	seen := map[string]int{} // host + " " + prefix -> route index
+	seen := map[string]int{} // conditionsKey -> route index
 	for i := range c.Routes {
 		r, p := &c.Routes[i], routePath(i)
 		r.Line = v.lines[p]
@@ -44,9 +44,9 @@ func (v *validator) routes(c *Config) {
 		if !v.route(r, p, regs) {
 			continue
 		}
-		key := r.Host + " " + r.Prefix
+		key := conditionsKey(r)
 		if j, dup := seen[key]; dup {
-			v.errorf(p+".prefix", "duplicate route: same host and prefix as routes[%d] (line %d)", j, c.Routes[j].Line)
+			v.errorf(p+".prefix", "duplicate route: same host, prefix and match conditions as routes[%d] (line %d); routes may share host and prefix only with different conditions", j, c.Routes[j].Line)
 			continue
 		}
 		seen[key] = i
@@ -75,73 +75,49 @@ func (v *validator) route(r *Route, p string, regs []string) bool {
 		}
 	}
 
-	hasSvc, hasUps := v.set(p+".service"), v.set(p+".upstreams")
-	switch {
-	case hasSvc && hasUps:
-		v.errorf(p, "has both service and upstreams (want exactly one)")
-	case !hasSvc && !hasUps:
-		v.errorf(p, "needs service (a registry name) or upstreams (static URLs)")
-	}
-	registry := ""
-	switch {
-	case hasSvc:
-		if r.Service == "" || strings.ContainsAny(r.Service, "/ \t\r\n") {
-			v.errorf(p+".service", "invalid service name %q (non-empty, no \"/\" or spaces)", r.Service)
+	hasSplit := v.set(p + ".split")
+	if targets := writtenOf(v, p, "service", "upstreams", "split"); len(targets) > 1 {
+		both := "both " + strings.Join(targets, " and ")
+		if len(targets) == 3 {
+			both = "service, upstreams and split"
 		}
-		registry = v.routeRegistry(r, p, regs)
-	case hasUps:
-		registry = RegistryStatic
-		v.check(p+".discovery", false, "only for service routes (this route has static upstreams)")
+		v.errorf(p, "has %s (want exactly one of service, upstreams, split)", both)
+	} else if len(targets) == 0 {
+		v.errorf(p, "needs service (a registry name), upstreams (static URLs) or split (weighted branches)")
 	}
-	if hasUps {
-		v.upstreams(p, r)
-	}
-	if registry != "" && registry != RegistryConsul {
-		uses := registry
-		if uses == RegistryStatic {
-			uses = "static upstreams"
+	var registries []string // of every target of the route, for the consul-only keys
+	if hasSplit {
+		for _, k := range []string{"discovery", "tags", "datacenter"} {
+			v.check(p+"."+k, false, "not with split (each split branch names its own)")
 		}
-		for _, k := range []string{"tags", "datacenter", "passing_only"} {
-			v.check(p+"."+k, false, "only for consul routes (this route uses %s)", uses)
-		}
+		registries = v.split(p+".split", r.Split, regs)
+	} else {
+		b := Backend{Service: r.Service, Upstreams: r.Upstreams, Discovery: r.Discovery, Tags: r.Tags, Datacenter: r.Datacenter}
+		registries = append(registries, v.backend(p, &b, regs, routeTarget, false))
 	}
-	for i, t := range r.Tags {
-		v.check(fmt.Sprintf("%s.tags[%d]", p, i), t != "", "empty tag")
+	if r.Mirror != nil {
+		registries = append(registries, v.mirror(p+".mirror", r.Mirror, regs))
 	}
+	if !slices.Contains(registries, RegistryConsul) && !slices.Contains(registries, "") {
+		v.check(p+".passing_only", false, "only for consul routes (this route uses %s)", describeRegistries(registries))
+	}
+	v.match(p+".match", r.Match)
+	if m := r.Match; m != nil && len(m.Methods) == 0 && len(m.Headers) == 0 && len(m.Query) == 0 {
+		r.Match = nil // `match: {}` is no condition: the matcher's fast path
+	}
+	v.sticky(p+".sticky", r.Sticky)
+	v.rewrite(p, r)
 	v.policy(p, &r.Policy)
 	return ok
 }
 
-// routeRegistry returns the registry a service route reads, or "" after reporting why
-// there is none.
-func (v *validator) routeRegistry(r *Route, p string, regs []string) string {
-	if v.set(p + ".discovery") {
-		switch {
-		case !slices.Contains(knownRegistries, r.Discovery):
-			v.errorf(p+".discovery", "unknown registry %q (want %s)", r.Discovery, strings.Join(knownRegistries, ", "))
-		case !slices.Contains(regs, r.Discovery):
-			v.errorf(p+".discovery", "registry %q is not configured under discovery:", r.Discovery)
-		default:
-			return r.Discovery
-		}
-		return ""
-	}
-	switch len(regs) {
-	case 0:
-		v.errorf(p, "service routes need a registry, and discovery: configures none")
-	case 1:
-		return regs[0]
-	default:
-		v.errorf(p, "needs discovery: %s (several registries are configured)", strings.Join(regs, " or "))
-	}
-	return ""
-}
-
-func (v *validator) upstreams(p string, r *Route) {
-	v.check(p+".upstreams", len(r.Upstreams) > 0, "must not be empty")
+// upstreams validates a static upstream list written at p+".upstreams", normalizing URLs in
+// place.
+func (v *validator) upstreams(p string, ups []Upstream) {
+	v.check(p+".upstreams", len(ups) > 0, "must not be empty")
 	seen := map[string]int{}
-	for j := range r.Upstreams {
-		up, upp := &r.Upstreams[j], p+upstreamPath(j)
+	for j := range ups {
+		up, upp := &ups[j], p+upstreamPath(j)
 		if !v.set(upp) {
 			continue
 		}
@@ -197,11 +173,12 @@ func cleanHost(h string) (string, error) {
 	// "a.com." and "a.com" are one name (the proxy matches requests without the dot), so
 	// both spellings in one file are duplicates.
 	h = strings.TrimSuffix(h, ".")
+	name := strings.TrimPrefix(h, wildcardLabel)
 	switch {
 	case h == "":
 		return "", fmt.Errorf("empty host %q", orig)
-	case strings.Contains(h, "*"):
-		return "", fmt.Errorf("wildcard hosts are not supported, got %q", orig)
+	case strings.Contains(name, "*") || name == "" || name != h && (strings.HasPrefix(name, ".") || strings.Contains(name, ":")):
+		return "", fmt.Errorf("invalid wildcard host %q: want one leading \"*.\" label before a host name, e.g. \"*.example.com\"", orig)
 	case strings.ContainsAny(h, " \t/\\?#@[]"):
 		return "", fmt.Errorf("invalid host %q", orig)
 	}
@@ -256,6 +233,7 @@ func (v *validator) policy(p string, pol *Policy) {
 		pol.Upgrades = v.upgrades(p+".upgrades", pol.Upgrades)
 	}
 	v.oneOf(p+".encoded_slashes", pol.EncodedSlashes, encodedSlashModes)
+	v.filters(p, &pol.Filters)
 }
 
 var rateLimitStores = []string{RateLimitStoreLocal, RateLimitStoreRedis}
@@ -332,6 +310,18 @@ func (v *validator) resolved(c *Config) {
 		}
 		if pol.HealthCheck != nil && pol.HealthCheck.Path == "" && v.set(p+".health_check") && !v.set(p+".health_check.path") {
 			v.errorf(p+".health_check", "missing path (e.g. path: /healthz)")
+		}
+		if c := pol.CORS; c != nil && v.set(p+".cors") {
+			if len(c.AllowOrigins) == 0 && !v.set(p+".cors.allow_origins") {
+				v.errorf(p+".cors", "missing allow_origins (e.g. allow_origins: [https://app.example.com])")
+			}
+			if c.AllowCredentials && slices.Contains(c.AllowOrigins, "*") {
+				at := p + ".cors"
+				if w := writtenOf(v, at, "allow_credentials", "allow_origins"); len(w) > 0 {
+					at += "." + w[0]
+				}
+				v.errorf(at, "allow_credentials cannot go with the \"*\" origin (browsers refuse credentials for any origin): list the origins")
+			}
 		}
 	}
 	check("defaults", &c.Defaults)
