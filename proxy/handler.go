@@ -135,6 +135,11 @@ type exchange struct {
 	// concurrently with the handler writing the final response.
 	relayMu   sync.Mutex
 	relayDone bool
+	// pool is where attempts pick from (the route's, or its chosen split branch's), see choose.
+	pool        *upstream.Pool
+	branch      int              // the split branch (0 without a split)
+	pinned      *upstream.Member // the sticky cookie's endpoint, tried first
+	stickyValue string           // the request's valid sticky cookie value, or ""
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -165,6 +170,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
+	x.choose()
 	x.path, x.rawPath = forwardURLPath(t.upstreamPath(rt, cleaned))
 	var ok bool
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
@@ -209,7 +215,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 			}
 		}
 	}
+	mirrored := rt.mirror != nil && rt.mirror.prepare(&x)
 	status, n, key := x.run(w, attempts)
+	if mirrored {
+		rt.mirror.send(&x)
+	}
 	h.finish(rt, r, ci.ip, status, n, key, reqID, start)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
@@ -245,7 +255,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 	}()
 	used := 0 // attempts that count against the route's retries (refused dials do not)
 	for i := 0; ; i++ {
-		m, err := rt.Pool.Pick(x.r, ex)
+		m, err := x.pick(ex)
 		if err != nil {
 			if i == 0 {
 				rt.metrics.noEndpoint.Inc()
@@ -327,6 +337,9 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Latency: a.latency})
 			ex.Add(m.State)
 			continue
+		}
+		if rt.sticky != nil {
+			rt.sticky.stick(x, m)
 		}
 		status, n, kind := x.writeResponse(a.res)
 		a.cancel()

@@ -26,11 +26,11 @@ type Route struct {
 	Prefix      string
 	Host        string
 	StripPrefix bool
-	Pool        *upstream.Pool
-	Timeout     time.Duration // until response headers; 0 = none
-	Retries     int           // extra attempts on other endpoints
-	Retry       *config.Retry // nil: no retries
-	Limiter     Limiter       // nil: no rate limit
+	Pool        *upstream.Pool // nil for a split route: its branches' pools serve it
+	Timeout     time.Duration  // until response headers; 0 = none
+	Retries     int            // extra attempts on other endpoints
+	Retry       *config.Retry  // nil: no retries
+	Limiter     Limiter        // nil: no rate limit
 	AccessLog   bool
 	// Upgrades are the protocols (lower case) a client may switch to; others are dropped.
 	Upgrades []string
@@ -39,6 +39,9 @@ type Route struct {
 
 	budget  retryBudget
 	metrics routeMetrics
+	split   *splitter // nil: no split
+	sticky  *sticky   // nil: no sticky cookie
+	mirror  *mirror   // nil: no mirror
 }
 
 // RouteOptions are what NewRoute needs besides the route's config.
@@ -46,6 +49,11 @@ type RouteOptions struct {
 	Pool    *upstream.Pool
 	Limiter Limiter
 	Metrics *Metrics
+	// Branches are a split route's weighted pools (Pool is then nil); see Branch.
+	Branches []Branch
+	// MirrorPool receives copies of the route's requests when its config has mirror:.
+	// NewRoute then starts the mirror's workers: Close the route when it is retired.
+	MirrorPool *upstream.Pool
 }
 
 // NewRoute compiles a configured route. The config must have been loaded by config.Load (so
@@ -80,6 +88,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		r.budget = retryBudget{percent: rc.Retry.BudgetPercent, min: int64(rc.Retry.MinRetryConcurrency)}
 	}
 	r.metrics = o.Metrics.forRoute(name)
+	r.traffic(rc, o)
 	return r
 }
 
@@ -138,6 +147,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	noEndpoint     *prometheus.CounterVec
+	mirror         *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's collectors and registers them with reg (if non-nil).
@@ -164,9 +174,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_no_endpoint_total",
 			Help: "Requests answered 503 because the route's pool had no available endpoint.",
 		}, []string{"route"}),
+		mirror: newMirrorCounter(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint)
+		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint, m.mirror)
 	}
 	return m
 }
