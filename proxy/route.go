@@ -26,11 +26,11 @@ type Route struct {
 	Prefix      string
 	Host        string
 	StripPrefix bool
-	Pool        *upstream.Pool // nil for a split route: its branches' pools serve it
-	Timeout     time.Duration  // until response headers; 0 = none
-	Retries     int            // extra attempts on other endpoints
-	Retry       *config.Retry  // nil: no retries
-	Limiter     Limiter        // nil: no rate limit
+	Pool        *upstream.Pool
+	Timeout     time.Duration // until response headers; 0 = none
+	Retries     int           // extra attempts on other endpoints
+	Retry       *config.Retry // nil: no retries
+	Limiter     Limiter       // nil: no rate limit
 	AccessLog   bool
 	// Upgrades are the protocols (lower case) a client may switch to; others are dropped.
 	Upgrades []string
@@ -49,7 +49,7 @@ type RouteOptions struct {
 	Pool    *upstream.Pool
 	Limiter Limiter
 	Metrics *Metrics
-	// Branches are a split route's weighted pools (Pool is then nil); see Branch.
+	// Branches are a split route's weighted pools (Pool, and so Route.Pool, is then nil).
 	Branches []Branch
 	// MirrorPool receives copies of the route's requests when its config has mirror:.
 	// NewRoute then starts the mirror's workers: Close the route when it is retired.
