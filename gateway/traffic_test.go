@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/proxy"
+	"go.uber.org/goleak"
 )
 
 // trafficConfig loads a config with three placeholder routes and turns them into a split
@@ -196,4 +197,35 @@ func TestTrafficEndToEnd(t *testing.T) {
 			res.Body.Close()
 		}
 	})
+}
+
+// TestWaitStopsMirrors: the mirror workers of the routes in force stop with the gateway, and
+// those of a config that failed to apply at once.
+func TestWaitStopsMirrors(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	// Registered first, so it runs after every other cleanup (the placeholder backend's).
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	shadow := httptest.NewServer(http.NotFoundHandler())
+	main := httptest.NewServer(http.NotFoundHandler())
+	cfg := trafficConfig(t, []config.SplitBranch{static(1, main.URL)}, []config.SplitBranch{static(1, main.URL)},
+		[]config.SplitBranch{static(1, main.URL)}, shadow.URL)
+	handler := proxy.New(proxy.Options{Transport: http.DefaultTransport})
+	ctx, cancel := context.WithCancel(context.Background())
+	gw := New(ctx, Options{Handler: handler})
+	// A config that fails after the mirrored route was built leaves no workers behind.
+	bad := *cfg
+	broken := cfg.Routes[0]
+	broken.Prefix, broken.Split, broken.Service, broken.Discovery = "/broken", nil, "users", config.RegistryConsul
+	bad.Routes = append(slices.Clone(cfg.Routes), broken)
+	if err := gw.Apply(&bad); err == nil || !strings.Contains(err.Error(), "routes[3]") {
+		t.Fatalf("Apply of a route on a registry that is not running: %v", err)
+	}
+	if err := gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	gw.Wait()
+	shadow.Close()
+	main.Close()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
