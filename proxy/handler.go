@@ -135,11 +135,6 @@ type exchange struct {
 	// concurrently with the handler writing the final response.
 	relayMu   sync.Mutex
 	relayDone bool
-	// pool is where attempts pick from (the route's, or its chosen split branch's), see choose.
-	pool        *upstream.Pool
-	branch      int              // the split branch (0 without a split)
-	pinned      *upstream.Member // the sticky cookie's endpoint, tried first
-	stickyValue string           // the request's valid sticky cookie value, or ""
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -170,7 +165,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
-	x.choose()
+	var tr traffic // beside x, not in it: x escapes, tr stays on the stack
+	tr.choose(rt, r)
 	x.path, x.rawPath = forwardURLPath(t.upstreamPath(rt, cleaned))
 	var ok bool
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
@@ -216,7 +212,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		}
 	}
 	mirrored := rt.mirror != nil && rt.mirror.prepare(&x)
-	status, n, key := x.run(w, attempts)
+	status, n, key := x.run(w, attempts, &tr)
 	if mirrored {
 		rt.mirror.send(&x)
 	}
@@ -238,9 +234,10 @@ func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, 
 	}
 }
 
-// run makes up to attempts attempts on distinct endpoints and writes the response. It returns
+// run makes up to attempts attempts on distinct endpoints of the pool tr chose and writes
+// the response. It returns
 // the status the client got (499 if it left), the body bytes sent and the last endpoint used.
-func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string) {
+func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, int64, string) {
 	rt := x.rt
 	var (
 		ex       upstream.Excluded
@@ -255,7 +252,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 	}()
 	used := 0 // attempts that count against the route's retries (refused dials do not)
 	for i := 0; ; i++ {
-		m, err := x.pick(ex)
+		m, err := tr.pick(x.r, ex)
 		if err != nil {
 			if i == 0 {
 				rt.metrics.noEndpoint.Inc()
@@ -339,7 +336,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			continue
 		}
 		if rt.sticky != nil {
-			rt.sticky.stick(x, m)
+			rt.sticky.stick(x, tr, m)
 		}
 		status, n, kind := x.writeResponse(a.res)
 		a.cancel()

@@ -156,12 +156,12 @@ func validCookiePath(p string) bool {
 	return p != ""
 }
 
-// resolve reads the request's sticky cookie and, when it is valid, sets the exchange's
+// resolve reads the request's sticky cookie and, when it is valid, sets the request's
 // branch (and pool) to the one it names and pins the endpoint it names if that endpoint is
 // still in the branch's pool. It reports whether it chose the branch; on false (no cookie,
 // a forged or stale value, a branch no longer in the split) the caller picks normally.
-func (s *sticky) resolve(x *exchange) bool {
-	value, ok := cookieValue(x.r.Header["Cookie"], s.cookie)
+func (s *sticky) resolve(tr *traffic, r *http.Request) bool {
+	value, ok := cookieValue(r.Header["Cookie"], s.cookie)
 	if !ok || len(value) != stickyValueLen {
 		return false
 	}
@@ -181,8 +181,8 @@ func (s *sticky) resolve(x *exchange) bool {
 	if b < 0 {
 		return false
 	}
-	x.branch, x.pool = b, s.branches[b].Pool
-	x.stickyValue = value
+	tr.branch, tr.pool = b, s.branches[b].Pool
+	tr.stickyValue = value
 	idx := s.index(b)
 	if idx == nil {
 		return true
@@ -190,20 +190,20 @@ func (s *sticky) resolve(x *exchange) bool {
 	var mac [stickyMACLen]byte
 	copy(mac[:], raw[stickyTagLen:])
 	if i, ok := idx.byMAC[mac]; ok {
-		x.pinned = &idx.view.Members[i]
+		tr.pinned = &idx.view.Members[i]
 	}
 	return true
 }
 
-// stick sets the cookie naming member m of the exchange's branch on the response, unless
+// stick sets the cookie naming member m of the request's branch on the response, unless
 // the request already carried that value.
-func (s *sticky) stick(x *exchange, m *upstream.Member) {
-	idx := s.index(x.branch)
+func (s *sticky) stick(x *exchange, tr *traffic, m *upstream.Member) {
+	idx := s.index(tr.branch)
 	if idx == nil {
 		return
 	}
 	c := idx.byState[m.State]
-	if c == nil || c.value == x.stickyValue {
+	if c == nil || c.value == tr.stickyValue {
 		return // the endpoint left the pool meanwhile, or the client has this cookie
 	}
 	h := x.w.Header()
@@ -240,36 +240,44 @@ func cookieValue(lines []string, name string) (string, bool) {
 	return "", false
 }
 
-// choose settles the exchange's branch and pool before the first attempt: the sticky
+// traffic is where one request goes: the pool its attempts pick from and, with a sticky
+// cookie, the endpoint tried first.
+type traffic struct {
+	pool        *upstream.Pool   // the route's, or its chosen split branch's; nil: 503
+	branch      int              // the split branch (0 without a split)
+	pinned      *upstream.Member // the sticky cookie's endpoint, tried first
+	stickyValue string           // the request's valid sticky cookie value, or ""
+}
+
+// choose settles the request's branch and pool before the first attempt: the sticky
 // cookie's branch when it names one, else the split's next branch, else the route's pool.
 // The branch is final: retries stay in it, and a branch whose pool has no endpoint answers
 // 503 rather than moving the request to another branch.
-func (x *exchange) choose() {
-	rt := x.rt
-	x.pool = rt.Pool
-	if rt.sticky != nil && rt.sticky.resolve(x) {
+func (tr *traffic) choose(rt *Route, r *http.Request) {
+	tr.pool = rt.Pool
+	if rt.sticky != nil && rt.sticky.resolve(tr, r) {
 		return
 	}
 	if rt.split != nil {
-		x.branch = rt.split.pick()
-		x.pool = nil
-		if x.branch >= 0 {
-			x.pool = rt.split.branches[x.branch].Pool
+		tr.branch = rt.split.pick()
+		tr.pool = nil
+		if tr.branch >= 0 {
+			tr.pool = rt.split.branches[tr.branch].Pool
 		}
 	}
 }
 
-// pick chooses the attempt's endpoint: the sticky cookie's endpoint on the first attempt if
-// the health layer admits it, else one from the exchange's pool by its balancer.
-func (x *exchange) pick(ex upstream.Excluded) (*upstream.Member, error) {
-	if m := x.pinned; m != nil {
-		x.pinned = nil
+// pick chooses an attempt's endpoint: the sticky cookie's endpoint on the first attempt if
+// the health layer admits it, else one from the chosen pool by its balancer.
+func (tr *traffic) pick(r *http.Request, ex upstream.Excluded) (*upstream.Member, error) {
+	if m := tr.pinned; m != nil {
+		tr.pinned = nil
 		if !ex.Has(m.State) && m.State.Available() && m.State.TryAcquire() {
 			return m, nil
 		}
 	}
-	if x.pool == nil {
+	if tr.pool == nil {
 		return nil, upstream.ErrNoEndpoint
 	}
-	return x.pool.Pick(x.r, ex)
+	return tr.pool.Pick(r, ex)
 }

@@ -309,12 +309,11 @@ func BenchmarkStickyResolve(b *testing.B) {
 	value := rt.sticky.index(0).byState[pool.View().Members[17].State].value
 	r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
 	r.Header["Cookie"] = []string{"theme=dark; sy=" + value + "; lang=en"}
-	x := &exchange{rt: rt, r: r}
 	b.ReportAllocs()
 	for b.Loop() {
-		x.pinned = nil
-		x.choose()
-		if x.pinned == nil {
+		var tr traffic
+		tr.choose(rt, r)
+		if tr.pinned == nil {
 			b.Fatal("not pinned")
 		}
 	}
