@@ -89,3 +89,17 @@ func closeRoutes(routes []*proxy.Route) {
 		r.Close()
 	}
 }
+
+// backendInfo fills the split and mirror pools of a route's admin description.
+func backendInfo(ri *RouteInfo, rc *config.Route) {
+	if len(rc.Split) > 0 {
+		ri.Pool = ""
+	}
+	for i := range rc.Split {
+		b := &rc.Split[i]
+		ri.Split = append(ri.Split, BranchInfo{Pool: backendPoolName(rc, &b.Backend, fmt.Sprintf("#%d", i)), Weight: b.Weight})
+	}
+	if rc.Mirror != nil {
+		ri.Mirror = backendPoolName(rc, &rc.Mirror.Backend, "#mirror")
+	}
+}

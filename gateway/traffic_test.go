@@ -122,6 +122,14 @@ func TestTrafficEndToEnd(t *testing.T) {
 				t.Errorf("pool %s missing from %v", want, names)
 			}
 		}
+		routes := gw.Routes()
+		wantSplit := []BranchInfo{{Pool: "static:/split#0", Weight: 10}, {Pool: "static:/split#1", Weight: 90}}
+		if r := routes[0]; r.Pool != "" || !slices.Equal(r.Split, wantSplit) || r.Mirror != "" {
+			t.Errorf("split route info: pool %q split %v mirror %q", r.Pool, r.Split, r.Mirror)
+		}
+		if r := routes[2]; r.Pool != "static:/mirror" || r.Split != nil || r.Mirror != "static:/mirror#mirror" {
+			t.Errorf("mirrored route info: pool %q split %v mirror %q", r.Pool, r.Split, r.Mirror)
+		}
 	})
 
 	t.Run("split 10/90 is exact", func(t *testing.T) {
