@@ -88,6 +88,7 @@ func mirrorRouteAt(t testing.TB, prefix string, main, mirror *upstream.Pool, ret
 	one := 1
 	rc := &config.Route{Prefix: prefix, Mirror: &config.Mirror{Percent: 100}}
 	rc.Retries, rc.Retry = &one, retry
+	rc.Upgrades = []string{"websocket"}
 	return trafficRoute(t, rc, RouteOptions{Pool: main, MirrorPool: mirror})
 }
 
@@ -129,6 +130,17 @@ func TestMirrorSkips(t *testing.T) {
 	}
 	if n := count(rt.mirror.skipped); n != 1 {
 		t.Fatalf("skipped %d, want 1", n)
+	}
+	up, _ := http.NewRequest(http.MethodGet, srv.URL+"/m/ws", nil)
+	up.Header.Set("Connection", "Upgrade")
+	up.Header.Set("Upgrade", "websocket")
+	res, err := srv.Client().Do(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if n := count(rt.mirror.skipped); n != 2 {
+		t.Fatalf("skipped %d after an upgrade, want 2", n)
 	}
 	if status, _ := send(t, srv.Client(), http.MethodPost, srv.URL+"/m/small", "", "tiny"); status != 200 {
 		t.Fatal(status)

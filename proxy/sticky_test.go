@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/upstream"
 )
 
@@ -316,5 +318,48 @@ func BenchmarkStickyResolve(b *testing.B) {
 		if tr.pinned == nil {
 			b.Fatal("not pinned")
 		}
+	}
+}
+
+// switchHealth is a health fake whose endpoints can be marked unavailable.
+type switchHealth struct {
+	testkit.HealthStub
+	down *atomic.Bool
+}
+
+func (h switchHealth) Available() bool         { return !h.down.Load() }
+func (h switchHealth) Admit() bool             { return !h.down.Load() }
+func (h switchHealth) Report(upstream.Outcome) {}
+
+type switchPolicy map[string]*atomic.Bool
+
+func (p switchPolicy) NewHealth(key string) upstream.Health {
+	return switchHealth{HealthStub: testkit.HealthStub{EndpointKey: key}, down: p[key]}
+}
+func (switchPolicy) SetMembers([]upstream.Health) {}
+
+// TestStickyUnavailableEndpoint: a pinned endpoint the health layer sets aside is not
+// used; the client moves (new cookie) and comes back only by a new pick.
+func TestStickyUnavailableEndpoint(t *testing.T) {
+	a, b := namedBackend(t, "a"), namedBackend(t, "b")
+	policy := switchPolicy{a: new(atomic.Bool), b: new(atomic.Bool)}
+	pool := poolOf(t, "p", policy, a, b)
+	rt := trafficRoute(t, &config.Route{Prefix: "/", Sticky: &config.Sticky{Cookie: "sy"}}, RouteOptions{Pool: pool})
+	srv, _ := startGateway(t, nil, rt)
+	pinA := &http.Cookie{Name: "sy", Value: stickyValueOf(rt.sticky, 0, a)}
+	if _, body, res := fetchWith(t, srv.Client(), srv.URL+"/", pinA); body != "a" || setCookie(res, "sy") != nil {
+		t.Fatalf("pinned to a: answered by %q, cookie %v", body, setCookie(res, "sy"))
+	}
+	policy[a].Store(true)
+	for i := range 5 {
+		_, body, res := fetchWith(t, srv.Client(), srv.URL+"/", pinA)
+		ck := setCookie(res, "sy")
+		if body != "b" || ck == nil || ck.Value != stickyValueOf(rt.sticky, 0, b) {
+			t.Fatalf("request %d with a down: answered by %q, cookie %v", i, body, ck)
+		}
+	}
+	policy[a].Store(false)
+	if _, body, _ := fetchWith(t, srv.Client(), srv.URL+"/", pinA); body != "a" {
+		t.Fatalf("a is back: the old cookie pins it again, answered by %q", body)
 	}
 }
