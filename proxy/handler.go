@@ -235,8 +235,8 @@ func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, 
 }
 
 // run makes up to attempts attempts on distinct endpoints of the pool tr chose and writes
-// the response. It returns
-// the status the client got (499 if it left), the body bytes sent and the last endpoint used.
+// the response. It returns the status the client got (499 if it left), the body bytes sent
+// and the last endpoint used.
 func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, int64, string) {
 	rt := x.rt
 	var (
