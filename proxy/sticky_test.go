@@ -363,3 +363,35 @@ func TestStickyUnavailableEndpoint(t *testing.T) {
 		t.Fatalf("a is back: the old cookie pins it again, answered by %q", body)
 	}
 }
+
+// FuzzStickyResolve: no Cookie header makes resolve panic, and none pins an endpoint unless
+// it carries the exact value the route issued for that endpoint.
+func FuzzStickyResolve(f *testing.F) {
+	a := poolOf(f, "a", nil, "10.0.0.1:80", "10.0.0.2:80")
+	b := poolOf(f, "b", nil, "10.0.1.1:80")
+	s := newSticky(&config.Sticky{Cookie: "sy"}, "", "/", []Branch{{Pool: a, Weight: 1}, {Pool: b, Weight: 1}})
+	valid := stickyValueOf(s, 1, "10.0.1.1:80")
+	for _, seed := range []string{
+		"sy=" + valid, "sy=" + valid[:31] + "A", "a=b; sy=\"" + valid + "\"", ";;sy=;", "sy=" + strings.Repeat("_", 32),
+		"sy=" + stickyValueOf(s, 0, "10.0.0.2:80") + "; sy=x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		r := &http.Request{Header: http.Header{"Cookie": {header}}}
+		var tr traffic
+		chose := s.resolve(&tr, r)
+		if !chose {
+			if tr.pool != nil || tr.pinned != nil {
+				t.Fatalf("%q: no branch chosen but pool %v pinned %v", header, tr.pool, tr.pinned)
+			}
+			return
+		}
+		if tr.pool != s.branches[tr.branch].Pool {
+			t.Fatalf("%q: branch %d with another branch's pool", header, tr.branch)
+		}
+		if tr.pinned != nil && tr.stickyValue != stickyValueOf(s, tr.branch, tr.pinned.Key) {
+			t.Fatalf("%q pinned %s of branch %d", header, tr.pinned.Key, tr.branch)
+		}
+	})
+}
