@@ -231,12 +231,12 @@ func BenchmarkSplitPick(b *testing.B) {
 	}
 }
 
-// BenchmarkHandlerTraffic is the handler's cost per request on a split route and on a sticky
-// route whose client sends a valid cookie (compare BenchmarkHandler/features-off: the same
-// route without them).
+// BenchmarkHandlerTraffic is the handler's cost per request on a split route, and on a sticky
+// route whose client sends a valid cookie beside the same request and cookie on a route
+// without sticky (compare split with BenchmarkHandler/features-off, the route without it).
 func BenchmarkHandlerTraffic(b *testing.B) {
 	backends := []string{"127.0.0.1:9", "127.0.0.1:10"}
-	for _, name := range []string{"split", "sticky-hit"} {
+	for _, name := range []string{"split", "sticky-hit", "cookie-no-sticky"} {
 		b.Run(name, func(b *testing.B) {
 			h := New(Options{Transport: cannedTransport{body: make([]byte, 64)}, Metrics: NewMetrics(nil)})
 			rc := &config.Route{Prefix: "/api"}
@@ -244,11 +244,14 @@ func BenchmarkHandlerTraffic(b *testing.B) {
 			zero := 0
 			rc.Retries = &zero
 			var o RouteOptions
-			if name == "split" {
+			switch name {
+			case "split":
 				o.Branches = []Branch{{Pool: poolOf(b, "a", nil, backends[0]), Weight: 1}, {Pool: poolOf(b, "b", nil, backends[1]), Weight: 9}}
-			} else {
+			case "sticky-hit":
 				o.Pool = poolOf(b, "p", nil, backends...)
 				rc.Sticky = &config.Sticky{Cookie: "sy"}
+			default:
+				o.Pool = poolOf(b, "p", nil, backends...)
 			}
 			rt := NewRoute(rc, o)
 			h.SetTable(NewTable(append(makeRoutes(100), rt), nil))
@@ -257,6 +260,8 @@ func BenchmarkHandlerTraffic(b *testing.B) {
 			req.Header.Set("Accept", "*/*")
 			if rt.sticky != nil {
 				req.Header.Set("Cookie", "sy="+stickyValueOf(rt.sticky, 0, backends[0]))
+			} else if name == "cookie-no-sticky" {
+				req.Header.Set("Cookie", "sy=LIJ0m7ExbgYjQnP1TEhEjIbcMU4IlVKc")
 			}
 			w := &discardWriter{h: make(http.Header, 8)}
 			b.ReportAllocs()
