@@ -284,3 +284,24 @@ func TestShadowHost(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorTimeout: a copy that gets no answer ends at the route's timeout, as a failure.
+func TestMirrorTimeout(t *testing.T) {
+	release := make(chan struct{})
+	stuck := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	one := 1
+	rc := &config.Route{Prefix: "/m", Mirror: &config.Mirror{Percent: 100}}
+	rc.Retries, rc.Retry, rc.Timeout = &one, defaultRetry(), 100*time.Millisecond
+	rt := trafficRoute(t, rc, RouteOptions{Pool: poolOf(t, "main", nil, namedBackend(t, "main")), MirrorPool: poolOf(t, "shadow", nil, stuck)})
+	srv, _ := startGateway(t, nil, rt)
+	if status, body := send(t, srv.Client(), http.MethodGet, srv.URL+"/m/", "", ""); status != 200 || body != "main" {
+		t.Fatalf("main answer %d %q", status, body)
+	}
+	waitFor(t, "the copy to time out", func() bool { return count(rt.mirror.failed) == 1 })
+}
