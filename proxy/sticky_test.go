@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/base64"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -394,4 +395,60 @@ func FuzzStickyResolve(f *testing.F) {
 			t.Fatalf("%q pinned %s of branch %d", header, tr.pinned.Key, tr.branch)
 		}
 	})
+}
+
+// TestStickyConcurrentUpdates: pinned clients stay on their endpoint while the registry keeps
+// changing the rest of the pool (each new view's index is built once, under requests).
+func TestStickyConcurrentUpdates(t *testing.T) {
+	a, b, c := namedBackend(t, "a"), namedBackend(t, "b"), namedBackend(t, "c")
+	pool := poolOf(t, "p", nil, a, b)
+	rt := trafficRoute(t, &config.Route{Prefix: "/", Sticky: &config.Sticky{Cookie: "sy"}}, RouteOptions{Pool: pool})
+	srv, _ := startGateway(t, nil, rt)
+	pin := &http.Cookie{Name: "sy", Value: stickyValueOf(rt.sticky, 0, a)}
+	done := make(chan struct{})
+	updated := make(chan struct{})
+	go func() {
+		defer close(updated)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				setEndpoints(pool, b, a, c)
+			} else {
+				setEndpoints(pool, a, b)
+			}
+		}
+	}()
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			for range 100 {
+				// Not fetchWith: t.Fatal may not run outside the test's goroutine.
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+				req.AddCookie(pin)
+				res, err := srv.Client().Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if string(body) != "a" {
+					errs <- string(body)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if got := <-errs; got != "" {
+			t.Errorf("pinned client answered by %q", got)
+		}
+	}
+	close(done)
+	<-updated
 }
