@@ -237,3 +237,26 @@ func TestWaitStopsMirrors(t *testing.T) {
 	main.Close()
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
+
+// TestBranchPoolsShared: branch and mirror pools are shared by key with routes and with each
+// other, as route pools are.
+func TestBranchPoolsShared(t *testing.T) {
+	x, y, z := named(t, "x"), named(t, "y"), named(t, "z")
+	cfg := trafficConfig(t, []config.SplitBranch{static(1, x), static(1, y)}, []config.SplitBranch{static(1, x), static(1, z)},
+		[]config.SplitBranch{static(1, x)}, y)
+	handler := proxy.New(proxy.Options{Transport: http.DefaultTransport})
+	ctx, cancel := context.WithCancel(context.Background())
+	gw := New(ctx, Options{Handler: handler})
+	t.Cleanup(func() { cancel(); gw.Wait() })
+	if err := gw.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range gw.Upstreams() {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"static:/split#0", "static:/split#1", "static:/sticky#1"}; !slices.Equal(names, want) {
+		t.Fatalf("pools %v, want %v (x, y and z once each)", names, want)
+	}
+}
