@@ -128,26 +128,16 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		// One Redis client per process (cmd/switchyard): limits with store: redis keep the old one.
 		g.log.Warn("config reload: the redis block changed; it takes effect on restart", "file", cfg.Path)
 	}
-	nextPools := make(map[string]*poolEntry)
-	var fresh []*poolEntry
+	pools := poolSet{g: g, next: make(map[string]*poolEntry)}
 	nextLimiters := make(map[string]*limiterEntry)
 	routes := make([]*proxy.Route, 0, len(cfg.Routes))
 	names := routeNames(cfg.Routes)
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		key := poolKey(rc)
-		pe := nextPools[key]
-		if pe == nil {
-			pe = g.pools[key]
-			if pe == nil {
-				var err error
-				pe, err = g.newPool(rc)
-				if err != nil {
-					return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
-				}
-				fresh = append(fresh, pe)
-			}
-			nextPools[key] = pe
+		ro, err := pools.routeOptions(rc)
+		if err != nil {
+			closeRoutes(routes)
+			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
 		}
 		var lim proxy.Limiter
 		if rc.RateLimit != nil {
@@ -159,6 +149,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			} else {
 				l, err := ratelimit.New(name, rc.RateLimit, g.metrics.ratelimit)
 				if err != nil {
+					closeRoutes(routes)
 					return fmt.Errorf("%s:%d: routes[%d].rate_limit: %w", cfg.Path, rc.Line, i, err)
 				}
 				if l != nil {
@@ -169,22 +160,24 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		filters, err := routeFilters(rc, nil)
 		if err != nil {
+			closeRoutes(routes)
 			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
 		}
-		routes = append(routes, proxy.NewRoute(rc, proxy.RouteOptions{
-			Name: names[i], Pool: pe.pool, Limiter: lim, Metrics: g.metrics.proxy, Filters: filters,
-		}))
+		ro.Name, ro.Limiter, ro.Metrics, ro.Filters = names[i], lim, g.metrics.proxy, filters
+		routes = append(routes, proxy.NewRoute(rc, ro))
 	}
 
+	nextPools, fresh := pools.next, pools.fresh
 	for _, pe := range fresh {
 		g.start(pe)
 	}
 	g.warmUp(fresh)
 	g.opts.Handler.SetTable(proxy.NewTable(routes, proxy.NewTrust(cfg.TrustedNets)))
 	g.mu.Lock()
-	old := g.pools
+	old, oldRoutes := g.pools, g.routes
 	g.pools, g.limiters, g.routes, g.cfg = nextPools, nextLimiters, routes, cfg
 	g.mu.Unlock()
+	closeRoutes(oldRoutes)
 	for key, pe := range old {
 		if _, ok := nextPools[key]; !ok {
 			pe.cancel()
@@ -195,8 +188,15 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	return nil
 }
 
-// Wait blocks until every watcher has stopped (after the context given to New ended).
-func (g *Gateway) Wait() { g.wg.Wait() }
+// Wait blocks until every watcher has stopped (after the context given to New ended), then
+// stops the routes' background work (mirror workers).
+func (g *Gateway) Wait() {
+	g.wg.Wait()
+	g.mu.Lock()
+	routes := g.routes
+	g.mu.Unlock()
+	closeRoutes(routes)
+}
 
 // Ready reports whether every pool has received its first snapshot, and names those that
 // have not.
@@ -213,7 +213,7 @@ func (g *Gateway) Ready() (bool, []string) {
 	return g.cfg != nil && len(waiting) == 0, waiting
 }
 
-func (g *Gateway) newPool(rc *config.Route) (*poolEntry, error) {
+func (g *Gateway) newPool(rc *config.Route, name string) (*poolEntry, error) {
 	builder, err := lb.New(rc.LB)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (g *Gateway) newPool(rc *config.Route) (*poolEntry, error) {
 	// NewRoutePolicy returns nil when passive health, breaker and active checks are all off;
 	// keep the interface nil then, not a typed nil.
 	var health upstream.HealthPolicy
-	if hp := breaker.NewRoutePolicy(poolName(rc), &rc.Policy, g.metrics.breaker, g.log); hp != nil {
+	if hp := breaker.NewRoutePolicy(name, &rc.Policy, g.metrics.breaker, g.log); hp != nil {
 		health = hp
 	}
 	d := g.opts.Registries[rc.Registry()]
@@ -232,7 +232,7 @@ func (g *Gateway) newPool(rc *config.Route) (*poolEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := upstream.NewPool(poolName(rc), builder, upstream.PoolOptions{Health: health})
+	pool := upstream.NewPool(name, builder, upstream.PoolOptions{Health: health})
 	return &poolEntry{pool: pool, done: make(chan struct{}), route: rc, discovery: d, target: target,
 		warm: make(chan struct{})}, nil
 }

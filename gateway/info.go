@@ -18,13 +18,21 @@ type RouteInfo struct {
 	Registry    string            `json:"registry"`
 	Service     string            `json:"service,omitempty"`
 	Upstreams   []config.Upstream `json:"upstreams,omitempty"`
-	Pool        string            `json:"pool"`
+	Pool        string            `json:"pool,omitempty"`   // "" for a split route: see Split
+	Split       []BranchInfo      `json:"split,omitempty"`  // a split route's branches
+	Mirror      string            `json:"mirror,omitempty"` // the mirror's pool
 	LB          string            `json:"lb"`
 	StripPrefix bool              `json:"strip_prefix"`
 	Timeout     string            `json:"timeout"`
 	Retries     int               `json:"retries"`
 	RateLimit   *config.RateLimit `json:"rate_limit,omitempty"`
 	Line        int               `json:"line"`
+}
+
+// BranchInfo is one branch of a split route: its pool and weight.
+type BranchInfo struct {
+	Pool   string `json:"pool"`
+	Weight int    `json:"weight"`
 }
 
 // EndpointInfo describes one endpoint of a pool.
@@ -64,6 +72,7 @@ func (g *Gateway) Routes() []RouteInfo {
 			StripPrefix: rc.StripPrefix, Timeout: rc.Timeout.String(), Retries: g.routes[i].Retries,
 			RateLimit: rc.RateLimit, Line: rc.Line,
 		})
+		backendInfo(&out[len(out)-1], rc)
 	}
 	return out
 }

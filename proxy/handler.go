@@ -179,6 +179,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
+	var tr traffic // beside x, not in it: x escapes, tr stays on the stack
+	tr.choose(rt, r)
 	if rt.rewritePrefix != "" {
 		x.path, x.rawPath = forwardURLPath(rt.rewritePath(cleaned))
 	} else {
@@ -227,8 +229,12 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 			}
 		}
 	}
-	status, n, key := x.run(w, attempts)
+	mirrored := rt.mirror != nil && rt.mirror.prepare(&x)
+	status, n, key := x.run(w, attempts, &tr)
 	finishResponse()
+	if mirrored {
+		rt.mirror.send(&x)
+	}
 	h.finish(rt, r, ci.ip, status, n, key, reqID, start)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
@@ -247,9 +253,10 @@ func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, 
 	}
 }
 
-// run makes up to attempts attempts on distinct endpoints and writes the response. It returns
-// the status the client got (499 if it left), the body bytes sent and the last endpoint used.
-func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string) {
+// run makes up to attempts attempts on distinct endpoints of the pool tr chose and writes
+// the response. It returns the status the client got (499 if it left), the body bytes sent
+// and the last endpoint used.
+func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, int64, string) {
 	rt := x.rt
 	var (
 		ex       upstream.Excluded
@@ -264,7 +271,7 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 	}()
 	used := 0 // attempts that count against the route's retries (refused dials do not)
 	for i := 0; ; i++ {
-		m, err := rt.Pool.Pick(x.r, ex)
+		m, err := tr.pick(x.r, ex)
 		if err != nil {
 			if i == 0 {
 				rt.metrics.noEndpoint.Inc()
@@ -346,6 +353,9 @@ func (x *exchange) run(w http.ResponseWriter, attempts int) (int, int64, string)
 			m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Latency: a.latency})
 			ex.Add(m.State)
 			continue
+		}
+		if rt.sticky != nil {
+			rt.sticky.stick(x, tr, m)
 		}
 		status, n, kind := x.writeResponse(a.res)
 		a.cancel()

@@ -50,6 +50,9 @@ type Route struct {
 
 	budget  retryBudget
 	metrics routeMetrics
+	split   *splitter // nil: no split
+	sticky  *sticky   // nil: no sticky cookie
+	mirror  *mirror   // nil: no mirror
 }
 
 // RouteOptions are what NewRoute needs besides the route's config.
@@ -61,6 +64,11 @@ type RouteOptions struct {
 	Limiter Limiter
 	Metrics *Metrics
 	Filters *filter.Chain
+	// Branches are a split route's weighted pools (Pool, and so Route.Pool, is then nil).
+	Branches []Branch
+	// MirrorPool receives copies of the route's requests when its config has mirror:.
+	// NewRoute then starts the mirror's workers: Close the route when it is retired.
+	MirrorPool *upstream.Pool
 }
 
 // NewRoute compiles a configured route. The config must have been loaded by config.Load (so
@@ -109,6 +117,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		r.budget = retryBudget{percent: rc.Retry.BudgetPercent, min: int64(rc.Retry.MinRetryConcurrency)}
 	}
 	r.metrics = o.Metrics.forRoute(name)
+	r.traffic(rc, o)
 	return r
 }
 
@@ -167,6 +176,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	noEndpoint     *prometheus.CounterVec
+	mirror         *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's collectors and registers them with reg (if non-nil).
@@ -193,9 +203,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_no_endpoint_total",
 			Help: "Requests answered 503 because the route's pool had no available endpoint.",
 		}, []string{"route"}),
+		mirror: newMirrorCounter(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint)
+		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint, m.mirror)
 	}
 	return m
 }
