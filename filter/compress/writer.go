@@ -1,0 +1,195 @@
+package compress
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// state is where a response is in the compress-or-not decision.
+type state uint8
+
+const (
+	stateNew         state = iota // no final status yet (1xx may have passed)
+	stateBuffering                // final status held; body held until min_bytes or a Flush
+	stateCompressing              // header sent with Content-Encoding; body through the encoder
+	statePassing                  // header sent; body passes as it is
+)
+
+// maxPooledBuffer is the largest small-body buffer kept with a pooled writer, so one route
+// with a large min_bytes does not pin that much memory per idle writer.
+const maxPooledBuffer = 64 << 10
+
+// responseWriter is the writer WrapResponse returns. It is pooled: a response that is
+// passed through then costs no allocation at all.
+type responseWriter struct {
+	next     http.ResponseWriter
+	filter   *Filter
+	accepted encoding // the client's best coding; identity for HEAD or none accepted
+	state    state
+	status   int        // the held final status, in stateBuffering
+	buf      []byte     // the held body, in stateBuffering
+	enc      compressor // in stateCompressing
+	// finishFunc is w.finish, made once per pooled writer rather than once per response.
+	finishFunc func()
+}
+
+// writerPool holds idle writers; its New is set in init, since finish refers to the pool.
+var writerPool sync.Pool
+
+func init() {
+	writerPool.New = func() any {
+		w := &responseWriter{}
+		w.finishFunc = w.finish
+		return w
+	}
+}
+
+// Header is the client response's header map: edits go straight to it.
+func (w *responseWriter) Header() http.Header { return w.next.Header() }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines, full duplex,
+// Hijack for upgrades).
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.next }
+
+// WriteHeader passes 1xx (except 101) straight through and decides on the final status. A
+// second final status is dropped, as net/http would.
+func (w *responseWriter) WriteHeader(status int) {
+	if w.state != stateNew {
+		return
+	}
+	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		w.next.WriteHeader(status)
+		return
+	}
+	h := w.next.Header()
+	if !w.filter.eligible(h, status) {
+		w.pass(status)
+		return
+	}
+	// The response would be compressed for a client that asked: caches must key on
+	// Accept-Encoding whatever this client sent, and whatever the body's size turns out.
+	addVary(h)
+	if w.accepted == identity {
+		w.pass(status)
+		return
+	}
+	if length, ok := h["Content-Length"]; ok && len(length) > 0 {
+		n, err := strconv.ParseInt(length[0], 10, 64)
+		switch {
+		case err != nil:
+			// Unreadable: decide from the body as for an unknown length, below.
+		case n > 0 && n >= int64(w.filter.minBytes):
+			w.compress(status)
+			return
+		default:
+			w.pass(status)
+			return
+		}
+	}
+	if w.filter.minBytes == 0 {
+		w.compress(status)
+		return
+	}
+	w.status = status
+	w.state = stateBuffering
+}
+
+// pass sends the final status line; the body goes as it is.
+func (w *responseWriter) pass(status int) {
+	w.state = statePassing
+	w.next.WriteHeader(status)
+}
+
+// compress rewrites the header for the encoded body, sends it and starts the encoder.
+func (w *responseWriter) compress(status int) {
+	h := w.next.Header()
+	delete(h, "Content-Length")
+	delete(h, "Accept-Ranges") // ranges of the encoded body are not ranges of the resource
+	h["Content-Encoding"] = contentEncoding[w.accepted]
+	weakenETags(h)
+	w.state = stateCompressing
+	w.next.WriteHeader(status)
+	w.enc = newCompressor(w.accepted, w.next)
+}
+
+// Write sends p through the encoder, as it is, or into the held small body.
+func (w *responseWriter) Write(p []byte) (int, error) {
+	switch w.state {
+	case stateNew:
+		w.WriteHeader(http.StatusOK)
+		return w.Write(p)
+	case stateCompressing:
+		return w.enc.Write(p)
+	case stateBuffering:
+		if len(w.buf)+len(p) < w.filter.minBytes {
+			w.buf = append(w.buf, p...)
+			return len(p), nil
+		}
+		if err := w.compressHeld(); err != nil {
+			return 0, err
+		}
+		return w.enc.Write(p)
+	}
+	return w.next.Write(p)
+}
+
+// compressHeld starts compressing a held response and encodes what was held.
+func (w *responseWriter) compressHeld() error {
+	w.compress(w.status)
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.enc.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// Flush flushes the encoder, then the client's connection (http.Flusher).
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush reporting the error (http.ResponseController prefers it). A response
+// still held under min_bytes with no Content-Length is decided now: it is a stream of
+// unknown length, so it is compressed, and what was held goes out with the header.
+func (w *responseWriter) FlushError() error {
+	switch w.state {
+	case stateNew:
+		w.WriteHeader(http.StatusOK)
+		return w.FlushError()
+	case stateBuffering:
+		if err := w.compressHeld(); err != nil {
+			return err
+		}
+	}
+	if w.state == stateCompressing {
+		if err := w.enc.Flush(); err != nil {
+			return err
+		}
+	}
+	if f, ok := w.next.(http.Flusher); ok {
+		f.Flush() // the common case, without a ResponseController
+		return nil
+	}
+	return http.NewResponseController(w.next).Flush()
+}
+
+// finish ends the response: it closes the encoder (its trailer goes out) or writes a held
+// small body as it came, then returns the writer and its encoder to their pools.
+func (w *responseWriter) finish() {
+	switch w.state {
+	case stateBuffering:
+		w.next.WriteHeader(w.status)
+		if len(w.buf) > 0 {
+			_, _ = w.next.Write(w.buf)
+		}
+	case stateCompressing:
+		_ = w.enc.Close() // a client gone is the proxy's to see; nothing is left to tell
+		w.enc.release()
+	}
+	buf := w.buf[:0]
+	if cap(buf) > maxPooledBuffer {
+		buf = nil
+	}
+	*w = responseWriter{buf: buf, finishFunc: w.finishFunc}
+	writerPool.Put(w)
+}
