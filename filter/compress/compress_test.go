@@ -3,6 +3,7 @@ package compress
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,37 +30,45 @@ func newFilter(t testing.TB, minBytes int, types ...string) *Filter {
 	return f
 }
 
-// decode undoes the response's Content-Encoding with decoders independent of the encoder
-// where one exists (the standard library's gzip).
+// decode undoes the response's Content-Encoding, failing the test on an error.
 func decode(t testing.TB, encoding string, body []byte) []byte {
 	t.Helper()
+	out, err := decodeBody(encoding, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// decodeBody undoes a Content-Encoding with decoders independent of the encoder where one
+// exists (the standard library's gzip).
+func decodeBody(encoding string, body []byte) ([]byte, error) {
 	switch encoding {
 	case "":
-		return body
+		return body, nil
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
-			t.Fatalf("gzip header: %v", err)
+			return nil, fmt.Errorf("gzip header: %w", err)
 		}
 		out, err := io.ReadAll(zr)
 		if err != nil {
-			t.Fatalf("gzip body: %v", err)
+			return nil, fmt.Errorf("gzip body: %w", err)
 		}
-		return out
+		return out, nil
 	case "zstd":
 		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		defer zr.Close()
 		out, err := io.ReadAll(zr)
 		if err != nil {
-			t.Fatalf("zstd body: %v", err)
+			return nil, fmt.Errorf("zstd body: %w", err)
 		}
-		return out
+		return out, nil
 	}
-	t.Fatalf("unexpected Content-Encoding %q", encoding)
-	return nil
+	return nil, fmt.Errorf("unexpected Content-Encoding %q", encoding)
 }
 
 // jsonBody is a body of n bytes of JSON-looking text that compresses well.
