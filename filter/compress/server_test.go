@@ -127,7 +127,11 @@ func TestEventStream(t *testing.T) {
 				if want := fmt.Sprintf("id: %d\ndata: event %d\n", i, i); event.String() != want {
 					t.Fatalf("event %d: %q, want %q", i, event.String(), want)
 				}
-				read <- i
+				select {
+				case read <- i:
+				case <-time.After(testTimeout): // the server gave up waiting: it has reported why
+					t.FailNow()
+				}
 			}
 			if rest, err := io.ReadAll(lines); err != nil || len(rest) != 0 {
 				t.Fatalf("after the last event: %q, %v", rest, err)
