@@ -3,6 +3,12 @@
 // Accept-Encoding, for responses whose type is listed and whose body is at least min_bytes.
 // It never touches a response the upstream encoded, marked no-transform, or sent as a
 // range, and it lets 1xx responses, HEAD answers and protocol upgrades through untouched.
+//
+// The size is known from Content-Length; without one the body is held until min_bytes
+// arrive. A Flush ends the wait: a response flushed before its length is known is taken
+// for a stream (server-sent events, long polls) and compressed, each Flush pushing a
+// decodable block to the client. The proxy flushes every response of unknown length right
+// after its header, so in practice min_bytes applies to responses with a Content-Length.
 package compress
 
 import (

@@ -176,6 +176,9 @@ func (w *responseWriter) FlushError() error {
 // finish ends the response: it closes the encoder (its trailer goes out) or writes a held
 // small body as it came, then returns the writer and its encoder to their pools.
 func (w *responseWriter) finish() {
+	if w.next == nil {
+		return // finished already: a second Put would hand one writer to two responses
+	}
 	switch w.state {
 	case stateBuffering:
 		w.next.WriteHeader(w.status)

@@ -77,6 +77,7 @@ func TestCallSequence(t *testing.T) {
 			w, done := f.WrapResponse(log, r, &filter.Request{})
 			tc.steps(w)
 			done()
+			done() // a second call does nothing
 			if strings.Join(log.calls, "; ") != strings.Join(tc.want, "; ") {
 				t.Fatalf("calls:\n %s\nwant:\n %s", strings.Join(log.calls, "; "), strings.Join(tc.want, "; "))
 			}
