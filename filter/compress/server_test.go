@@ -325,3 +325,40 @@ func TestConcurrentResponses(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestContentLengthOverServer has net/http check the framing: a compressed response must
+// not keep the upstream's Content-Length, and one passed through must keep it.
+func TestContentLengthOverServer(t *testing.T) {
+	for _, size := range []int{4000, 50} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			body := jsonBody(size)
+			f := newFilter(t, 100, "application/json")
+			srv, client := serve(t, f, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				w.WriteHeader(http.StatusOK)
+				if _, err := w.Write(body); err != nil {
+					t.Errorf("write: %v", err)
+				}
+			})
+			res := get(t, client, srv.URL, "zstd")
+			raw, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoding := res.Header.Get("Content-Encoding")
+			if wantEncoding := map[bool]string{true: "zstd", false: ""}[size >= 100]; encoding != wantEncoding {
+				t.Fatalf("Content-Encoding %q, want %q", encoding, wantEncoding)
+			}
+			// net/http may count a compressed body small enough to end before its first
+			// flush; any length it sends must be the encoded body's.
+			if encoding == "" && res.ContentLength != int64(size) ||
+				encoding != "" && res.ContentLength != -1 && res.ContentLength != int64(len(raw)) {
+				t.Errorf("Content-Length %d with Content-Encoding %q", res.ContentLength, encoding)
+			}
+			if got := decode(t, encoding, raw); !bytes.Equal(got, body) {
+				t.Fatalf("body of %d bytes, want %d", len(got), len(body))
+			}
+		})
+	}
+}
