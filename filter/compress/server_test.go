@@ -40,6 +40,26 @@ func serve(t *testing.T, f *Filter, handler http.HandlerFunc) (*httptest.Server,
 	return srv, client
 }
 
+// serveHTTP2 is serve over TLS with HTTP/2, whose writer flushes through its own path.
+func serveHTTP2(t *testing.T, f *Filter, handler http.HandlerFunc) (*httptest.Server, *http.Client) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw, done := f.WrapResponse(w, r, &filter.Request{})
+		defer done()
+		handler(cw, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	client := srv.Client()
+	client.Timeout = testTimeout
+	client.Transport.(*http.Transport).DisableCompression = true
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+	})
+	return srv, client
+}
+
 func get(t *testing.T, client *http.Client, url, accept string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -81,12 +101,20 @@ func decoder(t *testing.T, encoding string, r io.Reader) io.Reader {
 // each event before the server writes the next: the stream only advances if every Flush
 // pushes a decodable block through the encoder and onto the connection.
 func TestEventStream(t *testing.T) {
-	for _, encoding := range []string{"gzip", "zstd"} {
-		t.Run(encoding, func(t *testing.T) {
+	for _, tc := range []struct {
+		encoding string
+		http2    bool
+	}{{"gzip", false}, {"zstd", false}, {"gzip", true}, {"zstd", true}} {
+		encoding := tc.encoding
+		t.Run(fmt.Sprintf("%s/http2=%v", encoding, tc.http2), func(t *testing.T) {
 			const events = 5
 			read := make(chan int)
 			f := newFilter(t, 1024, "text/event-stream")
-			srv, client := serve(t, f, func(w http.ResponseWriter, r *http.Request) {
+			start := serve
+			if tc.http2 {
+				start = serveHTTP2
+			}
+			srv, client := start(t, f, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				w.WriteHeader(http.StatusOK)
 				w.(http.Flusher).Flush() // as the proxy does for an unknown length
@@ -110,6 +138,9 @@ func TestEventStream(t *testing.T) {
 			res := get(t, client, srv.URL, encoding)
 			if got := res.Header.Get("Content-Encoding"); got != encoding {
 				t.Fatalf("Content-Encoding %q, want %q", got, encoding)
+			}
+			if tc.http2 != (res.ProtoMajor == 2) {
+				t.Fatalf("served over %s", res.Proto)
 			}
 			lines := bufio.NewReader(decoder(t, encoding, res.Body))
 			for i := range events {
