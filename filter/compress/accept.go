@@ -33,20 +33,31 @@ func negotiate(values []string) encoding {
 	for _, v := range values {
 		for v != "" {
 			var element string
-			element, v, _ = strings.Cut(v, ",")
+			element, v = cutByte(v, ',')
 			name, q, ok := parseElement(element)
 			if !ok {
 				continue
 			}
-			switch {
-			case strings.EqualFold(name, "zstd"):
-				zstdQ = max(zstdQ, q)
-			case strings.EqualFold(name, "gzip"), strings.EqualFold(name, "x-gzip"):
-				gzipQ = max(gzipQ, q)
-			case name == "*":
-				anyQ = max(anyQ, q)
-			case strings.EqualFold(name, "identity"):
-				identityQ = max(identityQ, q)
+			// The length picks the candidate first: EqualFold does not compare lengths.
+			switch len(name) {
+			case len("zstd"): // and gzip
+				if strings.EqualFold(name, "zstd") {
+					zstdQ = max(zstdQ, q)
+				} else if strings.EqualFold(name, "gzip") {
+					gzipQ = max(gzipQ, q)
+				}
+			case len("x-gzip"):
+				if strings.EqualFold(name, "x-gzip") {
+					gzipQ = max(gzipQ, q)
+				}
+			case len("*"):
+				if name == "*" {
+					anyQ = max(anyQ, q)
+				}
+			case len("identity"):
+				if strings.EqualFold(name, "identity") {
+					identityQ = max(identityQ, q)
+				}
 			}
 		}
 	}
@@ -73,7 +84,7 @@ func negotiate(values []string) encoding {
 // into the coding and its q-value in thousandths (1000 when absent). ok is false for an
 // empty element or a malformed q-value.
 func parseElement(element string) (name string, q int, ok bool) {
-	name, params, _ := strings.Cut(element, ";")
+	name, params := cutByte(element, ';')
 	name = trimOWS(name)
 	if name == "" {
 		return "", 0, false
@@ -81,7 +92,7 @@ func parseElement(element string) (name string, q int, ok bool) {
 	q = 1000
 	for params != "" {
 		var param string
-		param, params, _ = strings.Cut(params, ";")
+		param, params = cutByte(params, ';')
 		param = trimOWS(param)
 		if len(param) < 2 || param[1] != '=' || (param[0] != 'q' && param[0] != 'Q') {
 			continue // not a weight: Accept-Encoding defines no other parameter
@@ -116,6 +127,14 @@ func parseQValue(s string) (int, bool) {
 		scale /= 10
 	}
 	return whole*1000 + fraction, true
+}
+
+// cutByte is strings.Cut for a one-byte separator, which it finds with IndexByte.
+func cutByte(s string, sep byte) (before, after string) {
+	if i := strings.IndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
 }
 
 // trimOWS trims RFC 9110's optional whitespace (spaces and tabs) from both ends.

@@ -131,7 +131,7 @@ func (f *Filter) typeListed(contentType []string) bool {
 	if len(contentType) == 0 {
 		return false
 	}
-	media, _, _ := strings.Cut(contentType[0], ";")
+	media, _ := cutByte(contentType[0], ';')
 	media = trimOWS(media)
 	for _, t := range f.types {
 		if t[len(t)-1] == '/' {
@@ -151,8 +151,8 @@ func hasToken(values []string, token string) bool {
 	for _, v := range values {
 		for v != "" {
 			var element string
-			element, v, _ = strings.Cut(v, ",")
-			element, _, _ = strings.Cut(element, "=")
+			element, v = cutByte(v, ',')
+			element, _ = cutByte(element, '=')
 			if strings.EqualFold(trimOWS(element), token) {
 				return true
 			}
