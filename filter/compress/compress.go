@@ -96,9 +96,9 @@ func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.
 	rw := writerPool.Get().(*responseWriter)
 	rw.next = w
 	rw.filter = f
-	if r.Method != http.MethodHead {
-		rw.accepted = negotiate(r.Header["Accept-Encoding"])
-	}
+	rw.head = r.Method == http.MethodHead
+	// Negotiated only for a response that could be compressed: most are not.
+	rw.acceptEncoding = r.Header["Accept-Encoding"]
 	return rw, rw.finishFunc
 }
 
@@ -116,13 +116,14 @@ func (f *Filter) eligible(h http.Header, status int) bool {
 		status == http.StatusPartialContent, status == http.StatusNotModified:
 		return false
 	}
+	// The type first: it rules out most responses that are not compressed, in one lookup.
+	if !f.typeListed(h["Content-Type"]) {
+		return false
+	}
 	if len(h["Content-Encoding"]) > 0 || len(h["Content-Range"]) > 0 {
 		return false
 	}
-	if hasToken(h["Cache-Control"], "no-transform") {
-		return false
-	}
-	return f.typeListed(h["Content-Type"])
+	return !hasToken(h["Cache-Control"], "no-transform")
 }
 
 // typeListed reports whether the media type (parameters ignored, case-insensitive) is

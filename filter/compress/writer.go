@@ -23,13 +23,17 @@ const maxPooledBuffer = 64 << 10
 // responseWriter is the writer WrapResponse returns. It is pooled: a response that is
 // passed through then costs no allocation at all.
 type responseWriter struct {
-	next     http.ResponseWriter
-	filter   *Filter
-	accepted encoding // the client's best coding; identity for HEAD or none accepted
-	state    state
-	status   int        // the held final status, in stateBuffering
-	buf      []byte     // the held body, in stateBuffering
-	enc      compressor // in stateCompressing
+	next   http.ResponseWriter
+	filter *Filter
+	// acceptEncoding is the request's Accept-Encoding, negotiated once the response is
+	// known to be eligible; head marks a HEAD request, whose answer is never encoded.
+	acceptEncoding []string
+	head           bool
+	accepted       encoding // the coding negotiated for an eligible response
+	state          state
+	status         int        // the held final status, in stateBuffering
+	buf            []byte     // the held body, in stateBuffering
+	enc            compressor // in stateCompressing
 	// finishFunc is w.finish, made once per pooled writer rather than once per response.
 	finishFunc func()
 }
@@ -70,6 +74,9 @@ func (w *responseWriter) WriteHeader(status int) {
 	// The response would be compressed for a client that asked: caches must key on
 	// Accept-Encoding whatever this client sent, and whatever the body's size turns out.
 	addVary(h)
+	if !w.head {
+		w.accepted = negotiate(w.acceptEncoding)
+	}
 	if w.accepted == identity {
 		w.pass(status)
 		return
