@@ -13,6 +13,7 @@ import (
 const (
 	// gzipLevel is klauspost's level 5 (its default): within a few percent of level 9's
 	// size on JSON and text at a fraction of the CPU, which matters more on a gateway.
+	// An encoder takes about 1 MiB (level 1 still about 0.8 MiB).
 	gzipLevel = gzip.DefaultCompression
 	// zstdWindow bounds the back-reference distance and so the history each encoder (and
 	// each client's decoder) keeps: 128 KiB, far under the 8 MiB RFC 8878 lets HTTP
@@ -41,7 +42,10 @@ var gzipPool = sync.Pool{New: func() any {
 
 var zstdPool = sync.Pool{New: func() any {
 	w, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		// Fastest: about 0.4 MiB per encoder against 1.5 MiB for SpeedDefault with the
+		// settings below, for output ~3-6% larger; an open event stream holds its encoder
+		// for as long as it lasts.
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		// One: streams encode on the caller's goroutine, so no goroutine outlives a
 		// response and the CPU a response costs is its own request's.
 		zstd.WithEncoderConcurrency(1),

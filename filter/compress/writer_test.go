@@ -3,11 +3,14 @@ package compress
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/switchyard/switchyard/filter"
 )
@@ -146,6 +149,18 @@ func TestRoundTrip(t *testing.T) {
 			}
 			if got := decode(t, encoding, rec.Body.Bytes()); !bytes.Equal(got, body.Bytes()) {
 				t.Fatalf("decoded %d bytes, sent %d (or they differ)", len(got), body.Len())
+			}
+			if encoding == "zstd" {
+				// Frames must fit a decoder that allows no more than the configured window.
+				zr, err := zstd.NewReader(bytes.NewReader(rec.Body.Bytes()),
+					zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdWindow))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer zr.Close()
+				if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, body.Bytes()) {
+					t.Fatalf("decoding with a %d-byte window: %d bytes, %v", zstdWindow, len(got), err)
+				}
 			}
 			t.Logf("%s: %d -> %d bytes", encoding, body.Len(), rec.Body.Len())
 		})
