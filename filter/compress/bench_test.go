@@ -30,7 +30,7 @@ func (d *discardWriter) Flush()                      {}
 func BenchmarkResponse(b *testing.B) {
 	body := jsonBody(16 << 10)
 	length := []string{strconv.Itoa(len(body))}
-	f := newFilter(b, 1024)
+	f := newFilter(b, 1024, "text/*", "application/json")
 	cases := []struct {
 		name        string
 		accept      string

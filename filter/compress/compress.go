@@ -12,6 +12,7 @@
 package compress
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -20,18 +21,6 @@ import (
 	"github.com/switchyard/switchyard/filter"
 )
 
-// DefaultTypes are the media types compressed when the config lists none: text, JSON,
-// JavaScript, XML, SVG and WebAssembly. Already-compressed formats (images, video, archives)
-// gain nothing and are left out.
-var DefaultTypes = []string{
-	"text/*",
-	"application/json",
-	"application/javascript",
-	"application/xml",
-	"image/svg+xml",
-	"application/wasm",
-}
-
 // Filter compresses one route's responses. It is safe for concurrent use.
 type Filter struct {
 	minBytes int
@@ -39,9 +28,10 @@ type Filter struct {
 	types []string
 }
 
-// New returns the filter for cfg, or nil when cfg is nil or disabled. Types left empty take
-// DefaultTypes. It refuses a negative min_bytes and a type that is not "type/subtype" or
-// "type/*".
+// New returns the filter for cfg, or nil when cfg is nil or disabled. cfg comes validated
+// and with config's defaults filled in (the default type list lives there); New still
+// refuses a negative min_bytes, an empty type list and a type that is not "type/subtype"
+// or "type/*", rather than build a filter that silently does nothing.
 func New(cfg *config.Compress) (*Filter, error) {
 	if cfg == nil || (cfg.Enabled != nil && !*cfg.Enabled) {
 		return nil, nil
@@ -49,14 +39,15 @@ func New(cfg *config.Compress) (*Filter, error) {
 	if cfg.MinBytes < 0 {
 		return nil, fmt.Errorf("compress.min_bytes: %d is negative", cfg.MinBytes)
 	}
-	types := cfg.Types
-	if len(types) == 0 {
-		types = DefaultTypes
+	if len(cfg.Types) == 0 {
+		return nil, errors.New("compress.types: empty: no response would be compressed")
 	}
-	f := &Filter{minBytes: cfg.MinBytes, types: make([]string, 0, len(types))}
-	for i, t := range types {
+	f := &Filter{minBytes: cfg.MinBytes, types: make([]string, 0, len(cfg.Types))}
+	for i, t := range cfg.Types {
+		// As config's validation reads it: a "*" subtype is the wildcard, a "*" inside
+		// one is an ordinary token character.
 		kind, sub, ok := strings.Cut(strings.ToLower(strings.TrimSpace(t)), "/")
-		if !ok || !isToken(kind) || kind == "*" || !isToken(sub) || (strings.Contains(sub, "*") && sub != "*") {
+		if !ok || !isToken(kind) || kind == "*" || !isToken(sub) {
 			return nil, fmt.Errorf("compress.types[%d]: %q is not type/subtype or type/*", i, t)
 		}
 		if sub == "*" {
