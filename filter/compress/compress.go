@@ -81,16 +81,18 @@ func isToken(s string) bool {
 // conditions); while a body without Content-Length is shorter than min_bytes it is held, and
 // a Flush before that decides at once: a flushed response of unknown length is a stream, so
 // it is compressed and each Flush flushes the encoder. The finish function closes the
-// encoder (writing its trailer) or writes a held small body as it came; the writer must not
-// be used after it, since both go back to pools.
+// encoder (writing its trailer) or writes a held small body as it came; writes after it
+// fail. The writer and its finish function are the two allocations a response costs; the
+// encoders and held-body buffers are pooled.
 func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
-	rw := writerPool.Get().(*responseWriter)
-	rw.next = w
-	rw.filter = f
-	rw.head = r.Method == http.MethodHead
-	// Negotiated only for a response that could be compressed: most are not.
-	rw.acceptEncoding = r.Header["Accept-Encoding"]
-	return rw, rw.finishFunc
+	rw := &responseWriter{
+		next:   w,
+		filter: f,
+		head:   r.Method == http.MethodHead,
+		// Negotiated only for a response that could be compressed: most are not.
+		acceptEncoding: r.Header["Accept-Encoding"],
+	}
+	return rw, rw.finish
 }
 
 // Filter is a response filter; the assertion keeps the method set from drifting.

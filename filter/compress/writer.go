@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -14,14 +15,24 @@ const (
 	stateBuffering                // final status held; body held until min_bytes or a Flush
 	stateCompressing              // header sent with Content-Encoding; body through the encoder
 	statePassing                  // header sent; body passes as it is
+	stateFinished                 // finish ran: the encoder and buffer are back in their pools
 )
 
-// maxPooledBuffer is the largest small-body buffer kept with a pooled writer, so one route
-// with a large min_bytes does not pin that much memory per idle writer.
+// errFinished is what a write after the finish function gets.
+var errFinished = errors.New("compress: write after the response was finished")
+
+// maxPooledBuffer is the largest held-body buffer returned to the pool, so one route with
+// a large min_bytes does not leave that much memory behind per idle buffer.
 const maxPooledBuffer = 64 << 10
 
-// responseWriter is the writer WrapResponse returns. It is pooled: a response that is
-// passed through then costs no allocation at all.
+// bufferPool holds the buffers of held small bodies (*[]byte: a pointer, so Put does not
+// allocate).
+var bufferPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// responseWriter is the writer WrapResponse returns. It is not pooled, unlike what it
+// holds: the proxy keeps references to it (an http.ResponseController, a timer that may
+// still fire) that could outlive the response, and a pooled writer would then reach into
+// another request's connection. After finish it stays valid and only refuses writes.
 type responseWriter struct {
 	next   http.ResponseWriter
 	filter *Filter
@@ -32,21 +43,8 @@ type responseWriter struct {
 	accepted       encoding // the coding negotiated for an eligible response
 	state          state
 	status         int        // the held final status, in stateBuffering
-	buf            []byte     // the held body, in stateBuffering
+	held           *[]byte    // the held body, in stateBuffering; from bufferPool
 	enc            compressor // in stateCompressing
-	// finishFunc is w.finish, made once per pooled writer rather than once per response.
-	finishFunc func()
-}
-
-// writerPool holds idle writers; its New is set in init, since finish refers to the pool.
-var writerPool sync.Pool
-
-func init() {
-	writerPool.New = func() any {
-		w := &responseWriter{}
-		w.finishFunc = w.finish
-		return w
-	}
 }
 
 // Header is the client response's header map: edits go straight to it.
@@ -100,6 +98,7 @@ func (w *responseWriter) WriteHeader(status int) {
 	}
 	w.status = status
 	w.state = stateBuffering
+	w.held = bufferPool.Get().(*[]byte)
 }
 
 // pass sends the final status line; the body goes as it is.
@@ -129,14 +128,16 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	case stateCompressing:
 		return w.enc.Write(p)
 	case stateBuffering:
-		if len(w.buf)+len(p) < w.filter.minBytes {
-			w.buf = append(w.buf, p...)
+		if len(*w.held)+len(p) < w.filter.minBytes {
+			*w.held = append(*w.held, p...)
 			return len(p), nil
 		}
 		if err := w.compressHeld(); err != nil {
 			return 0, err
 		}
 		return w.enc.Write(p)
+	case stateFinished:
+		return 0, errFinished
 	}
 	return w.next.Write(p)
 }
@@ -144,12 +145,21 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // compressHeld starts compressing a held response and encodes what was held.
 func (w *responseWriter) compressHeld() error {
 	w.compress(w.status)
-	if len(w.buf) == 0 {
-		return nil
+	var err error
+	if len(*w.held) > 0 {
+		_, err = w.enc.Write(*w.held)
 	}
-	_, err := w.enc.Write(w.buf)
-	w.buf = w.buf[:0]
+	w.releaseHeld()
 	return err
+}
+
+// releaseHeld returns the held-body buffer to its pool.
+func (w *responseWriter) releaseHeld() {
+	if cap(*w.held) <= maxPooledBuffer {
+		*w.held = (*w.held)[:0]
+		bufferPool.Put(w.held)
+	}
+	w.held = nil
 }
 
 // Flush flushes the encoder, then the client's connection (http.Flusher).
@@ -167,6 +177,8 @@ func (w *responseWriter) FlushError() error {
 		if err := w.compressHeld(); err != nil {
 			return err
 		}
+	case stateFinished:
+		return errFinished
 	}
 	if w.state == stateCompressing {
 		if err := w.enc.Flush(); err != nil {
@@ -181,25 +193,20 @@ func (w *responseWriter) FlushError() error {
 }
 
 // finish ends the response: it closes the encoder (its trailer goes out) or writes a held
-// small body as it came, then returns the writer and its encoder to their pools.
+// small body as it came, and returns the encoder and the buffer to their pools. Later
+// calls do nothing.
 func (w *responseWriter) finish() {
-	if w.next == nil {
-		return // finished already: a second Put would hand one writer to two responses
-	}
 	switch w.state {
 	case stateBuffering:
 		w.next.WriteHeader(w.status)
-		if len(w.buf) > 0 {
-			_, _ = w.next.Write(w.buf)
+		if len(*w.held) > 0 {
+			_, _ = w.next.Write(*w.held)
 		}
+		w.releaseHeld()
 	case stateCompressing:
 		_ = w.enc.Close() // a client gone is the proxy's to see; nothing is left to tell
 		w.enc.release()
+		w.enc = nil
 	}
-	buf := w.buf[:0]
-	if cap(buf) > maxPooledBuffer {
-		buf = nil
-	}
-	*w = responseWriter{buf: buf, finishFunc: w.finishFunc}
-	writerPool.Put(w)
+	w.state = stateFinished
 }
