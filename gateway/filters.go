@@ -5,6 +5,8 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
+	"github.com/switchyard/switchyard/filter/bodylimit"
+	"github.com/switchyard/switchyard/filter/compress"
 	"github.com/switchyard/switchyard/filter/cors"
 	"github.com/switchyard/switchyard/filter/headers"
 	"github.com/switchyard/switchyard/filter/ipfilter"
@@ -34,6 +36,11 @@ func routeFilters(rc *config.Route, rateLimit filter.RequestFilter) (*filter.Cha
 	if rateLimit != nil {
 		c.Request = append(c.Request, rateLimit)
 	}
+	if rc.MaxBodyBytes != nil {
+		if limit := bodylimit.New(*rc.MaxBodyBytes); limit != nil {
+			c.Request = append(c.Request, limit)
+		}
+	}
 	edits := headers.New(rc.Headers)
 	if edits.EditsRequest() {
 		c.Request = append(c.Request, edits)
@@ -44,6 +51,14 @@ func routeFilters(rc *config.Route, rateLimit filter.RequestFilter) (*filter.Cha
 	}
 	if corsFilter != nil {
 		c.Response = append(c.Response, corsFilter)
+	}
+	// Last, so it sees every header edit before deciding and is what the client reads.
+	compressor, err := compress.New(rc.Compress)
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	if compressor != nil {
+		c.Response = append(c.Response, compressor)
 	}
 	if c.Empty() {
 		return nil, nil

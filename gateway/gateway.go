@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchyard/switchyard/filter"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -83,7 +84,7 @@ type poolEntry struct {
 
 type limiterEntry struct {
 	key string
-	lim proxy.Limiter
+	lim *ratelimit.Limiter
 }
 
 // New returns a gateway whose watchers run until ctx ends; call Apply to load a config and
@@ -139,7 +140,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			closeRoutes(routes)
 			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
 		}
-		var lim proxy.Limiter
+		var lim *ratelimit.Limiter
 		if rc.RateLimit != nil {
 			name := names[i]
 			lkeyJSON, _ := json.Marshal(rc.RateLimit)
@@ -152,18 +153,20 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 					closeRoutes(routes)
 					return fmt.Errorf("%s:%d: routes[%d].rate_limit: %w", cfg.Path, rc.Line, i, err)
 				}
-				if l != nil {
-					lim = l.WithHeaders()
-				}
+				lim = l
 			}
 			nextLimiters[name] = &limiterEntry{key: lkey, lim: lim}
 		}
-		filters, err := routeFilters(rc, nil)
+		var rateLimit filter.RequestFilter
+		if lim != nil { // a nil *Limiter in the interface would not be nil
+			rateLimit = lim
+		}
+		filters, err := routeFilters(rc, rateLimit)
 		if err != nil {
 			closeRoutes(routes)
 			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
 		}
-		ro.Name, ro.Limiter, ro.Metrics, ro.Filters = names[i], lim, g.metrics.proxy, filters
+		ro.Name, ro.Metrics, ro.Filters = names[i], g.metrics.proxy, filters
 		routes = append(routes, proxy.NewRoute(rc, ro))
 	}
 

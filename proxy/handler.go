@@ -159,11 +159,6 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	wh := w.Header()
 	wh["X-Request-Id"] = vals[0:1:1]
 
-	if rt.Limiter != nil && !rt.Limiter.Allow(r, ci.ip, wh) {
-		writeError(w, http.StatusTooManyRequests, reqID)
-		h.finish(rt, r, ci.ip, http.StatusTooManyRequests, 0, "", reqID, start)
-		return
-	}
 	finishResponse := noFinish
 	if rt.Filters != nil {
 		// The request filters run once, before the body is wrapped for reading and

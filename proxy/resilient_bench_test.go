@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/switchyard/switchyard/filter"
 	"testing"
 
 	"github.com/switchyard/switchyard/breaker"
@@ -35,5 +36,9 @@ routes:
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewRoute(rc, RouteOptions{Pool: pool, Limiter: lim.WithHeaders()})
+	var filters *filter.Chain
+	if lim != nil {
+		filters = &filter.Chain{Request: []filter.RequestFilter{lim}}
+	}
+	return NewRoute(rc, RouteOptions{Pool: pool, Filters: filters})
 }

@@ -13,14 +13,6 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// Limiter admits or rejects a request before it is proxied (a rate limit). Implemented by
-// ratelimit.Limiter; an interface here so the proxy does not care how limits are kept.
-type Limiter interface {
-	// Allow decides for r, whose client address is clientIP (after trusted-proxy rules),
-	// and sets the limit's response headers on h.
-	Allow(r *http.Request, clientIP string, h http.Header) bool
-}
-
 // Route is the compiled, immutable runtime form of one configured route.
 type Route struct {
 	Name        string // "host/prefix" or "prefix": metric label and log field
@@ -31,7 +23,6 @@ type Route struct {
 	Timeout     time.Duration // until response headers; 0 = none
 	Retries     int           // extra attempts on other endpoints
 	Retry       *config.Retry // nil: no retries
-	Limiter     Limiter       // nil: no rate limit
 	AccessLog   bool
 	// Upgrades are the protocols (lower case) a client may switch to; others are dropped.
 	Upgrades []string
@@ -61,7 +52,6 @@ type RouteOptions struct {
 	// host and prefix (and differ by conditions) need distinct names.
 	Name    string
 	Pool    *upstream.Pool
-	Limiter Limiter
 	Metrics *Metrics
 	Filters *filter.Chain
 	// Branches are a split route's weighted pools (Pool, and so Route.Pool, is then nil).
@@ -89,7 +79,6 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Pool:        o.Pool,
 		Timeout:     rc.Timeout,
 		Retry:       rc.Retry,
-		Limiter:     o.Limiter,
 
 		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
 	}

@@ -238,21 +238,6 @@ func (l *Limiter) allowLocal(_ *http.Request, value string) Decision {
 	return d
 }
 
-// WithHeaders adapts l to the proxy's yes/no limiter: Allow decides and writes the
-// RateLimit-* (and on a deny Retry-After) headers into h. A nil l allows everything.
-func (l *Limiter) WithHeaders() HeaderLimiter { return HeaderLimiter{l} }
-
-// HeaderLimiter is a Limiter that reports its decision as a bool plus response headers.
-type HeaderLimiter struct{ l *Limiter }
-
-// Allow decides for r from clientIP (already resolved through trusted proxies) and sets the
-// decision's headers on h.
-func (w HeaderLimiter) Allow(r *http.Request, clientIP string, h http.Header) bool {
-	d := w.l.Allow(r, clientIP)
-	d.SetHeaders(h)
-	return d.Allowed
-}
-
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // bucket finds or creates key's limiter. The shard lock covers only the map; the token
