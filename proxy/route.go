@@ -24,7 +24,7 @@ type Limiter interface {
 type Route struct {
 	Name        string // "host/prefix" or "prefix": metric label and log field
 	Prefix      string
-	Host        string
+	Host        string // "" any, an exact name, or "*.example.com": see Table.Match
 	StripPrefix bool
 	Pool        *upstream.Pool
 	Timeout     time.Duration // until response headers; 0 = none
@@ -39,6 +39,8 @@ type Route struct {
 
 	budget  retryBudget
 	metrics routeMetrics
+
+	conditions *conditions // the route's match: block, compiled; nil: none
 }
 
 // RouteOptions are what NewRoute needs besides the route's config.
@@ -66,6 +68,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Limiter:     o.Limiter,
 
 		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
+		conditions:           newConditions(rc.Match),
 	}
 	for _, u := range rc.Upgrades {
 		r.Upgrades = append(r.Upgrades, strings.ToLower(u))

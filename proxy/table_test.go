@@ -2,9 +2,15 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
+
+// plainRequest is a GET without headers or query, for tables whose routes have no
+// conditions: only host and path decide.
+var plainRequest = &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}}
 
 func TestTableMatch(t *testing.T) {
 	routes := []*Route{
@@ -48,13 +54,13 @@ func TestTableMatch(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.host+c.path, func(t *testing.T) {
-			got := tbl.Match(c.host, c.path)
+			got := tbl.Match(plainRequest, c.host, c.path)
 			if got == nil || got.Name != c.want {
 				t.Fatalf("Match(%q, %q) = %v, want %s", c.host, c.path, got, c.want)
 			}
 		})
 	}
-	if r := NewTable([]*Route{{Name: "api", Prefix: "/api"}}, nil).Match("x", "/other"); r != nil {
+	if r := NewTable([]*Route{{Name: "api", Prefix: "/api"}}, nil).Match(plainRequest, "x", "/other"); r != nil {
 		t.Fatalf("no root route: got %s, want nil", r.Name)
 	}
 }
@@ -83,7 +89,7 @@ func TestTableHosts(t *testing.T) {
 		{":80", "/x", "root"},
 	}
 	for _, c := range cases {
-		if got := tbl.Match(c.host, c.path); got == nil || got.Name != c.want {
+		if got := tbl.Match(plainRequest, c.host, c.path); got == nil || got.Name != c.want {
 			t.Errorf("Match(%q, %q) = %v, want %s", c.host, c.path, got, c.want)
 		}
 	}
@@ -126,7 +132,7 @@ func TestTableEscapedPrefixes(t *testing.T) {
 		if !ok {
 			t.Fatalf("canonicalPath(%q) refused", c.target)
 		}
-		rt := tbl.Match("h", p)
+		rt := tbl.Match(plainRequest, "h", p)
 		if rt == nil || rt.Name != c.want {
 			t.Errorf("Match(%q) = %v, want %s", p, rt, c.want)
 			continue
@@ -157,12 +163,12 @@ func TestMatchDeepPath(t *testing.T) {
 		{strings.Repeat("/a", 32<<10), "root"},
 	}
 	for _, c := range cases {
-		if got := tbl.Match("h", c.path); got == nil || got.Name != c.want {
+		if got := tbl.Match(plainRequest, "h", c.path); got == nil || got.Name != c.want {
 			t.Errorf("Match(%.40q...) = %v, want %s", c.path, got, c.want)
 		}
 	}
 	// No root route: a deep path under no prefix matches nothing.
-	if got := NewTable([]*Route{{Name: "api", Prefix: "/api"}}, nil).Match("h", strings.Repeat("/a", 100)); got != nil {
+	if got := NewTable([]*Route{{Name: "api", Prefix: "/api"}}, nil).Match(plainRequest, "h", strings.Repeat("/a", 100)); got != nil {
 		t.Errorf("Match = %s, want nil", got.Name)
 	}
 }
@@ -171,7 +177,7 @@ func TestMatchAllocsAndScale(t *testing.T) {
 	for _, n := range []int{10, 10000} {
 		tbl := NewTable(makeRoutes(n), nil)
 		allocs := testing.AllocsPerRun(1000, func() {
-			if tbl.Match("example.com", "/svc5/users/42/orders") == nil {
+			if tbl.Match(plainRequest, "example.com", "/svc5/users/42/orders") == nil {
 				t.Fatal("no match")
 			}
 		})
@@ -202,7 +208,7 @@ func BenchmarkMatchDeepPath(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if tbl.Match("example.com", p) == nil {
+				if tbl.Match(plainRequest, "example.com", p) == nil {
 					b.Fatal("no match")
 				}
 			}
@@ -216,7 +222,7 @@ func BenchmarkMatch(b *testing.B) {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if tbl.Match("example.com", "/svc5/users/42/orders") == nil {
+				if tbl.Match(plainRequest, "example.com", "/svc5/users/42/orders") == nil {
 					b.Fatal("no match")
 				}
 			}
