@@ -158,16 +158,36 @@ func (v *valueCondition) holdsForQuery(rawQuery string) bool {
 // no allocation. Unlike ParseQuery it sets no limit on the number of pairs, which only
 // guards ParseQuery's map; this scan keeps nothing.
 func firstQueryValue(rawQuery, name string) (value string, ok bool) {
-	for rest := rawQuery; rest != ""; {
-		var pair string
-		pair, rest, _ = strings.Cut(rest, "&")
-		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
-			continue
+	// One byte loop rather than strings.Cut per pair: queries are short, and a call to the
+	// vectorized IndexByte per pair cost more than it saved (twice the time, measured).
+	start, equals, semicolon := 0, -1, false
+	for i := 0; i <= len(rawQuery); i++ {
+		if i < len(rawQuery) {
+			switch rawQuery[i] {
+			case '&':
+			case '=':
+				if equals < 0 {
+					equals = i
+				}
+				continue
+			case ';':
+				semicolon = true
+				continue
+			default:
+				continue
+			}
 		}
-		key, value, _ := strings.Cut(pair, "=")
-		if queryUnescapedEquals(key, name) && validQueryEscapes(value) {
-			return value, true
+		// rawQuery[start:i] is one pair.
+		if i > start && !semicolon {
+			key, value := rawQuery[start:i], ""
+			if equals >= 0 {
+				key, value = rawQuery[start:equals], rawQuery[equals+1:i]
+			}
+			if queryUnescapedEquals(key, name) && validQueryEscapes(value) {
+				return value, true
+			}
 		}
+		start, equals, semicolon = i+1, -1, false
 	}
 	return "", false
 }
@@ -175,6 +195,9 @@ func firstQueryValue(rawQuery, name string) (value string, ok bool) {
 // queryUnescapedEquals reports whether escaped is valid query escaping (as url.QueryUnescape
 // accepts it) and decodes to want, without decoding into a new string.
 func queryUnescapedEquals(escaped, want string) bool {
+	if len(escaped) < len(want) {
+		return false // decoding never lengthens
+	}
 	j := 0
 	for i := 0; i < len(escaped); j++ {
 		var c byte

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // plainRequest is a GET without headers or query, for tables whose routes have no
@@ -227,5 +229,128 @@ func BenchmarkMatch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTablePrecedence is Gateway API HTTPRoute's precedence as a table: exact host, then
+// wildcard hosts (longest suffix first), then no host; in each, the longest prefix; among
+// a prefix's routes, a method condition, then more headers, then more query conditions, then
+// config order; a prefix whose routes all refuse the request falls through to the next
+// shorter prefix, then to the next host class, then to nil.
+func TestTablePrecedence(t *testing.T) {
+	headers := func(lines ...string) map[string]config.ValueMatch {
+		m := map[string]config.ValueMatch{}
+		for i := 0; i+1 < len(lines); i += 2 {
+			if lines[i+1] == "" {
+				m[lines[i]] = config.ValueMatch{Present: true}
+			} else {
+				m[lines[i]] = config.ValueMatch{Exact: lines[i+1]}
+			}
+		}
+		return m
+	}
+	route := func(name, host, prefix string, m config.Match) *Route {
+		return &Route{Name: name, Host: host, Prefix: prefix, conditions: conditionsOf(m)}
+	}
+	routes := []*Route{
+		route("root", "", "/", config.Match{}),
+		route("api", "", "/api", config.Match{}),
+		route("api-query", "", "/api", config.Match{Query: map[string]config.ValueMatch{"v": {Exact: "2"}}}),
+		route("api-headers2", "", "/api", config.Match{Headers: headers("X-A", "1", "X-B", "")}),
+		route("api-header", "", "/api", config.Match{Headers: headers("X-A", "1")}),
+		route("api-method", "", "/api", config.Match{Methods: []string{"POST"}}),
+		route("api-header-first", "", "/api", config.Match{Headers: headers("X-C", "1")}),
+		route("api-header-second", "", "/api", config.Match{Headers: headers("X-D", "1")}),
+		route("users-canary", "", "/api/users", config.Match{Headers: headers("X-Canary", "always")}),
+		route("shop-canary", "shop.example.com", "/api", config.Match{Headers: headers("X-Shop", "1")}),
+		route("wild-api", "*.example.com", "/api", config.Match{}),
+		route("wildb-root", "*.b.example.com", "/", config.Match{}),
+		route("wildb-delete", "*.B.example.com.", "/api", config.Match{Methods: []string{"DELETE"}}),
+		route("exact-x", "a.b.example.com", "/x", config.Match{}),
+	}
+	tbl := NewTable(routes, nil)
+	cases := []struct {
+		method, host, target string
+		headerLines          []string
+		want                 string
+	}{
+		{"GET", "x", "/api", nil, "api"},
+		{"GET", "x", "/api?v=2", nil, "api-query"},
+		{"GET", "x", "/api", []string{"X-A", "1"}, "api-header"},
+		{"GET", "x", "/api", []string{"X-A", "1", "X-B", ""}, "api-headers2"},    // more headers first
+		{"POST", "x", "/api?v=2", []string{"X-A", "1", "X-B", ""}, "api-method"}, // a method beats headers
+		{"POST", "x", "/api", nil, "api-method"},
+		{"GET", "x", "/api?v=2", []string{"X-A", "1"}, "api-header"},               // a header beats a query
+		{"GET", "x", "/api", []string{"X-C", "1", "X-D", "1"}, "api-header-first"}, // config order
+		{"GET", "x", "/api", []string{"X-D", "1"}, "api-header-second"},
+		{"GET", "x", "/api/users/1", []string{"X-Canary", "always"}, "users-canary"},
+		{"GET", "x", "/api/users/1", nil, "api"}, // to the shorter prefix
+		{"GET", "x", "/api/users/1", []string{"X-Canary", "never"}, "api"},
+		{"GET", "x", "/api/users/1?v=2", []string{"X-Canary", "no"}, "api-query"}, // ... and its conditions
+		{"GET", "x", "/other", nil, "root"},
+		{"GET", "shop.example.com", "/api", []string{"X-Shop", "1"}, "shop-canary"}, // exact host
+		{"GET", "shop.example.com", "/api", nil, "wild-api"},                        // to the wildcard class
+		{"GET", "shop.example.com", "/other", nil, "root"},                          // to the host-less class
+		{"GET", "a.b.example.com", "/x/1", nil, "exact-x"},
+		{"GET", "A.B.Example.COM.:8443", "/x", nil, "exact-x"},
+		{"GET", "a.b.example.com", "/api", nil, "wildb-root"}, // longest suffix before longest prefix
+		{"DELETE", "a.b.example.com", "/api", nil, "wildb-delete"},
+		{"DELETE", "c.a.b.example.com", "/api/v", nil, "wildb-delete"}, // several labels
+		{"GET", "b.example.com", "/api", nil, "wild-api"},              // "*.b.example.com" is not b.example.com
+		{"GET", "b.example.com", "/", nil, "root"},
+		{"GET", "example.com", "/api", nil, "api"}, // nor is "*.example.com"
+		{"GET", "x.example.com:80", "/api", nil, "wild-api"},
+		{"GET", "X.EXAMPLE.COM.", "/api", nil, "wild-api"},
+		{"GET", "x..example.com", "/api", nil, "api"}, // an empty label
+		{"GET", ".example.com", "/api", nil, "api"},
+		{"GET", "*.example.com", "/api", nil, "wild-api"}, // "*" is a label like any
+		{"GET", "example.com.evil", "/api", nil, "api"},
+		{"GET", "xexample.com", "/api", nil, "api"},
+		{"GET", strings.Repeat("a.", 20000) + "b.example.com", "/api", nil, "wildb-root"}, // a long host
+		{"GET", "[::1]:8080", "/api", nil, "api"},
+		{"GET", "", "/api", nil, "api"},
+	}
+	for _, c := range cases {
+		r := newRequest(c.method, c.target, c.headerLines...)
+		path, _, _ := strings.Cut(c.target, "?")
+		if got := tbl.Match(r, c.host, path); got == nil || got.Name != c.want {
+			t.Errorf("%s %.40s%s %v: Match = %v, want %s", c.method, c.host, c.target, c.headerLines, routeName(got), c.want)
+		}
+	}
+
+	// Nothing left to fall to: 404.
+	only := NewTable([]*Route{
+		route("post", "", "/api", config.Match{Methods: []string{"POST"}}),
+		route("wild", "*.example.com", "/", config.Match{Headers: headers("X-A", "")}),
+	}, nil)
+	for _, c := range []struct{ method, host, want string }{
+		{"POST", "a.example.com", "post"},
+		{"GET", "a.example.com", "<nil>"},
+		{"GET", "example.com", "<nil>"},
+	} {
+		if got := only.Match(newRequest(c.method, "/api"), c.host, "/api"); routeName(got) != c.want {
+			t.Errorf("%s %s/api: Match = %s, want %s", c.method, c.host, routeName(got), c.want)
+		}
+	}
+}
+
+// TestMatchConditionsAllocs checks that matching through conditions and wildcards, met or
+// not, allocates nothing for requests without escaped query values.
+func TestMatchConditionsAllocs(t *testing.T) {
+	tbl := NewTable(makeConditionalRoutes(1000), nil)
+	for name, r := range map[string]*http.Request{
+		"header": newRequest("GET", "/svc1/users/42?v=2", "X-Canary", "always"),
+		"query":  newRequest("GET", "/svc1/users/42?beta=1&v=2"),
+		"method": newRequest("DELETE", "/svc1/users/42"),
+		"none":   newRequest("GET", "/svc1/users/42"),
+	} {
+		allocs := testing.AllocsPerRun(200, func() {
+			if tbl.Match(r, "a.example.com", r.URL.Path) == nil {
+				t.Fatal("no match")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocs per match, want 0", name, allocs)
+		}
 	}
 }
