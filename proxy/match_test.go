@@ -1,14 +1,18 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/lb"
+	"github.com/switchyard/switchyard/upstream"
 )
 
 // conditionsOf compiles m as NewRoute does.
@@ -285,4 +289,85 @@ func FuzzFirstQueryValue(f *testing.F) {
 			t.Fatalf("validQueryEscapes(%q) = %v, QueryUnescape error %v", rawQuery, valid, err)
 		}
 	})
+}
+
+// conditionalRoute compiles a route with conditions through NewRoute, as the gateway does,
+// to one static backend.
+func conditionalRoute(t *testing.T, host, prefix string, m *config.Match, backendAddr string) *Route {
+	t.Helper()
+	b, err := lb.New(config.LBRoundRobin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := upstream.NewPool("test", b, upstream.PoolOptions{})
+	pool.Update(upstream.NewSnapshot([]upstream.Endpoint{{Key: backendAddr}}))
+	rc := &config.Route{Prefix: prefix, Host: host, Match: m}
+	rc.Timeout = 5 * time.Second
+	return NewRoute(rc, RouteOptions{Pool: pool})
+}
+
+// TestCanaryRouting sends real requests through the handler on a loopback listener to real
+// backends, and sees them routed by header, method, query and wildcard host, with the
+// precedence of Table.Match.
+func TestCanaryRouting(t *testing.T) {
+	named := func(name string) string {
+		return backend(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Backend", name)
+			w.Write([]byte(r.URL.RequestURI()))
+		})
+	}
+	stable, byHeader, byMethod, byQuery, tenants := named("stable"), named("header"), named("method"), named("query"), named("tenants")
+	gw, _ := startGateway(t, nil,
+		conditionalRoute(t, "", "/api", nil, stable),
+		conditionalRoute(t, "", "/api", &config.Match{Headers: map[string]config.ValueMatch{"X-Canary": {Exact: "always"}}}, byHeader),
+		conditionalRoute(t, "", "/api", &config.Match{Methods: []string{"DELETE"}}, byMethod),
+		conditionalRoute(t, "", "/api", &config.Match{Query: map[string]config.ValueMatch{"version": {Exact: "2"}}}, byQuery),
+		conditionalRoute(t, "*.example.com", "/api", nil, tenants),
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	cases := []struct {
+		method, host, target string
+		headerLines          []string
+		status               int
+		backend              string
+	}{
+		{"GET", "", "/api/x", nil, 200, "stable"},
+		{"GET", "", "/api/x", []string{"X-Canary", "always"}, 200, "header"},
+		{"GET", "", "/api/x", []string{"x-canary", "always"}, 200, "header"},
+		{"GET", "", "/api/x", []string{"X-Canary", "ALWAYS"}, 200, "stable"},
+		{"POST", "", "/api/x", []string{"X-Canary", "always"}, 200, "header"},
+		{"DELETE", "", "/api/x", nil, 200, "method"},
+		{"DELETE", "", "/api/x?version=2", []string{"X-Canary", "always"}, 200, "method"},
+		{"GET", "", "/api/x?version=%32", nil, 200, "query"},
+		{"GET", "", "/api/x?version=2&version=1", nil, 200, "query"},
+		{"GET", "", "/api/x?version=1&version=2", nil, 200, "stable"},
+		{"GET", "", "/api/x?version=%zz&version=2", nil, 200, "query"},
+		{"GET", "", "/api/x?version=2", []string{"X-Canary", "always"}, 200, "header"},
+		{"GET", "tenant.example.com", "/api/x", []string{"X-Canary", "always"}, 200, "tenants"},
+		{"GET", "example.com", "/api/x", nil, 200, "stable"},
+		{"GET", "", "/other", nil, 404, ""},
+	}
+	for _, c := range cases {
+		req, err := http.NewRequest(c.method, gw.URL+c.target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = c.host
+		for i := 0; i+1 < len(c.headerLines); i += 2 {
+			req.Header[c.headerLines[i]] = append(req.Header[c.headerLines[i]], c.headerLines[i+1])
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != c.status || res.Header.Get("X-Backend") != c.backend {
+			t.Errorf("%s %s%s %v: %d from %q, want %d from %q", c.method, c.host, c.target, c.headerLines, res.StatusCode, res.Header.Get("X-Backend"), c.status, c.backend)
+		}
+		if c.status == 200 && string(body) != c.target {
+			t.Errorf("%s %s: backend saw %q", c.method, c.target, body)
+		}
+	}
 }
