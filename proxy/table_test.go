@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -353,4 +354,91 @@ func TestMatchConditionsAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocs per match, want 0", name, allocs)
 		}
 	}
+}
+
+// precedenceFuzzRoutes mixes every host class, nested prefixes and conditions of each
+// kind, in an order that is not precedence order.
+func precedenceFuzzRoutes() []*Route {
+	route := func(name, host, prefix string, m config.Match) *Route {
+		return &Route{Name: name, Host: host, Prefix: prefix, conditions: conditionsOf(m)}
+	}
+	v := func(vm config.ValueMatch) map[string]config.ValueMatch { return map[string]config.ValueMatch{"v": vm} }
+	xa := func(vm config.ValueMatch) map[string]config.ValueMatch { return map[string]config.ValueMatch{"X-A": vm} }
+	return []*Route{
+		route("root", "", "/", config.Match{}),
+		route("api-query", "", "/api", config.Match{Query: v(config.ValueMatch{Exact: "2"})}),
+		route("api-header", "", "/api", config.Match{Headers: xa(config.ValueMatch{Regex: "[0-9]+"})}),
+		route("api-method", "", "/api", config.Match{Methods: []string{"GET"}}),
+		route("api-both", "", "/api", config.Match{Headers: xa(config.ValueMatch{Present: true}), Query: v(config.ValueMatch{Present: true})}),
+		route("v1", "", "/api/v1", config.Match{Headers: xa(config.ValueMatch{Exact: "1"})}),
+		route("exact", "a.example.com", "/api", config.Match{Query: map[string]config.ValueMatch{"beta": {Present: true}}}),
+		route("exact-root", "A.Example.com.", "/", config.Match{Methods: []string{"POST"}}),
+		route("wild", "*.example.com", "/api/v1", config.Match{}),
+		route("wild-root", "*.example.com", "/", config.Match{Headers: xa(config.ValueMatch{Exact: "w"})}),
+		route("wildb", "*.b.example.com", "/api", config.Match{Methods: []string{"DELETE"}, Headers: xa(config.ValueMatch{Present: true})}),
+		route("wildcom", "*.com", "/x", config.Match{}),
+		route("api-query-again", "", "/api", config.Match{Query: v(config.ValueMatch{Exact: "2"})}), // after api-query: never wins
+	}
+}
+
+// bruteMatchPrecedence is Table.Match's precedence written as a sort key over every route:
+// host class (exact, wildcard by longer suffix, none), longer prefix, method condition, more
+// headers, more query conditions, config order.
+func bruteMatchPrecedence(routes []*Route, r *http.Request, host, path string) *Route {
+	h := normalizeHost(host)
+	var best *Route
+	var bestKey []int
+	for i, rt := range routes {
+		class, suffixLen := 2, 0
+		switch rh := routeHost(rt.Host); {
+		case rt.Host == "":
+		case strings.HasPrefix(rh, "*."):
+			suffix := rh[1:]
+			if !strings.HasSuffix(h, suffix) || len(h) == len(suffix) || h[0] == '.' || strings.Contains(h, "..") {
+				continue
+			}
+			class, suffixLen = 1, len(suffix)
+		case rh == h:
+			class = 0
+		default:
+			continue
+		}
+		prefix, _ := canonicalPrefix(rt.Prefix)
+		if !segmentPrefix(prefix, path) || !rt.conditions.holds(r) {
+			continue
+		}
+		c := rt.conditions
+		key := []int{class, -suffixLen, -len(prefix), -c.methodCount(), -c.headerCount(), -c.queryCount(), i}
+		if best == nil || slices.Compare(key, bestKey) < 0 {
+			best, bestKey = rt, key
+		}
+	}
+	return best
+}
+
+// FuzzTableMatch checks Table.Match against bruteMatchPrecedence on any host, path, method,
+// header and query.
+func FuzzTableMatch(f *testing.F) {
+	for _, host := range []string{"a.example.com", "A.EXAMPLE.COM.:80", "x.b.example.com", "b.example.com", "example.com", "x.com", "a..example.com", ""} {
+		f.Add(uint8(0), host, "/api/v1/x", "1", "v=2&beta")
+		f.Add(uint8(2), host, "/api/", "w", "v")
+		f.Add(uint8(1), host, "/x/y", "", "")
+	}
+	routes := precedenceFuzzRoutes()
+	tbl := NewTable(routes, nil)
+	methods := []string{"GET", "POST", "DELETE", "PUT", "get"}
+	f.Fuzz(func(t *testing.T, method uint8, host, target, headerValue, rawQuery string) {
+		path, ok := canonicalPath(target)
+		if !ok {
+			return
+		}
+		r := &http.Request{Method: methods[int(method)%len(methods)], URL: &url.URL{Path: path, RawQuery: rawQuery}, Header: http.Header{}}
+		if headerValue != "" {
+			r.Header["X-A"] = []string{headerValue}
+		}
+		got, want := tbl.Match(r, host, path), bruteMatchPrecedence(routes, r, host, path)
+		if got != want {
+			t.Fatalf("%s %q %q X-A=%q ?%s: Match = %s, want %s", r.Method, host, path, headerValue, rawQuery, routeName(got), routeName(want))
+		}
+	})
 }
