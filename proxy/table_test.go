@@ -363,7 +363,9 @@ func precedenceFuzzRoutes() []*Route {
 		return &Route{Name: name, Host: host, Prefix: prefix, conditions: conditionsOf(m)}
 	}
 	v := func(vm config.ValueMatch) map[string]config.ValueMatch { return map[string]config.ValueMatch{"v": vm} }
-	xa := func(vm config.ValueMatch) map[string]config.ValueMatch { return map[string]config.ValueMatch{"X-A": vm} }
+	xa := func(vm config.ValueMatch) map[string]config.ValueMatch {
+		return map[string]config.ValueMatch{"X-A": vm}
+	}
 	return []*Route{
 		route("root", "", "/", config.Match{}),
 		route("api-query", "", "/api", config.Match{Query: v(config.ValueMatch{Exact: "2"})}),
