@@ -74,12 +74,12 @@ func (t *Table) hostClass(host string) *prefixes {
 	}
 	h := routeHost(host)
 	byHost := t.byHost
-	if suffix, ok := strings.CutPrefix(h, "*"); ok {
+	if strings.HasPrefix(h, "*.") {
 		if t.wildcards == nil {
 			t.wildcards = make(map[string]*prefixes)
 		}
-		h, byHost = suffix, t.wildcards
-		t.wildcardMaxLen = max(t.wildcardMaxLen, len(suffix))
+		h, byHost = h[1:], t.wildcards // keyed ".example.com", as matchWildcards looks up
+		t.wildcardMaxLen = max(t.wildcardMaxLen, len(h))
 	}
 	p := byHost[h]
 	if p == nil {
@@ -201,7 +201,8 @@ func (p *prefixes) longest(r *http.Request, path string) *Route {
 	}
 	for {
 		for _, rt := range p.routes[cand] {
-			if rt.conditions.holds(r) {
+			// The nil test here keeps a route without conditions free of a call.
+			if rt.conditions == nil || rt.conditions.holds(r) {
 				return rt
 			}
 		}
