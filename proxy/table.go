@@ -24,12 +24,19 @@ type Table struct {
 }
 
 // prefixes maps canonical prefixes ("/", "/api", "/api/users", "/caf%C3%A9") to the routes
-// of one host class that share the prefix, in precedence order (see comparePrecedence).
+// of one host class that share the prefix.
 type prefixes struct {
-	routes map[string][]*Route
+	// routes holds each prefix's first route in precedence order (see comparePrecedence).
+	// One pointer per prefix, as when routes had no conditions, so a table without them
+	// keeps that small, cache-friendly map; when the first route has conditions, all of the
+	// prefix's routes, in precedence order, are in alternatives under that first route.
+	routes       map[string]*Route
+	alternatives map[*Route][]*Route
 	// maxLen is the length of the longest prefix: no longer candidate can match, so a deep
 	// path costs no more lookups, nor hashing, than the table's own prefixes.
 	maxLen int
+	// building holds every prefix's routes in config order while NewTable runs.
+	building map[string][]*Route
 }
 
 // NewTable indexes routes. Prefixes must be cleaned (no trailing slash but "/"), and hosts
@@ -57,12 +64,12 @@ func NewTable(routes []*Route, trust *Trust) *Table {
 		}
 		t.hostClass(r.Host).add(prefix, r)
 	}
-	t.anyHost.sort()
+	t.anyHost.finish()
 	for _, p := range t.byHost {
-		p.sort()
+		p.finish()
 	}
 	for _, p := range t.wildcards {
-		p.sort()
+		p.finish()
 	}
 	return t
 }
@@ -89,19 +96,29 @@ func (t *Table) hostClass(host string) *prefixes {
 	return p
 }
 
-func newPrefixes() *prefixes { return &prefixes{routes: make(map[string][]*Route)} }
+func newPrefixes() *prefixes {
+	return &prefixes{routes: make(map[string]*Route), building: make(map[string][]*Route)}
+}
 
 func (p *prefixes) add(prefix string, r *Route) {
-	p.routes[prefix] = append(p.routes[prefix], r)
+	p.building[prefix] = append(p.building[prefix], r)
 	p.maxLen = max(p.maxLen, len(prefix))
 }
 
-// sort puts the routes of each prefix in precedence order, keeping config order among
-// equals.
-func (p *prefixes) sort() {
-	for _, routes := range p.routes {
+// finish puts the routes of each prefix in precedence order, keeping config order among
+// equals, and indexes them for longest.
+func (p *prefixes) finish() {
+	for prefix, routes := range p.building {
 		slices.SortStableFunc(routes, func(a, b *Route) int { return comparePrecedence(a.conditions, b.conditions) })
+		p.routes[prefix] = routes[0]
+		if routes[0].conditions != nil {
+			if p.alternatives == nil {
+				p.alternatives = make(map[*Route][]*Route)
+			}
+			p.alternatives[routes[0]] = routes
+		}
 	}
+	p.building = nil
 }
 
 // Routes returns every route in config order. Callers must not modify it.
@@ -200,9 +217,11 @@ func (p *prefixes) longest(r *http.Request, path string) *Route {
 		}
 	}
 	for {
-		for _, rt := range p.routes[cand] {
-			// The nil test here keeps a route without conditions free of a call.
-			if rt.conditions == nil || rt.conditions.holds(r) {
+		if first, ok := p.routes[cand]; ok {
+			if first.conditions == nil {
+				return first // routes without conditions sort last: the only candidate
+			}
+			if rt := p.firstHolding(r, first); rt != nil {
 				return rt
 			}
 		}
@@ -216,6 +235,17 @@ func (p *prefixes) longest(r *http.Request, path string) *Route {
 			return nil
 		}
 	}
+}
+
+// firstHolding returns the first route, in precedence order, of the prefix whose first route
+// is first, that r meets the conditions of; or nil.
+func (p *prefixes) firstHolding(r *http.Request, first *Route) *Route {
+	for _, rt := range p.alternatives[first] {
+		if rt.conditions == nil || rt.conditions.holds(r) {
+			return rt
+		}
+	}
+	return nil
 }
 
 // normalizeHost returns a request's Host as route hosts are keyed: without port, final dot
