@@ -158,8 +158,8 @@ func (v *valueCondition) holdsForQuery(rawQuery string) bool {
 // no allocation. Unlike ParseQuery it sets no limit on the number of pairs, which only
 // guards ParseQuery's map; this scan keeps nothing.
 func firstQueryValue(rawQuery, name string) (value string, ok bool) {
-	// One byte loop rather than strings.Cut per pair: queries are short, and a call to the
-	// vectorized IndexByte per pair cost more than it saved (twice the time, measured).
+	// One byte loop rather than strings.Cut per pair: queries are short, and the calls to
+	// the vectorized IndexByte cost more than they saved on them (measured).
 	start, equals, semicolon := 0, -1, false
 	for i := 0; i <= len(rawQuery); i++ {
 		if i < len(rawQuery) {

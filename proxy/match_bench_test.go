@@ -58,8 +58,8 @@ func BenchmarkMatchConditions(b *testing.B) {
 	}
 	for _, c := range cases {
 		for _, n := range []int{10, 1000, 10000} {
-			tbl := NewTable(c.routes(n), nil)
 			b.Run(fmt.Sprintf("%s/routes=%d", c.name, n), func(b *testing.B) {
+				tbl := NewTable(c.routes(n), nil)
 				b.ReportAllocs()
 				for b.Loop() {
 					if rt := tbl.Match(c.req, c.host, c.req.URL.Path); rt == nil || rt.Name != c.want {
