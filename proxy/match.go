@@ -106,10 +106,12 @@ func (c *conditions) holds(r *http.Request) bool {
 	return true
 }
 
-// holdsForHeader checks the header's first field line only, as Gateway API says for a
-// repeated header: "X-Canary: a" then "X-Canary: b" is compared as "a". One line listing
-// several values ("a, b") is one value. Header names were canonicalized by the server, as
-// the condition's name was, so the lookup is case-insensitive and costs one map access.
+// holdsForHeader checks the header's first field line only: "X-Canary: a" then
+// "X-Canary: b" is compared as "a". Gateway API leaves a repeated header to the
+// implementation and recommends the first value for a repeated query parameter; one rule for
+// both is easier to predict. One line listing several values ("a, b") is one value. Header
+// names were canonicalized by the server, as the condition's name was, so the lookup is
+// case-insensitive and costs one map access.
 func (v *valueCondition) holdsForHeader(h http.Header) bool {
 	values := h[v.name]
 	if len(values) == 0 {
@@ -126,8 +128,9 @@ func (v *valueCondition) holdsForHeader(h http.Header) bool {
 	return false
 }
 
-// holdsForQuery checks the parameter's first value, read from the raw query as
-// url.ParseQuery would list it (see firstQueryValue).
+// holdsForQuery checks the parameter's first value, as Gateway API recommends for a
+// repeated parameter, read from the raw query as url.ParseQuery would list it (see
+// firstQueryValue).
 func (v *valueCondition) holdsForQuery(rawQuery string) bool {
 	if v.kind == valueNever {
 		return false
