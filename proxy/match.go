@@ -41,7 +41,8 @@ type valueCondition struct {
 // newConditions compiles m; nil (and a Match with no conditions) gives nil, the route that
 // costs the matcher nothing beyond its prefix lookup. Header and query conditions are sorted
 // cheapest first (exact, present, then regex), then by name, so a failing request is
-// usually refused before any regex runs.
+// usually refused before any regex runs. Two names of one header ("x-a" and "X-A") are two
+// conditions on it, both of which must hold.
 func newConditions(m *config.Match) *conditions {
 	if m == nil || len(m.Methods) == 0 && len(m.Headers) == 0 && len(m.Query) == 0 {
 		return nil
