@@ -354,6 +354,18 @@ func TestMatchConditionsAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocs per match, want 0", name, allocs)
 		}
 	}
+	wildcards := NewTable(makeWildcardRoutes(1000), nil)
+	r := newRequest("GET", "/svc/users/42")
+	for host, want := range map[string]string{"a.t5.example.com": "5", "a.b.t999.example.com.:443": "999", "t5.example.com": "root"} {
+		allocs := testing.AllocsPerRun(200, func() {
+			if got := wildcards.Match(r, host, r.URL.Path); got == nil || got.Name != want {
+				t.Fatalf("Match(%s) = %s, want %s", host, routeName(got), want)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("wildcard %s: %v allocs per match, want 0", host, allocs)
+		}
+	}
 }
 
 // precedenceFuzzRoutes mixes every host class, nested prefixes and conditions of each
