@@ -90,7 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusBadRequest)
 		return
 	}
-	rt := t.Match(r.Host, p)
+	rt := t.Match(r, r.Host, p)
 	if rt == nil {
 		h.refuse(w, r, http.StatusNotFound)
 		return

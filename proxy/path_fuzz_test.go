@@ -175,7 +175,7 @@ func FuzzMatchNeverEscapesRoute(f *testing.F) {
 		if !ok {
 			return
 		}
-		rt := tbl.Match(host, c)
+		rt := tbl.Match(plainRequest, host, c)
 		if want := bruteMatch(routes, host, c); rt != want {
 			t.Fatalf("Match(%q, %q) = %v, want %v", host, c, routeName(rt), routeName(want))
 		}

@@ -17,7 +17,7 @@ import (
 type Route struct {
 	Name        string // "host/prefix" or "prefix": metric label and log field
 	Prefix      string
-	Host        string
+	Host        string // "" any, an exact name, or "*.example.com": see Table.Match
 	StripPrefix bool
 	Pool        *upstream.Pool
 	Timeout     time.Duration // until response headers; 0 = none
@@ -44,6 +44,8 @@ type Route struct {
 	split   *splitter // nil: no split
 	sticky  *sticky   // nil: no sticky cookie
 	mirror  *mirror   // nil: no mirror
+
+	conditions *conditions // the route's match: block, compiled; nil: none
 }
 
 // RouteOptions are what NewRoute needs besides the route's config.
@@ -81,6 +83,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Retry:       rc.Retry,
 
 		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
+		conditions:           newConditions(rc.Match),
 	}
 	if !o.Filters.Empty() {
 		r.Filters = o.Filters

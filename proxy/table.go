@@ -1,40 +1,57 @@
 package proxy
 
 import (
+	"net/http"
+	"slices"
 	"strings"
 )
 
 // Table is an immutable route table. The handler loads it once per request through an atomic
 // pointer, so a reload never changes the routes a running request sees.
 type Table struct {
-	byHost  map[string]*prefixes // routes with a host: lower-case host without port or final dot
-	anyHost *prefixes            // routes without a host
-	routes  []*Route             // every route, in config order
-	trust   *Trust               // whose forwarding headers are believed
+	byHost map[string]*prefixes // routes with an exact host: lower-case, without port or final dot
+	// wildcards holds the routes of "*.example.com" keyed by their suffix ".example.com";
+	// wildcardMaxLen is the longest key, so a long request host costs no more lookups than
+	// the configured suffixes can use.
+	wildcards      map[string]*prefixes
+	wildcardMaxLen int
+	anyHost        *prefixes // routes without a host
+	routes         []*Route  // every route, in config order
+	trust          *Trust    // whose forwarding headers are believed
 	// escaped holds the canonical prefix of each route whose plain Prefix is not its own
 	// canonical form ("/a b" is matched as "/a%20b"); usually empty.
 	escaped map[*Route]string
 }
 
-// prefixes maps canonical prefixes ("/", "/api", "/api/users", "/caf%C3%A9") to their
-// routes.
+// prefixes maps canonical prefixes ("/", "/api", "/api/users", "/caf%C3%A9") to the routes
+// of one host class that share the prefix.
 type prefixes struct {
-	routes map[string]*Route
+	// routes holds each prefix's first route in precedence order (see comparePrecedence).
+	// One pointer per prefix, as when routes had no conditions, so a table without them
+	// keeps that small, cache-friendly map; when the first route has conditions, all of the
+	// prefix's routes, in precedence order, are in alternatives under that first route.
+	routes       map[string]*Route
+	alternatives map[*Route][]*Route
 	// maxLen is the length of the longest prefix: no longer candidate can match, so a deep
 	// path costs no more lookups, nor hashing, than the table's own prefixes.
 	maxLen int
+	// building holds every prefix's routes in config order while NewTable runs.
+	building map[string][]*Route
 }
 
-// NewTable indexes routes. Prefixes must be cleaned (no trailing slash but "/"), hosts
-// lower-case without port, and host+prefix unique (the config loader guarantees all three).
-// trust (may be nil: trust nobody) decides whose X-Forwarded-* headers are kept.
+// NewTable indexes routes. Prefixes must be cleaned (no trailing slash but "/"), and hosts
+// lower-case without port, either exact names or "*." and a suffix (one leading wildcard
+// label); the config loader guarantees both. trust (may be nil: trust nobody) decides whose
+// X-Forwarded-* headers are kept.
 //
 // A route's Prefix is a plain (unescaped) path, and is matched in its canonical escaped form
 // (canonicalPrefix: "/a b" is matched as "/a%20b"), the form of canonical request paths; the
 // usual ASCII prefix is its own canonical form. A prefix with a control character can match
 // no valid request, and so never matches. Hosts are compared without a final dot or IPv6
-// brackets, as normalizeHost leaves request hosts; should two routes then share host and
-// prefix, the first in config order wins. Routes are not modified.
+// brackets, as normalizeHost leaves request hosts. Routes sharing host and prefix are tried
+// in precedence order (a method condition, then more header conditions, then more query
+// conditions), then config order; so of two such routes without conditions the first in
+// config order wins. Routes are not modified.
 func NewTable(routes []*Route, trust *Trust) *Table {
 	t := &Table{byHost: make(map[string]*prefixes), anyHost: newPrefixes(), routes: routes, trust: trust}
 	for _, r := range routes {
@@ -45,49 +62,122 @@ func NewTable(routes []*Route, trust *Trust) *Table {
 			}
 			t.escaped[r] = prefix
 		}
-		if r.Host == "" {
-			t.anyHost.add(prefix, r)
-			continue
-		}
-		h := routeHost(r.Host)
-		p := t.byHost[h]
-		if p == nil {
-			p = newPrefixes()
-			t.byHost[h] = p
-		}
-		p.add(prefix, r)
+		t.hostClass(r.Host).add(prefix, r)
+	}
+	t.anyHost.finish()
+	for _, p := range t.byHost {
+		p.finish()
+	}
+	for _, p := range t.wildcards {
+		p.finish()
 	}
 	return t
 }
 
-func newPrefixes() *prefixes { return &prefixes{routes: make(map[string]*Route)} }
+// hostClass returns the prefixes of the routes with host, made on first use.
+func (t *Table) hostClass(host string) *prefixes {
+	if host == "" {
+		return t.anyHost
+	}
+	h := routeHost(host)
+	byHost := t.byHost
+	if strings.HasPrefix(h, "*.") {
+		if t.wildcards == nil {
+			t.wildcards = make(map[string]*prefixes)
+		}
+		h, byHost = h[1:], t.wildcards // keyed ".example.com", as matchWildcards looks up
+		t.wildcardMaxLen = max(t.wildcardMaxLen, len(h))
+	}
+	p := byHost[h]
+	if p == nil {
+		p = newPrefixes()
+		byHost[h] = p
+	}
+	return p
+}
+
+func newPrefixes() *prefixes {
+	return &prefixes{routes: make(map[string]*Route), building: make(map[string][]*Route)}
+}
 
 func (p *prefixes) add(prefix string, r *Route) {
-	if _, dup := p.routes[prefix]; dup {
-		return
-	}
-	p.routes[prefix] = r
+	p.building[prefix] = append(p.building[prefix], r)
 	p.maxLen = max(p.maxLen, len(prefix))
+}
+
+// finish puts the routes of each prefix in precedence order, keeping config order among
+// equals, and indexes them for longest.
+func (p *prefixes) finish() {
+	for prefix, routes := range p.building {
+		slices.SortStableFunc(routes, func(a, b *Route) int { return comparePrecedence(a.conditions, b.conditions) })
+		p.routes[prefix] = routes[0]
+		if routes[0].conditions != nil {
+			if p.alternatives == nil {
+				p.alternatives = make(map[*Route][]*Route)
+			}
+			p.alternatives[routes[0]] = routes
+		}
+	}
+	p.building = nil
 }
 
 // Routes returns every route in config order. Callers must not modify it.
 func (t *Table) Routes() []*Route { return t.routes }
 
-// Match returns the route for a request host and a canonical path (see canonicalPath), or
-// nil. Routes with a host are tried first; among routes of one host the longest matching
-// prefix wins, and prefixes match whole segments only: "/api" matches "/api" and "/api/x",
-// never "/apix", nor "/api%2Fx" (one segment, "api%2Fx"). It costs one map lookup per
-// segment of the path's first len(longest prefix) bytes whatever the number of routes, and
-// allocates nothing.
-func (t *Table) Match(host, path string) *Route {
-	if len(t.byHost) > 0 {
-		if p, ok := t.byHost[normalizeHost(host)]; ok {
-			if r := p.longest(path); r != nil {
-				return r
+// Match returns the route for request r, whose host and canonical path (see canonicalPath)
+// are given, or nil. Precedence is Gateway API HTTPRoute's: routes with the exact host, then
+// wildcard routes ("*.example.com" matches "a.example.com" and "a.b.example.com", never
+// "example.com"), longest suffix first, then routes without a host. Within each of those
+// the longest matching prefix wins, and prefixes match whole segments only: "/api" matches
+// "/api" and "/api/x", never "/apix", nor "/api%2Fx" (one segment, "api%2Fx"). Among routes
+// with that prefix the first in precedence order whose conditions r meets wins; if none
+// does, the next shorter prefix is tried, then the next host class.
+//
+// Without conditions it costs one map lookup per segment of the path's first len(longest
+// prefix) bytes whatever the number of routes, plus one per label of the host's last
+// len(longest wildcard suffix) bytes when there are wildcard routes, and allocates nothing;
+// conditions are checked only on the routes of prefixes the path reaches.
+func (t *Table) Match(r *http.Request, host, path string) *Route {
+	if len(t.byHost) > 0 || len(t.wildcards) > 0 {
+		h := normalizeHost(host)
+		if p, ok := t.byHost[h]; ok {
+			if rt := p.longest(r, path); rt != nil {
+				return rt
+			}
+		}
+		if len(t.wildcards) > 0 {
+			if rt := t.matchWildcards(r, h, path); rt != nil {
+				return rt
 			}
 		}
 	}
-	return t.anyHost.longest(path)
+	return t.anyHost.longest(r, path)
+}
+
+// matchWildcards tries the wildcard routes whose suffix ends host (normalized), longest
+// suffix first: "a.b.example.com" looks up ".b.example.com", then ".example.com", then
+// ".com", skipping suffixes longer than any configured one. A host with an empty label
+// ("a..example.com", ".example.com") is no DNS name and matches no wildcard.
+func (t *Table) matchWildcards(r *http.Request, host, path string) *Route {
+	if host == "" || host[0] == '.' || strings.Contains(host, "..") {
+		return nil
+	}
+	// The wildcard label is not empty, so a suffix starts at index 1 or later.
+	from := max(1, len(host)-t.wildcardMaxLen)
+	for from < len(host) {
+		i := strings.IndexByte(host[from:], '.')
+		if i < 0 {
+			return nil
+		}
+		suffix := host[from+i:]
+		if p, ok := t.wildcards[suffix]; ok {
+			if rt := p.longest(r, path); rt != nil {
+				return rt
+			}
+		}
+		from += i + 1
+	}
+	return nil
 }
 
 // upstreamPath returns the path to forward for canonical path p, which Match matched to rt:
@@ -106,7 +196,9 @@ func (t *Table) upstreamPath(rt *Route, p string) string {
 	return stripPrefix(p, prefix)
 }
 
-func (p *prefixes) longest(path string) *Route {
+// longest returns the first route, in precedence order, of the longest prefix of path
+// whose conditions r meets, or nil.
+func (p *prefixes) longest(r *http.Request, path string) *Route {
 	if len(p.routes) == 0 {
 		return nil
 	}
@@ -125,8 +217,13 @@ func (p *prefixes) longest(path string) *Route {
 		}
 	}
 	for {
-		if r, ok := p.routes[cand]; ok {
-			return r
+		if first, ok := p.routes[cand]; ok {
+			if first.conditions == nil {
+				return first // routes without conditions sort last: the only candidate
+			}
+			if rt := p.firstHolding(r, first); rt != nil {
+				return rt
+			}
 		}
 		i := strings.LastIndexByte(cand, '/')
 		switch {
@@ -138,6 +235,17 @@ func (p *prefixes) longest(path string) *Route {
 			return nil
 		}
 	}
+}
+
+// firstHolding returns the first route, in precedence order, of the prefix whose first route
+// is first, that r meets the conditions of; or nil.
+func (p *prefixes) firstHolding(r *http.Request, first *Route) *Route {
+	for _, rt := range p.alternatives[first] {
+		if rt.conditions == nil || rt.conditions.holds(r) {
+			return rt
+		}
+	}
+	return nil
 }
 
 // normalizeHost returns a request's Host as route hosts are keyed: without port, final dot

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// makeConditionalRoutes returns a root route and n routes, four per prefix /svcN/users: a
+// header canary (X-Canary: always), a query canary (v=2 and beta present), a DELETE route
+// and one without conditions.
+func makeConditionalRoutes(n int) []*Route {
+	routes := []*Route{{Name: "root", Prefix: "/"}}
+	for i := 0; len(routes) <= n; i++ {
+		prefix := fmt.Sprintf("/svc%d/users", i)
+		routes = append(routes,
+			&Route{Name: fmt.Sprint(i, "-canary"), Prefix: prefix, conditions: conditionsOf(config.Match{
+				Headers: map[string]config.ValueMatch{"X-Canary": {Exact: "always"}}})},
+			&Route{Name: fmt.Sprint(i, "-query"), Prefix: prefix, conditions: conditionsOf(config.Match{
+				Query: map[string]config.ValueMatch{"v": {Exact: "2"}, "beta": {Present: true}}})},
+			&Route{Name: fmt.Sprint(i, "-delete"), Prefix: prefix, conditions: conditionsOf(config.Match{
+				Methods: []string{"DELETE"}})},
+			&Route{Name: fmt.Sprint(i), Prefix: prefix},
+		)
+	}
+	return routes[:n+1]
+}
+
+// makeWildcardRoutes returns a root route and n wildcard routes, "*.tN.example.com" with
+// prefix /svc/users.
+func makeWildcardRoutes(n int) []*Route {
+	routes := []*Route{{Name: "root", Prefix: "/"}}
+	for i := 0; i < n; i++ {
+		routes = append(routes, &Route{Name: fmt.Sprint(i), Prefix: "/svc/users", Host: fmt.Sprintf("*.t%d.example.com", i)})
+	}
+	return routes
+}
+
+// BenchmarkMatchConditions is Table.Match at 10, 1,000 and 10,000 routes, in one run: with
+// no conditions (the figures of BenchmarkMatch), through a prefix whose routes have
+// conditions (the header canary met; the query canary met, tried after the header one;
+// none met, the route without conditions), and on wildcard hosts.
+func BenchmarkMatchConditions(b *testing.B) {
+	cases := []struct {
+		name   string
+		routes func(int) []*Route
+		host   string
+		req    *http.Request
+		want   string
+	}{
+		{"none", makeRoutes, "example.com", newRequest("GET", "/svc1/users/42/orders"), "1"},
+		{"header", makeConditionalRoutes, "example.com", newRequest("GET", "/svc1/users/42/orders", "X-Canary", "always"), "1-canary"},
+		{"query", makeConditionalRoutes, "example.com", newRequest("GET", "/svc1/users/42/orders?id=7&beta&v=2"), "1-query"},
+		{"unmet", makeConditionalRoutes, "example.com", newRequest("GET", "/svc1/users/42/orders?v=3", "X-Canary", "never"), "1"},
+		{"wildcard", makeWildcardRoutes, "a.t1.example.com", newRequest("GET", "/svc/users/42/orders"), "1"},
+	}
+	for _, c := range cases {
+		for _, n := range []int{10, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/routes=%d", c.name, n), func(b *testing.B) {
+				tbl := NewTable(c.routes(n), nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					if rt := tbl.Match(c.req, c.host, c.req.URL.Path); rt == nil || rt.Name != c.want {
+						b.Fatalf("Match = %s, want %s", routeName(rt), c.want)
+					}
+				}
+			})
+		}
+	}
+}
