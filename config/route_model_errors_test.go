@@ -42,9 +42,10 @@ func TestRouteModelErrors(t *testing.T) {
 			`routes.yaml:4: routes[0].match.methods: must not be empty (leave it out to match every method)`,
 			`routes.yaml:4: routes[0].match.headers: must not be empty (leave it out for no header condition)`,
 			`routes.yaml:4: routes[0].match.query: must not be empty (leave it out for no query condition)`}},
-		{"header names", route("    match:\n      headers:\n        \"X A\": a\n        X-Canary: a\n        x-canary: b\n"), []string{
+		{"header names", route("    match:\n      headers:\n        \"X A\": a\n        X-Canary: a\n        x-canary: b\n        host: a.example\n"), []string{
 			`routes.yaml:6: routes[0].match.headers.X A: invalid header name "X A"`,
-			`routes.yaml:8: routes[0].match.headers.x-canary: duplicate header "x-canary": same as "X-Canary" (header names are case-insensitive)`}},
+			`routes.yaml:8: routes[0].match.headers.x-canary: duplicate header "x-canary": same as "X-Canary" (header names are case-insensitive)`,
+			`routes.yaml:9: routes[0].match.headers.host: Host is matched by the route's host: key, not by a header condition`}},
 		{"conditions", route("    match:\n      headers:\n        X-A: {exact: a, regex: b}\n        X-B: {}\n        X-C: {present: false}\n        X-D: {regex: \"a(\"}\n        X-E: {regex: \"\"}\n"), []string{
 			`routes.yaml:6: routes[0].match.headers.X-A: has exact and regex (want exactly one of exact, present, regex)`,
 			`routes.yaml:7: routes[0].match.headers.X-B: needs one of exact, present, regex (or a plain value for exact)`,

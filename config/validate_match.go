@@ -52,6 +52,9 @@ func (v *validator) match(p string, m *Match) {
 		hp := join(p+".headers", name)
 		if !httpguts.ValidHeaderFieldName(name) {
 			v.errorf(hp, "invalid header name %q", name)
+		} else if strings.EqualFold(name, "Host") {
+			// net/http moves Host out of the header map, so the condition could never hold.
+			v.errorf(hp, "Host is matched by the route's host: key, not by a header condition")
 		} else if first, dup := firstName[strings.ToLower(name)]; dup {
 			v.errorf(hp, "duplicate header %q: same as %q (header names are case-insensitive)", name, first)
 		} else {
