@@ -14,6 +14,12 @@
 # buckets in the process (rl-local) and in Redis (rl-redis, Redis's CPU counted) and prints
 # the CPU ratio. BENCH_ONLY=NAME measures only the proxies whose name starts with NAME
 # (e.g. BENCH_ONLY=rl bench/run.sh 5).
+#
+# filters-off and filters-on measure the same route without and with every per-route filter
+# (a match condition, header edits, ip_allow, CORS, max_body_bytes, compression that finds the
+# 64-byte body too small) and print the CPU ratio. BENCH_BASELINE=REV also builds that git
+# revision and measures it as "baseline" on the no-filter config, against filters-off: the
+# same-run check that the no-filter path did not get slower (BENCH_ONLY=filters too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -32,6 +38,11 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)
 go build -o "$tmp/switchyard" ./cmd/switchyard
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/httputilproxy" ./bench/httputilproxy
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  git worktree add -q --detach "$tmp/baseline-src" "$BENCH_BASELINE"
+  (cd "$tmp/baseline-src" && go build -o "$tmp/switchyard-baseline" ./cmd/switchyard)
+  git worktree remove --force "$tmp/baseline-src"
+fi
 
 taskset -c 0 "$tmp/backend" -listen 127.0.0.1:9101 & pids+=($!)
 
@@ -74,6 +85,30 @@ routes:
   - prefix: /
     upstreams: ["http://127.0.0.1:9101"]
     rate_limit: { rps: 1000000, burst: 1000000, key: client_ip, store: $store }
+YAML
+done
+
+# The same route with no filter, and with every filter on (none of them refusing wrk).
+for variant in off on baseline; do
+  port=$(case $variant in off) echo 9115;; on) echo 9117;; baseline) echo 9119;; esac)
+  filters=""
+  if [ "$variant" = on ]; then
+    filters='
+    match: { methods: [GET, HEAD] }
+    headers: { request: { set: { X-Env: bench }, remove: [Cookie] }, response: { set: { X-Gateway: switchyard }, remove: [Server] } }
+    ip_allow: [127.0.0.0/8]
+    max_body_bytes: 1048576
+    cors: { allow_origins: ["https://app.example.com"] }
+    compress: { enabled: true }'
+  fi
+  cat >"$tmp/routes-filters-$variant.yaml" <<YAML
+listen: "127.0.0.1:$port"
+admin: "127.0.0.1:$((port + 1))"
+discovery: {}
+defaults: { timeout: 30s, retries: 1 }
+routes:
+  - prefix: /
+    upstreams: ["http://127.0.0.1:9101"]$filters
 YAML
 done
 
@@ -175,6 +210,16 @@ if want switchyard; then
   taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-full.yaml" -log-format json 2>"$tmp/access.log" & pids+=($!)
   results+=("$(measure switchyard-full "${pids[-1]}" http://127.0.0.1:9108/)")
 fi
+if want filters; then
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-filters-off.yaml" -log-level warn & pids+=($!)
+  results+=("$(measure filters-off "${pids[-1]}" http://127.0.0.1:9115/)")
+  taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-filters-on.yaml" -log-level warn & pids+=($!)
+  results+=("$(measure filters-on "${pids[-1]}" http://127.0.0.1:9117/)")
+  if [ -x "$tmp/switchyard-baseline" ]; then
+    taskset -c 0 "$tmp/switchyard-baseline" -config "$tmp/routes-filters-baseline.yaml" -log-level warn & pids+=($!)
+    results+=("$(measure baseline "${pids[-1]}" http://127.0.0.1:9119/)")
+  fi
+fi
 redis=$(command -v redis-server || true)
 if want rl && [ -n "$redis" ]; then
   taskset -c 0 "$redis" --port 9114 --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & redis_pid=$!; pids+=($redis_pid)
@@ -189,6 +234,10 @@ base=$(printf '%s\n' "${results[@]}" | awk '$1=="nginx" {print $2}')
 local_rl=$(printf '%s\n' "${results[@]}" | awk '$1=="rl-local" {print $4}')
 if [ -n "$local_rl" ]; then
   printf '%s\n' "${results[@]}" | awk -v b="$local_rl" '$1=="rl-redis" { printf "rl-redis         %.2fx the CPU per request of rl-local\n", $4 / b }'
+fi
+off=$(printf '%s\n' "${results[@]}" | awk '$1=="filters-off" {print $4}')
+if [ -n "$off" ]; then
+  printf '%s\n' "${results[@]}" | awk -v b="$off" '$1=="filters-on" || $1=="baseline" { printf "%-16s %.2fx the CPU per request of filters-off\n", $1, $4 / b }'
 fi
 if [ -n "$base" ]; then
   printf '%s\n' "${results[@]}" | awk -v b="$base" '{ printf "%-16s %.2fx nginx req/s\n", $1, $2 / b }'
