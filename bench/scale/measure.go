@@ -52,9 +52,15 @@ func Growth(before, after Memory) Memory {
 // MiB converts bytes to mebibytes, for logs and benchmark metrics.
 func MiB(b uint64) float64 { return float64(b) / (1 << 20) }
 
-// residentBytes reads VmRSS from /proc/self/status; 0 when it cannot.
-func residentBytes() uint64 {
-	f, err := os.Open("/proc/self/status")
+// residentBytes reads this process's VmRSS; 0 when it cannot.
+func residentBytes() uint64 { return readVmRSS("/proc/self/status") }
+
+// ProcessRSS is the resident set size of another process (a registry server the test
+// started), 0 when it cannot be read.
+func ProcessRSS(pid int) uint64 { return readVmRSS("/proc/" + strconv.Itoa(pid) + "/status") }
+
+func readVmRSS(path string) uint64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

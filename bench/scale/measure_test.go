@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -59,5 +60,14 @@ func TestReadMemory(t *testing.T) {
 	}
 	if m.RSSBytes < m.HeapBytes/2 {
 		t.Errorf("RSS %d bytes is implausibly below the heap (%d bytes): VmRSS misread", m.RSSBytes, m.HeapBytes)
+	}
+}
+
+func TestProcessRSS(t *testing.T) {
+	if ProcessRSS(os.Getpid()) == 0 {
+		t.Error("ProcessRSS(self) = 0")
+	}
+	if got := ProcessRSS(-1); got != 0 {
+		t.Errorf("ProcessRSS(-1) = %d, want 0", got)
 	}
 }
