@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -84,6 +85,16 @@ func parseVmRSS(f *os.File) uint64 {
 		return kb << 10
 	}
 	return 0
+}
+
+// CPUTime is the processor time (user and system) this process has used so far: on a shared
+// machine it shows what work cost where wall time also counts waiting for other processes.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Percentile returns the p-th quantile (0 <= p <= 1) of ds by the nearest-rank method,

@@ -71,3 +71,12 @@ func TestProcessRSS(t *testing.T) {
 		t.Errorf("ProcessRSS(-1) = %d, want 0", got)
 	}
 }
+
+func TestCPUTime(t *testing.T) {
+	before := CPUTime()
+	for deadline := time.Now().Add(20 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	if after := CPUTime(); after <= before {
+		t.Errorf("CPUTime did not advance over 20 ms of spinning: %v -> %v", before, after)
+	}
+}

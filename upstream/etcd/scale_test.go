@@ -33,6 +33,7 @@ type scaleRun struct {
 type scaleFigures struct {
 	firstSnapshot  time.Duration // Watch calls started -> every service's first snapshot delivered
 	allWatching    time.Duration // Watch calls started -> etcd holds a watcher for every service
+	startCPU       time.Duration // processor time the process (client and server) used meanwhile
 	growth         scale.Memory  // process memory added by the watches (client and server side)
 	watchers       float64       // etcd server's watcher gauge, added by the run
 	watchStreams   float64       // etcd server's gRPC watch stream gauge, added by the run
@@ -68,6 +69,7 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 	)
 	wctx, stop := context.WithCancel(ctx)
 	first.Add(run.services)
+	startCPU := scale.CPUTime()
 	start := time.Now()
 	for i := range run.services {
 		watching.Add(1)
@@ -106,7 +108,7 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 			tb.Fatalf("etcd holds %.0f watchers after %v, want %d", watchers-watchersBefore, run.waitForEach, run.services)
 		}
 	}
-	f.allWatching = time.Since(start)
+	f.allWatching, f.startCPU = time.Since(start), scale.CPUTime()-startCPU
 	f.growth = scale.Growth(before, scale.ReadMemory())
 	watchersAfter, streamsAfter := etcdWatchGauges(tb)
 	f.watchers, f.watchStreams = watchersAfter-watchersBefore, streamsAfter-streamsBefore
@@ -226,9 +228,9 @@ func waitGroupWithin(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 func (f scaleFigures) log(tb testing.TB, run scaleRun) {
-	tb.Logf("etcd %d services x %d endpoints: first snapshot of all %v, all watches created %v; heap +%.1f MiB (%.0f B/service), stacks +%.1f MiB, RSS +%.1f MiB, goroutines +%d; "+
+	tb.Logf("etcd %d services x %d endpoints: first snapshot of all %v, all watches created %v (CPU %v); heap +%.1f MiB (%.0f B/service), stacks +%.1f MiB, RSS +%.1f MiB, goroutines +%d; "+
 		"server watchers +%.0f on %.0f gRPC watch stream(s); burst of %d: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-		run.services, run.perService, f.firstSnapshot.Round(time.Millisecond), f.allWatching.Round(time.Millisecond),
+		run.services, run.perService, f.firstSnapshot.Round(time.Millisecond), f.allWatching.Round(time.Millisecond), f.startCPU.Round(time.Millisecond),
 		scale.MiB(f.growth.HeapBytes), float64(f.growth.HeapBytes)/float64(run.services), scale.MiB(f.growth.StackBytes), scale.MiB(f.growth.RSSBytes), f.growth.Goroutines,
 		f.watchers, f.watchStreams, run.burst, scale.Millis(f.p50), scale.Millis(f.p99), scale.Millis(f.pMax))
 }
@@ -263,6 +265,7 @@ func BenchmarkScale(b *testing.B) {
 		f.log(b, run)
 		b.ReportMetric(scale.Millis(f.firstSnapshot), "first-snapshot-ms")
 		b.ReportMetric(scale.Millis(f.allWatching), "all-watching-ms")
+		b.ReportMetric(scale.Millis(f.startCPU), "start-cpu-ms")
 		b.ReportMetric(scale.MiB(f.growth.StackBytes), "stack-MiB")
 		b.ReportMetric(scale.MiB(f.growth.HeapBytes), "heap-MiB")
 		b.ReportMetric(scale.MiB(f.growth.RSSBytes), "rss-MiB")
