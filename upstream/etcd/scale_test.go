@@ -3,7 +3,6 @@ package etcd
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -57,7 +56,7 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 		tb.Fatal(err)
 	}
 	defer cli.Close()
-	d := New(cli, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d := New(cli, Options{Logger: slog.New(slog.DiscardHandler)})
 
 	before := scale.ReadMemory()
 	watchersBefore, streamsBefore := etcdWatchGauges(tb)
