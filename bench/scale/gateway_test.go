@@ -95,9 +95,20 @@ type scaleGateway struct {
 	growth   scale.Memory  // memory the gateway added (config, routes, pools, metrics, goroutines)
 }
 
-// startGateway applies routes routes of perService endpoints each and stops the gateway
-// when tb ends.
+// startGateway applies routes routes of perService endpoints each, from a fakeRegistry, and
+// stops the gateway when tb ends.
 func startGateway(tb testing.TB, routes, perService int, live map[string][]string) *scaleGateway {
+	tb.Helper()
+	registry := &fakeRegistry{perService: perService, live: live, updates: map[string]func(upstream.Snapshot){}}
+	s := applyRoutes(tb, routes, registry)
+	s.registry = registry
+	return s
+}
+
+// applyRoutes applies routes routes over as many services of registry (as the etcd
+// registry), waits until every pool has its first snapshot, and stops the gateway when tb
+// ends.
+func applyRoutes(tb testing.TB, routes int, registry upstream.Discoverer) *scaleGateway {
 	tb.Helper()
 	cfg, err := config.Parse("routes.yaml", routesYAML(routes))
 	if err != nil {
@@ -107,14 +118,13 @@ func startGateway(tb testing.TB, routes, perService int, live map[string][]strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &scaleGateway{registry: &fakeRegistry{perService: perService, live: live, updates: map[string]func(upstream.Snapshot){}},
-		reg: prometheus.NewRegistry()}
+	s := &scaleGateway{reg: prometheus.NewRegistry()}
 	before := scale.ReadMemory()
 	s.handler = proxy.New(proxy.Options{Transport: tr, Metrics: proxy.NewMetrics(s.reg), Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.gw = gateway.New(ctx, gateway.Options{
 		Handler: s.handler, Registerer: s.reg, Logger: slog.New(slog.DiscardHandler),
-		Registries: gateway.Registries{config.RegistryEtcd: s.registry},
+		Registries: gateway.Registries{config.RegistryEtcd: registry},
 	})
 	tb.Cleanup(func() {
 		cancel()
@@ -125,8 +135,16 @@ func startGateway(tb testing.TB, routes, perService int, live map[string][]strin
 	if err := s.gw.Apply(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	if ok, waiting := s.gw.Ready(); !ok {
-		tb.Fatalf("not ready after Apply: %d pools waiting", len(waiting))
+	// Apply waits up to its warm-up timeout (1 s) for first snapshots; a real registry may
+	// need longer for 10,000 services, which /readyz would report as not ready meanwhile.
+	for deadline := start.Add(2 * time.Minute); ; time.Sleep(time.Millisecond) {
+		ok, waiting := s.gw.Ready()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("not ready %v after Apply: %d pools waiting", time.Since(start), len(waiting))
+		}
 	}
 	s.ready = time.Since(start)
 	s.growth = scale.Growth(before, scale.ReadMemory())

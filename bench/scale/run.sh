@@ -2,8 +2,8 @@
 # bench/scale/run.sh: the registry and gateway scale runs of issue 21, one after another, at
 # their large sizes (10,000 services x 10 endpoints = 100,000 endpoints). docs/scale.md
 # records what they printed. Everything runs in process or on loopback: an embedded etcd, a
-# ZooKeeper server (skipped without java and the ZooKeeper jar; scripts/apt-install.sh
-# installs them), a gateway fed by an in-process registry.
+# ZooKeeper server (skipped without java and the ZooKeeper jar; scripts/install-zookeeper.sh
+# installs them), a gateway fed by an in-process registry or by the embedded etcd.
 #
 #   bench/scale/run.sh            (about 2 minutes on 2 cores; needs 2 GB of memory)
 set -euo pipefail
@@ -16,6 +16,8 @@ echo "== ZooKeeper: 10,000 services x 10 endpoints, one session, burst of 1,000 
 run -bench 'Scale$' -benchtime=1x ./upstream/zookeeper/
 echo "== gateway: 10,000 routes over 10,000 services x 10 endpoints, in process"
 run -bench 'GatewayScale' -benchtime=1x ./bench/scale/
+echo "== gateway: 10,000 routes over an embedded etcd with 10,000 services x 10 endpoints"
+run -bench 'GatewayEtcdScale' -benchtime=1x ./bench/scale/
 echo "== one endpoint change with 10 and with 10,000 pools"
 run -bench 'EndpointChange' -benchtime=200ms -count=3 ./bench/scale/
 echo "== route metrics at 10,000 routes"
