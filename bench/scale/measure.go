@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -106,6 +107,21 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(ds)
 	i := int(p*float64(len(ds))+0.5) - 1
 	return ds[min(max(i, 0), len(ds)-1)]
+}
+
+// WaitWithin waits for wg, at most d, and reports whether it finished in time. (On false, a
+// goroutine stays parked on wg until it finishes: callers fail their test then.)
+func WaitWithin(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // Millis converts a duration to fractional milliseconds, for logs and benchmark metrics.

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -79,4 +80,16 @@ func TestCPUTime(t *testing.T) {
 	if after := CPUTime(); after <= before {
 		t.Errorf("CPUTime did not advance over 20 ms of spinning: %v -> %v", before, after)
 	}
+}
+
+func TestWaitWithin(t *testing.T) {
+	var wg sync.WaitGroup
+	if !WaitWithin(&wg, time.Second) {
+		t.Error("WaitWithin of a finished group = false")
+	}
+	wg.Add(1)
+	if WaitWithin(&wg, 10*time.Millisecond) {
+		t.Error("WaitWithin of a group still running = true")
+	}
+	wg.Done() // lets the parked waiter end before goleak-free exit
 }

@@ -91,7 +91,7 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 		}()
 	}
 	defer func() { stop(); watching.Wait() }()
-	if !waitGroupWithin(&first, run.waitForEach) {
+	if !scale.WaitWithin(&first, run.waitForEach) {
 		tb.Fatalf("not every one of %d services had its first snapshot within %v", run.services, run.waitForEach)
 	}
 	f := scaleFigures{firstSnapshot: time.Since(start)}
@@ -212,18 +212,6 @@ func etcdWatchGauges(tb testing.TB) (watchers, streams float64) {
 		}
 	}
 	return watchers, streams
-}
-
-// waitGroupWithin waits for wg, at most d.
-func waitGroupWithin(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 func (f scaleFigures) log(tb testing.TB, run scaleRun) {

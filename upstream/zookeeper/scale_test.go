@@ -89,7 +89,7 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 		}()
 	}
 	defer func() { stop(); watching.Wait() }()
-	if !waitGroupWithin(&first, run.waitForEach) {
+	if !scale.WaitWithin(&first, run.waitForEach) {
 		tb.Fatalf("not every one of %d services had its first snapshot within %v", run.services, run.waitForEach)
 	}
 	// A snapshot is emitted after the reads that set its watches have answered, so every
@@ -209,18 +209,6 @@ func watchCount(tb testing.TB, srv *zktest.Server) int {
 	}
 	tb.Fatalf("mntr has no zk_watch_count:\n%s", out)
 	return 0
-}
-
-// waitGroupWithin waits for wg, at most d.
-func waitGroupWithin(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 func (f scaleFigures) log(tb testing.TB, run scaleRun) {
