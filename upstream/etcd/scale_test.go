@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchyard/switchyard/bench/scale"
@@ -56,7 +57,8 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 		tb.Fatal(err)
 	}
 	defer cli.Close()
-	d := New(cli, Options{Logger: slog.New(slog.DiscardHandler)})
+	reg := prometheus.NewRegistry()
+	d := New(cli, Options{Logger: slog.New(slog.DiscardHandler), Metrics: upstream.NewDiscoveryMetrics(reg)})
 
 	before := scale.ReadMemory()
 	watchersBefore, streamsBefore := etcdWatchGauges(tb)
@@ -117,6 +119,11 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 		tb.Errorf("%d snapshots had neither %d nor %d endpoints", n, run.perService, run.perService+1)
 	}
 	f.p50, f.p99, f.pMax = scale.Percentile(lat, 0.50), scale.Percentile(lat, 0.99), scale.Percentile(lat, 1)
+	// A failed call here is a read or watch that timed out under the load of the start: what
+	// the bounded lists exist to prevent.
+	if n, err := testutil.GatherAndCount(reg, "switchyard_registry_errors_total"); err != nil || n != 0 {
+		tb.Errorf("%d services had failed etcd calls (err %v), want none", n, err)
+	}
 	return f
 }
 
