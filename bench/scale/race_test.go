@@ -1,0 +1,6 @@
+//go:build race
+
+package scale_test
+
+// raceEnabled: the race detector limits live goroutines to 8,128, so scale tests shrink.
+const raceEnabled = true
