@@ -36,7 +36,7 @@ func BenchmarkGatewayEtcdScale(b *testing.B) {
 		cpu := scale.CPUTime()
 		s := applyRoutes(b, routes, upstreametcd.New(cli, upstreametcd.Options{Logger: slog.New(slog.DiscardHandler)}))
 		cpu = scale.CPUTime() - cpu
-		rt := s.handler.Table().Match("", "/"+serviceName(routes-1)+"/x")
+		rt := s.handler.Table().Match(nil, "", "/"+serviceName(routes-1)+"/x")
 		if rt == nil || rt.Pool.View() == nil || rt.Pool.View().Snapshot.Len() != perService {
 			b.Fatalf("the last route is not matched to a pool of %d endpoints", perService)
 		}

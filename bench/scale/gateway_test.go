@@ -194,7 +194,7 @@ func TestGatewayGrowsLinearly(t *testing.T) {
 			t.Errorf("%d series carry an endpoint label; per-endpoint series must not exist", perEndpoint)
 		}
 		// Match, not a request: the fake endpoints are not meant to be dialled.
-		rt := s.handler.Table().Match("", "/"+serviceName(routes-1)+"/x")
+		rt := s.handler.Table().Match(nil, "", "/"+serviceName(routes-1)+"/x")
 		if rt == nil || rt.Pool.View() == nil || rt.Pool.View().Snapshot.Len() != 10 {
 			t.Errorf("the last route is not matched to a pool of 10 endpoints: %+v", rt)
 		}
