@@ -40,6 +40,7 @@ func TestDocsExamples(t *testing.T) {
 		t.Fatalf("examples not found in docs (%d yaml blocks)", len(blocks))
 	}
 	t.Setenv("ETCD_PASSWORD", "x")
+	t.Setenv("STICKY_SECRET", "x")
 	c, err := Parse("README.md", full)
 	if err != nil {
 		t.Fatalf("annotated example: %v", err)

@@ -157,6 +157,12 @@ func TestRouteModelErrors(t *testing.T) {
 			`routes.yaml:7: routes[1].cors.allow_methods: must not be empty (leave it out for GET, HEAD, POST)`}},
 		{"credentials with an inherited wildcard origin", "defaults:\n  cors: {enabled: false, allow_origins: [\"*\"]}\nroutes:\n  - prefix: /a\n    " + ups + "\n    cors: {allow_credentials: true}\n", []string{
 			`routes.yaml:6: routes[0].cors.allow_credentials: allow_credentials cannot go with the "*" origin (browsers refuse credentials for any origin): list the origins`}},
+		{"credentials with a subdomain wildcard", route("    cors: {allow_origins: [https://app.example.com, \"https://*.example.com\"], allow_credentials: true}\n"), []string{
+			`routes.yaml:4: routes[0].cors.allow_credentials: allow_credentials cannot go with a wildcard origin ("https://*.example.com"): list the origins`}},
+		{"gateway-written request headers", route("    headers: {request: {set: {X-Forwarded-For: 1.2.3.4, X-Request-Id: a}, remove: [Proxy-Authorization]}, response: {set: {X-Request-Id: b}}}\n"), []string{
+			`routes.yaml:4: routes[0].headers.request.remove[0]: "Proxy-Authorization" is a hop-by-hop or framing header the gateway manages; it cannot be edited`,
+			`routes.yaml:4: routes[0].headers.request.set.X-Forwarded-For: "X-Forwarded-For" is written by the gateway after the filters (forwarding fields, request ID); an edit would be overwritten`,
+			`routes.yaml:4: routes[0].headers.request.set.X-Request-Id: "X-Request-Id" is written by the gateway after the filters (forwarding fields, request ID); an edit would be overwritten`}},
 		{"compress", "defaults:\n  compress:\n    min_bytes: -1\n    types: [text, \"*/*\", \"text/html; charset=utf-8\", \"a/b/c\", \"text/\"]\n" + okRoute + "    compress: {types: []}\n", []string{
 			`routes.yaml:3: defaults.compress.min_bytes: must not be negative (0 compresses every size), got -1`,
 			`routes.yaml:4: defaults.compress.types[0]: invalid media type "text": want type/subtype or type/*, e.g. text/html, text/*`,

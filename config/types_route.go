@@ -24,6 +24,11 @@ type ValueMatch struct {
 	Regex   string `yaml:"regex"`   // RE2, matched against the whole value
 }
 
+// ConditionsKey describes the route's host, prefix and match conditions so that two routes
+// that would match exactly the same requests get the same key (what "identical conditions"
+// means for validation); it does not depend on the order conditions are written in.
+func (r *Route) ConditionsKey() string { return conditionsKey(r) }
+
 // Backend is where traffic goes: a registry service or a static upstream list, as a route
 // names them (split branches and mirrors use it).
 type Backend struct {

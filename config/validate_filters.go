@@ -14,7 +14,13 @@ import (
 // managedHeaders are the fields a headers block may not set, add or remove: hop-by-hop and
 // framing fields are the proxy's to write (editing them would desynchronize the message
 // framing or the connection), and Host is changed with rewrite.host.
-var managedHeaders = []string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "host"}
+var managedHeaders = []string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "host",
+	"proxy-authorization", "proxy-authenticate", "http2-settings"}
+
+// gatewayRequestHeaders are the request fields the gateway itself writes after the filters
+// (the forwarding fields and the request ID): an edit of them would be overwritten, so a
+// request block may not name them.
+var gatewayRequestHeaders = []string{"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded", "x-request-id"}
 
 // filters validates a policy's filter keys, normalizing IP lists, origins, methods and types.
 func (v *validator) filters(p string, f *Filters) {
@@ -63,6 +69,8 @@ func (v *validator) headerEdits(p string, e *HeaderEdits) {
 			v.errorf(np, "Host cannot be edited here (use rewrite.host to change the Host sent upstream)")
 		case slices.Contains(managedHeaders, lower):
 			v.errorf(np, "%q is a hop-by-hop or framing header the gateway manages; it cannot be edited", n)
+		case strings.HasSuffix(p, ".request") && slices.Contains(gatewayRequestHeaders, lower):
+			v.errorf(np, "%q is written by the gateway after the filters (forwarding fields, request ID); an edit would be overwritten", n)
 		default:
 			// set then add is well defined (replace, then append); anything else twice is
 			// a contradiction or a case-only repeat.

@@ -315,12 +315,18 @@ func (v *validator) resolved(c *Config) {
 			if len(c.AllowOrigins) == 0 && !v.set(p+".cors.allow_origins") {
 				v.errorf(p+".cors", "missing allow_origins (e.g. allow_origins: [https://app.example.com])")
 			}
-			if c.AllowCredentials && slices.Contains(c.AllowOrigins, "*") {
+			if c.AllowCredentials {
 				at := p + ".cors"
 				if w := writtenOf(v, at, "allow_credentials", "allow_origins"); len(w) > 0 {
 					at += "." + w[0]
 				}
-				v.errorf(at, "allow_credentials cannot go with the \"*\" origin (browsers refuse credentials for any origin): list the origins")
+				if slices.Contains(c.AllowOrigins, "*") {
+					v.errorf(at, "allow_credentials cannot go with the \"*\" origin (browsers refuse credentials for any origin): list the origins")
+				} else if i := slices.IndexFunc(c.AllowOrigins, func(o string) bool { return strings.Contains(o, "*.") }); i >= 0 {
+					// Any subdomain, a forgotten or taken-over one included, could then read
+					// responses made with the user's cookies.
+					v.errorf(at, "allow_credentials cannot go with a wildcard origin (%q): list the origins", c.AllowOrigins[i])
+				}
 			}
 		}
 	}

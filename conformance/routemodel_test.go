@@ -42,6 +42,8 @@ func TestRouteModel(t *testing.T) {
 		`  - { prefix: /h, upstreams: [` + q(shadow) + `] }`,
 		`  - { prefix: /split, split: [ { upstreams: [` + q(b1) + `], weight: 1 }, { upstreams: [` + q(b2) + `], weight: 3 } ] }`,
 		`  - { prefix: /sticky, split: [ { upstreams: [` + q(b1) + `] }, { upstreams: [` + q(b2) + `] } ], sticky: { cookie: sy_test } }`,
+		`  - { prefix: /sticky-nocookie, split: [ { upstreams: [` + q(b1) + `] }, { upstreams: [` + q(b2) + `] } ], sticky: { cookie: sy_nc }, headers: { request: { remove: [Cookie] } } }`,
+		`  - { prefix: /cors-small, upstreams: [` + q(b1) + `], max_body_bytes: 5, cors: { allow_origins: ["https://app.example.com"], allow_methods: [POST] } }`,
 		`  - { prefix: /mirror, upstreams: [` + q(b1) + `], mirror: { upstreams: [` + q(shadow) + `], percent: 100 } }`,
 		`  - { prefix: /rw, upstreams: [` + q(b1) + `], rewrite: { prefix: /v2, host: users.internal } }`,
 		`  - { prefix: /hdr, upstreams: [` + q(b1) + `], headers: { request: { set: { X-Env: prod }, remove: [Cookie] }, response: { set: { X-Gateway: switchyard }, remove: [Server] } } }`,
@@ -134,6 +136,14 @@ func TestRouteModel(t *testing.T) {
 				t.Fatalf("request %d went to %q, the client is pinned to %q", i, body, first)
 			}
 		}
+		// A route that strips Cookie before forwarding still pins by it: the branch and
+		// endpoint are chosen from the request as the client sent it.
+		_, pinned := send(c, "GET", "/sticky-nocookie", "", nil, "")
+		for i := range 20 {
+			if _, body := send(c, "GET", "/sticky-nocookie", "", nil, ""); body != pinned {
+				t.Fatalf("request %d went to %q with remove: [Cookie], the client is pinned to %q", i, body, pinned)
+			}
+		}
 		// A forged cookie is ignored: the request is answered and a real cookie is issued.
 		resp, _ := send(plain, "GET", "/sticky", "", http.Header{"Cookie": {"sy_test=forged"}}, "")
 		if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
@@ -206,6 +216,11 @@ func TestRouteModel(t *testing.T) {
 		resp, _ = send(plain, "GET", "/cors", "", http.Header{"Origin": {"https://app.example.com"}}, "")
 		if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
 			t.Errorf("actual request: %v", resp.Header)
+		}
+		// The gateway's own refusal carries the CORS headers: the browser sees the 413.
+		resp, _ = send(plain, "POST", "/cors-small", "", http.Header{"Origin": {"https://app.example.com"}}, "too large a body")
+		if resp.StatusCode != 413 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+			t.Errorf("refusal on a CORS route: %d %v", resp.StatusCode, resp.Header)
 		}
 		resp, _ = send(plain, "GET", "/cors", "", http.Header{"Origin": {"https://evil.example"}}, "")
 		if resp.Header.Get("Access-Control-Allow-Origin") != "" {

@@ -37,10 +37,10 @@ func (s *poolSet) get(rc *config.Route, name string) (*poolEntry, error) {
 // routeOptions returns the pools a route sends traffic to: its own pool, or one per split
 // branch, and its mirror's pool. Branch and mirror pools are route pools in every respect
 // (shared by key, warmed, counted by readiness, stopped when no route uses them).
-func (s *poolSet) routeOptions(rc *config.Route) (proxy.RouteOptions, error) {
+func (s *poolSet) routeOptions(rc *config.Route, name string) (proxy.RouteOptions, error) {
 	var o proxy.RouteOptions
 	if len(rc.Split) == 0 {
-		pe, err := s.get(rc, poolName(rc))
+		pe, err := s.get(rc, poolName(rc, name))
 		if err != nil {
 			return o, err
 		}
@@ -48,7 +48,7 @@ func (s *poolSet) routeOptions(rc *config.Route) (proxy.RouteOptions, error) {
 	}
 	for i := range rc.Split {
 		b := &rc.Split[i].Backend
-		pe, err := s.get(backendRoute(rc, b), backendPoolName(rc, b, fmt.Sprintf("#%d", i)))
+		pe, err := s.get(backendRoute(rc, b), backendPoolName(name, b, fmt.Sprintf("#%d", i)))
 		if err != nil {
 			return o, fmt.Errorf("split[%d]: %w", i, err)
 		}
@@ -56,7 +56,7 @@ func (s *poolSet) routeOptions(rc *config.Route) (proxy.RouteOptions, error) {
 	}
 	if rc.Mirror != nil {
 		b := &rc.Mirror.Backend
-		pe, err := s.get(backendRoute(rc, b), backendPoolName(rc, b, "#mirror"))
+		pe, err := s.get(backendRoute(rc, b), backendPoolName(name, b, "#mirror"))
 		if err != nil {
 			return o, fmt.Errorf("mirror: %w", err)
 		}
@@ -75,12 +75,12 @@ func backendRoute(rc *config.Route, b *config.Backend) *config.Route {
 }
 
 // backendPoolName names a branch's or mirror's pool: its service, or
-// "static:<route><suffix>" for static upstreams.
-func backendPoolName(rc *config.Route, b *config.Backend, suffix string) string {
+// "static:<route name><suffix>" for static upstreams.
+func backendPoolName(route string, b *config.Backend, suffix string) string {
 	if b.Service != "" {
 		return b.Service
 	}
-	return "static:" + routeName(rc) + suffix
+	return "static:" + route + suffix
 }
 
 // closeRoutes stops the background work of routes no longer in the table.
@@ -97,9 +97,9 @@ func backendInfo(ri *RouteInfo, rc *config.Route) {
 	}
 	for i := range rc.Split {
 		b := &rc.Split[i]
-		ri.Split = append(ri.Split, BranchInfo{Pool: backendPoolName(rc, &b.Backend, fmt.Sprintf("#%d", i)), Weight: b.Weight})
+		ri.Split = append(ri.Split, BranchInfo{Pool: backendPoolName(ri.Name, &b.Backend, fmt.Sprintf("#%d", i)), Weight: b.Weight})
 	}
 	if rc.Mirror != nil {
-		ri.Mirror = backendPoolName(rc, &rc.Mirror.Backend, "#mirror")
+		ri.Mirror = backendPoolName(ri.Name, &rc.Mirror.Backend, "#mirror")
 	}
 }

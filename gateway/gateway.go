@@ -6,20 +6,21 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/switchyard/switchyard/filter"
 	"log/slog"
 	"net/http"
 	"reflect"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/breaker"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/ratelimit"
@@ -135,7 +136,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	names := routeNames(cfg.Routes)
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		ro, err := pools.routeOptions(rc)
+		ro, err := pools.routeOptions(rc, names[i])
 		if err != nil {
 			closeRoutes(routes)
 			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
@@ -329,26 +330,28 @@ func poolKey(rc *config.Route) string {
 	return string(b)
 }
 
-// poolName is a pool's human name: its service, or the route for static upstreams.
-func poolName(rc *config.Route) string {
+// poolName is a pool's human name: its service, or "static:" and the route's name (see
+// routeNames) for static upstreams.
+func poolName(rc *config.Route, route string) string {
 	if rc.Service != "" {
 		return rc.Service
 	}
-	return "static:" + routeName(rc)
+	return "static:" + route
 }
 
-// routeNames names every route for metrics, logs and rate-limit state: host+prefix, and for
-// the second and later routes sharing host and prefix (told apart by their match
-// conditions) host+prefix+"#N", N counting from 2 in config order.
+// routeNames names every route for metrics, logs, pools and rate-limit state: host+prefix,
+// and for a route with match conditions host+prefix+"#" and a short hash of its conditions.
+// Routes sharing host and prefix so get distinct names, and a name does not change when
+// routes are reordered or added around it: a route keeps its metric series and its rate
+// limiter's buckets across such a reload.
 func routeNames(routes []config.Route) []string {
 	names := make([]string, len(routes))
-	seen := make(map[string]int, len(routes))
 	for i := range routes {
-		base := routeName(&routes[i])
-		seen[base]++
-		names[i] = base
-		if n := seen[base]; n > 1 {
-			names[i] = base + "#" + strconv.Itoa(n)
+		rc := &routes[i]
+		names[i] = routeName(rc)
+		if rc.Match != nil {
+			sum := sha256.Sum256([]byte(rc.ConditionsKey()))
+			names[i] += "#" + hex.EncodeToString(sum[:4])
 		}
 	}
 	return names

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/breaker"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/proxy"
 )
 
 // RouteInfo describes one route for the admin API.
@@ -68,7 +69,7 @@ func (g *Gateway) Routes() []RouteInfo {
 		rc := &g.cfg.Routes[i]
 		out = append(out, RouteInfo{
 			Name: g.routes[i].Name, Prefix: rc.Prefix, Host: rc.Host, Registry: rc.Registry(),
-			Service: rc.Service, Upstreams: rc.Upstreams, Pool: poolName(rc), LB: rc.LB,
+			Service: rc.Service, Upstreams: rc.Upstreams, Pool: routePoolName(g.routes[i]), LB: rc.LB,
 			StripPrefix: rc.StripPrefix, Timeout: rc.Timeout.String(), Retries: g.routes[i].Retries,
 			RateLimit: rc.RateLimit, Line: rc.Line,
 		})
@@ -236,4 +237,13 @@ func (g *Gateway) ConfigInfo() ConfigInfo {
 		ci.LastRejected = &r
 	}
 	return ci
+}
+
+// routePoolName is the name of the route's own pool, "" for a split route (its branches'
+// pools are listed in Split).
+func routePoolName(r *proxy.Route) string {
+	if r.Pool == nil {
+		return ""
+	}
+	return r.Pool.Name()
 }

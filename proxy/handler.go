@@ -159,23 +159,29 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	wh := w.Header()
 	wh["X-Request-Id"] = vals[0:1:1]
 
+	var tr traffic // beside x, not in it: x escapes, tr stays on the stack
+	// The split branch and pinned endpoint come from the request as the client sent it, as
+	// the route itself does: a request filter that removes Cookie must not unpin a client.
+	tr.choose(rt, r)
 	finishResponse := noFinish
 	if rt.Filters != nil {
+		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name}
+		// The response filters wrap first, so the gateway's own refusals (403, 413, 429)
+		// carry the response header edits and CORS headers too: a browser then sees the
+		// real status instead of a CORS failure.
+		w, finishResponse = rt.Filters.WrapResponse(w, r, q)
 		// The request filters run once, before the body is wrapped for reading and
 		// replaying: a retry resends what they produced and never runs them again.
-		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name}
 		if !rt.Filters.ServeRequest(w, r, q) {
+			finishResponse()
 			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, start)
 			return
 		}
-		w, finishResponse = rt.Filters.WrapResponse(w, r, q)
 	}
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
-	var tr traffic // beside x, not in it: x escapes, tr stays on the stack
-	tr.choose(rt, r)
 	if rt.rewritePrefix != "" {
 		x.path, x.rawPath = forwardURLPath(rt.rewritePath(cleaned))
 	} else {
@@ -185,6 +191,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
 		wh["Connection"] = []string{"close"}
 		writeError(w, http.StatusBadRequest, reqID)
+		finishResponse()
 		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, start)
 		return
 	}
@@ -378,65 +385,6 @@ func (x *exchange) bodyFailed() int {
 		writeError(x.w, status, x.reqID)
 	}
 	return status
-}
-
-// retryable reports whether a failed attempt may be retried: never after the client left,
-// only for timeouts when the route asks for it, and only when the body can be replayed.
-func (x *exchange) retryable(k upstream.ErrorKind) bool {
-	switch k {
-	case upstream.ErrReset: // refused dials are refusedRetry's
-	case upstream.ErrTimeout:
-		if !x.rt.Retry.OnTimeout {
-			return false
-		}
-	default:
-		return false
-	}
-	return x.body == nil || x.body.rewind()
-}
-
-// refusedRetry decides whether a refused (or failed) dial is retried on another endpoint.
-// Nothing was sent, so it is safe for every method and costs the upstreams nothing: it
-// counts neither against the route's retries nor against the retry budget, and needs no
-// replayable body (none was read). A dead endpoint therefore never fails a request while
-// another endpoint of the pool can take it (issue #12). It stays bounded when every
-// endpoint refuses: each endpoint is tried at most once per request (at most
-// upstream.MaxExcluded of them), only within the route's timeout, and a refusing endpoint
-// is set aside by the health layer at its first refusal, so later requests skip it and an
-// all-down pool answers 503 at once instead of dialling.
-func (x *exchange) refusedRetry(ex *upstream.Excluded) bool {
-	rt := x.rt
-	if rt.Retry == nil || ex.Len() >= upstream.MaxExcluded-1 {
-		return false
-	}
-	if rt.Timeout > 0 && time.Since(x.start) >= rt.Timeout {
-		return false
-	}
-	if x.cbody != nil && x.cbody.read > 0 && (x.body == nil || !x.body.rewind()) {
-		return false // a transport that read the body before failing: cannot resend it
-	}
-	rt.metrics.retried.Inc()
-	return true
-}
-
-// canRetry counts a retry and, for the failures that can signal an overloaded upstream (a
-// timeout, a retried status), takes a slot of the route's retry budget (once per request).
-// A connection that broke before any response (a pooled connection to a process that just
-// died, a reset) is retried without the budget: it is bounded by the route's retries, and
-// budgeting it let a single killed backend fail the requests in flight on it (issue #12).
-func (x *exchange) canRetry(budgeted *bool, kind upstream.ErrorKind) bool {
-	if x.rt.Retry == nil {
-		return false
-	}
-	if kind != upstream.ErrReset && !*budgeted {
-		if !x.rt.budget.acquire() {
-			x.rt.metrics.budgetDenied.Inc()
-			return false
-		}
-		*budgeted = true
-	}
-	x.rt.metrics.retried.Inc()
-	return true
 }
 
 // attemptState is what one attempt's outgoing request refers to, allocated together.

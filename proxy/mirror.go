@@ -160,7 +160,7 @@ func (m *mirror) send(x *exchange) {
 		transport: x.h.transport,
 		method:    x.r.Method,
 		url:       url.URL{Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery},
-		host:      shadowHost(x.r.Host),
+		host:      shadowHost(mirrorHost(x)),
 		header:    x.header.Clone(),
 		body:      body,
 	}
@@ -184,6 +184,15 @@ func (b *replayBody) whole(contentLength int64) ([]byte, bool) {
 		return b.buf, true
 	}
 	return nil, false
+}
+
+// mirrorHost is the Host the main request was sent with: rewrite.host when the route sets
+// it, else the client's.
+func mirrorHost(x *exchange) string {
+	if x.rt.RewriteHost != "" {
+		return x.rt.RewriteHost
+	}
+	return x.r.Host
 }
 
 // shadowHost appends shadowSuffix to the host name of a Host value, keeping its port.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"math/bits"
+	"math/rand/v2"
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/config"
@@ -62,6 +63,10 @@ func newSplitter(branches []Branch) *splitter {
 		}
 		s.bounds[i] = s.total
 	}
+	// A random start: a reload makes a new splitter, and a schedule that always started at
+	// its beginning would never reach a 1-in-100 branch on a route reloaded more often than
+	// every 50 requests. Any start keeps every period exact.
+	s.next.Store(rand.Uint64())
 	if s.total <= maxSchedule {
 		s.schedule = smoothSchedule(branches, g, s.total)
 		return s

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -17,10 +18,12 @@ import (
 // Sticky cookie values are base64url (no padding) of 24 bytes: an 8-byte tag naming the
 // split branch, then 16 bytes of HMAC-SHA256(key, branch, endpoint key). Both are MACs, so a
 // client cannot name a branch or an endpoint it was never given; the value carries no
-// address. The key is sticky.secret when set; otherwise it is derived from the route's host
-// and prefix, which makes values opaque but not secret (anyone who knows the route and this
-// scheme can compute them). Either way every replica computes the same values, so a fleet
-// behind a load balancer keeps clients pinned as long as replicas share the secret.
+// address. The key is sticky.secret when set, so every replica of a fleet computes the same
+// values; otherwise it is derived from a random key made once per process (kept across
+// reloads) and the route's host and prefix: unforgeable, but a client that moves to another
+// replica is pinned afresh there. A key anyone could compute (one derived from the route
+// alone) would let a client forge a branch tag and reach a drained branch, or test guessed
+// endpoint addresses against the values it is given.
 const (
 	stickyTagLen   = 8
 	stickyMACLen   = 16
@@ -77,8 +80,9 @@ func newSticky(sc *config.Sticky, host, prefix string, branches []Branch) *stick
 	if sc.Secret != "" {
 		s.key = []byte(sc.Secret)
 	} else {
-		sum := sha256.Sum256([]byte("switchyard sticky\x00" + host + "\x00" + prefix))
-		s.key = sum[:]
+		m := hmac.New(sha256.New, processStickyKey())
+		m.Write([]byte("switchyard sticky\x00" + host + "\x00" + prefix))
+		s.key = m.Sum(nil)
 	}
 	for i := range branches {
 		copy(s.tags[i][:], s.mac("branch", i, ""))
@@ -208,7 +212,9 @@ func (s *sticky) stick(x *exchange, tr *traffic, m *upstream.Member) {
 	}
 	h := x.w.Header()
 	lines := c.header
-	if x.r.TLS != nil {
+	if x.r.TLS != nil || isHTTPS(x.header["X-Forwarded-Proto"]) {
+		// Over TLS here, or at a trusted proxy in front (setForwarded kept its
+		// X-Forwarded-Proto only then): the browser must not send the cookie in clear.
 		lines = c.secure
 	}
 	if old := h["Set-Cookie"]; len(old) > 0 {
@@ -281,3 +287,14 @@ func (tr *traffic) pick(r *http.Request, ex upstream.Excluded) (*upstream.Member
 	}
 	return tr.pool.Pick(r, ex)
 }
+
+// processStickyKey is the random key sticky cookies are derived from when a route sets no
+// secret: made once per process, so reloads keep clients pinned.
+var processStickyKey = sync.OnceValue(func() []byte {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
+	return key
+})
+
+// isHTTPS reports whether an X-Forwarded-Proto value the gateway forwards says https.
+func isHTTPS(proto []string) bool { return len(proto) == 1 && proto[0] == "https" }

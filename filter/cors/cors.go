@@ -121,6 +121,10 @@ func New(c *config.CORS) (*Filter, error) {
 				errs = append(errs, fmt.Errorf("cors: allow_origins: %w", err))
 				continue
 			}
+			if c.AllowCredentials {
+				errs = append(errs, fmt.Errorf("cors: allow_credentials cannot be used with a wildcard origin (%q): any subdomain could read credentialed responses", origin))
+				continue
+			}
 			f.origins.wildcards = append(f.origins.wildcards, w)
 		default:
 			f.origins.exact[origin] = f.newGrant([]string{origin}[:1:1])

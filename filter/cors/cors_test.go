@@ -59,6 +59,7 @@ func TestNewErrors(t *testing.T) {
 		{"two wildcards", config.CORS{AllowOrigins: []string{"https://*.*.com"}}, []string{"one leading"}},
 		{"bare wildcard host", config.CORS{AllowOrigins: []string{"https://*"}}, []string{"one leading"}},
 		{"credentials with any", config.CORS{AllowOrigins: []string{"*"}, AllowCredentials: true}, []string{"allow_credentials"}},
+		{"credentials with a wildcard", config.CORS{AllowOrigins: []string{"https://*.example.com"}, AllowCredentials: true}, []string{"allow_credentials"}},
 		{"method", config.CORS{AllowOrigins: []string{"*"}, AllowMethods: []string{"GE T"}}, []string{`"GE T" is not a method`}},
 		{"header", config.CORS{AllowOrigins: []string{"*"}, AllowHeaders: []string{"X\r\nY"}}, []string{"allow_headers"}},
 		{"expose", config.CORS{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"a b"}}, []string{"expose_headers"}},
@@ -158,6 +159,7 @@ func TestPreflight(t *testing.T) {
 		ExposeHeaders: []string{"X-Ignored-In-Preflight"},
 	}
 	withCredentials := base
+	withCredentials.AllowOrigins = []string{"https://app.example.com"} // no wildcard with credentials
 	withCredentials.AllowCredentials = true
 	withCredentials.MaxAge = 10 * time.Minute
 	anyOrigin := base

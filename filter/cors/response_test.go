@@ -25,6 +25,7 @@ func TestActualResponse(t *testing.T) {
 		ExposeHeaders: []string{"X-Total", "X-Page"},
 	}
 	withCredentials := base
+	withCredentials.AllowOrigins = []string{"https://app.example.com", "https://a.example.org"} // no wildcard with credentials
 	withCredentials.AllowCredentials = true
 	anyOrigin := config.CORS{AllowOrigins: []string{"*"}}
 
@@ -51,7 +52,7 @@ func TestActualResponse(t *testing.T) {
 				exposeHeadersField: {"X-Total, X-Page"}, "Vary": {"Origin"}},
 		},
 		{
-			name:     "wildcard origin with credentials",
+			name:     "listed origin with credentials",
 			cors:     withCredentials,
 			origin:   []string{"https://a.example.org"},
 			upstream: http.Header{"Vary": {"Accept-Encoding"}},
@@ -158,7 +159,7 @@ func TestThroughListener(t *testing.T) {
 	}))
 	defer upstream.Close()
 	f := mustNew(t, &config.CORS{
-		AllowOrigins: []string{"https://*.example.com"}, AllowMethods: []string{"PUT"},
+		AllowOrigins: []string{"https://app.example.com"}, AllowMethods: []string{"PUT"},
 		AllowHeaders: []string{"X-Token"}, AllowCredentials: true, MaxAge: time.Hour,
 	})
 	chain := &filter.Chain{Request: []filter.RequestFilter{f}, Response: []filter.ResponseFilter{f}}
