@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/ratelimit"
 )
 
 func TestRouteFilters(t *testing.T) {
@@ -38,5 +41,40 @@ func TestRouteFilters(t *testing.T) {
 				t.Errorf("%d request and %d response filters, want %d and %d", len(c.Request), len(c.Response), tt.request, tt.response)
 			}
 		})
+	}
+}
+
+// TestRouteFiltersOrder pins the chain order DESIGN fixes: IP rules, CORS preflight, rate
+// limit, body limit, request header edits; on the way out header edits, CORS, compression.
+func TestRouteFiltersOrder(t *testing.T) {
+	on := true
+	limit := int64(10)
+	rc := config.Route{Policy: config.Policy{Filters: config.Filters{
+		IPAllow:      []string{"127.0.0.0/8"},
+		MaxBodyBytes: &limit,
+		CORS:         &config.CORS{Enabled: &on, AllowOrigins: []string{"https://app.example.com"}},
+		Headers: &config.HeaderRules{Enabled: &on, Request: &config.HeaderEdits{Set: map[string]string{"X-A": "1"}},
+			Response: &config.HeaderEdits{Remove: []string{"Server"}}},
+		Compress: &config.Compress{Enabled: &on, MinBytes: 10, Types: []string{"text/*"}},
+	}}}
+	lim, err := ratelimit.New("r", &config.RateLimit{Enabled: &on, RPS: 1, Burst: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := routeFilters(&rc, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req, resp []string
+	for _, f := range c.Request {
+		req = append(req, fmt.Sprintf("%T", f))
+	}
+	for _, f := range c.Response {
+		resp = append(resp, fmt.Sprintf("%T", f))
+	}
+	wantReq := []string{"*ipfilter.Filter", "*cors.Filter", "*ratelimit.Limiter", "*bodylimit.Filter", "*headers.Filter"}
+	wantResp := []string{"*headers.Filter", "*cors.Filter", "*compress.Filter"}
+	if !slices.Equal(req, wantReq) || !slices.Equal(resp, wantResp) {
+		t.Errorf("chain\nrequest  %v\nresponse %v\nwant\nrequest  %v\nresponse %v", req, resp, wantReq, wantResp)
 	}
 }
