@@ -89,11 +89,11 @@ func isToken(s string) bool {
 // ends it. The writer decides at the final status whether to compress (see the package
 // conditions); while a body without Content-Length is shorter than min_bytes it is held, and
 // a Flush before that decides at once: a flushed response of unknown length is a stream, so
-// it is compressed with stateless gzip (or, zstd-only clients, not at all), each Write
-// sending complete blocks. The finish function closes the
-// encoder (writing its trailer) or writes a held small body as it came; writes after it
-// fail. The writer and its finish function are the two allocations a response costs; the
-// encoders and held-body buffers are pooled.
+// it is compressed with stateless gzip (for a client that takes only zstd, not at all),
+// each Write sending complete blocks. The finish function closes the encoder (writing its
+// trailer) or writes a held small body as it came; writes after it fail. The writer and its
+// finish function are the two allocations a response costs; the encoders and held-body
+// buffers are pooled (a stream's stateless gzip writer is a third, of a few hundred bytes).
 func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
 	rw := &responseWriter{
 		next:   w,

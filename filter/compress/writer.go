@@ -13,8 +13,7 @@ type state uint8
 const (
 	stateNew         state = iota // no final status yet (1xx may have passed)
 	stateBuffering                // final status held; body held until min_bytes or a Flush
-	stateCompressing              // header sent with Content-Encoding; body through the encoder
-	// (a pooled one, or for a stream a stateless gzip writer that holds nothing)
+	stateCompressing              // header sent with Content-Encoding; body through enc
 	statePassing                  // header sent; body passes as it is
 	stateFinished                 // finish ran: the encoder and buffer are back in their pools
 )
