@@ -259,3 +259,51 @@ func TestNotModified(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStreamResponse sends a 64 KiB JSON body of unknown length as the proxy does
+// (header, Flush, then 32 KiB or 1 KiB writes, each flushed): "stateless" is the stream
+// path, "pooled" the same body with min_bytes reached before the first flush, for the
+// ratio the stream path gives up (sent-bytes).
+func BenchmarkStreamResponse(b *testing.B) {
+	body := jsonBody(64 << 10)
+	f := newFilter(b, 1024, "application/json")
+	for _, tc := range []struct {
+		name       string
+		writeSize  int
+		headerOnly bool // flush after the header: a stream
+	}{
+		{"stateless/32KiB-writes", 32 << 10, true},
+		{"stateless/1KiB-writes", 1 << 10, true},
+		{"pooled/32KiB-writes", 32 << 10, false},
+		{"pooled/1KiB-writes", 1 << 10, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set("Accept-Encoding", "gzip")
+			q := &filter.Request{}
+			contentType := []string{"application/json"}
+			d := &discardWriter{header: http.Header{}}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				clear(d.header)
+				d.header["Content-Type"] = contentType
+				d.n = 0
+				w, done := f.WrapResponse(d, r, q)
+				w.WriteHeader(http.StatusOK)
+				flusher := w.(http.Flusher)
+				if tc.headerOnly {
+					flusher.Flush()
+				}
+				for rest := body; len(rest) > 0; {
+					n := min(len(rest), tc.writeSize)
+					_, _ = w.Write(rest[:n])
+					flusher.Flush()
+					rest = rest[n:]
+				}
+				done()
+			}
+			b.ReportMetric(float64(d.n), "sent-bytes")
+		})
+	}
+}

@@ -49,7 +49,7 @@ type responseWriter struct {
 	state          state
 	status         int        // the held final status, in stateBuffering
 	held           *[]byte    // the held body, in stateBuffering; from bufferPool once written
-	enc            compressor // in stateCompressing
+	enc            compressor // in stateCompressing: pooled, or stateless gzip for a stream
 }
 
 // Header is the client response's header map: edits go straight to it.
