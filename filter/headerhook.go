@@ -31,11 +31,15 @@ func (h *headerHookWriter) Write(b []byte) (int, error) {
 }
 
 // Flush flushes the underlying writer (for code that asserts http.Flusher).
-func (h *headerHookWriter) Flush() {
+func (h *headerHookWriter) Flush() { _ = h.FlushError() }
+
+// FlushError is Flush reporting the underlying writer's error (http.ResponseController
+// prefers it): the proxy learns of a write timeout or a client gone from it.
+func (h *headerHookWriter) FlushError() error {
 	if !h.fired {
 		h.WriteHeader(http.StatusOK)
 	}
-	_ = http.NewResponseController(h.ResponseWriter).Flush()
+	return http.NewResponseController(h.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection.

@@ -21,6 +21,10 @@ var contentEncoding = [...][]string{
 // notListed marks a coding Accept-Encoding does not mention.
 const notListed = -1
 
+// weights are an Accept-Encoding's q-values in thousandths, notListed for a coding it does
+// not mention.
+type weights struct{ gzip, zstd, identity int }
+
 // negotiate picks the coding for a request's Accept-Encoding values (RFC 9110 12.5.3): the
 // highest q-value among zstd and gzip (x-gzip counts as gzip), zstd first on a tie; a coding
 // not listed takes the q of "*" when there is one, else it is not acceptable; q=0 refuses.
@@ -28,7 +32,10 @@ const notListed = -1
 // header (or an empty one) means identity: RFC 9110 lets a server pick any coding then, but
 // clients that send nothing are the ones least likely to decode one. Elements with a
 // malformed q-value are ignored, as are unknown parameters. It does not allocate.
-func negotiate(values []string) encoding {
+func negotiate(values []string) encoding { return parseWeights(values).best() }
+
+// parseWeights reads Accept-Encoding values as negotiate describes.
+func parseWeights(values []string) weights {
 	gzipQ, zstdQ, anyQ, identityQ := notListed, notListed, notListed, notListed
 	for _, v := range values {
 		for v != "" {
@@ -67,17 +74,32 @@ func negotiate(values []string) encoding {
 	if gzipQ == notListed {
 		gzipQ = max(anyQ, 0)
 	}
+	return weights{gzip: gzipQ, zstd: zstdQ, identity: identityQ}
+}
+
+// best is the coding for a response compressed as a whole.
+func (q weights) best() encoding {
 	best, bestQ := identity, 0
 	switch {
-	case zstdQ > 0 && zstdQ >= gzipQ:
-		best, bestQ = encodingZstd, zstdQ
-	case gzipQ > 0:
-		best, bestQ = encodingGzip, gzipQ
+	case q.zstd > 0 && q.zstd >= q.gzip:
+		best, bestQ = encodingZstd, q.zstd
+	case q.gzip > 0:
+		best, bestQ = encodingGzip, q.gzip
 	}
-	if identityQ > bestQ {
+	if q.identity > bestQ {
 		return identity
 	}
 	return best
+}
+
+// stream is the coding for a stream: gzip when the client takes it (and does not weigh
+// identity higher), else identity. Streams are compressed statelessly so that nothing is
+// held between flushes, and only gzip has a stateless encoder (see newStreamCompressor).
+func (q weights) stream() encoding {
+	if q.gzip > 0 && q.identity <= q.gzip {
+		return encodingGzip
+	}
+	return identity
 }
 
 // parseElement splits one Accept-Encoding list element, `coding *( OWS ";" OWS param )`,

@@ -5,10 +5,19 @@
 // range, and it lets 1xx responses, HEAD answers and protocol upgrades through untouched.
 //
 // The size is known from Content-Length; without one the body is held until min_bytes
-// arrive. A Flush ends the wait: a response flushed before its length is known is taken
-// for a stream (server-sent events, long polls) and compressed, each Flush pushing a
-// decodable block to the client. The proxy flushes every response of unknown length right
-// after its header, so in practice min_bytes applies to responses with a Content-Length.
+// arrive (min_bytes 0: until the first byte). A Flush before then ends the wait: the
+// response is taken for a stream (server-sent events, long polls, any body the upstream
+// trickles) and, since a stream may idle for hours, it is compressed with stateless gzip,
+// which keeps nothing between writes, instead of a pooled encoder (about 1 MiB for gzip,
+// 0.6 MiB for zstd, held for the stream's whole life). A client that takes zstd but not
+// gzip gets a stream as it is: zstd has no stateless encoder. The proxy flushes every
+// response of unknown length right after its header, so behind it min_bytes and the pooled
+// encoders apply to responses with a Content-Length, and the others are streams.
+//
+// A "type/*" entry does not cover text/event-stream: event streams are compressed only
+// on a route that lists text/event-stream itself, and always as streams.
+//
+// A 304 gets the Vary and weakened ETag its 200 would have had (see notModified).
 package compress
 
 import (
@@ -80,10 +89,11 @@ func isToken(s string) bool {
 // ends it. The writer decides at the final status whether to compress (see the package
 // conditions); while a body without Content-Length is shorter than min_bytes it is held, and
 // a Flush before that decides at once: a flushed response of unknown length is a stream, so
-// it is compressed and each Flush flushes the encoder. The finish function closes the
-// encoder (writing its trailer) or writes a held small body as it came; writes after it
-// fail. The writer and its finish function are the two allocations a response costs; the
-// encoders and held-body buffers are pooled.
+// it is compressed with stateless gzip (for a client that takes only zstd, not at all),
+// each Write sending complete blocks. The finish function closes the encoder (writing its
+// trailer) or writes a held small body as it came; writes after it fail. The writer and its
+// finish function are the two allocations a response costs; the encoders and held-body
+// buffers are pooled (a stream's stateless gzip writer is a third, of a few hundred bytes).
 func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
 	rw := &responseWriter{
 		next:   w,
@@ -91,6 +101,7 @@ func (f *Filter) WrapResponse(w http.ResponseWriter, r *http.Request, _ *filter.
 		head:   r.Method == http.MethodHead,
 		// Negotiated only for a response that could be compressed: most are not.
 		acceptEncoding: r.Header["Accept-Encoding"],
+		ifNoneMatch:    r.Header["If-None-Match"],
 	}
 	return rw, rw.finish
 }
@@ -129,11 +140,46 @@ func (f *Filter) typeListed(contentType []string) bool {
 	media = trimOWS(media)
 	for _, t := range f.types {
 		if t[len(t)-1] == '/' {
-			if len(media) > len(t) && strings.EqualFold(media[:len(t)], t) {
+			// A wildcard leaves out text/event-stream: a stream idles for most of its life,
+			// and only a route that lists it explicitly has chosen to compress it.
+			if len(media) > len(t) && strings.EqualFold(media[:len(t)], t) && !strings.EqualFold(media, eventStream) {
 				return true
 			}
 		} else if strings.EqualFold(media, t) {
 			return true
+		}
+	}
+	return false
+}
+
+// eventStream is the media type of server-sent events.
+const eventStream = "text/event-stream"
+
+// isEventStream reports whether a Content-Type is text/event-stream (parameters ignored).
+func isEventStream(contentType []string) bool {
+	if len(contentType) == 0 {
+		return false
+	}
+	media, _ := cutByte(contentType[0], ';')
+	return strings.EqualFold(trimOWS(media), eventStream)
+}
+
+// matchesWeakened reports whether the request's If-None-Match values list the weak form
+// (W/"x") of the response's strong ETag ("x"). Only the first ETag is read: a response has
+// one, and the scan stays linear in the client's header whatever the upstream sends.
+func matchesWeakened(ifNoneMatch, etags []string) bool {
+	if len(etags) == 0 || !strings.HasPrefix(etags[0], `"`) {
+		return false
+	}
+	tag := etags[0]
+	for _, v := range ifNoneMatch {
+		for v != "" {
+			var element string
+			element, v = cutByte(v, ',')
+			element = trimOWS(element)
+			if len(element) == len(tag)+2 && element[:2] == "W/" && element[2:] == tag {
+				return true
+			}
 		}
 	}
 	return false

@@ -85,3 +85,25 @@ func newCompressor(e encoding, dst io.Writer) compressor {
 	enc.Reset(dst)
 	return gzipCompressor{enc}
 }
+
+// statelessGzipCompressor encodes a stream: each Write is compressed on its own into
+// complete, byte-aligned deflate blocks (klauspost's StatelessCompression level), so the
+// writer keeps only the CRC and size between writes, a few hundred bytes instead of a
+// pooled encoder's ~1 MiB for as long as the stream stays open. It costs ratio (no history
+// across writes), which is why only streams use it. Flush has nothing to do: every Write
+// already ends on a block boundary a decoder can read up to.
+type statelessGzipCompressor struct{ *gzip.Writer }
+
+func (c statelessGzipCompressor) release() {}
+
+// newStreamCompressor starts a stateless gzip stream writing to dst. zstd has no stateless
+// encoder in klauspost/compress (a frame per write would need a pooled encoder during each
+// write and repeat a frame header per event), so a stream to a client that takes only zstd
+// passes uncompressed instead.
+func newStreamCompressor(dst io.Writer) compressor {
+	enc, err := gzip.NewWriterLevel(dst, gzip.StatelessCompression)
+	if err != nil {
+		panic("compress: gzip stateless level: " + err.Error()) // a constant: cannot happen
+	}
+	return statelessGzipCompressor{enc}
+}

@@ -13,7 +13,7 @@ type state uint8
 const (
 	stateNew         state = iota // no final status yet (1xx may have passed)
 	stateBuffering                // final status held; body held until min_bytes or a Flush
-	stateCompressing              // header sent with Content-Encoding; body through the encoder
+	stateCompressing              // header sent with Content-Encoding; body through enc
 	statePassing                  // header sent; body passes as it is
 	stateFinished                 // finish ran: the encoder and buffer are back in their pools
 )
@@ -39,12 +39,17 @@ type responseWriter struct {
 	// acceptEncoding is the request's Accept-Encoding, negotiated once the response is
 	// known to be eligible; head marks a HEAD request, whose answer is never encoded.
 	acceptEncoding []string
-	head           bool
-	accepted       encoding // the coding negotiated for an eligible response
+	// ifNoneMatch is the request's If-None-Match, read only for a 304 (notModified).
+	ifNoneMatch []string
+	head        bool
+	accepted    encoding // the coding negotiated for an eligible response
+	// streamEncoding is the coding for the response if it turns out a stream: gzip
+	// (stateless) or identity; see weights.stream.
+	streamEncoding encoding
 	state          state
 	status         int        // the held final status, in stateBuffering
-	held           *[]byte    // the held body, in stateBuffering; from bufferPool
-	enc            compressor // in stateCompressing
+	held           *[]byte    // the held body, in stateBuffering; from bufferPool once written
+	enc            compressor // in stateCompressing: pooled, or stateless gzip for a stream
 }
 
 // Header is the client response's header map: edits go straight to it.
@@ -65,6 +70,11 @@ func (w *responseWriter) WriteHeader(status int) {
 		return
 	}
 	h := w.next.Header()
+	if status == http.StatusNotModified {
+		w.notModified(h)
+		w.pass(status)
+		return
+	}
 	if !w.filter.eligible(h, status) {
 		w.pass(status)
 		return
@@ -73,10 +83,17 @@ func (w *responseWriter) WriteHeader(status int) {
 	// Accept-Encoding whatever this client sent, and whatever the body's size turns out.
 	addVary(h)
 	if !w.head {
-		w.accepted = negotiate(w.acceptEncoding)
+		weights := parseWeights(w.acceptEncoding)
+		w.accepted, w.streamEncoding = weights.best(), weights.stream()
 	}
 	if w.accepted == identity {
 		w.pass(status)
+		return
+	}
+	if isEventStream(h["Content-Type"]) {
+		// Listed explicitly (a wildcard does not cover it): an event stream is open-ended
+		// and idle most of its life, whatever arrives before its first flush.
+		w.stream(status)
 		return
 	}
 	if length, ok := h["Content-Length"]; ok && len(length) > 0 {
@@ -92,13 +109,38 @@ func (w *responseWriter) WriteHeader(status int) {
 			return
 		}
 	}
-	if w.filter.minBytes == 0 {
-		w.compress(status)
-		return
-	}
+	// Unknown length: held until min_bytes arrive (min_bytes 0: until the first byte), so
+	// that a response flushed before then is known for a stream, which must not keep a
+	// pooled encoder while it idles. The buffer is taken at the first Write.
 	w.status = status
 	w.state = stateBuffering
-	w.held = bufferPool.Get().(*[]byte)
+}
+
+// notModified edits a 304's header as the 200 it stands for would have been (RFC 9110
+// 15.4.5: a 304 carries the Vary and ETag the 200 would have, and a cache updates its stored
+// response from them). The 200 is recognised by its Content-Type when the 304 carries one;
+// without one (net/http and most servers drop it from a 304), by the request's
+// If-None-Match holding the weakened form of the 304's strong ETag: the client's copy came
+// through this filter compressed, and a 304 with the strong tag would make its cache claim
+// byte equality with the identity body.
+func (w *responseWriter) notModified(h http.Header) {
+	if len(h["Content-Encoding"]) > 0 || hasToken(h["Cache-Control"], "no-transform") {
+		return
+	}
+	if len(h["Content-Type"]) > 0 {
+		if !w.filter.typeListed(h["Content-Type"]) {
+			return
+		}
+		addVary(h)
+		if !w.head && negotiate(w.acceptEncoding) != identity {
+			weakenETags(h)
+		}
+		return
+	}
+	if !w.head && matchesWeakened(w.ifNoneMatch, h["Etag"]) && negotiate(w.acceptEncoding) != identity {
+		addVary(h)
+		weakenETags(h)
+	}
 }
 
 // pass sends the final status line; the body goes as it is.
@@ -107,16 +149,32 @@ func (w *responseWriter) pass(status int) {
 	w.next.WriteHeader(status)
 }
 
-// compress rewrites the header for the encoded body, sends it and starts the encoder.
+// compress rewrites the header for the encoded body, sends it and starts a pooled encoder.
 func (w *responseWriter) compress(status int) {
+	w.sendEncoded(status, w.accepted)
+	w.enc = newCompressor(w.accepted, w.next)
+}
+
+// stream starts a response known for a stream: stateless gzip when the client takes gzip,
+// else (zstd only, which has no stateless encoder) the body as it is.
+func (w *responseWriter) stream(status int) {
+	if w.streamEncoding == identity {
+		w.pass(status)
+		return
+	}
+	w.sendEncoded(status, w.streamEncoding)
+	w.enc = newStreamCompressor(w.next)
+}
+
+// sendEncoded rewrites the header for a body in coding e and sends it.
+func (w *responseWriter) sendEncoded(status int, e encoding) {
 	h := w.next.Header()
 	delete(h, "Content-Length")
 	delete(h, "Accept-Ranges") // ranges of the encoded body are not ranges of the resource
-	h["Content-Encoding"] = contentEncoding[w.accepted]
+	h["Content-Encoding"] = contentEncoding[e]
 	weakenETags(h)
 	w.state = stateCompressing
 	w.next.WriteHeader(status)
-	w.enc = newCompressor(w.accepted, w.next)
 }
 
 // Write sends p through the encoder, as it is, or into the held small body.
@@ -128,11 +186,22 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	case stateCompressing:
 		return w.enc.Write(p)
 	case stateBuffering:
+		if len(p) == 0 {
+			return 0, nil // decides nothing: min_bytes 0 waits for a byte, not a call
+		}
+		if w.held == nil {
+			if len(p) >= w.filter.minBytes {
+				w.compress(w.status)
+				return w.enc.Write(p)
+			}
+			w.held = bufferPool.Get().(*[]byte)
+		}
 		if len(*w.held)+len(p) < w.filter.minBytes {
 			*w.held = append(*w.held, p...)
 			return len(p), nil
 		}
-		if err := w.compressHeld(); err != nil {
+		w.compress(w.status)
+		if err := w.writeHeld(); err != nil {
 			return 0, err
 		}
 		return w.enc.Write(p)
@@ -142,12 +211,19 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	return w.next.Write(p)
 }
 
-// compressHeld starts compressing a held response and encodes what was held.
-func (w *responseWriter) compressHeld() error {
-	w.compress(w.status)
+// writeHeld writes the held body, once the response is decided, through the encoder or as
+// it is, and releases its buffer.
+func (w *responseWriter) writeHeld() error {
+	if w.held == nil {
+		return nil
+	}
 	var err error
 	if len(*w.held) > 0 {
-		_, err = w.enc.Write(*w.held)
+		if w.state == stateCompressing {
+			_, err = w.enc.Write(*w.held)
+		} else {
+			_, err = w.next.Write(*w.held)
+		}
 	}
 	w.releaseHeld()
 	return err
@@ -155,6 +231,9 @@ func (w *responseWriter) compressHeld() error {
 
 // releaseHeld returns the held-body buffer to its pool.
 func (w *responseWriter) releaseHeld() {
+	if w.held == nil {
+		return
+	}
 	if cap(*w.held) <= maxPooledBuffer {
 		*w.held = (*w.held)[:0]
 		bufferPool.Put(w.held)
@@ -165,16 +244,19 @@ func (w *responseWriter) releaseHeld() {
 // Flush flushes the encoder, then the client's connection (http.Flusher).
 func (w *responseWriter) Flush() { _ = w.FlushError() }
 
-// FlushError is Flush reporting the error (http.ResponseController prefers it). A response
-// still held under min_bytes with no Content-Length is decided now: it is a stream of
-// unknown length, so it is compressed, and what was held goes out with the header.
+// FlushError is Flush reporting the error (http.ResponseController prefers it): the
+// encoder's, else the client writer's flush error, which is how the proxy learns of a write
+// timeout or a client gone. A response still held under min_bytes with no Content-Length
+// is decided now: it is a stream, so it gets stateless gzip or goes as it is (see stream),
+// and what was held goes out with the header.
 func (w *responseWriter) FlushError() error {
 	switch w.state {
 	case stateNew:
 		w.WriteHeader(http.StatusOK)
 		return w.FlushError()
 	case stateBuffering:
-		if err := w.compressHeld(); err != nil {
+		w.stream(w.status)
+		if err := w.writeHeld(); err != nil {
 			return err
 		}
 	case stateFinished:
@@ -185,10 +267,6 @@ func (w *responseWriter) FlushError() error {
 			return err
 		}
 	}
-	if f, ok := w.next.(http.Flusher); ok {
-		f.Flush() // the common case, without a ResponseController
-		return nil
-	}
 	return http.NewResponseController(w.next).Flush()
 }
 
@@ -198,11 +276,8 @@ func (w *responseWriter) FlushError() error {
 func (w *responseWriter) finish() {
 	switch w.state {
 	case stateBuffering:
-		w.next.WriteHeader(w.status)
-		if len(*w.held) > 0 {
-			_, _ = w.next.Write(*w.held)
-		}
-		w.releaseHeld()
+		w.pass(w.status)
+		_ = w.writeHeld() // a client gone is the proxy's to see
 	case stateCompressing:
 		_ = w.enc.Close() // a client gone is the proxy's to see; nothing is left to tell
 		w.enc.release()
