@@ -1,0 +1,212 @@
+package consul
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"golang.org/x/time/rate"
+
+	"github.com/switchyard/switchyard/upstream"
+)
+
+// follow runs one blocking query for the feed's life, following Consul's blocking-query
+// rules (https://developer.hashicorp.com/consul/api-docs/features/blocking): reset the
+// index when it goes backwards, never block on index 0, rate-limit calls that return at
+// once, back off on errors. fetch makes one call and applies its answer; it returns the
+// answer's index. Errors never touch the services' last reads (fabio#861 dropped routes on
+// a failed read; traefik#3944 stopped updating after one 500).
+func (f *feed) follow(query string, fetch func(ctx context.Context, index uint64) (uint64, error)) {
+	defer f.wg.Done()
+	log := f.log.With("query", query)
+	// A small burst lets a change that follows another at once be seen without waiting;
+	// the sustained rate of calls that return at once stays at one per MinInterval, so an
+	// index stuck at 0 cannot turn the feed into a hot loop against the agent.
+	limiter := rate.NewLimiter(rate.Every(f.opts.MinInterval), minIntervalBurst)
+	bo := newBackoff()
+	var (
+		index    uint64
+		failures int
+	)
+	for {
+		if limiter.Wait(f.ctx) != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, f.opts.WaitTime+f.opts.WaitTime/16+callSlack)
+		got, err := fetch(ctx, index)
+		cancel()
+		if f.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failures++
+			f.countErrors()
+			delay := bo.NextBackOff()
+			// One warning per outage; the rest at debug, whatever the number of services.
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			log.Log(f.ctx, level, "consul query failed; keeping last endpoints",
+				"error", err, "failures", failures, "retry_in", delay)
+			// The agent may come back with lower indexes (a restart, a new leader without
+			// the old state): blocking on the old index would then wait a full WaitTime
+			// before noticing. Re-read from scratch instead.
+			index = 0
+			if !upstream.Sleep(f.ctx, delay) {
+				return
+			}
+			continue
+		}
+		bo.Reset()
+		if failures > 0 {
+			log.Info("consul query recovered", "failures", failures)
+			failures = 0
+			f.resync()
+		} else if got > 0 && got < index {
+			f.resync()
+		}
+		index = nextIndex(index, got)
+	}
+}
+
+// queryOptions is a blocking query's options (non-blocking for index 0).
+func (f *feed) queryOptions(ctx context.Context, index uint64) *api.QueryOptions {
+	return (&api.QueryOptions{
+		WaitIndex:  index,
+		WaitTime:   f.opts.WaitTime,
+		AllowStale: f.opts.AllowStale,
+		Datacenter: f.datacenter,
+	}).WithContext(ctx)
+}
+
+// fetchChecks reads every check in the datacenter and marks dirty the watched services
+// whose checks changed.
+func (f *feed) fetchChecks(ctx context.Context, index uint64) (uint64, error) {
+	var entries []checkEntry
+	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(ctx, index))
+	if err != nil {
+		return 0, err
+	}
+	f.applyChecks(indexChecks(entries), meta.LastIndex)
+	return meta.LastIndex, nil
+}
+
+// applyChecks diffs a checks answer against the previous one. A node-level check (serfHealth,
+// node maintenance) changes every instance on its node, so it dirties every watched service
+// with an instance or a check there.
+func (f *feed) applyChecks(cur map[checkKey]checkState, index uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, seen, oldIndex := f.checks, f.checksSeen, f.checksIndex
+	f.checks, f.checksIndex, f.checksSeen = cur, index, true
+	close(f.checksMoved)
+	f.checksMoved = make(chan struct{})
+	if !seen {
+		f.signal() // reads may start now
+		return
+	}
+	changed := false
+	diffChecks(old, cur, func(name string) {
+		changed = true
+		if svc := f.services[name]; svc != nil {
+			f.markDirtyLocked(svc)
+		}
+	}, func(node string) {
+		changed = true
+		f.markNodeDirtyLocked(node, old, cur)
+	})
+	if !changed {
+		return
+	}
+	// A removal leaves no ModifyIndex behind; the answer's own index stands for it.
+	f.explained.add(index)
+	for _, c := range cur {
+		if c.modifyIndex > oldIndex {
+			f.explained.add(c.modifyIndex)
+		}
+	}
+}
+
+// markNodeDirtyLocked dirties every watched service with an instance on node (from its last
+// read) or a check there (from either answer).
+func (f *feed) markNodeDirtyLocked(node string, old, cur map[checkKey]checkState) {
+	for _, checks := range []map[checkKey]checkState{old, cur} {
+		for k, c := range checks {
+			if k.node == node && c.service != "" {
+				if svc := f.services[c.service]; svc != nil {
+					f.markDirtyLocked(svc)
+				}
+			}
+		}
+	}
+	for _, svc := range f.services {
+		for _, e := range svc.entries {
+			if e != nil && e.Node != nil && e.Node.Node == node {
+				f.markDirtyLocked(svc)
+				break
+			}
+		}
+	}
+}
+
+// fetchCatalog reads every service name with its tags and marks dirty the watched services
+// that appeared, disappeared or changed tags. When the services index moved and no check
+// change explains it (an instance registered without checks, a new address, port or meta),
+// every watched service is swept: the catalog does not say which one changed. Changes
+// coalesced into one checks answer can hide such a change behind a check change at a later
+// index; the sweep every WaitTime bounds how long that lasts.
+func (f *feed) fetchCatalog(ctx context.Context, index uint64) (uint64, error) {
+	names, meta, err := f.cli.Catalog().Services(f.queryOptions(ctx, index))
+	if err != nil {
+		return 0, err
+	}
+	if f.applyCatalog(names, meta.LastIndex) && !f.explainedSoon(meta.LastIndex) {
+		f.mu.Lock()
+		f.sweepLocked()
+		f.mu.Unlock()
+	}
+	return meta.LastIndex, nil
+}
+
+// applyCatalog diffs a catalog answer against the previous one and says whether the
+// services index moved forward (so the move needs explaining).
+func (f *feed) applyCatalog(cur map[string][]string, index uint64) (moved bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, seen, oldIndex := f.catalog, f.catalogSeen, f.catalogIndex
+	f.catalog, f.catalogIndex, f.catalogSeen = cur, index, true
+	if !seen {
+		f.signal() // reads may start now
+		return false
+	}
+	diffCatalog(old, cur, func(name string) {
+		if svc := f.services[name]; svc != nil {
+			f.markDirtyLocked(svc)
+		}
+	})
+	return oldIndex > 0 && index > oldIndex
+}
+
+// explainedSoon waits (at most explainGrace) until the checks feed has seen index, and says
+// whether a check changed there.
+func (f *feed) explainedSoon(index uint64) bool {
+	grace := time.NewTimer(explainGrace)
+	defer grace.Stop()
+	for {
+		f.mu.Lock()
+		explained, caughtUp, moved := f.explained.has(index), f.checksIndex >= index, f.checksMoved
+		f.mu.Unlock()
+		if explained || caughtUp {
+			return explained
+		}
+		select {
+		case <-moved:
+		case <-grace.C:
+			return false
+		case <-f.ctx.Done():
+			return true // nothing to sweep for any more
+		}
+	}
+}
