@@ -63,7 +63,7 @@ type service struct {
 	timer    *time.Timer
 	failures int
 
-	limiter *rate.Limiter              // spaces reads that follow each other at once
+	limiter *rate.Limiter               // spaces reads that follow each other at once
 	backoff *backoff.ExponentialBackOff // spaces reads after errors
 }
 
