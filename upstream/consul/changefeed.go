@@ -3,7 +3,6 @@ package consul
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/time/rate"
@@ -111,7 +110,7 @@ func (f *feed) applyChecks(cur map[checkKey]checkState, index uint64) {
 	diffChecks(old, cur, func(name string) {
 		changed = true
 		if svc := f.services[name]; svc != nil {
-			f.markDirtyLocked(svc)
+			f.markDirtyLocked(svc, true)
 		}
 	}, func(node string) {
 		changed = true
@@ -136,7 +135,7 @@ func (f *feed) markNodeDirtyLocked(node string, old, cur map[checkKey]checkState
 		for k, c := range checks {
 			if k.node == node && c.service != "" {
 				if svc := f.services[c.service]; svc != nil {
-					f.markDirtyLocked(svc)
+					f.markDirtyLocked(svc, true)
 				}
 			}
 		}
@@ -144,7 +143,7 @@ func (f *feed) markNodeDirtyLocked(node string, old, cur map[checkKey]checkState
 	for _, svc := range f.services {
 		for _, e := range svc.entries {
 			if e != nil && e.Node != nil && e.Node.Node == node {
-				f.markDirtyLocked(svc)
+				f.markDirtyLocked(svc, true)
 				break
 			}
 		}
@@ -162,7 +161,8 @@ func (f *feed) fetchCatalog(ctx context.Context, index uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if f.applyCatalog(names, meta.LastIndex) && !f.explainedSoon(meta.LastIndex) {
+	if f.applyCatalog(names, meta.LastIndex) && !f.explainedBy(meta.LastIndex) {
+		f.log.Debug("consul services index moved without a check change; sweeping", "index", meta.LastIndex)
 		f.mu.Lock()
 		f.sweepLocked()
 		f.mu.Unlock()
@@ -183,30 +183,44 @@ func (f *feed) applyCatalog(cur map[string][]string, index uint64) (moved bool) 
 	}
 	diffCatalog(old, cur, func(name string) {
 		if svc := f.services[name]; svc != nil {
-			f.markDirtyLocked(svc)
+			f.markDirtyLocked(svc, true)
 		}
 	})
 	return oldIndex > 0 && index > oldIndex
 }
 
-// explainedSoon waits (at most explainGrace) until the checks feed has seen index, and says
-// whether a check changed there.
-func (f *feed) explainedSoon(index uint64) bool {
-	grace := time.NewTimer(explainGrace)
-	defer grace.Stop()
+// explainedBy says whether a check change explains the services index moving to index. A
+// cheap probe (a filter no check matches: Consul still answers with the checks index) says
+// whether any check changed at or after index. If none did, nothing explains the move and
+// the sweep starts at once. If one did, the checks feed's blocking query returns for it, and
+// once the feed has that answer it says whether a check changed at exactly index.
+func (f *feed) explainedBy(index uint64) bool {
+	f.mu.Lock()
+	explained, caughtUp := f.explained.has(index), f.checksIndex >= index
+	f.mu.Unlock()
+	if explained || caughtUp {
+		return explained
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, readTimeout)
+	defer cancel()
+	var none []checkEntry
+	qo := (&api.QueryOptions{AllowStale: f.opts.AllowStale, Datacenter: f.datacenter, Filter: `CheckID == ""`}).WithContext(ctx)
+	meta, err := f.cli.Raw().Query("/v1/health/state/any", &none, qo)
+	if err != nil || meta.LastIndex < index {
+		return false // unknown, or no check changed: sweep
+	}
 	for {
 		f.mu.Lock()
-		explained, caughtUp, moved := f.explained.has(index), f.checksIndex >= index, f.checksMoved
+		explained, caughtUp := f.explained.has(index), f.checksIndex >= index
+		moved := f.checksMoved
 		f.mu.Unlock()
-		if explained || caughtUp {
+		if caughtUp {
 			return explained
 		}
 		select {
 		case <-moved:
-		case <-grace.C:
-			return false
-		case <-f.ctx.Done():
-			return true // nothing to sweep for any more
+		case <-ctx.Done():
+			return f.ctx.Err() != nil // the checks feed is stuck: sweep, unless stopping
 		}
 	}
 }

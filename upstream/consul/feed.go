@@ -11,13 +11,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// explainGrace is how long the catalog feed waits for the checks feed to show a change at
-// the services index it just saw before it sweeps. A registration with checks moves both
-// indexes in one Raft entry and the checks answer follows within milliseconds; only a
-// change the checks cannot show (an instance without checks, a new port or meta) waits out
-// the grace and then costs a sweep.
-const explainGrace = 200 * time.Millisecond
-
 // feed follows one datacenter for every Watch of it: two blocking queries learn which
 // services changed, and Options.Readers readers re-read those services, one request each at
 // a time. Its goroutines end in stop, which the last Watch's release calls.
@@ -35,7 +28,7 @@ type feed struct {
 
 	mu           sync.Mutex
 	services     map[string]*service // watched services by name
-	queue        []*service          // services waiting for a reader, each at most once
+	queue        readQueue           // services waiting for a reader
 	checks       map[checkKey]checkState
 	checksIndex  uint64
 	checksSeen   bool
@@ -55,7 +48,8 @@ type service struct {
 	index   uint64 // X-Consul-Index of entries; 0 forces the next read to be delivered
 	read    bool   // entries hold a successful read
 
-	queued   bool // in feed.queue
+	inUrgent bool // in feed.queue's urgent lane
+	inSweep  bool // in feed.queue's sweep lane
 	inFlight bool // a reader is reading it
 	again    bool // dirtied while in flight: read once more after
 	waiting  bool // a timer re-queues it (rate limit or backoff)
@@ -122,7 +116,7 @@ func (f *feed) subscribe(name string) *subscriber {
 			backoff: newBackoff(),
 		}
 		f.services[name] = svc
-		f.markDirtyLocked(svc)
+		f.markDirtyLocked(svc, true)
 	}
 	sub := &subscriber{svc: svc, notify: make(chan struct{}, 1)}
 	svc.subs = append(svc.subs, sub)
@@ -161,15 +155,14 @@ func (f *feed) entries(sub *subscriber) []*api.ServiceEntry {
 }
 
 // markDirtyLocked schedules a read of svc, coalescing: a service already waiting for a
-// read is not queued twice, and one being read is read once more afterwards.
-func (f *feed) markDirtyLocked(svc *service) {
+// read is not queued twice (though a change moves it ahead of a sweep), and one being read
+// is read once more afterwards. urgent is for a change a feed saw, not for a sweep.
+func (f *feed) markDirtyLocked(svc *service, urgent bool) {
 	switch {
-	case svc.removed, svc.queued, svc.waiting:
+	case svc.removed, svc.waiting:
 	case svc.inFlight:
 		svc.again = true
-	default:
-		svc.queued = true
-		f.queue = append(f.queue, svc)
+	case f.queue.push(svc, urgent):
 		f.signal()
 	}
 }
@@ -202,23 +195,20 @@ func (f *feed) reader() {
 func (f *feed) next() *service {
 	for {
 		f.mu.Lock()
-		for f.readyLocked() && len(f.queue) > 0 {
-			svc := f.queue[0]
-			f.queue[0] = nil
-			f.queue = f.queue[1:]
-			svc.queued = false
+		for f.readyLocked() {
+			svc := f.queue.pop()
+			if svc == nil {
+				break
+			}
 			if svc.removed {
 				continue
 			}
 			svc.inFlight = true
-			if len(f.queue) > 0 {
+			if !f.queue.empty() {
 				f.signal()
 			}
 			f.mu.Unlock()
 			return svc
-		}
-		if len(f.queue) == 0 {
-			f.queue = nil // let a burst's backing array go
 		}
 		f.mu.Unlock()
 		select {
@@ -285,7 +275,7 @@ func (f *feed) read(svc *service) {
 	}
 	if svc.again {
 		svc.again = false
-		f.markDirtyLocked(svc)
+		f.markDirtyLocked(svc, true)
 	}
 }
 
@@ -297,7 +287,7 @@ func (f *feed) retryLocked(svc *service, delay time.Duration) {
 		defer f.mu.Unlock()
 		svc.waiting = false
 		if f.ctx.Err() == nil {
-			f.markDirtyLocked(svc)
+			f.markDirtyLocked(svc, true)
 		}
 	})
 }
@@ -305,7 +295,7 @@ func (f *feed) retryLocked(svc *service, delay time.Duration) {
 // sweepLocked schedules a read of every watched service.
 func (f *feed) sweepLocked() {
 	for _, svc := range f.services {
-		f.markDirtyLocked(svc)
+		f.markDirtyLocked(svc, false)
 	}
 }
 
@@ -316,7 +306,7 @@ func (f *feed) resync() {
 	defer f.mu.Unlock()
 	for _, svc := range f.services {
 		svc.index = 0
-		f.markDirtyLocked(svc)
+		f.markDirtyLocked(svc, false)
 	}
 }
 
