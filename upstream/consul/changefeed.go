@@ -3,12 +3,18 @@ package consul
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/time/rate"
 
 	"github.com/switchyard/switchyard/upstream"
 )
+
+// explainWait is how long the catalog feed waits for the checks feed's answer before it
+// reads the checks itself (see explainedBy): a registration's check answer normally follows
+// within tens of milliseconds, even on a loaded machine at 1,000 services.
+const explainWait = 250 * time.Millisecond
 
 // follow runs one blocking query for the feed's life, following Consul's blocking-query
 // rules (https://developer.hashicorp.com/consul/api-docs/features/blocking): reset the
@@ -88,16 +94,22 @@ func (f *feed) fetchChecks(ctx context.Context, index uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	f.applyChecks(indexChecks(entries), meta.LastIndex)
+	f.applyChecks(indexChecks(entries), meta.LastIndex, false)
 	return meta.LastIndex, nil
 }
 
 // applyChecks diffs a checks answer against the previous one. A node-level check (serfHealth,
 // node maintenance) changes every instance on its node, so it dirties every watched service
 // with an instance or a check there.
-func (f *feed) applyChecks(cur map[checkKey]checkState, index uint64) {
+// onlyNewer drops an answer older than the last one applied: explainedBy's own read may race
+// the feed's. The feed's answers are always applied (after an agent restart the index
+// legitimately goes backwards).
+func (f *feed) applyChecks(cur map[checkKey]checkState, index uint64, onlyNewer bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if onlyNewer && (!f.checksSeen || index <= f.checksIndex) {
+		return
+	}
 	old, seen, oldIndex := f.checks, f.checksSeen, f.checksIndex
 	f.checks, f.checksIndex, f.checksSeen = cur, index, true
 	close(f.checksMoved)
@@ -191,14 +203,13 @@ func (f *feed) applyCatalog(cur map[string][]string, index uint64) (moved bool) 
 
 // explainedBy says whether a check change explains the services index moving to index. A
 // cheap probe (a filter no check matches: Consul still answers with the checks index) says
-// whether any check changed at or after index. If none did, nothing explains the move and
-// the sweep starts at once. If one did, the checks feed's blocking query returns for it, and
-// once the feed has that answer it says whether a check changed at exactly index.
+// whether the checks index reached index. If it did not, no check changed and the sweep
+// starts at once. If it did, the checks feed's answer is awaited briefly; a deletion can
+// move the checks index without waking the feed's blocking query (no check it watches
+// changed), so after explainWait the checks are read here instead, and that answer says
+// whether a check changed at exactly index.
 func (f *feed) explainedBy(index uint64) bool {
-	f.mu.Lock()
-	explained, caughtUp := f.explained.has(index), f.checksIndex >= index
-	f.mu.Unlock()
-	if explained || caughtUp {
+	if explained, caughtUp := f.explainedLocked(index); explained || caughtUp {
 		return explained
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, readTimeout)
@@ -209,18 +220,45 @@ func (f *feed) explainedBy(index uint64) bool {
 	if err != nil || meta.LastIndex < index {
 		return false // unknown, or no check changed: sweep
 	}
+	wait := time.NewTimer(explainWait)
+	defer wait.Stop()
 	for {
 		f.mu.Lock()
-		explained, caughtUp := f.explained.has(index), f.checksIndex >= index
 		moved := f.checksMoved
 		f.mu.Unlock()
-		if caughtUp {
+		if explained, caughtUp := f.explainedLocked(index); caughtUp {
 			return explained
 		}
 		select {
 		case <-moved:
+		case <-wait.C:
+			if _, err := f.fetchChecksOnce(ctx); err != nil {
+				return false
+			}
+			explained, _ := f.explainedLocked(index)
+			return explained
 		case <-ctx.Done():
-			return f.ctx.Err() != nil // the checks feed is stuck: sweep, unless stopping
+			return f.ctx.Err() != nil // sweep, unless stopping
 		}
 	}
+}
+
+// explainedLocked says whether the checks feed saw a change at index, and whether it has
+// seen that index at all.
+func (f *feed) explainedLocked(index uint64) (explained, caughtUp bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.explained.has(index), f.checksIndex >= index
+}
+
+// fetchChecksOnce reads every check without blocking and applies the answer if it is newer
+// than the feed's last.
+func (f *feed) fetchChecksOnce(ctx context.Context) (uint64, error) {
+	var entries []checkEntry
+	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(ctx, 0))
+	if err != nil {
+		return 0, err
+	}
+	f.applyChecks(indexChecks(entries), meta.LastIndex, true)
+	return meta.LastIndex, nil
 }

@@ -264,38 +264,40 @@ func TestScale(t *testing.T) {
 	t.Logf("50 services changing at once: %s", summary(burst))
 
 	i := 7 // a service neither of the above touched
-	rec, name := r.recs[i], r.names[i]
-
-	// An instance without checks moves only the services index: the sweep finds it.
-	from := rec.count()
-	start := time.Now()
-	if err := r.admin.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: name + "-nocheck", Name: name, Address: "10.250.0.1", Port: 80}); err != nil {
-		t.Fatal(err)
+	rec, name, agent := r.recs[i], r.names[i], r.admin.Agent()
+	steps := []struct {
+		what   string
+		change func() error
+		want   []string
+	}{
+		// An instance without checks moves only the services index: the sweep finds it.
+		{"instance without checks (sweep)", func() error {
+			return agent.ServiceRegister(&api.AgentServiceRegistration{ID: name + "-nocheck", Name: name, Address: "10.250.0.1", Port: 80})
+		}, []string{baseKey(i), "10.250.0.1:80"}},
+		// A new port on an existing instance, no check change: also the sweep.
+		{"port change (sweep)", func() error {
+			return agent.ServiceRegister(&api.AgentServiceRegistration{ID: name + "-nocheck", Name: name, Address: "10.250.0.1", Port: 81})
+		}, []string{baseKey(i), "10.250.0.1:81"}},
+		// A check turning critical takes its instance out; passing again brings it back.
+		{"check critical", func() error { return agent.UpdateTTL("service:"+name+"-0", "down", api.HealthCritical) },
+			[]string{"10.250.0.1:81"}},
+		{"check passing", func() error { return agent.UpdateTTL("service:"+name+"-0", "up", api.HealthPassing) },
+			[]string{baseKey(i), "10.250.0.1:81"}},
+		// Deregistration removes an instance (this one has no check: the sweep again).
+		{"deregistration (sweep)", func() error { return agent.ServiceDeregister(name + "-nocheck") }, []string{baseKey(i)}},
 	}
-	n, at := rec.waitFor(t, from, "instance without checks", testkit.HasKeys(baseKey(i), "10.250.0.1:80"))
-	t.Logf("instance without checks (sweep path): %v", at.Sub(start).Round(10*time.Microsecond))
-
-	// A new port on an existing instance, no check change: also the sweep.
-	if err := r.admin.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: name + "-nocheck", Name: name, Address: "10.250.0.1", Port: 81}); err != nil {
-		t.Fatal(err)
+	n := rec.count() - 1
+	for _, step := range steps {
+		start := time.Now()
+		if err := step.change(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		call := time.Since(start)
+		var at time.Time
+		n, at = rec.waitFor(t, n+1, step.what, testkit.HasKeys(step.want...))
+		t.Logf("%s: seen after %v (the agent API call took %v)", step.what, at.Sub(start).Round(10*time.Microsecond),
+			call.Round(10*time.Microsecond))
 	}
-	n, _ = rec.waitFor(t, n+1, "port change", testkit.HasKeys(baseKey(i), "10.250.0.1:81"))
-
-	// A check turning critical takes its instance out; passing again brings it back.
-	if err := r.admin.Agent().UpdateTTL("service:"+name+"-0", "down", api.HealthCritical); err != nil {
-		t.Fatal(err)
-	}
-	n, _ = rec.waitFor(t, n+1, "critical instance removed", testkit.HasKeys("10.250.0.1:81"))
-	if err := r.admin.Agent().UpdateTTL("service:"+name+"-0", "up", api.HealthPassing); err != nil {
-		t.Fatal(err)
-	}
-	n, _ = rec.waitFor(t, n+1, "instance passing again", testkit.HasKeys(baseKey(i), "10.250.0.1:81"))
-
-	// Deregistration removes it.
-	if err := r.admin.Agent().ServiceDeregister(name + "-nocheck"); err != nil {
-		t.Fatal(err)
-	}
-	rec.waitFor(t, n+1, "deregistered instance removed", testkit.HasKeys(baseKey(i)))
 
 	// Whatever the number of services: 2 blocking queries and the readers, plus one for a
 	// connection a cancelled or timed-out call left to be replaced.
@@ -305,10 +307,10 @@ func TestScale(t *testing.T) {
 	}
 	t.Logf("connections: at most %d open at once, %d opened in all; %d service reads, %d requests",
 		r.proxy.maxOpen.Load(), r.proxy.conns.Load(), r.proxy.health.Load(), r.proxy.requests.Load())
-	// Others' changes must not have touched this service's Watch: one first snapshot and
-	// the five changes above.
-	if c := rec.count(); c != 6 {
-		t.Errorf("%d snapshots for %s, want 6", c, name)
+	// Others' changes (and the sweeps) must not have touched this service's Watch: one
+	// first snapshot and one per step.
+	if c := rec.count(); c != 1+len(steps) {
+		t.Errorf("%d snapshots for %s, want %d", c, name, 1+len(steps))
 	}
 }
 
