@@ -173,14 +173,14 @@ func catalogRegistration(service, id, key string) *api.CatalogRegistration {
 
 // oneAtATime registers a new passing instance on each of samples services in turn and
 // returns how long each took to reach its Watch.
-func (r *scaleRig) oneAtATime(t testing.TB, samples int, round string) []time.Duration {
+func (r *scaleRig) oneAtATime(t testing.TB, samples, round int) []time.Duration {
 	t.Helper()
 	lat := make([]time.Duration, 0, samples)
 	for k := range samples {
 		i := k * len(r.names) / samples
 		from := r.recs[i].count()
-		key := fmt.Sprintf("10.200.%d.%d:80", k%250, 1+k/250)
-		reg := catalogRegistration(r.names[i], r.names[i]+"-"+round, key)
+		key := fmt.Sprintf("10.%d.%d.%d:80", 200+round%50, k%250, 1+k/250)
+		reg := catalogRegistration(r.names[i], fmt.Sprintf("%s-one%d", r.names[i], round), key)
 		start := time.Now()
 		if _, err := r.admin.Catalog().Register(reg, nil); err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func (r *scaleRig) oneAtATime(t testing.TB, samples int, round string) []time.Du
 
 // atOnce registers a new passing instance on each of count services at the same moment and
 // returns how long each took to reach its Watch, measured from the first registration.
-func (r *scaleRig) atOnce(t testing.TB, count int, round string) []time.Duration {
+func (r *scaleRig) atOnce(t testing.TB, count, round int) []time.Duration {
 	t.Helper()
 	services := make([]int, count)
 	regs := make([]*api.CatalogRegistration, count)
@@ -204,8 +204,8 @@ func (r *scaleRig) atOnce(t testing.TB, count int, round string) []time.Duration
 	for k := range count {
 		i := (k*len(r.names)/count + len(r.names)/(2*count)) % len(r.names) // other services than oneAtATime's
 		services[k], froms[k] = i, r.recs[i].count()
-		keys[k] = fmt.Sprintf("10.201.%d.%d:80", k%250, 1+k/250)
-		regs[k] = catalogRegistration(r.names[i], r.names[i]+"-"+round, keys[k])
+		keys[k] = fmt.Sprintf("10.%d.%d.%d:80", 150+round%50, k%250, 1+k/250)
+		regs[k] = catalogRegistration(r.names[i], fmt.Sprintf("%s-burst%d", r.names[i], round), keys[k])
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -258,9 +258,9 @@ func TestScale(t *testing.T) {
 	r := newScaleRig(t, services, opts)
 	t.Logf("%d services: every first snapshot %v after the first Watch", services, r.startup.Round(time.Millisecond))
 
-	one := r.oneAtATime(t, 50, "one")
+	one := r.oneAtATime(t, 50, 0)
 	t.Logf("one change at a time, 50 samples: %s", summary(one))
-	burst := r.atOnce(t, 50, "burst")
+	burst := r.atOnce(t, 50, 0)
 	t.Logf("50 services changing at once: %s", summary(burst))
 
 	i := 7 // a service neither of the above touched
@@ -325,8 +325,8 @@ func BenchmarkScale(b *testing.B) {
 			var one, burst []time.Duration
 			b.ResetTimer()
 			for i := range b.N {
-				one = append(one, r.oneAtATime(b, 50, fmt.Sprint("one", i))...)
-				burst = append(burst, r.atOnce(b, 50, fmt.Sprint("burst", i))...)
+				one = append(one, r.oneAtATime(b, 50, i)...)
+				burst = append(burst, r.atOnce(b, 50, i)...)
 			}
 			b.StopTimer()
 			slices.Sort(one)
