@@ -16,6 +16,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,11 +99,31 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 	ac.Transport.MaxConnsPerHost = maxConns
 	ac.Transport.MaxIdleConns = maxConns
 	ac.Transport.MaxIdleConnsPerHost = maxConns
+	// Every change brings the whole checks list (about 450 KB at 1,000 services). Across a
+	// network gzip shrinks it 25-fold; from the local agent, compressing and inflating it
+	// only adds about 10 ms per change (BenchmarkChecksQuery).
+	ac.Transport.DisableCompression = isLocalAgent(ac.Address)
 	cli, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client for %s: %w", ac.Address, err)
 	}
 	return cli, nil
+}
+
+// isLocalAgent says whether address (host:port or unix://path) is on this machine.
+func isLocalAgent(address string) bool {
+	if strings.HasPrefix(address, "unix://") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address // no port
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
 }
 
 // Options tune a Discoverer; zero values mean the defaults.

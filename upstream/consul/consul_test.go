@@ -55,6 +55,29 @@ func TestNewClient(t *testing.T) {
 	}
 }
 
+func TestIsLocalAgent(t *testing.T) {
+	tests := []struct {
+		address string
+		want    bool
+	}{
+		{"127.0.0.1:8500", true},
+		{"127.8.9.1:8500", true},
+		{"[::1]:8500", true},
+		{"localhost:8500", true},
+		{"LOCALHOST", true},
+		{"unix:///var/run/consul.sock", true},
+		{"10.0.0.5:8500", false},
+		{"consul.service.internal:8500", false},
+		{"[2001:db8::1]:8500", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := isLocalAgent(tt.address); got != tt.want {
+			t.Errorf("isLocalAgent(%q) = %v, want %v", tt.address, got, tt.want)
+		}
+	}
+}
+
 type inst struct {
 	id, addr     string
 	port         int

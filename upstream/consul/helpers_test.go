@@ -121,7 +121,8 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 	// Watches cancelled at cleanup abort their proxied queries; that is not worth a log line.
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	// The proxy's own pool towards the agent must not be what limits the discoverer.
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
+	// Nor add a gzip round the discoverer did not ask for.
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if p.zeroIndex.Load() && resp.Header.Get("X-Consul-Index") != "" {
 			resp.Header.Set("X-Consul-Index", "0")
