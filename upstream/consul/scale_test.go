@@ -3,8 +3,6 @@ package consul
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -254,7 +252,7 @@ func TestScale(t *testing.T) {
 		t.Skip("registers 1,000 services")
 	}
 	const services = 1000
-	opts := Options{Readers: DefaultReaders, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	opts := Options{Readers: DefaultReaders, Logger: testLogger(&testkit.SyncBuffer{})}
 	r := newScaleRig(t, services, opts)
 	t.Logf("%d services: every first snapshot %v after the first Watch", services, r.startup.Round(time.Millisecond))
 
