@@ -189,16 +189,16 @@ func TestWatchFollowsChanges(t *testing.T) {
 	register(t, admin, &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}, "")
 	n = rec.WaitFor(t, n+1, "web-1", testkit.HasKeys("10.0.0.1:80"))
 
-	// Critical instances bump the service's index and wake the query, but the passing set
+	// Critical instances add checks, so the service is read again, but the passing set
 	// stays the same. (Check output changes would not do: the agent defers syncing them.)
-	// Each wake-up is awaited (the watch has issued its next query) so none is coalesced.
+	// Each read is awaited so none is coalesced with the next.
 	for i := range 3 {
 		before := proxy.health.Load()
 		register(t, admin, &api.AgentServiceRegistration{ID: fmt.Sprint("web-c", i), Name: "web", Address: "10.0.0.9", Port: 80 + i}, api.HealthCritical)
 		deadline := time.Now().Add(waitLimit)
 		for proxy.health.Load() == before {
 			if time.Now().After(deadline) {
-				t.Fatal("registering a critical instance did not wake the blocking query")
+				t.Fatal("registering a critical instance did not cause a read of the service")
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
