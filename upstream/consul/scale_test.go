@@ -241,7 +241,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func summary(lat []time.Duration) string {
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	return fmt.Sprintf("p50 %v p99 %v max %v", percentile(s, 0.5).Round(10*time.Microsecond),
+	return fmt.Sprintf("min %v p50 %v p99 %v max %v", s[0].Round(10*time.Microsecond), percentile(s, 0.5).Round(10*time.Microsecond),
 		percentile(s, 0.99).Round(10*time.Microsecond), s[len(s)-1].Round(10*time.Microsecond))
 }
 
