@@ -11,10 +11,18 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// explainWait is how long the catalog feed waits for the checks feed's answer before it
-// reads the checks itself (see explainedBy): a registration's check answer normally follows
-// within tens of milliseconds, even on a loaded machine at 1,000 services.
-const explainWait = 250 * time.Millisecond
+// The catalog feed waits for the checks feed's answer (see explainedBy) twice as long as a
+// whole checks answer took when last asked without blocking, within these bounds: a
+// registration's checks answer normally follows within that time, and a deletion, which the
+// checks feed may never be woken for, is settled by reading the checks after it.
+const (
+	explainWaitMin = 20 * time.Millisecond
+	explainWaitMax = time.Second
+)
+
+// cheapSweepPerReader is how many watched services per reader a sweep may read instead of
+// explaining a services-index move first.
+const cheapSweepPerReader = 4
 
 // follow runs one blocking query for the feed's life, following Consul's blocking-query
 // rules (https://developer.hashicorp.com/consul/api-docs/features/blocking): reset the
@@ -89,12 +97,25 @@ func (f *feed) queryOptions(ctx context.Context, index uint64) *api.QueryOptions
 // fetchChecks reads every check in the datacenter and marks dirty the watched services
 // whose checks changed.
 func (f *feed) fetchChecks(ctx context.Context, index uint64) (uint64, error) {
+	return f.readChecks(ctx, index, false)
+}
+
+// readChecks reads every check (blocking when index > 0) and applies the answer. A
+// non-blocking read's duration is remembered: it is what one change costs to learn.
+func (f *feed) readChecks(ctx context.Context, index uint64, onlyNewer bool) (uint64, error) {
+	start := time.Now()
 	var entries []checkEntry
 	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(ctx, index))
 	if err != nil {
 		return 0, err
 	}
-	f.applyChecks(indexChecks(entries), meta.LastIndex, false)
+	f.applyChecks(indexChecks(entries), meta.LastIndex, onlyNewer)
+	if index == 0 {
+		took := time.Since(start)
+		f.mu.Lock()
+		f.checksTook = took
+		f.mu.Unlock()
+	}
 	return meta.LastIndex, nil
 }
 
@@ -173,13 +194,22 @@ func (f *feed) fetchCatalog(ctx context.Context, index uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if f.applyCatalog(names, meta.LastIndex) && !f.explainedBy(meta.LastIndex) {
+	if f.applyCatalog(names, meta.LastIndex) && (f.sweepIsCheap() || !f.explainedBy(meta.LastIndex)) {
 		f.log.Debug("consul services index moved without a check change; sweeping", "index", meta.LastIndex)
 		f.mu.Lock()
 		f.sweepLocked()
 		f.mu.Unlock()
 	}
 	return meta.LastIndex, nil
+}
+
+// sweepIsCheap says whether reading every watched service costs less than finding out
+// whether a sweep is needed: with a few services per reader, the sweep is a handful of reads
+// in parallel, where explaining may wait for a whole checks answer.
+func (f *feed) sweepIsCheap() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.services) <= cheapSweepPerReader*f.opts.Readers
 }
 
 // applyCatalog diffs a catalog answer against the previous one and says whether the
@@ -206,7 +236,7 @@ func (f *feed) applyCatalog(cur map[string][]string, index uint64) (moved bool) 
 // whether the checks index reached index. If it did not, no check changed and the sweep
 // starts at once. If it did, the checks feed's answer is awaited briefly; a deletion can
 // move the checks index without waking the feed's blocking query (no check it watches
-// changed), so after explainWait the checks are read here instead, and that answer says
+// changed), so after a wait the checks are read here instead, and that answer says
 // whether a check changed at exactly index.
 func (f *feed) explainedBy(index uint64) bool {
 	if explained, caughtUp := f.explainedLocked(index); explained || caughtUp {
@@ -220,7 +250,9 @@ func (f *feed) explainedBy(index uint64) bool {
 	if err != nil || meta.LastIndex < index {
 		return false // unknown, or no check changed: sweep
 	}
-	wait := time.NewTimer(explainWait)
+	f.mu.Lock()
+	wait := time.NewTimer(min(max(2*f.checksTook, explainWaitMin), explainWaitMax))
+	f.mu.Unlock()
 	defer wait.Stop()
 	for {
 		f.mu.Lock()
@@ -232,7 +264,7 @@ func (f *feed) explainedBy(index uint64) bool {
 		select {
 		case <-moved:
 		case <-wait.C:
-			if _, err := f.fetchChecksOnce(ctx); err != nil {
+			if _, err := f.readChecks(ctx, 0, true); err != nil {
 				return false
 			}
 			explained, _ := f.explainedLocked(index)
@@ -249,16 +281,4 @@ func (f *feed) explainedLocked(index uint64) (explained, caughtUp bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.explained.has(index), f.checksIndex >= index
-}
-
-// fetchChecksOnce reads every check without blocking and applies the answer if it is newer
-// than the feed's last.
-func (f *feed) fetchChecksOnce(ctx context.Context) (uint64, error) {
-	var entries []checkEntry
-	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(ctx, 0))
-	if err != nil {
-		return 0, err
-	}
-	f.applyChecks(indexChecks(entries), meta.LastIndex, true)
-	return meta.LastIndex, nil
 }

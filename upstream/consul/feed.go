@@ -31,6 +31,7 @@ type feed struct {
 	queue        readQueue           // services waiting for a reader
 	checks       map[checkKey]checkState
 	checksIndex  uint64
+	checksTook   time.Duration // how long a non-blocking checks read took, last time
 	checksSeen   bool
 	catalog      map[string][]string
 	catalogIndex uint64

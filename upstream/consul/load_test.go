@@ -100,8 +100,10 @@ func TestIdleLoad(t *testing.T) {
 	if reads > limit {
 		t.Errorf("idle load %.2f reads/s per service with wait %v; want at most %.2f", reads, wait, limit)
 	}
-	if others > 2*limit {
-		t.Errorf("idle load %.2f blocking queries/s with wait %v; want at most %.2f", others, wait, 2*limit)
+	// Two blocking queries; one more loop's worth for the agent's own writes (anti-entropy,
+	// the dev agent settling) that wake them early. A spinning feed would make hundreds.
+	if others > 3*limit {
+		t.Errorf("idle load %.2f blocking queries/s with wait %v; want at most %.2f", others, wait, 3*limit)
 	}
 	t.Logf("idle load with %d services, wait %v: %.3f reads/s per service, %.3f blocking queries/s in all",
 		services, wait, reads, others)
