@@ -135,7 +135,7 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
 
-// BenchmarkIdleLoad reports the health queries per second per watched service that reach
+// BenchmarkIdleLoad reports the service reads per second per watched service that reach
 // Consul while nothing changes, for 50 services and a 2 s WaitTime (short so a run takes
 // seconds; the rate scales as 1/WaitTime, so the default 5 m costs 150 times less). Each
 // iteration idles WaitTime/10: run with -benchtime=30x or more for a window of several waits.

@@ -55,6 +55,29 @@ func TestNewClient(t *testing.T) {
 	}
 }
 
+func TestIsLocalAgent(t *testing.T) {
+	tests := []struct {
+		address string
+		want    bool
+	}{
+		{"127.0.0.1:8500", true},
+		{"127.8.9.1:8500", true},
+		{"[::1]:8500", true},
+		{"localhost:8500", true},
+		{"LOCALHOST", true},
+		{"unix:///var/run/consul.sock", true},
+		{"10.0.0.5:8500", false},
+		{"consul.service.internal:8500", false},
+		{"[2001:db8::1]:8500", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := isLocalAgent(tt.address); got != tt.want {
+			t.Errorf("isLocalAgent(%q) = %v, want %v", tt.address, got, tt.want)
+		}
+	}
+}
+
 type inst struct {
 	id, addr     string
 	port         int
@@ -166,16 +189,16 @@ func TestWatchFollowsChanges(t *testing.T) {
 	register(t, admin, &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}, "")
 	n = rec.WaitFor(t, n+1, "web-1", testkit.HasKeys("10.0.0.1:80"))
 
-	// Critical instances bump the service's index and wake the query, but the passing set
+	// Critical instances add checks, so the service is read again, but the passing set
 	// stays the same. (Check output changes would not do: the agent defers syncing them.)
-	// Each wake-up is awaited (the watch has issued its next query) so none is coalesced.
+	// Each read is awaited so none is coalesced with the next.
 	for i := range 3 {
 		before := proxy.health.Load()
 		register(t, admin, &api.AgentServiceRegistration{ID: fmt.Sprint("web-c", i), Name: "web", Address: "10.0.0.9", Port: 80 + i}, api.HealthCritical)
 		deadline := time.Now().Add(waitLimit)
 		for proxy.health.Load() == before {
 			if time.Now().After(deadline) {
-				t.Fatal("registering a critical instance did not wake the blocking query")
+				t.Fatal("registering a critical instance did not cause a read of the service")
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -302,4 +325,82 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 	if !strings.Contains(logs.String(), "consul query recovered") {
 		t.Errorf("recovery not logged")
 	}
+}
+
+// TestWatchDatacenters checks that each datacenter gets its own feed, that a datacenter the
+// agent cannot reach fails on its own (errors counted, no snapshot) while the agent's own
+// keeps working, and that a feed stops with its last Watch.
+func TestWatchDatacenters(t *testing.T) {
+	agent := consultest.Start(t)
+	register(t, agent.Client(t), &api.AgentServiceRegistration{ID: "dcs-1", Name: "dcs", Address: "10.0.0.1", Port: 80}, "")
+	reg := prometheus.NewRegistry()
+	d := New(newClient(t, agent.Addr), Options{Metrics: upstream.NewDiscoveryMetrics(reg), Logger: testLogger(&testkit.SyncBuffer{})})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	watch := func(target upstream.Target, rec *testkit.Recorder) {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = d.Watch(ctx, target, rec.Update) }()
+	}
+	own, explicit, missing := &testkit.Recorder{}, &testkit.Recorder{}, &testkit.Recorder{}
+	watch(upstream.Target{Service: "dcs"}, own)
+	watch(upstream.Target{Service: "dcs", Datacenter: "dc1"}, explicit)
+	watch(upstream.Target{Service: "dcs", Datacenter: "nowhere"}, missing)
+	own.WaitFor(t, 0, "own datacenter", testkit.HasKeys("10.0.0.1:80"))
+	explicit.WaitFor(t, 0, "dc1", testkit.HasKeys("10.0.0.1:80"))
+	deadline := time.Now().Add(waitLimit)
+	for counter(t, reg, metricErrors, "dcs") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no errors counted for an unknown datacenter")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := missing.Count(); c != 0 {
+		t.Errorf("%d snapshots from an unknown datacenter, want none", c)
+	}
+	d.mu.Lock()
+	feeds := len(d.feeds)
+	d.mu.Unlock()
+	if feeds != 3 { // "", "dc1" and "nowhere": a name is not resolved to the agent's own
+		t.Errorf("%d feeds, want 3", feeds)
+	}
+	cancel()
+	wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.feeds) != 0 {
+		t.Errorf("%d feeds left after every Watch ended", len(d.feeds))
+	}
+}
+
+// TestWatchNodeChecksAndTags covers the changes the checks feed sees only at node level
+// (node maintenance adds a critical node check: every instance on the node goes) and tags
+// changed in place (only the catalog feed sees them; a route filtering on the new tag, in
+// another case, picks the instance up).
+func TestWatchNodeChecksAndTags(t *testing.T) {
+	agent := consultest.Start(t)
+	admin := agent.Client(t)
+	register(t, admin, &api.AgentServiceRegistration{ID: "nt-1", Name: "nt", Address: "10.0.0.1", Port: 80, Tags: []string{"v1"}}, "")
+	d := New(newClient(t, agent.Addr), Options{})
+	all, canary := &testkit.Recorder{}, &testkit.Recorder{}
+	startWatch(t, d, upstream.Target{Service: "nt"}, all.Update)
+	startWatch(t, d, upstream.Target{Service: "nt", Tags: []string{"CANARY"}}, canary.Update)
+	n := all.WaitFor(t, 0, "nt-1", testkit.HasKeys("10.0.0.1:80"))
+	m := canary.WaitFor(t, 0, "no canary yet", testkit.HasKeys())
+
+	if err := admin.Agent().EnableNodeMaintenance("test"); err != nil {
+		t.Fatal(err)
+	}
+	n = all.WaitFor(t, n+1, "node in maintenance", testkit.HasKeys())
+	if err := admin.Agent().DisableNodeMaintenance(); err != nil {
+		t.Fatal(err)
+	}
+	n = all.WaitFor(t, n+1, "node back", testkit.HasKeys("10.0.0.1:80"))
+
+	register(t, admin, &api.AgentServiceRegistration{ID: "nt-1", Name: "nt", Address: "10.0.0.1", Port: 80, Tags: []string{"v1", "canary"}}, "")
+	canary.WaitFor(t, m+1, "retagged instance", testkit.HasKeys("10.0.0.1:80"))
+	all.WaitFor(t, n+1, "new tags in meta", func(s upstream.Snapshot) bool {
+		eps := s.Endpoints()
+		return len(eps) == 1 && eps[0].Meta["tags"] == "v1,canary"
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -99,13 +100,17 @@ func testLogger(w *testkit.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// countingProxy is a reverse proxy in front of a real agent that counts health queries and
-// can inject faults Consul itself rarely produces on demand.
+// countingProxy is a reverse proxy in front of a real agent that counts the discoverer's
+// requests and connections and can inject faults Consul itself rarely produces on demand.
 type countingProxy struct {
 	*httptest.Server
-	health    atomic.Int64 // requests to /v1/health/service/
+	health    atomic.Int64 // requests to /v1/health/service/ (service reads)
+	requests  atomic.Int64 // every request
+	conns     atomic.Int64 // connections accepted from the discoverer
+	open      atomic.Int64 // connections open now
+	maxOpen   atomic.Int64 // most connections open at once
 	zeroIndex atomic.Bool  // answer X-Consul-Index: 0 (a Consul bug that made clients spin)
-	fail500   atomic.Bool  // answer 500 without asking the agent
+	fail500   atomic.Bool  // answer service reads with 500 without asking the agent
 }
 
 func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
@@ -115,13 +120,17 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	// Watches cancelled at cleanup abort their proxied queries; that is not worth a log line.
 	rp.ErrorLog = log.New(io.Discard, "", 0)
+	// The proxy's own pool towards the agent must not be what limits the discoverer.
+	// Nor add a gzip round the discoverer did not ask for.
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if p.zeroIndex.Load() && resp.Header.Get("X-Consul-Index") != "" {
 			resp.Header.Set("X-Consul-Index", "0")
 		}
 		return nil
 	}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
 		if strings.HasPrefix(r.URL.Path, "/v1/health/service/") {
 			p.health.Add(1)
 			if p.fail500.Load() {
@@ -131,7 +140,22 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	t.Cleanup(p.Close)
+	p.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			p.conns.Add(1)
+			n := p.open.Add(1)
+			for m := p.maxOpen.Load(); n > m && !p.maxOpen.CompareAndSwap(m, n); m = p.maxOpen.Load() {
+			}
+		case http.StateClosed, http.StateHijacked:
+			p.open.Add(-1)
+		}
+	}
+	p.Start()
+	t.Cleanup(func() {
+		p.Close()
+		rp.Transport.(*http.Transport).CloseIdleConnections()
+	})
 	return p
 }
 

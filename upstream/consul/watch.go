@@ -4,12 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/consul/api"
-	"golang.org/x/time/rate"
 
 	"github.com/switchyard/switchyard/upstream"
 )
@@ -17,7 +16,7 @@ import (
 const (
 	// Errors back off from backoffInitial towards backoffMax (±50% jitter, so at most
 	// ~1 s): short enough that a restarted agent is caught up with within a second, long
-	// enough that a dead agent sees a handful of requests per second per service.
+	// enough that a dead agent sees a handful of requests per second per query.
 	backoffInitial = 50 * time.Millisecond
 	backoffMax     = 700 * time.Millisecond
 )
@@ -26,79 +25,32 @@ const (
 // spacing applies.
 const minIntervalBurst = 3
 
-// watch is one service's blocking-query loop.
+// watch is one Watch: it turns its service's shared reads into its own Target's snapshots.
 type watch struct {
-	cli    *api.Client
 	opts   Options
 	target upstream.Target
 	log    *slog.Logger
 }
 
-// run follows Consul's blocking-query rules
-// (https://developer.hashicorp.com/consul/api-docs/features/blocking): reset the index when
-// it goes backwards, never block on index 0, rate-limit calls that return at once, back off
-// on errors. Errors never clear the pool: the last good snapshot stays in force (fabio#861
-// dropped routes on a failed read; traefik#3944 stopped updating after one 500).
-func (w *watch) run(ctx context.Context, update func(upstream.Snapshot)) error {
+// run delivers a snapshot whenever the feed has a new read of the service whose filtered
+// endpoint set differs from the last one delivered. It runs on the Watch's own goroutine, so
+// update is never called concurrently with itself and a slow update holds up no other Watch.
+func (w *watch) run(ctx context.Context, f *feed, update func(upstream.Snapshot)) error {
+	sub := f.subscribe(w.target.Service)
+	defer f.unsubscribe(sub)
 	var (
-		index    uint64
-		last     upstream.Snapshot
-		emitted  bool
-		failures int
+		last    upstream.Snapshot
+		emitted bool
 	)
-	// A small burst lets a change that follows another at once (deregister right after a
-	// register, a rolling restart) be read without waiting; the sustained rate of calls
-	// that return at once stays at one per MinInterval, so an index stuck at 0 or a
-	// flapping check cannot turn the watch into a hot loop against the agent.
-	limiter := rate.NewLimiter(rate.Every(w.opts.MinInterval), minIntervalBurst)
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     backoffInitial,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         backoffMax,
-	}
-	bo.Reset()
 	for {
-		// A call that blocked for a while finds a token at once; only back-to-back
-		// immediate returns wait here.
-		if err := limiter.Wait(ctx); err != nil {
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
+		case <-sub.notify:
 		}
-		entries, meta, err := w.fetch(ctx, index)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			failures++
-			w.opts.Metrics.Error(registryName, w.target.Service)
-			delay := bo.NextBackOff()
-			// One warning per outage; the rest are counted and logged at debug so a
-			// long outage with many watched services does not flood the log.
-			level := slog.LevelDebug
-			if failures == 1 {
-				level = slog.LevelWarn
-			}
-			w.log.Log(ctx, level, "consul query failed; keeping last endpoints",
-				"error", err, "failures", failures, "retry_in", delay, "endpoints", last.Len())
-			// The agent may come back with lower indexes (a restart, a new leader without
-			// the old state): blocking on the old index would then wait a full WaitTime
-			// before noticing. Re-read from scratch instead.
-			index = 0
-			if !upstream.Sleep(ctx, delay) {
-				return ctx.Err()
-			}
-			continue
-		}
-		if failures > 0 {
-			w.log.Info("consul query recovered", "failures", failures)
-			failures = 0
-		}
-		bo.Reset()
-		index = nextIndex(index, meta.LastIndex)
-
-		snap := upstream.NewSnapshot(w.endpoints(entries))
+		snap := upstream.NewSnapshot(w.endpoints(f.entries(sub)))
 		if emitted && snap.Equal(last) {
-			continue // a wake-up for another service's or a check output's change
+			continue // a change this Target filters out (another tag, a critical instance)
 		}
 		last, emitted = snap, true
 		w.opts.Metrics.Updated(registryName, w.target.Service)
@@ -122,6 +74,9 @@ func nextIndex(prev, got uint64) uint64 {
 func (w *watch) endpoints(entries []*api.ServiceEntry) []upstream.Endpoint {
 	eps := make([]upstream.Endpoint, 0, len(entries))
 	for _, e := range entries {
+		if !w.wanted(e) {
+			continue
+		}
 		ep, ok, err := toEndpoint(e, !w.target.IncludeWarning)
 		if err != nil {
 			w.opts.Metrics.Rejected(registryName, w.target.Service)
@@ -135,6 +90,22 @@ func (w *watch) endpoints(entries []*api.ServiceEntry) []upstream.Endpoint {
 	return eps
 }
 
+// wanted filters the service's full read as Consul's query parameters would: every target
+// tag present (compared case-insensitively, as Consul's ?tag filter does) and, for passing
+// only, every check passing (Consul's ?passing). Malformed entries pass on to toEndpoint,
+// which counts them.
+func (w *watch) wanted(e *api.ServiceEntry) bool {
+	if e == nil || e.Service == nil {
+		return true
+	}
+	for _, want := range w.target.Tags {
+		if !slices.ContainsFunc(e.Service.Tags, func(tag string) bool { return strings.EqualFold(tag, want) }) {
+			return false
+		}
+	}
+	return w.target.IncludeWarning || e.Checks.AggregatedStatus() == api.HealthPassing
+}
+
 // toEndpoint converts one health entry. ok is false for an instance that is well formed but
 // not wanted (critical or in maintenance); err is set for a malformed one.
 func toEndpoint(e *api.ServiceEntry, passingOnly bool) (ep upstream.Endpoint, ok bool, err error) {
@@ -144,8 +115,8 @@ func toEndpoint(e *api.ServiceEntry, passingOnly bool) (ep upstream.Endpoint, ok
 	s := e.Service
 	weight := s.Weights.Passing
 	if !passingOnly {
-		// Consul already dropped non-passing instances for a ?passing query; here the
-		// filter is ours: warning stays (at its own weight), anything worse goes.
+		// wanted already dropped non-passing instances for passing only; here warning
+		// stays (at its own weight), anything worse goes.
 		switch e.Checks.AggregatedStatus() {
 		case api.HealthPassing:
 		case api.HealthWarning:
