@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
@@ -63,6 +64,49 @@ func BenchmarkMatchConditions(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					if rt := tbl.Match(c.req, c.host, c.req.URL.Path); rt == nil || rt.Name != c.want {
+						b.Fatalf("Match = %s, want %s", routeName(rt), c.want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// makeTenantRoutes returns n routes on the one prefix /api, route i holding for query
+// tenant=t<i>, then a route without conditions: every request reaching /api tries them all
+// until one holds.
+func makeTenantRoutes(n int) []*Route {
+	routes := make([]*Route, 0, n+1)
+	for i := 0; i < n; i++ {
+		routes = append(routes, &Route{Name: fmt.Sprint("t", i), Prefix: "/api", conditions: conditionsOf(config.Match{
+			Query: map[string]config.ValueMatch{"tenant": {Exact: fmt.Sprint("t", i)}}})})
+	}
+	return append(routes, &Route{Name: "api", Prefix: "/api"})
+}
+
+// hugeQuery is a 64 KiB query (the default max_header_bytes) of filler pairs ending in
+// tail.
+func hugeQuery(tail string) string {
+	return strings.Repeat("filler=1&", (64<<10-len(tail))/len("filler=1&")) + tail
+}
+
+// BenchmarkMatchQueryRoutes is Table.Match through n routes of one prefix with a query
+// condition each, on a 64 KiB query naming the last route's tenant (so every route is
+// tried) and on one naming none: the query must be scanned once per request, not once per
+// route.
+func BenchmarkMatchQueryRoutes(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		tbl := NewTable(makeTenantRoutes(n), nil)
+		for _, c := range []struct{ name, tail, want string }{
+			{"last", fmt.Sprint("tenant=t", n-1), fmt.Sprint("t", n-1)},
+			{"unmet", "tenant=none", "api"},
+		} {
+			r := newRequest("GET", "/api/x")
+			r.URL.RawQuery = hugeQuery(c.tail)
+			b.Run(fmt.Sprintf("%s/routes=%d", c.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if rt := tbl.Match(r, "example.com", r.URL.Path); rt == nil || rt.Name != c.want {
 						b.Fatalf("Match = %s, want %s", routeName(rt), c.want)
 					}
 				}
