@@ -234,13 +234,16 @@ func (n *queryNames) lookup(name string) int {
 // names. The query is scanned at most once, when a condition first asks for a value, so a
 // request reaching many routes with query conditions costs one pass over its query, and one
 // reaching none costs nothing. It lives on the matcher's stack: with up to linearQueryNames
-// names it allocates nothing.
+// names it allocates nothing. With more, it lists the names the query has, each once, so
+// what it allocates grows with the request's query, and past 512 names by one bit a name.
 type queryValues struct {
 	names *queryNames
 	scans int // times the query was scanned: 0 or 1 (tests check it)
 	found int // names with a value
 	small [linearQueryNames]queryValue
-	more  []queryValue // every value when there are more names than small holds
+	// more is the first value of each name the query has, by name index, with more than
+	// linearQueryNames names.
+	more []indexedQueryValue
 }
 
 // queryValue is one name's first value, if any.
@@ -249,45 +252,54 @@ type queryValue struct {
 	ok    bool
 }
 
+// indexedQueryValue is the first value of the name at index.
+type indexedQueryValue struct {
+	index int
+	value string
+}
+
 // value returns the first value of the name at index i in rawQuery, the request's query,
 // scanning it on first use.
 func (q *queryValues) value(i int, rawQuery string) (string, bool) {
 	if q.scans == 0 {
 		q.scan(rawQuery)
 	}
-	v := q.slot(i)
-	return v.value, v.ok
-}
-
-func (q *queryValues) slot(i int) *queryValue {
-	if q.more != nil {
-		return &q.more[i]
+	if q.names.index == nil {
+		return q.small[i].value, q.small[i].ok
 	}
-	return &q.small[i]
+	at, ok := slices.BinarySearchFunc(q.more, i, func(v indexedQueryValue, i int) int { return cmp.Compare(v.index, i) })
+	if !ok {
+		return "", false
+	}
+	return q.more[at].value, true
 }
 
 // scan records the first value of each name in rawQuery as url.ParseQuery would list it:
 // pairs are separated by '&'; empty pairs, pairs with a ';' and pairs whose key or value is
 // not valid query escaping ("a=%zz") are skipped; keys are compared decoded, values kept
 // escaped. It stops once every name has a value. Unlike ParseQuery it sets no limit on the
-// number of pairs, which only guards ParseQuery's map; this scan keeps nothing else. It
-// allocates only with more than linearQueryNames names, or a name longer than its stack
-// buffer.
+// number of pairs, which only guards ParseQuery's map. It allocates only with more than
+// linearQueryNames names (the list of the names the query has, and past 512 names a bitmap
+// of them), or with a name longer than its stack buffer.
 func (q *queryValues) scan(rawQuery string) {
 	q.scans++
 	names := q.names
-	if len(names.names) > linearQueryNames {
-		q.more = make([]queryValue, len(names.names))
-	}
 	var stackBuffer [64]byte
 	keyBuffer := stackBuffer[:]
 	if names.index != nil && names.maxLen > len(stackBuffer) {
 		keyBuffer = make([]byte, names.maxLen)
 	}
 	keyBuffer = keyBuffer[:min(names.maxLen, len(keyBuffer))]
+	// seen marks, with many names, those already in more: a query repeating them costs no
+	// more than one naming each once.
+	var stackSeen [8]uint64
+	seen := stackSeen[:]
+	if names.index != nil && len(names.names) > 64*len(stackSeen) {
+		seen = make([]uint64, (len(names.names)+63)/64)
+	}
 	// Pairs are cut with the vectorized IndexByte: a long query is what costs, and on one
 	// of 64 KiB it is several times as fast as a byte loop.
-	for rest := rawQuery; rest != ""; {
+	for rest := rawQuery; rest != "" && q.found < len(names.names); {
 		pair := rest
 		if i := strings.IndexByte(rest, '&'); i >= 0 {
 			pair, rest = rest[:i], rest[i+1:]
@@ -301,15 +313,23 @@ func (q *queryValues) scan(rawQuery string) {
 		if i := strings.IndexByte(pair, '='); i >= 0 {
 			key, value = pair[:i], pair[i+1:]
 		}
-		if at := names.find(key, keyBuffer); at >= 0 {
-			if v := q.slot(at); !v.ok && validQueryEscapes(value) {
+		at := names.find(key, keyBuffer)
+		if at < 0 || !validQueryEscapes(value) {
+			continue
+		}
+		switch {
+		case names.index == nil:
+			if v := &q.small[at]; !v.ok {
 				*v = queryValue{value: value, ok: true}
-				if q.found++; q.found == len(names.names) {
-					return
-				}
+				q.found++
 			}
+		case seen[at/64]&(1<<(at%64)) == 0:
+			seen[at/64] |= 1 << (at % 64)
+			q.more = append(q.more, indexedQueryValue{index: at, value: value})
+			q.found++
 		}
 	}
+	slices.SortFunc(q.more, func(a, b indexedQueryValue) int { return cmp.Compare(a.index, b.index) })
 }
 
 // find returns the index of the name the escaped key decodes to, or -1 (also when key is
