@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -327,6 +328,22 @@ func TestQueryValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestQueryValuesManyNames checks the scan past 512 names, where the names already seen are
+// marked in a bitmap on the heap: only each name's first value counts.
+func TestQueryValuesManyNames(t *testing.T) {
+	names := make([]string, 600)
+	for i := range names {
+		names[i] = fmt.Sprint("p", i)
+	}
+	values, found := firstQueryValues("p599=a&p3=b&p599=c&p3=d&p700=x&p%30=e&p0=f", names...)
+	for i := range names {
+		want, wantOK := map[int]string{599: "a", 3: "b", 0: "e"}[i]
+		if found[i] != wantOK || values[i] != want {
+			t.Errorf("%s: %q, %v; want %q, %v", names[i], values[i], found[i], want, wantOK)
+		}
 	}
 }
 

@@ -162,7 +162,9 @@ func (t *Table) Routes() []*Route { return t.routes }
 // the longest matching prefix wins, and prefixes match whole segments only: "/api" matches
 // "/api" and "/api/x", never "/apix", nor "/api%2Fx" (one segment, "api%2Fx"). Among routes
 // with that prefix the first in precedence order whose conditions r meets wins; if none
-// does, the next shorter prefix is tried, then the next host class.
+// does, the next shorter prefix is tried, then the next host class. A CORS preflight meets
+// the conditions of a route with CORS on when the method it asks for meets the route's
+// methods condition, whatever its header and query conditions (see conditions.holds).
 //
 // Without conditions it costs one map lookup per segment of the path's first len(longest
 // prefix) bytes whatever the number of routes, plus one per label of the host's last
