@@ -98,7 +98,8 @@ func newValueCondition(name string, v config.ValueMatch) valueCondition {
 // holds reports whether r meets every condition. query holds the request's query values for
 // the table's parameter names, and queryIndexes the index there of each of c.query's names
 // (see Table); query is nil only when c has no query condition. It allocates nothing, except
-// to decode a percent-encoded or '+'-encoded query value that a regex must see.
+// to decode a percent-encoded or '+'-encoded query value that a regex must see, and in the
+// query scan with many names (see queryValues.scan).
 //
 // A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) to a route that
 // answers preflights holds when the method it asks for meets the methods condition, whatever
