@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
@@ -63,6 +64,77 @@ func BenchmarkMatchConditions(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					if rt := tbl.Match(c.req, c.host, c.req.URL.Path); rt == nil || rt.Name != c.want {
+						b.Fatalf("Match = %s, want %s", routeName(rt), c.want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// makeTenantRoutes returns n routes on the one prefix /api, route i holding for query
+// tenant=t<i>, then a route without conditions: every request reaching /api tries them all
+// until one holds.
+func makeTenantRoutes(n int) []*Route {
+	routes := make([]*Route, 0, n+1)
+	for i := 0; i < n; i++ {
+		routes = append(routes, &Route{Name: fmt.Sprint("t", i), Prefix: "/api", conditions: conditionsOf(config.Match{
+			Query: map[string]config.ValueMatch{"tenant": {Exact: fmt.Sprint("t", i)}}})})
+	}
+	return append(routes, &Route{Name: "api", Prefix: "/api"})
+}
+
+// makeNamedQueryRoutes returns n routes on the one prefix /api, route i holding for query
+// p<i>=1: a table with n query names.
+func makeNamedQueryRoutes(n int) []*Route {
+	routes := make([]*Route, 0, n)
+	for i := 0; i < n; i++ {
+		routes = append(routes, &Route{Name: fmt.Sprint("p", i), Prefix: "/api", conditions: conditionsOf(config.Match{
+			Query: map[string]config.ValueMatch{fmt.Sprint("p", i): {Exact: "1"}}})})
+	}
+	return routes
+}
+
+// namesQuery is a 64 KiB query naming every one of makeNamedQueryRoutes(n)'s parameters,
+// over and over, with value 0, but the last with 1.
+func namesQuery(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < 64<<10; i++ {
+		fmt.Fprintf(&b, "p%d=0&", i%(n-1))
+	}
+	fmt.Fprintf(&b, "p%d=1", n-1)
+	return b.String()
+}
+
+// hugeQuery is a 64 KiB query (the default max_header_bytes) of filler pairs ending in
+// tail.
+func hugeQuery(tail string) string {
+	return strings.Repeat("filler=1&", (64<<10-len(tail))/len("filler=1&")) + tail
+}
+
+// BenchmarkMatchQueryRoutes is Table.Match through n routes of one prefix with a query
+// condition each, on a 64 KiB query naming the last route's tenant (so every route is
+// tried), on one naming none, and through n routes with a parameter name each, on a 64 KiB
+// query naming them all: the query must be scanned once per request, not once per
+// route.
+func BenchmarkMatchQueryRoutes(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		tbl := NewTable(makeTenantRoutes(n), nil)
+		names := NewTable(makeNamedQueryRoutes(n), nil)
+		for _, c := range []struct {
+			name, query, want string
+			tbl               *Table
+		}{
+			{"last", hugeQuery(fmt.Sprint("tenant=t", n-1)), fmt.Sprint("t", n-1), tbl},
+			{"unmet", hugeQuery("tenant=none"), "api", tbl},
+			{"names", namesQuery(n), fmt.Sprint("p", n-1), names},
+		} {
+			r := newRequest("GET", "/api/x")
+			r.URL.RawQuery = c.query
+			b.Run(fmt.Sprintf("%s/routes=%d", c.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if rt := c.tbl.Match(r, "example.com", r.URL.Path); rt == nil || rt.Name != c.want {
 						b.Fatalf("Match = %s, want %s", routeName(rt), c.want)
 					}
 				}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +16,28 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// conditionsOf compiles m as NewRoute does.
-func conditionsOf(m config.Match) *conditions { return newConditions(&m) }
+// conditionsOf compiles m as NewRoute does for a route without CORS.
+func conditionsOf(m config.Match) *conditions { return newConditions(&m, false) }
+
+// holdsAlone is c.holds(r) as a table holding only c's route checks it.
+func holdsAlone(c *conditions, r *http.Request) bool {
+	names, indexes := queryNamesOf(c)
+	query := queryValues{names: names}
+	return c.holds(r, &query, indexes)
+}
+
+// queryNamesOf returns the query names of c's conditions, as a table holding only c's
+// route has them, and the index there of each condition.
+func queryNamesOf(c *conditions) (*queryNames, []int) {
+	names := &queryNames{}
+	var indexes []int
+	if c != nil {
+		for _, q := range c.query {
+			indexes = append(indexes, names.add(q.name))
+		}
+	}
+	return names, indexes
+}
 
 // newRequest makes a request for target with header lines given as name, value pairs, in
 // order (a repeated name adds a field line).
@@ -41,7 +62,7 @@ func TestConditionsMethods(t *testing.T) {
 		{"GETX", false},
 	}
 	for _, tc := range cases {
-		if got := c.holds(newRequest(tc.method, "/")); got != tc.want {
+		if got := holdsAlone(c, newRequest(tc.method, "/")); got != tc.want {
 			t.Errorf("%s: holds = %v, want %v", tc.method, got, tc.want)
 		}
 	}
@@ -89,7 +110,7 @@ func TestConditionsHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := conditionsOf(config.Match{Headers: map[string]config.ValueMatch{"x-canary": tc.cond}})
-			if got := c.holds(newRequest("GET", "/", tc.lines...)); got != tc.want {
+			if got := holdsAlone(c, newRequest("GET", "/", tc.lines...)); got != tc.want {
 				t.Errorf("holds = %v, want %v", got, tc.want)
 			}
 		})
@@ -146,7 +167,7 @@ func TestConditionsQuery(t *testing.T) {
 			c := conditionsOf(config.Match{Query: map[string]config.ValueMatch{"version": tc.cond}})
 			r := newRequest("GET", "/")
 			r.URL.RawQuery = tc.query
-			if got := c.holds(r); got != tc.want {
+			if got := holdsAlone(c, r); got != tc.want {
 				t.Errorf("holds(?%s) = %v, want %v", tc.query, got, tc.want)
 			}
 		})
@@ -162,10 +183,14 @@ func TestConditionsAll(t *testing.T) {
 		Query:   map[string]config.ValueMatch{"v": {Exact: "2"}, "beta": {Present: true}},
 	})
 	all := newRequest("POST", "/?beta&v=2", "X-Canary", "always", "X-User", "u7", "X-Trace", "")
-	if !c.holds(all) {
+	if !holdsAlone(c, all) {
 		t.Fatal("all conditions met: holds = false")
 	}
-	if n := testing.AllocsPerRun(100, func() { c.holds(all) }); n != 0 {
+	names, indexes := queryNamesOf(c)
+	if n := testing.AllocsPerRun(100, func() {
+		query := queryValues{names: names}
+		c.holds(all, &query, indexes)
+	}); n != 0 {
 		t.Errorf("holds: %v allocs, want 0", n)
 	}
 	for name, r := range map[string]*http.Request{
@@ -174,14 +199,14 @@ func TestConditionsAll(t *testing.T) {
 		"absent": newRequest("POST", "/?beta&v=2", "X-Canary", "always", "X-User", "u7"),
 		"query":  newRequest("POST", "/?beta&v=3", "X-Canary", "always", "X-User", "u7", "X-Trace", ""),
 	} {
-		if c.holds(r) {
+		if holdsAlone(c, r) {
 			t.Errorf("%s unmet: holds = true", name)
 		}
 	}
 	if c := conditionsOf(config.Match{}); c != nil {
 		t.Errorf("an empty match compiles to %+v, want nil (no conditions)", c)
 	}
-	if !(*conditions)(nil).holds(newRequest("DELETE", "/")) {
+	if !holdsAlone(nil, newRequest("DELETE", "/")) {
 		t.Error("no conditions: holds = false")
 	}
 }
@@ -233,18 +258,36 @@ func sign(n int) int {
 	return 0
 }
 
+// firstQueryValues scans rawQuery for names, as Table.Match does, and returns each name's
+// value and whether it has one.
+func firstQueryValues(rawQuery string, names ...string) ([]string, []bool) {
+	set := &queryNames{}
+	indexes := make([]int, len(names))
+	for i, name := range names {
+		indexes[i] = set.add(name)
+	}
+	query := queryValues{names: set}
+	values, found := make([]string, len(names)), make([]bool, len(names))
+	for i := range names {
+		values[i], found[i] = query.value(indexes[i], rawQuery)
+	}
+	return values, found
+}
+
 // TestQueryScanLinear checks that a huge query with many pairs is scanned, not parsed into
 // a map: no allocation, whatever its size.
 func TestQueryScanLinear(t *testing.T) {
 	q := strings.Repeat("a=1&", 16<<10) + "version=%32"
-	if v, ok := firstQueryValue(q, "version"); !ok || v != "%32" {
-		t.Fatalf("firstQueryValue = %q, %v", v, ok)
+	if v, ok := firstQueryValues(q, "version"); !ok[0] || v[0] != "%32" {
+		t.Fatalf("first value = %q, %v", v[0], ok[0])
 	}
 	c := conditionsOf(config.Match{Query: map[string]config.ValueMatch{"version": {Exact: "2"}}})
 	r := newRequest("GET", "/")
 	r.URL.RawQuery = q
+	names, indexes := queryNamesOf(c)
 	if n := testing.AllocsPerRun(10, func() {
-		if !c.holds(r) {
+		query := queryValues{names: names}
+		if !c.holds(r, &query, indexes) {
 			t.Fatal("no match")
 		}
 	}); n != 0 {
@@ -252,9 +295,62 @@ func TestQueryScanLinear(t *testing.T) {
 	}
 }
 
-// FuzzFirstQueryValue checks the query scanner against net/url: firstQueryValue finds the
-// value url.ParseQuery lists first for the name, queryUnescapedEquals agrees with
-// url.QueryUnescape, and validQueryEscapes with its error.
+// TestQueryValues checks the scan for several names at once: each gets its own first
+// value, with few names (compared one by one), many (looked up in a map) and long ones
+// (past the stack buffer).
+func TestQueryValues(t *testing.T) {
+	long := strings.Repeat("n", 100)
+	many := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "a b", long}
+	cases := []struct {
+		name, query string
+		names       []string
+		want        []string // "-": no value
+	}{
+		{"few", "b=2&a=1&a=3&c", []string{"a", "b", "c", "d"}, []string{"1", "2", "", "-"}},
+		{"escaped keys", "%61=1&b=%32&a+b=3&a%20b=4", []string{"a", "b", "a b"}, []string{"1", "%32", "3"}},
+		{"skipped pairs", "a=%zz&a;=1&%zz=1&a=2&b=1;&b", []string{"a", "b"}, []string{"2", ""}},
+		{"many", "j=10&a=1&a%20b=sp&" + long + "=L&i=9&zz=0", many,
+			[]string{"1", "-", "-", "-", "-", "-", "-", "-", "9", "10", "sp", "L"}},
+		{"long", "n=1&" + long + "x=2&" + strings.Repeat("%6E", 100) + "=3", []string{long, "n"}, []string{"3", "1"}},
+		{"empty name", "=1&a=2", []string{"", "a"}, []string{"1", "2"}},
+		{"repeated name", "a=1", []string{"a", "a"}, []string{"1", "1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			values, found := firstQueryValues(tc.query, tc.names...)
+			for i, name := range tc.names {
+				got := values[i]
+				if !found[i] {
+					got = "-"
+				}
+				if got != tc.want[i] {
+					t.Errorf("%.10s: %q, want %q", name, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestQueryValuesManyNames checks the scan past 512 names, where the names already seen are
+// marked in a bitmap on the heap: only each name's first value counts.
+func TestQueryValuesManyNames(t *testing.T) {
+	names := make([]string, 600)
+	for i := range names {
+		names[i] = fmt.Sprint("p", i)
+	}
+	values, found := firstQueryValues("p599=a&p3=b&p599=c&p3=d&p700=x&p%30=e&p0=f", names...)
+	for i := range names {
+		want, wantOK := map[int]string{599: "a", 3: "b", 0: "e"}[i]
+		if found[i] != wantOK || values[i] != want {
+			t.Errorf("%s: %q, %v; want %q, %v", names[i], values[i], found[i], want, wantOK)
+		}
+	}
+}
+
+// FuzzFirstQueryValue checks the query scanner against net/url: the scan finds, for each
+// name, the value url.ParseQuery lists first, with few names and with many;
+// queryUnescapedEquals and unescapeQueryInto agree with url.QueryUnescape, and
+// validQueryEscapes with its error.
 func FuzzFirstQueryValue(f *testing.F) {
 	for _, seed := range [][2]string{
 		{"version=2", "version"}, {"a=%zz&a=1", "a"}, {"a=1;b=2&a=3", "a"}, {"%61=1", "a"},
@@ -264,21 +360,30 @@ func FuzzFirstQueryValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, rawQuery, name string) {
 		if strings.Count(rawQuery, "&") >= 10000 {
-			return // ParseQuery's own limit on its map: out of the comparison (see firstQueryValue)
+			return // ParseQuery's own limit on its map: out of the comparison (see queryValues.scan)
 		}
-		values, _ := url.ParseQuery(rawQuery)
-		want, wantOK := values[name]
-		got, ok := firstQueryValue(rawQuery, name)
-		if ok != wantOK {
-			t.Fatalf("firstQueryValue(%q, %q) found %v, ParseQuery %v", rawQuery, name, ok, wantOK)
-		}
-		if ok {
-			decoded, err := url.QueryUnescape(got)
-			if err != nil || decoded != want[0] {
-				t.Fatalf("firstQueryValue(%q, %q) = %q (%q, %v), ParseQuery's first %q", rawQuery, name, got, decoded, err, want[0])
-			}
-			if !queryUnescapedEquals(got, want[0]) || queryUnescapedEquals(got, want[0]+"x") {
-				t.Fatalf("queryUnescapedEquals(%q, %q) disagrees with the decoded value", got, want[0])
+		parsed, _ := url.ParseQuery(rawQuery)
+		for _, names := range [][]string{
+			{name},
+			{"a", name, "b", "c", "d", "e", "f", "g", "h", "i", "a b", ""},
+		} {
+			values, found := firstQueryValues(rawQuery, names...)
+			for i, name := range names {
+				want, wantOK := parsed[name]
+				if found[i] != wantOK {
+					t.Fatalf("%d names: %q in %q found %v, ParseQuery %v", len(names), name, rawQuery, found[i], wantOK)
+				}
+				if !wantOK {
+					continue
+				}
+				got := values[i]
+				decoded, err := url.QueryUnescape(got)
+				if err != nil || decoded != want[0] {
+					t.Fatalf("%d names: %q in %q = %q (%q, %v), ParseQuery's first %q", len(names), name, rawQuery, got, decoded, err, want[0])
+				}
+				if !queryUnescapedEquals(got, want[0]) || queryUnescapedEquals(got, want[0]+"x") {
+					t.Fatalf("queryUnescapedEquals(%q, %q) disagrees with the decoded value", got, want[0])
+				}
 			}
 		}
 		decoded, err := url.QueryUnescape(rawQuery)
@@ -287,6 +392,13 @@ func FuzzFirstQueryValue(f *testing.F) {
 		}
 		if valid := validQueryEscapes(rawQuery); valid != (err == nil) {
 			t.Fatalf("validQueryEscapes(%q) = %v, QueryUnescape error %v", rawQuery, valid, err)
+		}
+		for _, size := range []int{len(name), len(rawQuery)} {
+			buffer := make([]byte, size)
+			n, ok := unescapeQueryInto(buffer, rawQuery)
+			if wantOK := err == nil && len(decoded) <= size; ok != wantOK || ok && string(buffer[:n]) != decoded {
+				t.Fatalf("unescapeQueryInto(%d bytes, %q) = %q, %v; QueryUnescape = %q, %v", size, rawQuery, buffer[:n], ok, decoded, err)
+			}
 		}
 	})
 }

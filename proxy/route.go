@@ -83,7 +83,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 		Retry:       rc.Retry,
 
 		RejectEncodedSlashes: rc.EncodedSlashes == config.EncodedSlashesReject,
-		conditions:           newConditions(rc.Match),
+		conditions:           newConditions(rc.Match, answersPreflights(rc.CORS)),
 	}
 	if !o.Filters.Empty() {
 		r.Filters = o.Filters

@@ -21,6 +21,9 @@ type Table struct {
 	// escaped holds the canonical prefix of each route whose plain Prefix is not its own
 	// canonical form ("/a b" is matched as "/a%20b"); usually empty.
 	escaped map[*Route]string
+	// query holds the parameter names of every route's query conditions, so a request's
+	// query is scanned once for all of them (see queryValues); nil when there are none.
+	query *queryNames
 }
 
 // prefixes maps canonical prefixes ("/", "/api", "/api/users", "/caf%C3%A9") to the routes
@@ -31,12 +34,21 @@ type prefixes struct {
 	// keeps that small, cache-friendly map; when the first route has conditions, all of the
 	// prefix's routes, in precedence order, are in alternatives under that first route.
 	routes       map[string]*Route
-	alternatives map[*Route][]*Route
+	alternatives map[*Route]*candidates
 	// maxLen is the length of the longest prefix: no longer candidate can match, so a deep
 	// path costs no more lookups, nor hashing, than the table's own prefixes.
 	maxLen int
 	// building holds every prefix's routes in config order while NewTable runs.
 	building map[string][]*Route
+}
+
+// candidates are the routes of one prefix, in precedence order, when the first has
+// conditions.
+type candidates struct {
+	routes []*Route
+	// queryIndexes[i] holds, for each of routes[i]'s query conditions in order, the index
+	// of its name in the table's queryNames; nil for a route without query conditions.
+	queryIndexes [][]int
 }
 
 // NewTable indexes routes. Prefixes must be cleaned (no trailing slash but "/"), and hosts
@@ -55,6 +67,14 @@ type prefixes struct {
 func NewTable(routes []*Route, trust *Trust) *Table {
 	t := &Table{byHost: make(map[string]*prefixes), anyHost: newPrefixes(), routes: routes, trust: trust}
 	for _, r := range routes {
+		if r.conditions != nil {
+			for _, c := range r.conditions.query {
+				if t.query == nil {
+					t.query = &queryNames{}
+				}
+				t.query.add(c.name)
+			}
+		}
 		prefix, _ := canonicalPrefix(r.Prefix)
 		if prefix != r.Prefix {
 			if t.escaped == nil {
@@ -64,12 +84,12 @@ func NewTable(routes []*Route, trust *Trust) *Table {
 		}
 		t.hostClass(r.Host).add(prefix, r)
 	}
-	t.anyHost.finish()
+	t.anyHost.finish(t.query)
 	for _, p := range t.byHost {
-		p.finish()
+		p.finish(t.query)
 	}
 	for _, p := range t.wildcards {
-		p.finish()
+		p.finish(t.query)
 	}
 	return t
 }
@@ -106,17 +126,28 @@ func (p *prefixes) add(prefix string, r *Route) {
 }
 
 // finish puts the routes of each prefix in precedence order, keeping config order among
-// equals, and indexes them for longest.
-func (p *prefixes) finish() {
+// equals, and indexes them for longest; query holds the table's query names (nil: none).
+func (p *prefixes) finish(query *queryNames) {
 	for prefix, routes := range p.building {
 		slices.SortStableFunc(routes, func(a, b *Route) int { return comparePrecedence(a.conditions, b.conditions) })
 		p.routes[prefix] = routes[0]
-		if routes[0].conditions != nil {
-			if p.alternatives == nil {
-				p.alternatives = make(map[*Route][]*Route)
-			}
-			p.alternatives[routes[0]] = routes
+		if routes[0].conditions == nil {
+			continue
 		}
+		if p.alternatives == nil {
+			p.alternatives = make(map[*Route]*candidates)
+		}
+		c := &candidates{routes: routes, queryIndexes: make([][]int, len(routes))}
+		for i, r := range routes {
+			if r.conditions == nil || len(r.conditions.query) == 0 {
+				continue
+			}
+			c.queryIndexes[i] = make([]int, len(r.conditions.query))
+			for k, condition := range r.conditions.query {
+				c.queryIndexes[i][k] = query.lookup(condition.name)
+			}
+		}
+		p.alternatives[routes[0]] = c
 	}
 	p.building = nil
 }
@@ -131,34 +162,49 @@ func (t *Table) Routes() []*Route { return t.routes }
 // the longest matching prefix wins, and prefixes match whole segments only: "/api" matches
 // "/api" and "/api/x", never "/apix", nor "/api%2Fx" (one segment, "api%2Fx"). Among routes
 // with that prefix the first in precedence order whose conditions r meets wins; if none
-// does, the next shorter prefix is tried, then the next host class.
+// does, the next shorter prefix is tried, then the next host class. A CORS preflight meets
+// the conditions of a route with CORS on when the method it asks for meets the route's
+// methods condition, whatever its header and query conditions (see conditions.holds).
 //
 // Without conditions it costs one map lookup per segment of the path's first len(longest
 // prefix) bytes whatever the number of routes, plus one per label of the host's last
 // len(longest wildcard suffix) bytes when there are wildcard routes, and allocates nothing;
-// conditions are checked only on the routes of prefixes the path reaches.
+// conditions are checked only on the routes of prefixes the path reaches. The query is
+// scanned at most once per call, however many routes with query conditions are tried, and
+// only when one is: the cost is linear in the query's length, not in its length times the
+// routes.
 func (t *Table) Match(r *http.Request, host, path string) *Route {
+	if t.query == nil {
+		return t.match(r, host, path, nil)
+	}
+	query := queryValues{names: t.query}
+	return t.match(r, host, path, &query)
+}
+
+// match is Match with the request's query values for the table's names (nil when the table
+// has no query conditions), scanned on first use.
+func (t *Table) match(r *http.Request, host, path string, query *queryValues) *Route {
 	if len(t.byHost) > 0 || len(t.wildcards) > 0 {
 		h := normalizeHost(host)
 		if p, ok := t.byHost[h]; ok {
-			if rt := p.longest(r, path); rt != nil {
+			if rt := p.longest(r, path, query); rt != nil {
 				return rt
 			}
 		}
 		if len(t.wildcards) > 0 {
-			if rt := t.matchWildcards(r, h, path); rt != nil {
+			if rt := t.matchWildcards(r, h, path, query); rt != nil {
 				return rt
 			}
 		}
 	}
-	return t.anyHost.longest(r, path)
+	return t.anyHost.longest(r, path, query)
 }
 
 // matchWildcards tries the wildcard routes whose suffix ends host (normalized), longest
 // suffix first: "a.b.example.com" looks up ".b.example.com", then ".example.com", then
 // ".com", skipping suffixes longer than any configured one. A host with an empty label
 // ("a..example.com", ".example.com") is no DNS name and matches no wildcard.
-func (t *Table) matchWildcards(r *http.Request, host, path string) *Route {
+func (t *Table) matchWildcards(r *http.Request, host, path string, query *queryValues) *Route {
 	if host == "" || host[0] == '.' || strings.Contains(host, "..") {
 		return nil
 	}
@@ -171,7 +217,7 @@ func (t *Table) matchWildcards(r *http.Request, host, path string) *Route {
 		}
 		suffix := host[from+i:]
 		if p, ok := t.wildcards[suffix]; ok {
-			if rt := p.longest(r, path); rt != nil {
+			if rt := p.longest(r, path, query); rt != nil {
 				return rt
 			}
 		}
@@ -197,8 +243,8 @@ func (t *Table) upstreamPath(rt *Route, p string) string {
 }
 
 // longest returns the first route, in precedence order, of the longest prefix of path
-// whose conditions r meets, or nil.
-func (p *prefixes) longest(r *http.Request, path string) *Route {
+// whose conditions r meets, or nil. query is as for Table.match.
+func (p *prefixes) longest(r *http.Request, path string, query *queryValues) *Route {
 	if len(p.routes) == 0 {
 		return nil
 	}
@@ -221,7 +267,7 @@ func (p *prefixes) longest(r *http.Request, path string) *Route {
 			if first.conditions == nil {
 				return first // routes without conditions sort last: the only candidate
 			}
-			if rt := p.firstHolding(r, first); rt != nil {
+			if rt := p.firstHolding(r, first, query); rt != nil {
 				return rt
 			}
 		}
@@ -239,9 +285,10 @@ func (p *prefixes) longest(r *http.Request, path string) *Route {
 
 // firstHolding returns the first route, in precedence order, of the prefix whose first route
 // is first, that r meets the conditions of; or nil.
-func (p *prefixes) firstHolding(r *http.Request, first *Route) *Route {
-	for _, rt := range p.alternatives[first] {
-		if rt.conditions == nil || rt.conditions.holds(r) {
+func (p *prefixes) firstHolding(r *http.Request, first *Route, query *queryValues) *Route {
+	c := p.alternatives[first]
+	for i, rt := range c.routes {
+		if rt.conditions == nil || rt.conditions.holds(r, query, c.queryIndexes[i]) {
 			return rt
 		}
 	}

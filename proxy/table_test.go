@@ -418,7 +418,7 @@ func bruteMatchPrecedence(routes []*Route, r *http.Request, host, path string) *
 			continue
 		}
 		prefix, _ := canonicalPrefix(rt.Prefix)
-		if !segmentPrefix(prefix, path) || !rt.conditions.holds(r) {
+		if !segmentPrefix(prefix, path) || !holdsAlone(rt.conditions, r) {
 			continue
 		}
 		c := rt.conditions
