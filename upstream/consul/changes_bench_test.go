@@ -53,6 +53,17 @@ func BenchmarkDecodeChecks(b *testing.B) {
 				diffChecks(old, indexChecks(entries), func(string) {}, func(string) {})
 			}
 		})
+		b.Run(fmt.Sprintf("decodeChecks-and-diff/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for range b.N {
+				entries, err := decodeChecks(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				diffChecks(old, indexChecks(entries), func(string) {}, func(string) {})
+			}
+		})
 		b.Run(fmt.Sprintf("api.HealthCheck/%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
