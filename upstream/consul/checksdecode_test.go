@@ -147,4 +147,3 @@ func hasFoldedName(data []byte) bool {
 	}
 	return false
 }
-
