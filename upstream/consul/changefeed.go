@@ -104,10 +104,16 @@ func (f *feed) fetchChecks(ctx context.Context, index uint64) (uint64, error) {
 // non-blocking read's duration is remembered: it is what one change costs to learn.
 func (f *feed) readChecks(ctx context.Context, index uint64, onlyNewer bool) (uint64, error) {
 	start := time.Now()
-	var entries []checkEntry
-	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(ctx, index))
+	var (
+		entries []checkEntry
+		sink    checksSink
+	)
+	meta, err := f.cli.Raw().Query("/v1/health/state/any", &entries, f.queryOptions(withChecksSink(ctx, &sink), index))
 	if err != nil {
 		return 0, err
+	}
+	if sink.decoded {
+		entries = sink.entries
 	}
 	f.applyChecks(indexChecks(entries), meta.LastIndex, onlyNewer)
 	if index == 0 {

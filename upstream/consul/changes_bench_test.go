@@ -32,8 +32,9 @@ func checksAnswer(tb testing.TB, n int) []byte {
 	return b
 }
 
-// BenchmarkDecodeChecks measures what one answer of the checks feed costs the gateway: the
-// lean decode and diff it does, and for comparison a decode into api.HealthCheck.
+// BenchmarkDecodeChecks measures what one answer of the checks feed costs the gateway:
+// decodeChecks and the diff, as the feed does them; encoding/json into checkEntry and the
+// diff, as the api client's own decoding would; and a decode into api.HealthCheck.
 func BenchmarkDecodeChecks(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		body := checksAnswer(b, n)
@@ -53,6 +54,17 @@ func BenchmarkDecodeChecks(b *testing.B) {
 				diffChecks(old, indexChecks(entries), func(string) {}, func(string) {})
 			}
 		})
+		b.Run(fmt.Sprintf("decodeChecks-and-diff/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for range b.N {
+				entries, err := decodeChecks(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				diffChecks(old, indexChecks(entries), func(string) {}, func(string) {})
+			}
+		})
 		b.Run(fmt.Sprintf("api.HealthCheck/%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
@@ -67,7 +79,7 @@ func BenchmarkDecodeChecks(b *testing.B) {
 }
 
 // BenchmarkChecksQuery measures one whole answer of the checks feed against a real agent
-// holding 1,000 services (one check each): the agent's work, the transfer and the lean
+// holding 1,000 services (one check each): the agent's work, the transfer and the one-pass
 // decode and diff, with the transport's gzip negotiation on (Go's default) and off.
 func BenchmarkChecksQuery(b *testing.B) {
 	const services = 1000
@@ -84,6 +96,12 @@ func BenchmarkChecksQuery(b *testing.B) {
 			cfg.Address = agent.Addr
 			cfg.Transport.DisableCompression = !gzip
 			b.Cleanup(cfg.Transport.CloseIdleConnections)
+			hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hc.Transport = leanChecksTransport{next: hc.Transport} // as NewClient does
+			cfg.HttpClient = hc
 			cli, err := api.NewClient(cfg)
 			if err != nil {
 				b.Fatal(err)
