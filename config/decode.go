@@ -164,11 +164,34 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields, names := fieldsOf(v.Type())
-	// Merge keys first, so keys written beside them win (YAML's merge semantics).
+	d.keys(n, path, func(k, val *yaml.Node) { d.merge(k, val, v, path) }, func(k, val *yaml.Node) {
+		idx, ok := fields[k.Value]
+		if !ok {
+			if s := d.suggest(v.Type(), k.Value, names); s != "" {
+				d.errorf(k.Line, path, "unknown key %q (did you mean %q?)", k.Value, s)
+			} else {
+				d.errorf(k.Line, path, "unknown key %q", k.Value)
+			}
+			return
+		}
+		p := join(path, k.Value)
+		f := v.FieldByIndex(idx)
+		if isNull(val) && !(f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct) {
+			return // null = not set; keep any value a merge key gave
+		}
+		d.lines[p] = k.Line
+		d.decode(val, f, p)
+	})
+}
+
+// keys walks a mapping's entries the way struct mappings and maps both need: merge keys
+// first through merge (so keys written beside them win, YAML's merge semantics), then each
+// own key once through each, with non-scalar and repeated keys refused at their line.
+func (d *decoder) keys(n *yaml.Node, path string, merge, each func(k, val *yaml.Node)) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			d.merging[n]++
-			d.merge(k, n.Content[i+1], v, path)
+			merge(k, n.Content[i+1])
 			d.merging[n]--
 		}
 	}
@@ -187,22 +210,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[k.Value] = k.Line
-		idx, ok := fields[k.Value]
-		if !ok {
-			if s := d.suggest(v.Type(), k.Value, names); s != "" {
-				d.errorf(k.Line, path, "unknown key %q (did you mean %q?)", k.Value, s)
-			} else {
-				d.errorf(k.Line, path, "unknown key %q", k.Value)
-			}
-			continue
-		}
-		p := join(path, k.Value)
-		f := v.FieldByIndex(idx)
-		if isNull(val) && !(f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct) {
-			continue // null = not set; keep any value a merge key gave
-		}
-		d.lines[p] = k.Line
-		d.decode(val, f, p)
+		each(k, val)
 	}
 }
 

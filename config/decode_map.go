@@ -26,32 +26,11 @@ func (d *decoder) dictionary(n *yaml.Node, v reflect.Value, path string) {
 
 // entries adds n's entries to m: merged mappings first, then n's own keys over them.
 func (d *decoder) entries(n *yaml.Node, m reflect.Value, path string) {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			d.merging[n]++
-			d.mergeEntries(k, n.Content[i+1], m, path)
-			d.merging[n]--
-		}
-	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(k.Line, path, "keys must be plain strings, got %s", kindName(k))
-			continue
-		}
-		if k.ShortTag() == "!!merge" {
-			continue
-		}
-		if first, dup := seen[k.Value]; dup {
-			d.errorf(k.Line, path, "duplicate key %q (first at line %d)", k.Value, first)
-			continue
-		}
-		seen[k.Value] = k.Line
+	d.keys(n, path, func(k, val *yaml.Node) { d.mergeEntries(k, val, m, path) }, func(k, val *yaml.Node) {
 		p := join(path, k.Value)
 		if isNull(val) {
 			d.bad(k.Line, p, "missing value (write \"\" for an empty one)")
-			continue
+			return
 		}
 		d.lines[p] = k.Line
 		e := reflect.New(m.Type().Elem()).Elem()
@@ -59,7 +38,7 @@ func (d *decoder) entries(n *yaml.Node, m reflect.Value, path string) {
 		if _, ok := d.lines[p]; ok { // not refused by the value's decoder
 			m.SetMapIndex(reflect.ValueOf(k.Value), e)
 		}
-	}
+	})
 }
 
 // mergeEntries applies a `<<:` value inside a data mapping: one mapping or a list of them,
