@@ -365,21 +365,11 @@ func unescapeQueryInto(buffer []byte, escaped string) (n int, ok bool) {
 		return 0, false // decoding shortens three bytes to one at most
 	}
 	for i := 0; i < len(escaped); n++ {
-		var c byte
-		switch escaped[i] {
-		case '%':
-			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
-				return 0, false
-			}
-			c = unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-			i += 3
-		case '+':
-			c = ' '
-			i++
-		default:
-			c = escaped[i]
-			i++
+		c, next, valid := queryByte(escaped, i)
+		if !valid {
+			return 0, false
 		}
+		i = next
 		if n >= len(buffer) {
 			return 0, false
 		}
@@ -396,26 +386,31 @@ func queryUnescapedEquals(escaped, want string) bool {
 	}
 	j := 0
 	for i := 0; i < len(escaped); j++ {
-		var c byte
-		switch escaped[i] {
-		case '%':
-			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
-				return false
-			}
-			c = unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-			i += 3
-		case '+':
-			c = ' '
-			i++
-		default:
-			c = escaped[i]
-			i++
+		c, next, valid := queryByte(escaped, i)
+		if !valid {
+			return false
 		}
+		i = next
 		if j >= len(want) || want[j] != c {
 			return false
 		}
 	}
 	return j == len(want)
+}
+
+// queryByte decodes the query-escaped byte at escaped[i] ("%XX", "+" for a space, or itself)
+// and returns it with the index after it; valid is false for a malformed escape.
+func queryByte(escaped string, i int) (c byte, next int, valid bool) {
+	switch escaped[i] {
+	case '%':
+		if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
+			return 0, i, false
+		}
+		return unhex(escaped[i+1])<<4 | unhex(escaped[i+2]), i + 3, true
+	case '+':
+		return ' ', i + 1, true
+	}
+	return escaped[i], i + 1, true
 }
 
 // validQueryEscapes reports whether url.QueryUnescape accepts s: every '%' starts a
