@@ -3,11 +3,12 @@
 //
 // Every datacenter a route reads gets one shared feed (see feed.go), started by the first
 // Watch of that datacenter and stopped when the last one ends. The feed learns which services
-// changed from two blocking queries, /v1/health/state/any (every check) and
-// /v1/catalog/services (every service name and its tags), and re-reads only those with a
+// changed from three blocking queries, /v1/health/state/any (every check),
+// /v1/catalog/services (every service name and its tags) and /v1/catalog/nodes (every
+// node's address), and re-reads only those with a
 // non-blocking /v1/health/service/<name> through a fixed pool of readers. Each Watch filters
 // its service's shared read by its own Target (tags, passing only or warning too). So a
-// datacenter costs 2 blocking connections plus Options.Readers, where one long-poll per
+// datacenter costs 3 blocking connections plus Options.Readers, where one long-poll per
 // service would hit Consul's default limit of 200 connections per client address at about
 // 190 services.
 package consul
@@ -52,10 +53,10 @@ const (
 	// readTimeout bounds one non-blocking service read.
 	readTimeout = 10 * time.Second
 
-	// maxConns caps the client's connections to the agent. A feed uses 2 + Readers by
-	// construction (2 blocking queries, one request per reader); the cap enforces that
+	// maxConns caps the client's connections to the agent. A feed uses 3 + Readers by
+	// construction (3 blocking queries, one request per reader); the cap enforces that
 	// whatever happens, far below Consul's default of 200 per client address, while leaving
-	// room for several datacenters (each adds its own 2 + Readers).
+	// room for several datacenters (each adds its own 3 + Readers).
 	maxConns = 64
 )
 
