@@ -142,7 +142,8 @@ type Options struct {
 	// DefaultWaitTime, at most MaxWaitTime.
 	WaitTime time.Duration
 	// AllowStale lets any Consul server answer, not only the leader: more read capacity,
-	// answers that may lag by a few milliseconds.
+	// answers that may lag by a few milliseconds. A read older than the one delivered is
+	// never delivered: the service is read again until a server has caught up.
 	AllowStale bool
 	// Metrics counts errors, rejected entries and emitted snapshots; nil counts nothing.
 	Metrics *upstream.DiscoveryMetrics

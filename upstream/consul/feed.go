@@ -272,6 +272,14 @@ func (f *feed) read(svc *service) {
 		f.log.Info("consul query recovered", "service", svc.name, "failures", svc.failures)
 		svc.failures = 0
 	}
+	if f.opts.AllowStale && svc.read && meta.LastIndex < svc.index {
+		// A server behind the one that answered last: delivering would take the routes back
+		// to an older set. Ask again (backing off) until a server has caught up; a real index
+		// reset goes through resync, which zeroes svc.index.
+		svc.again = false
+		f.retryLocked(svc, svc.backoff.NextBackOff())
+		return
+	}
 	svc.backoff.Reset()
 	// Same index, same answer: a sweep or a change elsewhere on the node woke this read.
 	if !svc.read || meta.LastIndex != svc.index || meta.LastIndex == 0 {
@@ -316,6 +324,7 @@ func (f *feed) resync() {
 	defer f.mu.Unlock()
 	// Indexes from before may come back meaning other writes.
 	f.explained.reset()
+	f.checksIndex = 0
 	for _, svc := range f.services {
 		svc.index = 0
 		f.markDirtyLocked(svc, false)
