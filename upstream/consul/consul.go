@@ -80,13 +80,14 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 	}
 	ac.Datacenter = cfg.Datacenter
 	if t := cfg.TLS; t != nil {
-		ac.TLSConfig = api.TLSConfig{
-			Address:            t.ServerName,
-			CAFile:             t.CAFile,
-			CertFile:           t.CertFile,
-			KeyFile:            t.KeyFile,
-			InsecureSkipVerify: t.InsecureSkipVerify,
-		}
+		// ac.TLSConfig holds CONSUL_CACERT, CONSUL_CLIENT_CERT and the like (api.DefaultConfig
+		// reads them): the section overrides what it sets and keeps the rest, as
+		// api.NewClient would.
+		overrideIfSet(&ac.TLSConfig.Address, t.ServerName)
+		overrideIfSet(&ac.TLSConfig.CAFile, t.CAFile)
+		overrideIfSet(&ac.TLSConfig.CertFile, t.CertFile)
+		overrideIfSet(&ac.TLSConfig.KeyFile, t.KeyFile)
+		ac.TLSConfig.InsecureSkipVerify = ac.TLSConfig.InsecureSkipVerify || t.InsecureSkipVerify
 		if cfg.Scheme == "" {
 			ac.Scheme = "https"
 		}
@@ -118,6 +119,13 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 		return nil, fmt.Errorf("consul: client for %s: %w", ac.Address, err)
 	}
 	return cli, nil
+}
+
+// overrideIfSet sets *dst to v unless v is empty (unset in the config).
+func overrideIfSet(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
 }
 
 // isLocalAgent says whether address (host:port or unix://path) is on this machine.
