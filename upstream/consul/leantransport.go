@@ -18,6 +18,7 @@ import (
 // the client's own error handling and query metadata stay as they are. A client not built by
 // NewClient never fills the sink, and the feed uses the client's own decoding.
 
+// checksSinkKey is the context key of a request's checksSink.
 type checksSinkKey struct{}
 
 // answerBuffers holds the buffers checks answers are read into: one answer is hundreds of KB
