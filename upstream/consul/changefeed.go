@@ -192,20 +192,28 @@ func (f *feed) markNodeDirtyLocked(node string, old, cur map[checkKey]checkState
 // fetchCatalog reads every service name with its tags and marks dirty the watched services
 // that appeared, disappeared or changed tags. When the services index moved and no check
 // change explains it (an instance registered without checks, a new address, port or meta),
-// every watched service is swept: the catalog does not say which one changed. Changes
-// coalesced into one checks answer can hide such a change behind a check change at a later
-// index; the sweep every WaitTime bounds how long that lasts.
+// every watched service is swept at once: the catalog does not say which one changed. An
+// explained move still asks for a sweep within sweepSpacing: changes coalesced into one
+// answer can hide a change without checks behind a check change at a later index, and a
+// node-level check can explain a move that also added an instance.
 func (f *feed) fetchCatalog(ctx context.Context, index uint64) (uint64, error) {
 	names, meta, err := f.cli.Catalog().Services(f.queryOptions(ctx, index))
 	if err != nil {
 		return 0, err
 	}
-	if f.applyCatalog(names, meta.LastIndex) && (f.sweepIsCheap() || !f.explainedBy(meta.LastIndex)) {
+	if !f.applyCatalog(names, meta.LastIndex) {
+		return meta.LastIndex, nil
+	}
+	if f.sweepIsCheap() || !f.explainedBy(meta.LastIndex) {
 		f.log.Debug("consul services index moved without a check change; sweeping", "index", meta.LastIndex)
 		f.mu.Lock()
 		f.sweepLocked()
 		f.mu.Unlock()
+		return meta.LastIndex, nil
 	}
+	// Explained, and the check change's services are already being read; but the same
+	// answer may hold a change the checks do not show (see verify).
+	f.requestSweep()
 	return meta.LastIndex, nil
 }
 

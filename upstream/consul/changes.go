@@ -64,10 +64,12 @@ func diffChecks(old, cur map[checkKey]checkState, service, node func(string)) {
 }
 
 // diffCatalog calls changed for each service name that appeared in cur, disappeared from
-// it, or whose tags differ between old and cur.
+// it, or whose tags differ between old and cur. Tags are compared as sets: Consul lists a
+// service's tags in no fixed order, so an unrelated write would otherwise re-read every
+// service with more than one tag.
 func diffCatalog(old, cur map[string][]string, changed func(string)) {
 	for name, tags := range cur {
-		if o, ok := old[name]; !ok || !slices.Equal(o, tags) {
+		if o, ok := old[name]; !ok || !sameTags(o, tags) {
 			changed(name)
 		}
 	}
@@ -86,6 +88,22 @@ type explainedRing struct {
 	next int
 }
 
+// sameTags says whether a and b hold the same tags, in any order. Sorting copies leaves
+// the catalog answer as Consul sent it.
+func sameTags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if slices.Equal(a, b) {
+		return true
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// add remembers index (0 means unknown and is not remembered), overwriting the oldest.
 func (r *explainedRing) add(index uint64) {
 	if index == 0 {
 		return
@@ -94,6 +112,11 @@ func (r *explainedRing) add(index uint64) {
 	r.next = (r.next + 1) % len(r.idx)
 }
 
+// has says whether index is among the last indexes added.
 func (r *explainedRing) has(index uint64) bool {
 	return index != 0 && slices.Contains(r.idx[:], index)
 }
+
+// reset forgets every index: after an index reset old indexes may come back meaning other
+// writes.
+func (r *explainedRing) reset() { *r = explainedRing{} }

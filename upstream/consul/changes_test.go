@@ -67,6 +67,9 @@ func TestDiffCatalog(t *testing.T) {
 		{name: "disappeared", old: map[string][]string{"a": nil, "b": nil}, cur: map[string][]string{"a": nil}, want: []string{"b"}},
 		{name: "tag added", old: map[string][]string{"a": {"x"}}, cur: map[string][]string{"a": {"x", "y"}}, want: []string{"a"}},
 		{name: "tag removed", old: map[string][]string{"a": {"x"}}, cur: map[string][]string{"a": {}}, want: []string{"a"}},
+		{name: "tags reordered", old: map[string][]string{"a": {"x", "y", "z"}}, cur: map[string][]string{"a": {"z", "x", "y"}}},
+		{name: "tag replaced", old: map[string][]string{"a": {"x", "y"}}, cur: map[string][]string{"a": {"z", "x"}}, want: []string{"a"}},
+		{name: "tag counts differ", old: map[string][]string{"a": {"x", "x", "y"}}, cur: map[string][]string{"a": {"y", "x", "y"}}, want: []string{"a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,14 +29,19 @@ func decodeChecks(data []byte) ([]checkEntry, error) {
 	return entries, nil
 }
 
+// checksDecoder reads one checks answer from data, left to right; pos is the next byte.
+// lastNode lets consecutive checks of one node share the node name's string.
 type checksDecoder struct {
 	data     []byte
 	pos      int
 	lastNode string
 }
 
+// errSyntax is any malformed JSON; decodeChecks adds the byte offset.
 var errSyntax = errors.New("invalid JSON")
 
+// answer reads the whole answer: null or an array of checks (null elements are skipped),
+// then nothing but white space.
 func (d *checksDecoder) answer() ([]checkEntry, error) {
 	d.space()
 	if d.literal("null") {
@@ -130,6 +135,7 @@ func (d *checksDecoder) check(c *checkEntry) error {
 	}
 }
 
+// stringField reads a string member's value into dst; null leaves dst as it is.
 func (d *checksDecoder) stringField(dst *string) error {
 	if d.literal("null") {
 		return nil
@@ -142,6 +148,8 @@ func (d *checksDecoder) stringField(dst *string) error {
 	return nil
 }
 
+// indexField reads ModifyIndex into dst: an unsigned integer that fits in 64 bits (a
+// fraction, exponent or sign is an error, as with encoding/json); null leaves dst as it is.
 func (d *checksDecoder) indexField(dst *uint64) error {
 	if d.literal("null") {
 		return nil
@@ -249,6 +257,7 @@ func (d *checksDecoder) skipString() (plain bool, err error) {
 	return false, errors.New("unterminated string")
 }
 
+// isHex says whether c is a hexadecimal digit (of a \u escape).
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // skip moves past any JSON value, checking its syntax; depth counts the enclosing values.
@@ -342,6 +351,7 @@ func (d *checksDecoder) number() error {
 	return nil
 }
 
+// digits moves past a run of decimal digits and returns its length.
 func (d *checksDecoder) digits() int {
 	start := d.pos
 	for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
@@ -350,6 +360,7 @@ func (d *checksDecoder) digits() int {
 	return d.pos - start
 }
 
+// space moves past JSON white space.
 func (d *checksDecoder) space() {
 	for d.pos < len(d.data) {
 		switch d.data[d.pos] {
@@ -361,6 +372,7 @@ func (d *checksDecoder) space() {
 	}
 }
 
+// consume moves past c if it comes next, and says whether it did.
 func (d *checksDecoder) consume(c byte) bool {
 	if d.pos < len(d.data) && d.data[d.pos] == c {
 		d.pos++
@@ -378,6 +390,7 @@ func (d *checksDecoder) literal(word string) bool {
 	return false
 }
 
+// want consumes word, which must come next.
 func (d *checksDecoder) want(word string) error {
 	if !d.literal(word) {
 		return errSyntax

@@ -3,11 +3,12 @@
 //
 // Every datacenter a route reads gets one shared feed (see feed.go), started by the first
 // Watch of that datacenter and stopped when the last one ends. The feed learns which services
-// changed from two blocking queries, /v1/health/state/any (every check) and
-// /v1/catalog/services (every service name and its tags), and re-reads only those with a
+// changed from three blocking queries, /v1/health/state/any (every check),
+// /v1/catalog/services (every service name and its tags) and /v1/catalog/nodes (every
+// node's address), and re-reads only those with a
 // non-blocking /v1/health/service/<name> through a fixed pool of readers. Each Watch filters
 // its service's shared read by its own Target (tags, passing only or warning too). So a
-// datacenter costs 2 blocking connections plus Options.Readers, where one long-poll per
+// datacenter costs 3 blocking connections plus Options.Readers, where one long-poll per
 // service would hit Consul's default limit of 200 connections per client address at about
 // 190 services.
 package consul
@@ -52,10 +53,10 @@ const (
 	// readTimeout bounds one non-blocking service read.
 	readTimeout = 10 * time.Second
 
-	// maxConns caps the client's connections to the agent. A feed uses 2 + Readers by
-	// construction (2 blocking queries, one request per reader); the cap enforces that
+	// maxConns caps the client's connections to the agent. A feed uses 3 + Readers by
+	// construction (3 blocking queries, one request per reader); the cap enforces that
 	// whatever happens, far below Consul's default of 200 per client address, while leaving
-	// room for several datacenters (each adds its own 2 + Readers).
+	// room for several datacenters (each adds its own 3 + Readers).
 	maxConns = 64
 )
 
@@ -79,13 +80,14 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 	}
 	ac.Datacenter = cfg.Datacenter
 	if t := cfg.TLS; t != nil {
-		ac.TLSConfig = api.TLSConfig{
-			Address:            t.ServerName,
-			CAFile:             t.CAFile,
-			CertFile:           t.CertFile,
-			KeyFile:            t.KeyFile,
-			InsecureSkipVerify: t.InsecureSkipVerify,
-		}
+		// ac.TLSConfig holds CONSUL_CACERT, CONSUL_CLIENT_CERT and the like (api.DefaultConfig
+		// reads them): the section overrides what it sets and keeps the rest, as
+		// api.NewClient would.
+		overrideIfSet(&ac.TLSConfig.Address, t.ServerName)
+		overrideIfSet(&ac.TLSConfig.CAFile, t.CAFile)
+		overrideIfSet(&ac.TLSConfig.CertFile, t.CertFile)
+		overrideIfSet(&ac.TLSConfig.KeyFile, t.KeyFile)
+		ac.TLSConfig.InsecureSkipVerify = ac.TLSConfig.InsecureSkipVerify || t.InsecureSkipVerify
 		if cfg.Scheme == "" {
 			ac.Scheme = "https"
 		}
@@ -119,6 +121,13 @@ func NewClient(cfg *config.Consul) (*api.Client, error) {
 	return cli, nil
 }
 
+// overrideIfSet sets *dst to v unless v is empty (unset in the config).
+func overrideIfSet(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
 // isLocalAgent says whether address (host:port or unix://path) is on this machine.
 func isLocalAgent(address string) bool {
 	if strings.HasPrefix(address, "unix://") {
@@ -141,7 +150,8 @@ type Options struct {
 	// DefaultWaitTime, at most MaxWaitTime.
 	WaitTime time.Duration
 	// AllowStale lets any Consul server answer, not only the leader: more read capacity,
-	// answers that may lag by a few milliseconds.
+	// answers that may lag by a few milliseconds. A read older than the one delivered is
+	// never delivered: the service is read again until a server has caught up.
 	AllowStale bool
 	// Metrics counts errors, rejected entries and emitted snapshots; nil counts nothing.
 	Metrics *upstream.DiscoveryMetrics

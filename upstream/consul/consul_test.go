@@ -31,6 +31,7 @@ func TestNewClient(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     *config.Consul
+		env     map[string]string
 		wantErr string
 	}{
 		{name: "nil means local agent", cfg: nil},
@@ -38,9 +39,18 @@ func TestNewClient(t *testing.T) {
 		{name: "tls implies https", cfg: &config.Consul{TLS: &config.TLS{InsecureSkipVerify: true}}},
 		{name: "bad scheme", cfg: &config.Consul{Scheme: "ftp"}, wantErr: "not http or https"},
 		{name: "missing CA file", cfg: &config.Consul{TLS: &config.TLS{CAFile: "/nonexistent/ca.pem"}}, wantErr: "ca.pem"},
+		// Fields the section leaves empty come from CONSUL_CACERT and the like, as with
+		// api.NewClient; the env CA file missing proves it was used.
+		{name: "tls section keeps CONSUL_CACERT", cfg: &config.Consul{TLS: &config.TLS{ServerName: "consul"}},
+			env: map[string]string{"CONSUL_CACERT": "/nonexistent/env-ca.pem"}, wantErr: "env-ca.pem"},
+		{name: "tls section overrides CONSUL_CACERT", cfg: &config.Consul{TLS: &config.TLS{CAFile: "/nonexistent/cfg-ca.pem"}},
+			env: map[string]string{"CONSUL_CACERT": "/nonexistent/env-ca.pem"}, wantErr: "cfg-ca.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
 			cli, err := NewClient(tt.cfg)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -9,10 +9,12 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/time/rate"
+
+	"github.com/switchyard/switchyard/upstream"
 )
 
-// feed follows one datacenter for every Watch of it: two blocking queries learn which
-// services changed, and Options.Readers readers re-read those services, one request each at
+// feed follows one datacenter for every Watch of it: three blocking queries learn which
+// services changed (checks, service names, nodes), and Options.Readers readers re-read those services, one request each at
 // a time. Its goroutines end in stop, which the last Watch's release calls.
 type feed struct {
 	cli        *api.Client
@@ -38,6 +40,9 @@ type feed struct {
 	catalogSeen  bool
 	explained    explainedRing
 	checksMoved  chan struct{} // closed and replaced at every checks answer
+	nodes        map[string]nodeAddress
+	nodesSeen    bool
+	sweepSoon    chan struct{} // capacity 1: a verification sweep is wanted within sweepSpacing
 }
 
 // service is one watched service name's shared state: the latest read, and where it is in
@@ -68,6 +73,8 @@ type subscriber struct {
 	notify chan struct{}
 }
 
+// startFeed starts following datacenter: the three change feeds, the verification sweeps
+// and opts.Readers readers. The caller owns the feed and ends it with stop.
 func startFeed(cli *api.Client, opts Options, datacenter string) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{
@@ -80,10 +87,12 @@ func startFeed(cli *api.Client, opts Options, datacenter string) *feed {
 		work:        make(chan struct{}, 1),
 		services:    make(map[string]*service),
 		checksMoved: make(chan struct{}),
+		sweepSoon:   make(chan struct{}, 1),
 	}
-	f.wg.Add(3 + opts.Readers)
+	f.wg.Add(4 + opts.Readers)
 	go f.follow("health/state/any", f.fetchChecks)
 	go f.follow("catalog/services", f.fetchCatalog)
+	go f.follow("catalog/nodes", f.fetchNodes)
 	go f.verify()
 	for range opts.Readers {
 		go f.reader()
@@ -176,9 +185,9 @@ func (f *feed) signal() {
 	}
 }
 
-// ready says whether both change feeds have their first answer. Reads wait for it, so every
+// ready says whether every change feed has its first answer. Reads wait for it, so every
 // change after a service's first read is seen by a diff against an answer from before it.
-func (f *feed) readyLocked() bool { return f.checksSeen && f.catalogSeen }
+func (f *feed) readyLocked() bool { return f.checksSeen && f.catalogSeen && f.nodesSeen }
 
 // reader reads queued services until the feed stops.
 func (f *feed) reader() {
@@ -263,6 +272,14 @@ func (f *feed) read(svc *service) {
 		f.log.Info("consul query recovered", "service", svc.name, "failures", svc.failures)
 		svc.failures = 0
 	}
+	if f.opts.AllowStale && svc.read && meta.LastIndex < svc.index {
+		// A server behind the one that answered last: delivering would take the routes back
+		// to an older set. Ask again (backing off) until a server has caught up; a real index
+		// reset goes through resync, which zeroes svc.index.
+		svc.again = false
+		f.retryLocked(svc, svc.backoff.NextBackOff())
+		return
+	}
 	svc.backoff.Reset()
 	// Same index, same answer: a sweep or a change elsewhere on the node woke this read.
 	if !svc.read || meta.LastIndex != svc.index || meta.LastIndex == 0 {
@@ -305,28 +322,51 @@ func (f *feed) sweepLocked() {
 func (f *feed) resync() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Indexes from before may come back meaning other writes.
+	f.explained.reset()
+	f.checksIndex = 0
 	for _, svc := range f.services {
 		svc.index = 0
 		f.markDirtyLocked(svc, false)
 	}
 }
 
-// verify sweeps every WaitTime: the diffs cannot see every change (see fetchCatalog), and
-// a full read that often bounds how long one can go unseen, at the cost today's one
-// blocking query per service per WaitTime had.
+// sweepSpacing is the least time between two sweeps asked for by requestSweep: under
+// continuous churn a sweep costs one read per watched service per sweepSpacing.
+const sweepSpacing = time.Second
+
+// requestSweep asks for a verification sweep within sweepSpacing. Requests coalesce: many
+// changes within one spacing cost one sweep.
+func (f *feed) requestSweep() {
+	select {
+	case f.sweepSoon <- struct{}{}:
+	default:
+	}
+}
+
+// verify sweeps every WaitTime, and within sweepSpacing of a requestSweep. The diffs cannot
+// attribute every change (a change without checks coalesced below a check change, a new
+// node with only a node-level check), so every move of the services index asks for a sweep;
+// a sweep delivers only services whose own index moved.
 func (f *feed) verify() {
 	defer f.wg.Done()
 	t := time.NewTicker(f.opts.WaitTime)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-f.ctx.Done():
 			return
 		case <-t.C:
-			f.mu.Lock()
-			f.sweepLocked()
-			f.mu.Unlock()
+		case <-f.sweepSoon:
+			if !upstream.Sleep(f.ctx, time.Until(last.Add(sweepSpacing))) {
+				return
+			}
 		}
+		last = time.Now()
+		f.mu.Lock()
+		f.sweepLocked()
+		f.mu.Unlock()
 	}
 }
 
@@ -340,6 +380,8 @@ func (f *feed) countErrors() {
 	}
 }
 
+// newBackoff returns the backoff of failed queries: from backoffInitial doubling to
+// backoffMax, each delay randomized by half so that many services do not retry in step.
 func newBackoff() *backoff.ExponentialBackOff {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     backoffInitial,

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -111,6 +112,16 @@ type countingProxy struct {
 	maxOpen   atomic.Int64 // most connections open at once
 	zeroIndex atomic.Bool  // answer X-Consul-Index: 0 (a Consul bug that made clients spin)
 	fail500   atomic.Bool  // answer service reads with 500 without asking the agent
+	// record keeps each service read's answer in recorded; replay answers service reads
+	// with recorded without asking the agent (a stale server behind the last one asked).
+	record, replay atomic.Bool
+	recorded       atomic.Pointer[recordedRead]
+}
+
+// recordedRead is one service read's answer as the agent sent it.
+type recordedRead struct {
+	index string
+	body  []byte
 }
 
 func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
@@ -127,6 +138,15 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 		if p.zeroIndex.Load() && resp.Header.Get("X-Consul-Index") != "" {
 			resp.Header.Set("X-Consul-Index", "0")
 		}
+		if p.record.Load() && strings.HasPrefix(resp.Request.URL.Path, "/v1/health/service/") {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			p.recorded.Store(&recordedRead{index: resp.Header.Get("X-Consul-Index"), body: body})
+		}
 		return nil
 	}
 	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +155,12 @@ func newCountingProxy(t testing.TB, agent *consultest.Agent) *countingProxy {
 			p.health.Add(1)
 			if p.fail500.Load() {
 				http.Error(w, "injected failure", http.StatusInternalServerError)
+				return
+			}
+			if old := p.recorded.Load(); p.replay.Load() && old != nil {
+				w.Header().Set("X-Consul-Index", old.index)
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(old.body)
 				return
 			}
 		}

@@ -3,6 +3,7 @@ package consul
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -17,11 +18,31 @@ import (
 // the client's own error handling and query metadata stay as they are. A client not built by
 // NewClient never fills the sink, and the feed uses the client's own decoding.
 
+// checksSinkKey is the context key of a request's checksSink.
 type checksSinkKey struct{}
 
 // answerBuffers holds the buffers checks answers are read into: one answer is hundreds of KB
 // at a thousand services, on every change.
 var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const (
+	// maxChecksAnswer bounds the checks answer read into memory: about 500,000 checks. A
+	// larger one is refused as an error (a broken or hostile agent), not buffered.
+	maxChecksAnswer = 256 << 20
+	// maxPooledBuffer is the largest buffer put back into answerBuffers: one huge answer
+	// must not pin its memory for the process's life.
+	maxPooledBuffer = 8 << 20
+)
+
+// releaseBuffer returns buf to answerBuffers unless it grew past maxPooledBuffer, and says
+// whether it did.
+func releaseBuffer(buf *bytes.Buffer) bool {
+	if buf.Cap() > maxPooledBuffer {
+		return false
+	}
+	answerBuffers.Put(buf)
+	return true
+}
 
 // checksSink receives a checks answer decoded by the transport.
 type checksSink struct {
@@ -34,9 +55,16 @@ func withChecksSink(ctx context.Context, sink *checksSink) context.Context {
 	return context.WithValue(ctx, checksSinkKey{}, sink)
 }
 
-// leanChecksTransport decodes marked checks answers (see above).
-type leanChecksTransport struct{ next http.RoundTripper }
+// leanChecksTransport decodes marked checks answers (see above), of at most limit bytes
+// (maxChecksAnswer when 0).
+type leanChecksTransport struct {
+	next  http.RoundTripper
+	limit int64
+}
 
+// RoundTrip passes req to the next transport and, for a marked checks query answered 200,
+// reads and decodes the answer into the request's sink, handing the api client an empty
+// list in its place. An answer past t.limit or one that does not decode is an error.
 func (t leanChecksTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	sink, _ := req.Context().Value(checksSinkKey{}).(*checksSink)
@@ -44,12 +72,19 @@ func (t leanChecksTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return resp, err
 	}
 	buf := answerBuffers.Get().(*bytes.Buffer)
-	defer answerBuffers.Put(buf)
+	defer releaseBuffer(buf)
 	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
+	limit := t.limit
+	if limit <= 0 {
+		limit = maxChecksAnswer
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if err != nil {
 		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("consul: checks answer larger than %d bytes", limit)
 	}
 	entries, err := decodeChecks(buf.Bytes()) // copies what it keeps: buf is reused
 	if err != nil {
@@ -60,4 +95,12 @@ func (t leanChecksTransport) RoundTrip(req *http.Request) (*http.Response, error
 	resp.ContentLength = 2
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// CloseIdleConnections closes the next transport's idle connections, so that
+// http.Client.CloseIdleConnections (and api's callers of it) still reach them.
+func (t leanChecksTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

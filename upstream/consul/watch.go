@@ -151,10 +151,13 @@ func toEndpoint(e *api.ServiceEntry, passingOnly bool) (ep upstream.Endpoint, ok
 	return upstream.Endpoint{Key: key, Scheme: scheme, Weight: weight, Meta: meta}, true, nil
 }
 
+// errMalformed is why an entry from Consul was refused (counted, logged and skipped).
 type errMalformed string
 
+// Error returns the reason the entry was refused.
 func (e errMalformed) Error() string { return string(e) }
 
+// serviceID returns e's service ID for logs, "" when e has no service.
 func serviceID(e *api.ServiceEntry) string {
 	if e == nil || e.Service == nil {
 		return ""
