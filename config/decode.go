@@ -233,24 +233,34 @@ type suggestKey struct {
 
 // merge applies a `<<:` value: one mapping, or a list of them where earlier ones win.
 func (d *decoder) merge(key, n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	targets := []*yaml.Node{n}
-	if n.Kind == yaml.SequenceNode {
-		targets = n.Content
-	}
-	for i := len(targets) - 1; i >= 0; i-- {
-		t := targets[i]
-		for t.Kind == yaml.AliasNode {
-			t = t.Alias
-		}
+	for _, t := range mergeTargets(n) {
 		if d.merging[t] > 0 {
 			d.errorf(key.Line, path, "merge key (<<) includes the mapping it is in")
 			continue
 		}
 		d.decode(t, v, path)
 	}
+}
+
+// mergeTargets returns the nodes a `<<:` value names (one mapping, or a list of them),
+// aliases resolved, in the order they are applied: last first, so earlier ones win.
+func mergeTargets(n *yaml.Node) []*yaml.Node {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	listed := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		listed = n.Content
+	}
+	targets := make([]*yaml.Node, 0, len(listed))
+	for i := len(listed) - 1; i >= 0; i-- {
+		t := listed[i]
+		for t.Kind == yaml.AliasNode {
+			t = t.Alias
+		}
+		targets = append(targets, t)
+	}
+	return targets
 }
 
 // schemaFields is fieldsOf's cache: a file visits the same few struct types over and over

@@ -45,18 +45,7 @@ func (d *decoder) entries(n *yaml.Node, m reflect.Value, path string) {
 // earlier ones winning. The depth bound and the visit count of decode apply through a
 // decode of each merged mapping's values, and a mapping that merges itself is refused.
 func (d *decoder) mergeEntries(key, n *yaml.Node, m reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	targets := []*yaml.Node{n}
-	if n.Kind == yaml.SequenceNode {
-		targets = n.Content
-	}
-	for i := len(targets) - 1; i >= 0; i-- {
-		t := targets[i]
-		for t.Kind == yaml.AliasNode {
-			t = t.Alias
-		}
+	for _, t := range mergeTargets(n) {
 		switch {
 		case d.merging[t] > 0:
 			d.errorf(key.Line, path, "merge key (<<) includes the mapping it is in")
