@@ -62,38 +62,11 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 
 	before := scale.ReadMemory()
 	watchersBefore, streamsBefore := etcdWatchGauges(tb)
-	var (
-		first    sync.WaitGroup
-		seen     = make([]atomic.Int64, run.services) // unix ns when the burst instance arrived
-		wrong    atomic.Int64                         // snapshots of an unexpected size
-		watching sync.WaitGroup
-	)
-	wctx, stop := context.WithCancel(ctx)
-	first.Add(run.services)
 	startCPU := scale.CPUTime()
 	start := time.Now()
-	for i := range run.services {
-		watching.Add(1)
-		go func() {
-			defer watching.Done()
-			firstDone := false
-			_ = d.Watch(wctx, upstream.Target{Service: service(i)}, func(s upstream.Snapshot) {
-				switch s.Len() {
-				case run.perService:
-				case run.perService + 1:
-					seen[i].CompareAndSwap(0, time.Now().UnixNano())
-				default:
-					wrong.Add(1)
-				}
-				if !firstDone {
-					firstDone = true
-					first.Done()
-				}
-			})
-		}()
-	}
-	defer func() { stop(); watching.Wait() }()
-	if !scale.WaitWithin(&first, run.waitForEach) {
+	watches := scale.WatchAll(ctx, d, run.services, run.perService, service)
+	defer watches.Stop()
+	if !watches.WaitFirst(run.waitForEach) {
 		tb.Fatalf("not every one of %d services had its first snapshot within %v", run.services, run.waitForEach)
 	}
 	f := scaleFigures{firstSnapshot: time.Since(start)}
@@ -114,8 +87,8 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 	watchersAfter, streamsAfter := etcdWatchGauges(tb)
 	f.watchers, f.watchStreams = watchersAfter-watchersBefore, streamsAfter-streamsBefore
 
-	lat := burstChanges(tb, ctx, writer, run, service, seen)
-	if n := wrong.Load(); n != 0 {
+	lat := burstChanges(tb, ctx, writer, run, service, watches.Seen)
+	if n := watches.Wrong.Load(); n != 0 {
 		tb.Errorf("%d snapshots had neither %d nor %d endpoints", n, run.perService, run.perService+1)
 	}
 	f.p50, f.p99, f.pMax = scale.Percentile(lat, 0.50), scale.Percentile(lat, 0.99), scale.Percentile(lat, 1)

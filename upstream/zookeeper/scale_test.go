@@ -16,7 +16,6 @@ import (
 	"github.com/switchyard/switchyard/bench/scale"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/zktest"
-	"github.com/switchyard/switchyard/upstream"
 )
 
 // scaleRun is the shape of one scale measurement.
@@ -58,38 +57,11 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 	}
 	defer d.Close()
 	before := scale.ReadMemory()
-	var (
-		first    sync.WaitGroup
-		seen     = make([]atomic.Int64, run.services) // unix ns when the burst instance arrived
-		wrong    atomic.Int64                         // snapshots of an unexpected size
-		watching sync.WaitGroup
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	first.Add(run.services)
 	startCPU := scale.CPUTime()
 	start := time.Now()
-	for i := range run.services {
-		watching.Add(1)
-		go func() {
-			defer watching.Done()
-			firstDone := false
-			_ = d.Watch(ctx, upstream.Target{Service: service(i)}, func(s upstream.Snapshot) {
-				switch s.Len() {
-				case run.perService:
-				case run.perService + 1:
-					seen[i].CompareAndSwap(0, time.Now().UnixNano())
-				default:
-					wrong.Add(1)
-				}
-				if !firstDone {
-					firstDone = true
-					first.Done()
-				}
-			})
-		}()
-	}
-	defer func() { stop(); watching.Wait() }()
-	if !scale.WaitWithin(&first, run.waitForEach) {
+	watches := scale.WatchAll(context.Background(), d, run.services, run.perService, service)
+	defer watches.Stop()
+	if !watches.WaitFirst(run.waitForEach) {
 		tb.Fatalf("not every one of %d services had its first snapshot within %v", run.services, run.waitForEach)
 	}
 	// A snapshot is emitted after the reads that set its watches have answered, so every
@@ -97,8 +69,8 @@ func runScale(tb testing.TB, run scaleRun) scaleFigures {
 	f := scaleFigures{firstSnapshot: time.Since(start), startCPU: scale.CPUTime() - startCPU, growth: scale.Growth(before, scale.ReadMemory()),
 		serverRSS: scale.ProcessRSS(srv.PID()), watches: watchCount(tb, srv) - watchesBefore}
 
-	lat := burstCreates(tb, writer, run, service, seen)
-	if n := wrong.Load(); n != 0 {
+	lat := burstCreates(tb, writer, run, service, watches.Seen)
+	if n := watches.Wrong.Load(); n != 0 {
 		tb.Errorf("%d snapshots had neither %d nor %d endpoints", n, run.perService, run.perService+1)
 	}
 	f.p50, f.p99, f.pMax = scale.Percentile(lat, 0.50), scale.Percentile(lat, 0.99), scale.Percentile(lat, 1)
