@@ -22,9 +22,21 @@ while IFS=: read -r file name; do
   [[ "$name" =~ $filter ]] || continue
   pkg=./$(dirname "$file")
   echo "-- $name ($pkg)"
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"; then
-    failed+=("$name ($pkg)")
+  log=$(mktemp)
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$log"; then
+    # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline exceeded"
+    # when -fuzztime ends while a worker is mid-input on a loaded machine
+    # (golang/go#75804, fixed in Go 1.27). A real finding always writes its input
+    # ("Failing input written to"); without one, the seeds and the stored corpus are
+    # replayed and decide.
+    if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written to' "$log" &&
+      go test -run "^${name}\$" "$pkg"; then
+      echo "   (the fuzz coordinator's end-of-run deadline race, golang/go#75804: corpus replay passed)"
+    else
+      failed+=("$name ($pkg)")
+    fi
   fi
+  rm -f "$log"
 done < <(grep -rHo --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata \
   '^func Fuzz[A-Za-z0-9_]*(' . | sed -e 's|^\./||' -e 's|:func \(Fuzz[A-Za-z0-9_]*\)($|:\1|' | sort)
 
