@@ -30,6 +30,9 @@ type Config struct {
 
 	// TrustedNets is TrustedProxies parsed (bare IPs become /32 or /128).
 	TrustedNets []netip.Prefix `yaml:"-"`
+	// AuthFiles are the keys and users files routes' auth blocks read, for the reloader to
+	// watch; a change to one reloads the config.
+	AuthFiles []AuthFile `yaml:"-"`
 }
 
 // Server tunes the public listener.

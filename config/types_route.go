@@ -81,6 +81,7 @@ type Filters struct {
 	IPDeny       []string     `yaml:"ip_deny"`        // CIDRs or addresses refused (403); wins over ip_allow
 	CORS         *CORS        `yaml:"cors"`           // default off
 	Compress     *Compress    `yaml:"compress"`       // default off
+	Auth         *Auth        `yaml:"auth"`           // default off (types_auth.go)
 }
 
 // HeaderRules edit request headers before forwarding and response headers before relaying.

@@ -17,6 +17,10 @@ type Request struct {
 	ClientIP  string // the client's address as resolved through trusted_proxies
 	RequestID string // the X-Request-Id the gateway uses for this request
 	Route     string // the route's name (metric label)
+	// Identity is who auth admitted, as mechanism:name (api_key:billing, jwt:SUB,
+	// basic:alice, forward:VALUE); empty when the route has no auth or named nobody. It is
+	// never a secret: logs and rate limit keys use it.
+	Identity string
 	// Status is the status a request filter answered with, for logs and metrics; 0 while
 	// the request goes on.
 	Status int
