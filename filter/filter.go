@@ -103,6 +103,7 @@ func noop() {}
 
 // errorMessages are the small, fixed texts of the JSON error bodies.
 var errorMessages = map[int]string{
+	http.StatusUnauthorized:          "unauthorized",
 	http.StatusForbidden:             "forbidden",
 	http.StatusNotFound:              "no route",
 	http.StatusRequestEntityTooLarge: "request body too large",

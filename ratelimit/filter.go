@@ -7,7 +7,8 @@ import (
 )
 
 // ServeRequest makes a Limiter a filter.RequestFilter: it takes one token for r, keyed on
-// q.ClientIP (the address resolved through trusted_proxies) or the configured header, writes
+// q.ClientIP (the address resolved through trusted_proxies), the configured header or
+// q.Identity (who auth admitted; auth runs earlier in the chain), writes
 // the RateLimit-* headers into w's header map on every decision, and on a deny answers 429
 // (with Retry-After) through q.Refuse and stops the chain.
 //
@@ -15,7 +16,7 @@ import (
 // route has no limit, so the chain builder must leave a nil Limiter out of the chain rather
 // than pay a call per request for it.
 func (l *Limiter) ServeRequest(w http.ResponseWriter, r *http.Request, q *filter.Request) bool {
-	d := l.Allow(r, q.ClientIP)
+	d := l.AllowIdentity(r, q.ClientIP, q.Identity)
 	d.SetHeaders(w.Header())
 	if d.Allowed {
 		return true

@@ -117,3 +117,28 @@ func BenchmarkServeRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestServeRequestIdentityKey: a limit keyed on identity gives each identity auth admitted
+// its own bucket, whatever address or header the request comes with; requests without an
+// identity share one.
+func TestServeRequestIdentityKey(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newAt(t, config.RateLimit{RPS: 1, Burst: 1, Key: config.RateLimitKeyIdentity}, nil, &now)
+	steps := []struct {
+		clientIP, identity string
+		allowed            bool
+	}{
+		{"10.0.0.1", "api_key:billing", true},
+		{"10.0.0.2", "api_key:billing", false}, // same identity from another address
+		{"10.0.0.1", "jwt:alice", true},        // another identity from the same address
+		{"10.0.0.3", "", true},
+		{"10.0.0.4", "", false}, // no identity: the shared bucket
+	}
+	for i, s := range steps {
+		w := httptest.NewRecorder()
+		q := &filter.Request{ClientIP: s.clientIP, Identity: s.identity}
+		if got := l.ServeRequest(w, httptest.NewRequest(http.MethodGet, "/", nil), q); got != s.allowed {
+			t.Errorf("step %d (%s, %q): allowed = %v, want %v", i, s.clientIP, s.identity, got, s.allowed)
+		}
+	}
+}

@@ -38,6 +38,7 @@ const (
 	keyRoute keyKind = iota
 	keyClientIP
 	keyHeader
+	keyIdentity // the identity auth admitted (filter.Request.Identity)
 )
 
 // Decision is the outcome of one Allow: whether the request may proceed, and the numbers
@@ -155,8 +156,10 @@ func NewWithStore(route string, cfg *config.RateLimit, m *Metrics, store *Store)
 			return nil, fmt.Errorf("rate_limit.key: %q has no valid header name", k)
 		}
 		l.kind, l.header = keyHeader, textproto.CanonicalMIMEHeaderKey(name)
+	case k == config.RateLimitKeyIdentity:
+		l.kind = keyIdentity
 	default:
-		return nil, fmt.Errorf("rate_limit.key: %q is not route, client_ip or header:NAME", k)
+		return nil, fmt.Errorf("rate_limit.key: %q is not route, client_ip, header:NAME or identity", k)
 	}
 	if l.kind == keyRoute {
 		l.one = rate.NewLimiter(l.limit, l.burst)
@@ -199,7 +202,16 @@ func (l *Limiter) initShards(maxKeys int) error {
 
 // Allow takes one token for r from its bucket. clientIP is the client address as the proxy
 // resolved it through trusted_proxies. Requests without the keyed header share one bucket.
+// A limit keyed on identity needs the filter chain's view of the request: use
+// ServeRequest, or AllowIdentity.
 func (l *Limiter) Allow(r *http.Request, clientIP string) Decision {
+	return l.AllowIdentity(r, clientIP, "")
+}
+
+// AllowIdentity is Allow with the identity auth admitted (filter.Request.Identity), for a
+// limit keyed on identity; requests without one share a bucket, as requests without the
+// keyed header do.
+func (l *Limiter) AllowIdentity(r *http.Request, clientIP, identity string) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
@@ -209,6 +221,8 @@ func (l *Limiter) Allow(r *http.Request, clientIP string) Decision {
 		value = clientIP
 	case keyHeader:
 		value = r.Header.Get(l.header)
+	case keyIdentity:
+		value = identity
 	}
 	if l.remote != nil {
 		return l.allowRedis(r, value)
