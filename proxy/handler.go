@@ -164,6 +164,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	// the route itself does: a request filter that removes Cookie must not unpin a client.
 	tr.choose(rt, r)
 	finishResponse := noFinish
+	identity := "" // who auth admitted, for the access log
 	if rt.Filters != nil {
 		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name}
 		// The response filters wrap first, so the gateway's own refusals (403, 413, 429)
@@ -174,9 +175,10 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		// replaying: a retry resends what they produced and never runs them again.
 		if !rt.Filters.ServeRequest(w, r, q) {
 			finishResponse()
-			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, start)
+			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, q.Identity, start)
 			return
 		}
+		identity = q.Identity
 	}
 	rt.budget.active.Add(1)
 	defer rt.budget.active.Add(-1)
@@ -192,7 +194,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 		writeError(w, http.StatusBadRequest, reqID)
 		finishResponse()
-		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, start)
+		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, identity, start)
 		return
 	}
 	setForwarded(x.header, r, ci, vals[1:6])
@@ -237,7 +239,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if mirrored {
 		rt.mirror.send(&x)
 	}
-	h.finish(rt, r, ci.ip, status, n, key, reqID, start)
+	h.finish(rt, r, ci.ip, status, n, key, reqID, identity, start)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
 		// stopped listening. Returning would let net/http finish the response cleanly (an
@@ -247,11 +249,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 }
 
-func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID string, start time.Time) {
+func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID, identity string, start time.Time) {
 	d := time.Since(start)
 	rt.metrics.observe(status, d)
 	if rt.AccessLog {
-		accessLog(h.log, rt, r, client, status, n, key, reqID, d)
+		accessLog(h.log, rt, r, client, status, n, key, reqID, identity, d)
 	}
 }
 
