@@ -151,7 +151,7 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 			path = abs
 		}
 		gw.SetConfigSource(gateway.ConfigSource{Name: "file:" + path})
-		return startReloader(ctx, gw, cfg.Path, cfg.Digest, f.watch, hup, log)
+		return startReloader(ctx, gw, cfg.Path, cfg.Digest, cfg.AuthFiles, f.watch, hup, log)
 	}
 	src := f.src
 	gw.SetConfigSource(gateway.ConfigSource{Name: "etcd:" + src.key, Revision: src.rev, FromLastKnownGood: src.fromCache})
@@ -179,9 +179,19 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 			}
 		})
 	}()
+	// Keys and users files are local to each replica even when the document is shared:
+	// a change to one re-reads the key and applies it again (same revision, new files).
+	var authFiles *authFileWatches
+	var authChanged <-chan struct{}
+	if f.watch {
+		authFiles = newAuthFileWatches(ctx, log)
+		authFiles.sync(cfg.AuthFiles)
+		authChanged = authFiles.changed
+	}
 	go func() {
 		defer close(done)
 		defer cli.Close()
+		defer authFiles.stop()
 		// applied is the newest revision tried: the watch and SIGHUP's read both deliver, and
 		// neither may step the gateway back to an older document than the other applied.
 		// Started from the copy, the copy's own revision is still applied once from etcd.
@@ -198,21 +208,25 @@ func startConfigReloader(ctx context.Context, gw *gateway.Gateway, cfg *config.C
 				log.Info("etcd config changed: reloading", "key", src.key, "revision", d.rev)
 				applyEtcdDoc(gw, src, d.doc, d.rev, log)
 				applied, fromCopy = d.rev, false
+				authFiles.sync(gw.Config().AuthFiles)
+				continue
 			case <-hup:
 				log.Info("SIGHUP: re-reading the etcd config key", "key", src.key)
-				rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
-				doc, rev, err := etcdsource.Get(rctx, cli, src.key)
-				cancel()
-				if err != nil {
-					log.Error("SIGHUP: etcd config read failed; previous config still serving", "key", src.key, "error", err)
-					continue
-				}
-				if rev < applied {
-					continue
-				}
-				applyEtcdDoc(gw, src, doc, rev, log)
-				applied, fromCopy = rev, false
+			case <-authChanged: // logged by the watch, with the file's name
 			}
+			rctx, cancel := context.WithTimeout(ctx, startupReadTimeout)
+			doc, rev, err := etcdsource.Get(rctx, cli, src.key)
+			cancel()
+			if err != nil {
+				log.Error("etcd config read failed; previous config still serving", "key", src.key, "error", err)
+				continue
+			}
+			if rev < applied {
+				continue
+			}
+			applyEtcdDoc(gw, src, doc, rev, log)
+			applied, fromCopy = rev, false
+			authFiles.sync(gw.Config().AuthFiles)
 		}
 	}()
 	return done

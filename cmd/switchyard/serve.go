@@ -347,13 +347,19 @@ func drain(p drainPlan, serveErr *error) bool {
 }
 
 // startReloader reloads the config on a signal from hup and, with watch on, when the file
-// changes from what was loaded (its SHA-256 is loaded). The returned channel closes when it
-// has stopped (after ctx ends).
-func startReloader(ctx context.Context, gw *gateway.Gateway, path string, loaded []byte, watch bool, hup <-chan os.Signal, log *slog.Logger) <-chan struct{} {
+// changes from what was loaded (its SHA-256 is loaded) or when a keys or users file the
+// config reads changes (files: the loaded config's AuthFiles). The returned channel closes
+// when it has stopped (after ctx ends).
+func startReloader(ctx context.Context, gw *gateway.Gateway, path string, loaded []byte, files []config.AuthFile, watch bool, hup <-chan os.Signal, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan struct{})
+	var authFiles *authFileWatches
+	var authChanged <-chan struct{} // nil without watch: never ready
 	if watch {
+		authFiles = newAuthFileWatches(ctx, log)
+		authFiles.sync(files)
+		authChanged = authFiles.changed
 		go func() {
 			defer close(watchDone)
 			err := config.WatchFile(ctx, path, loaded, 100*time.Millisecond, func() {
@@ -375,13 +381,18 @@ func startReloader(ctx context.Context, gw *gateway.Gateway, path string, loaded
 			select {
 			case <-ctx.Done():
 				<-watchDone
+				authFiles.stop()
 				return
 			case <-hup:
 				log.Info("SIGHUP: reloading config", "file", path)
 			case <-changed:
 				log.Info("config file changed: reloading", "file", path)
+			case <-authChanged: // logged by the watch, with the file's name
 			}
-			_ = gw.Reload(path) // logs and counts its own errors; the old config keeps serving
+			// Reload logs and counts its own errors; the old config keeps serving.
+			if gw.Reload(path) == nil {
+				authFiles.sync(gw.Config().AuthFiles)
+			}
 		}
 	}()
 	return done
