@@ -292,8 +292,7 @@ func (rm *routeMetrics) observe(status int, d time.Duration) {
 // peer, client the address the gateway believes (the peer, or from a trusted proxy's
 // X-Forwarded-For), the one rate limits key on.
 func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID, identity string, d time.Duration) {
-	var buf [11]slog.Attr
-	attrs := append(buf[:0],
+	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 		slog.String("route", rt.Name),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
@@ -303,10 +302,7 @@ func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, stat
 		slog.String("request_id", reqID),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("client", client),
+		slog.String("identity", identity), // who auth admitted (mechanism:name), never a credential
+		slog.Duration("duration", d),
 	)
-	if identity != "" { // who auth admitted (mechanism:name), never a credential
-		attrs = append(attrs, slog.String("identity", identity))
-	}
-	attrs = append(attrs, slog.Duration("duration", d))
-	log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 }
