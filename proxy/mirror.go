@@ -253,10 +253,12 @@ func (m *mirror) do(j *mirrorJob) {
 	m.sent.Inc()
 }
 
-// Close stops the route's background work (its mirror workers). The gateway calls it once
+// Close stops the route's background work (its mirror workers) and closes its filters
+// (filter.Chain.Close). The gateway calls it once
 // the route is out of the table; requests still running on it skip their mirror copy.
 func (r *Route) Close() {
 	if r.mirror != nil {
 		r.mirror.close()
 	}
+	r.Filters.Close()
 }
