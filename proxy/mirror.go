@@ -254,8 +254,8 @@ func (m *mirror) do(j *mirrorJob) {
 }
 
 // Close stops the route's background work (its mirror workers) and closes its filters
-// (filter.Chain.Close). The gateway calls it once
-// the route is out of the table; requests still running on it skip their mirror copy.
+// (filter.Chain.Close). The gateway calls it once the route is out of the table; requests
+// still running on it skip their mirror copy.
 func (r *Route) Close() {
 	if r.mirror != nil {
 		r.mirror.close()
