@@ -1,0 +1,176 @@
+package config
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Bounds on the files auth blocks name. A keys or users file of a gateway is a few KiB to
+// a few MiB; the bounds stop a wrong path (a log, /dev/zero) and keep what one config can
+// make the loader read at a few hundred MiB. The keys file is YAML, whose node tree costs
+// about ten times its bytes, so it gets the smaller bound.
+const (
+	maxKeysFileSize  = 4 << 20
+	maxUsersFileSize = 16 << 20
+	maxAuthFiles     = 64 // distinct keys and users files in one config
+)
+
+// authFileKind tells the two file formats apart.
+type authFileKind int
+
+const (
+	keysFile authFileKind = iota
+	usersFile
+)
+
+// authFile is one keys or users file as read: what it holds, or its errors.
+type authFile struct {
+	keys  []APIKey
+	names map[string]bool // key names, for allow lists
+	users map[string][]byte
+	errs  []fileError
+}
+
+// authFiles reads each keys and users file a config names once, however many routes
+// name it. Relative paths are relative to dir.
+type authFiles struct {
+	dir   string
+	files map[string]*authFile // by kind and absolute path
+	read  []AuthFile
+}
+
+// load returns the file named (as written) by name, reading it the first time.
+func (af *authFiles) load(name string, kind authFileKind) *authFile {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(af.dir, path)
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	key := fmt.Sprint(kind, ":", path)
+	if f, ok := af.files[key]; ok {
+		return f
+	}
+	f := &authFile{}
+	af.files[key] = f
+	if len(af.files) > maxAuthFiles {
+		f.errs = []fileError{{0, fmt.Sprintf("more than %d keys and users files in one config", maxAuthFiles)}}
+		return f
+	}
+	limit := int64(maxKeysFileSize)
+	if kind == usersFile {
+		limit = maxUsersFileSize
+	}
+	data, err := readLimited(path, limit)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%v (%s)", pe.Err, path)
+		}
+		f.errs = []fileError{{0, err.Error()}}
+		return f
+	}
+	sum := sha256.Sum256(data)
+	if !slices.ContainsFunc(af.read, func(r AuthFile) bool { return r.Path == path }) {
+		af.read = append(af.read, AuthFile{Path: path, Digest: sum[:]})
+	}
+	if kind == keysFile {
+		f.keys, f.errs = parseKeysFile(data)
+		f.names = make(map[string]bool, len(f.keys))
+		for _, k := range f.keys {
+			f.names[k.Name] = true
+		}
+	} else {
+		f.users, f.errs = parseHtpasswd(data)
+	}
+	return f
+}
+
+// readLimited reads at most limit bytes of path; a longer file is an error.
+func readLimited(path string, limit int64) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d MiB (%s)", limit>>20, path)
+	}
+	return data, nil
+}
+
+// loadAuthFiles reads the keys and users files of every enabled auth block, fills
+// APIKeyAuth.Keys and BasicAuth.Users, checks allow lists against them and returns the
+// files read, sorted by path. Routes that name one file share what was read from it
+// (Keys and Users are read-only). Errors are reported only at policies that write their
+// auth block: a route that inherits it whole from defaults has the defaults' errors.
+func (v *validator) loadAuthFiles(c *Config, dir string) []AuthFile {
+	files := &authFiles{dir: dir, files: map[string]*authFile{}}
+	load := func(p string, pol *Policy) {
+		a := pol.Auth
+		if a == nil {
+			return
+		}
+		report := v.set(p + ".auth")
+		fail := func(fp, name string, errs []fileError) {
+			if !report {
+				return
+			}
+			for _, e := range errs {
+				if e.Line > 0 {
+					v.errorf(fp, "%s:%d: %s", name, e.Line, message(e.Msg))
+				} else {
+					v.errorf(fp, "%s: %s", name, message(e.Msg))
+				}
+			}
+		}
+		if k := a.APIKey; k != nil && k.KeysFile != "" {
+			kp := p + ".auth.api_key"
+			f := files.load(k.KeysFile, keysFile)
+			fail(kp+".keys_file", k.KeysFile, f.errs)
+			if len(f.errs) == 0 {
+				k.Keys = f.keys
+				v.allowed(kp+".allow", k.Allow, report, func(n string) bool { return f.names[n] }, "no key named %q in %s", k.KeysFile)
+			}
+		}
+		if b := a.Basic; b != nil && b.UsersFile != "" {
+			bp := p + ".auth.basic"
+			f := files.load(b.UsersFile, usersFile)
+			fail(bp+".users_file", b.UsersFile, f.errs)
+			if len(f.errs) == 0 {
+				b.Users = f.users
+				v.allowed(bp+".allow", b.Allow, report, func(n string) bool { return f.users[n] != nil }, "no user %q in %s", b.UsersFile)
+			}
+		}
+	}
+	load("defaults", &c.Defaults)
+	for i := range c.Routes {
+		load(routePath(i), &c.Routes[i].Policy)
+	}
+	slices.SortFunc(files.read, func(a, b AuthFile) int { return cmp.Compare(a.Path, b.Path) })
+	return files.read
+}
+
+// allowed reports the names of an allow list that the file does not hold.
+func (v *validator) allowed(p string, names []string, report bool, has func(string) bool, format, file string) {
+	if !report {
+		return
+	}
+	for i, n := range names {
+		if n != "" && !has(n) {
+			v.errorf(fmt.Sprintf("%s[%d]", p, i), format, n, file)
+		}
+	}
+}
