@@ -114,60 +114,61 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // loadAuthFiles reads the keys and users files of every enabled auth block, fills
 // APIKeyAuth.Keys and BasicAuth.Users, checks allow lists against them and returns the
 // files read, sorted by path. Routes that name one file share what was read from it
-// (Keys and Users are read-only). Errors are reported only at policies that write their
-// auth block: a route that inherits it whole from defaults has the defaults' errors.
+// (Keys and Users are read-only). A file's errors are reported where its name is written,
+// so a file named once in `defaults:` is reported once, however many routes use it.
 func (v *validator) loadAuthFiles(c *Config, dir string) []AuthFile {
 	files := &authFiles{dir: dir, files: map[string]*authFile{}}
-	load := func(p string, pol *Policy) {
-		a := pol.Auth
+	load := func(p string, a *Auth) {
 		if a == nil {
 			return
 		}
-		report := v.set(p + ".auth")
-		fail := func(fp, name string, errs []fileError) {
-			if !report {
-				return
-			}
-			for _, e := range errs {
-				if e.Line > 0 {
-					v.errorf(fp, "%s:%d: %s", name, e.Line, message(e.Msg))
-				} else {
-					v.errorf(fp, "%s: %s", name, message(e.Msg))
-				}
-			}
-		}
 		if k := a.APIKey; k != nil && k.KeysFile != "" {
-			kp := p + ".auth.api_key"
 			f := files.load(k.KeysFile, keysFile)
-			fail(kp+".keys_file", k.KeysFile, f.errs)
-			if len(f.errs) == 0 {
+			if v.fileErrors(v.writtenAt(p, ".auth.api_key.keys_file"), k.KeysFile, f.errs) {
 				k.Keys = f.keys
-				v.allowed(kp+".allow", k.Allow, report, func(n string) bool { return f.names[n] }, "no key named %q in %s", k.KeysFile)
+				v.allowed(v.writtenAt(p, ".auth.api_key.allow"), k.Allow, func(n string) bool { return f.names[n] }, "no key named %q in %s", k.KeysFile)
 			}
 		}
 		if b := a.Basic; b != nil && b.UsersFile != "" {
-			bp := p + ".auth.basic"
 			f := files.load(b.UsersFile, usersFile)
-			fail(bp+".users_file", b.UsersFile, f.errs)
-			if len(f.errs) == 0 {
+			if v.fileErrors(v.writtenAt(p, ".auth.basic.users_file"), b.UsersFile, f.errs) {
 				b.Users = f.users
-				v.allowed(bp+".allow", b.Allow, report, func(n string) bool { return f.users[n] != nil }, "no user %q in %s", b.UsersFile)
+				v.allowed(v.writtenAt(p, ".auth.basic.allow"), b.Allow, func(n string) bool { return f.users[n] != nil }, "no user %q in %s", b.UsersFile)
 			}
 		}
 	}
-	load("defaults", &c.Defaults)
+	load("defaults", c.Defaults.Auth)
 	for i := range c.Routes {
-		load(routePath(i), &c.Routes[i].Policy)
+		load(routePath(i), c.Routes[i].Auth)
 	}
 	slices.SortFunc(files.read, func(a, b AuthFile) int { return cmp.Compare(a.Path, b.Path) })
 	return files.read
 }
 
-// allowed reports the names of an allow list that the file does not hold.
-func (v *validator) allowed(p string, names []string, report bool, has func(string) bool, format, file string) {
-	if !report {
-		return
+// writtenAt returns where the value of a policy's key comes from: the policy's own key
+// when it writes it, else the defaults' (inherited), else the policy's (a built-in value).
+func (v *validator) writtenAt(p, key string) string {
+	if !v.set(p+key) && v.set("defaults"+key) {
+		return "defaults" + key
 	}
+	return p + key
+}
+
+// fileErrors reports a file's errors at p, each with the file's name and line, and
+// reports whether there were none.
+func (v *validator) fileErrors(p, name string, errs []fileError) bool {
+	for _, e := range errs {
+		if e.Line > 0 {
+			v.errorf(p, "%s:%d: %s", name, e.Line, message(e.Msg))
+		} else {
+			v.errorf(p, "%s: %s", name, message(e.Msg))
+		}
+	}
+	return len(errs) == 0
+}
+
+// allowed reports the names of an allow list written at p that the file does not hold.
+func (v *validator) allowed(p string, names []string, has func(string) bool, format, file string) {
 	for i, n := range names {
 		if n != "" && !has(n) {
 			v.errorf(fmt.Sprintf("%s[%d]", p, i), format, n, file)

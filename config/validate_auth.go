@@ -305,7 +305,7 @@ func (v *validator) resolvedAuth(c *Config) {
 		}
 		missing := func(mech, key string, isMissing bool, example string) {
 			if isMissing && !v.set(ap+"."+mech+"."+key) {
-				v.errorf(ap+"."+mech, "missing %s (%s)", key, example)
+				v.errorf(ap+"."+mech, "missing %s (%s)", key, message(example))
 			}
 		}
 		if k := a.APIKey; k != nil {
