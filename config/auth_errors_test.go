@@ -153,12 +153,14 @@ func TestAuthFileErrors(t *testing.T) {
 			route(1, "{basic: {users_file: "+users+"}}") +
 			route(2, "{api_key: {keys_file: "+dir+"/missing.yaml}}") +
 			route(3, "{api_key: {keys_file: "+big+"}}") +
-			route(4, "{api_key: {keys_file: "+keys+"}}"), []string{
+			route(4, "{api_key: {keys_file: "+keys+"}}") +
+			route(5, "{basic: {users_file: "+dir+"}}"), []string{
 			`routes.yaml:4: routes[0].auth.api_key.keys_file: ` + keys + `:3: keys[1].sha256: not 64 hex digits`,
 			`routes.yaml:7: routes[1].auth.basic.users_file: ` + users + `:1: user "alice": {SHA} (SHA-1) hashes are not accepted: only bcrypt ($2a$, $2b$, $2y$) is accepted; make an entry with htpasswd -nbB USER PASSWORD`,
 			`routes.yaml:10: routes[2].auth.api_key.keys_file: ` + dir + `/missing.yaml: no such file or directory (` + dir + `/missing.yaml)`,
 			`routes.yaml:13: routes[3].auth.api_key.keys_file: ` + big + `: larger than 2 MiB (` + big + `)`,
-			`routes.yaml:16: routes[4].auth.api_key.keys_file: ` + keys + `:3: keys[1].sha256: not 64 hex digits`}},
+			`routes.yaml:16: routes[4].auth.api_key.keys_file: ` + keys + `:3: keys[1].sha256: not 64 hex digits`,
+			`routes.yaml:19: routes[5].auth.basic.users_file: ` + dir + `: not a regular file (` + dir + `)`}},
 		{"allow lists name what the files hold", "routes:\n" +
 			route(0, "{api_key: {keys_file: "+good+", allow: [a, b]}, basic: {users_file: "+testUsers+", allow: [alice, carol]}}"), []string{
 			`routes.yaml:4: routes[0].auth.api_key.allow[1]: no key named "b" in ` + good,

@@ -96,8 +96,17 @@ func (af *authFiles) load(name string, kind authFileKind) *authFile {
 	return f
 }
 
-// readLimited reads at most limit bytes of path; a longer file is an error.
+// readLimited reads at most limit bytes of path; a longer file is an error, and so is
+// anything but a regular file: opening a FIFO (or /dev/stdin) would wait for a writer
+// forever, and a device never ends.
 func readLimited(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", path)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
