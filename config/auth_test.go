@@ -305,3 +305,26 @@ func TestWithDefaultsAgreesWithValidationAuth(t *testing.T) {
 		t.Fatalf("checked only %d fields", checked)
 	}
 }
+
+// The full example's auth route loads with its files read relative to the example.
+func TestLoadFullExampleAuth(t *testing.T) {
+	t.Setenv("ETCD_PASSWORD", "s3cret")
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	billing := c.Routes[6]
+	a := billing.Auth
+	if billing.Prefix != "/api/billing" || a == nil || len(a.APIKey.Keys) != 2 || len(a.Basic.Users) != 2 || a.JWT.RequiredClaims["scope"] != "billing:read" ||
+		a.Forward.IdentityHeader != "X-Tenant" || billing.RateLimit.Key != RateLimitKeyIdentity {
+		t.Fatalf("billing route: %+v auth %+v", billing, a)
+	}
+	if len(c.AuthFiles) != 2 || !strings.HasSuffix(c.AuthFiles[0].Path, "testdata/auth/api-keys.yaml") || !strings.HasSuffix(c.AuthFiles[1].Path, "testdata/auth/htpasswd") {
+		t.Fatalf("AuthFiles = %+v", c.AuthFiles)
+	}
+	for i, r := range c.Routes[:6] {
+		if r.Auth != nil {
+			t.Errorf("route %d has auth %+v", i, r.Auth)
+		}
+	}
+}
