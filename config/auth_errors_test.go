@@ -179,3 +179,39 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// The bounds on header lists and on the number of files one config may name.
+func TestAuthBounds(t *testing.T) {
+	names := make([]string, maxAuthHeaderNames+1)
+	claims := make([]string, maxAuthHeaderNames+1)
+	for i := range names {
+		names[i] = "X-H" + itoa(i)
+		claims[i] = "c" + itoa(i) + ": X-C" + itoa(i)
+	}
+	list := "[" + strings.Join(names, ", ") + "]"
+	respList := strings.ReplaceAll(list, "X-H", "X-R")
+	checkErrors(t, []errorCase{
+		{"header lists", "routes:\n  - prefix: /a\n" + okUps + "    auth:\n      forward: {url: \"http://f\", request_headers: " + list + ", response_headers: " + respList + "}\n" +
+			"      jwt: {jwks_url: \"http://i\", claims_to_headers: {" + strings.Join(claims, ", ") + "}}\n", []string{
+			`routes.yaml:5: routes[0].auth.forward.request_headers: at most 64 entries`,
+			`routes.yaml:5: routes[0].auth.forward.response_headers: at most 64 entries`,
+			`routes.yaml:6: routes[0].auth.jwt.claims_to_headers: at most 64 entries`}},
+	})
+
+	dir := t.TempDir()
+	keys, err := os.ReadFile(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc strings.Builder
+	doc.WriteString("routes:\n")
+	for i := range maxAuthFiles + 1 {
+		name := writeFile(t, dir, "keys"+itoa(i)+".yaml", string(keys))
+		doc.WriteString("  - prefix: /" + itoa(i) + "\n" + okUps + "    auth: {api_key: {keys_file: " + name + "}}\n")
+	}
+	last := filepath.Join(dir, "keys"+itoa(maxAuthFiles)+".yaml")
+	checkErrors(t, []errorCase{
+		{"too many files", doc.String(), []string{
+			`routes.yaml:196: routes[64].auth.api_key.keys_file: ` + last + `: more than 64 keys and users files in one config`}},
+	})
+}
