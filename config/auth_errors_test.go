@@ -85,7 +85,7 @@ func TestAuthErrors(t *testing.T) {
 			`routes.yaml:11: routes[0].auth.jwt.from: invalid token source "body:token": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
 			`routes.yaml:12: routes[0].auth.jwt.refresh_interval: must be at least 1m0s (an unknown kid also triggers a fetch), got 30s`,
 			`routes.yaml:13: routes[0].auth.jwt.timeout: must be positive`}},
-		{"jwt urls and sources", route("    auth: {jwt: {jwks_url: \"https:///jwks\", from: \"header:\", audiences: [a, \"\", a]}}\n  - prefix: /b\n    " + ups + "\n    auth: {jwt: {jwks_url: \"https://u:secret@issuer/jwks\", from: \"query:a=b\"}}\n  - prefix: /c\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer:0/#k\", from: \"cookie:a b\"}}\n  - prefix: /d\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks#k\", from: \"header:Content-Length\"}}\n"), []string{
+		{"jwt urls and sources", route("    auth: {jwt: {jwks_url: \"https:///jwks\", from: \"header:\", audiences: [a, \"\", a]}}\n  - prefix: /b\n    " + ups + "\n    auth: {jwt: {jwks_url: \"https://u:secret@issuer/jwks\", from: \"query:a=b\"}}\n  - prefix: /c\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer:0/#k\", from: \"cookie:a b\"}}\n  - prefix: /d\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks#k\", from: \"header:Content-Length\"}}\n  - prefix: /e\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", from: \"query:a%20b\"}}\n  - prefix: /f\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", from: \"query:a\\tb\"}}\n"), []string{
 			`routes.yaml:4: routes[0].auth.jwt.jwks_url: URL "https:///jwks" has no host`,
 			`routes.yaml:4: routes[0].auth.jwt.audiences[1]: empty audience`,
 			`routes.yaml:4: routes[0].auth.jwt.audiences[2]: duplicate of audiences[0]`,
@@ -95,7 +95,9 @@ func TestAuthErrors(t *testing.T) {
 			`routes.yaml:10: routes[2].auth.jwt.jwks_url: URL "http://issuer:0/#k" must not have a fragment`,
 			`routes.yaml:10: routes[2].auth.jwt.from: invalid token source "cookie:a b": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
 			`routes.yaml:13: routes[3].auth.jwt.jwks_url: URL "http://issuer/jwks#k" must not have a fragment`,
-			`routes.yaml:13: routes[3].auth.jwt.from: invalid token source "header:Content-Length": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`}},
+			`routes.yaml:13: routes[3].auth.jwt.from: invalid token source "header:Content-Length": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
+			`routes.yaml:16: routes[4].auth.jwt.from: invalid token source "query:a%20b": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
+			`routes.yaml:19: routes[5].auth.jwt.from: invalid token source "query:a\tb": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`}},
 		{"jwt claims", route("    auth:\n      jwt:\n        jwks_url: http://issuer/jwks\n        from: header:X-Token\n        claims_to_headers: {sub: x-user, email: X-USER, \"\": X-A, role: \"X B\", org: Te, tenant: x-token}\n        required_claims: {scope: \"\", \"\": a}\n"), []string{
 			`routes.yaml:8: routes[0].auth.jwt.claims_to_headers.: empty claim name`,
 			`routes.yaml:8: routes[0].auth.jwt.claims_to_headers.org: "Te" is a hop-by-hop or framing header the gateway manages; it cannot be edited`,

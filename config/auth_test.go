@@ -322,6 +322,11 @@ func TestLoadFullExampleAuth(t *testing.T) {
 	if len(c.AuthFiles) != 2 || !strings.HasSuffix(c.AuthFiles[0].Path, "testdata/auth/api-keys.yaml") || !strings.HasSuffix(c.AuthFiles[1].Path, "testdata/auth/htpasswd") {
 		t.Fatalf("AuthFiles = %+v", c.AuthFiles)
 	}
+	// A parsed block is complete: WithDefaults, which the mechanisms may apply, keeps it.
+	if !reflect.DeepEqual(WithDefaults(a.APIKey), a.APIKey) || !reflect.DeepEqual(WithDefaults(a.Basic), a.Basic) ||
+		!reflect.DeepEqual(WithDefaults(a.JWT), a.JWT) || !reflect.DeepEqual(WithDefaults(a.Forward), a.Forward) {
+		t.Error("WithDefaults changed a parsed mechanism block")
+	}
 	for i, r := range c.Routes[:6] {
 		if r.Auth != nil {
 			t.Errorf("route %d has auth %+v", i, r.Auth)

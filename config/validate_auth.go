@@ -257,7 +257,7 @@ func tokenSource(s string) (string, error) {
 		return kind + textproto.CanonicalMIMEHeaderKey(name), nil
 	case kind == tokenFromCookie && isToken(name):
 		return s, nil
-	case kind == tokenFromQuery && name != "" && !strings.ContainsAny(name, "&=#; \t"):
+	case kind == tokenFromQuery && isToken(name) && !strings.ContainsAny(name, "&#%+"): // as written, no escaping
 		return s, nil
 	}
 	return "", fmt.Errorf("invalid token source %q: want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME", s)
