@@ -62,6 +62,8 @@ func (v *validator) auth(p string, a *Auth) {
 	}
 }
 
+// jwt checks what a jwt block writes, canonicalizing the header names of from and
+// claims_to_headers.
 func (v *validator) jwt(jp string, j *JWTAuth) {
 	if v.set(jp + ".jwks_url") {
 		if err := endpointURL(j.JWKSURL); err != nil {
@@ -144,6 +146,7 @@ func (v *validator) algorithms(p string, algs []string) {
 	}
 }
 
+// forward checks what a forward block writes, canonicalizing its header names.
 func (v *validator) forward(fp string, f *ForwardAuth) {
 	if v.set(fp + ".url") {
 		if err := endpointURL(f.URL); err != nil {
