@@ -12,8 +12,8 @@ import (
 	"slices"
 )
 
-// Bounds on the files auth blocks name. They stop a wrong path (a log, /dev/zero) and keep
-// what one config makes the loader read to a few hundred MiB. The keys file is YAML, whose
+// Bounds on the files auth blocks name. They stop a wrong path (a log, /dev/zero) early and
+// bound what one config makes the loader read and hold. The keys file is YAML, whose
 // node tree is the cost: a file of one-character list items allocates about 125 bytes per
 // byte (263 MB for 2 MiB), so it gets 2 MiB, which holds about 23,000 keys of 90 bytes
 // (parsed in about 0.2 s). An htpasswd file is read line by line (100,000 users in about
