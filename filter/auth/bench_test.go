@@ -28,7 +28,7 @@ func (s *staticMechanism) Name() string { return s.name }
 func (s *staticMechanism) Authenticate(http.ResponseWriter, *http.Request, *filter.Request) Decision {
 	return s.decision
 }
-func (s *staticMechanism) Challenge(Decision) string  { return `Basic realm="users", charset="UTF-8"` }
+func (s *staticMechanism) Challenge(Decision) string { return `Basic realm="users", charset="UTF-8"` }
 func (s *staticMechanism) IdentityHeaders() []string { return s.headers }
 
 // BenchmarkServeRequest measures the combinator around mechanisms that cost nothing: a

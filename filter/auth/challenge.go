@@ -25,3 +25,21 @@ func Quote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// ValidHeaderName reports whether s is a non-empty RFC 9110 token, the only thing a header
+// field name may be; mechanisms check the header names of their config with it.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

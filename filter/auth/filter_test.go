@@ -360,3 +360,23 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestValidHeaderName(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"X-Api-Key", true},
+		{"x_user.id~1", true},
+		{"", false},
+		{"X Api", false},
+		{"X-Api:", false},
+		{"X-\r\nEvil", false},
+		{"Zoë", false},
+	}
+	for _, tt := range tests {
+		if got := ValidHeaderName(tt.in); got != tt.want {
+			t.Errorf("ValidHeaderName(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
