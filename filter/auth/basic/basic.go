@@ -12,6 +12,8 @@
 //     finds no free slot within 100 ms (or before its request ends) is answered 503 with
 //     reason "busy": a flood of wrong passwords then gets quick refusals and cannot take
 //     every core, while cached clients keep getting in.
+//   - Concurrent checks of the same credentials share one comparison, so a client's burst
+//     of parallel requests (or a flood repeating one password) costs one slot, not many.
 //   - An unknown user costs one comparison against a dummy hash of the file's most common
 //     cost, through the same slots, so response times do not tell which users exist.
 //
@@ -24,6 +26,7 @@
 package basic
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -59,8 +62,9 @@ type Mechanism struct {
 	slots      compareSlots
 	wait       time.Duration
 	// compare is bcrypt.CompareHashAndPassword; tests count calls through it.
-	compare func(hash, password []byte) error
-	scratch sync.Pool // of *scratch
+	compare  func(hash, password []byte) error
+	scratch  sync.Pool // of *scratch
+	inFlight checksInFlight
 }
 
 // user is one htpasswd entry as this route sees it.
@@ -191,19 +195,12 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 	u := m.users[string(name)]
 	key := s.cacheKey(name, password)
 	if u == nil || !m.cache.has(key, u.hashText) {
-		hash := m.dummyHash
-		if u != nil {
-			hash = u.hash
-		}
-		if !m.slots.acquire(r.Context(), m.wait) {
+		switch m.verify(r.Context(), key, u, password) {
+		case busy:
 			return auth.Decision{Result: auth.Unavailable, Reason: "busy"}
-		}
-		err := m.compare(hash, password)
-		m.slots.release()
-		if u == nil || err != nil {
+		case mismatched:
 			return auth.Decision{Result: auth.Invalid, Reason: "invalid"}
 		}
-		m.cache.add(key, u.hashText)
 	}
 	if !u.allowed {
 		return auth.Decision{Result: auth.Forbidden, Identity: u.name, Reason: "forbidden"}
@@ -215,6 +212,28 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 		delete(r.Header, "Authorization")
 	}
 	return auth.Decision{Result: auth.Admitted, Identity: u.name, Reason: "ok"}
+}
+
+// verify runs the bcrypt comparison of password against u's hash (the dummy hash when u
+// is nil, which never matches), in a compare slot, coalesced with identical checks in
+// flight, and caches a match.
+func (m *Mechanism) verify(ctx context.Context, key cacheKey, u *user, password []byte) verdict {
+	return m.inFlight.do(ctx, key, func() verdict {
+		hash := m.dummyHash
+		if u != nil {
+			hash = u.hash
+		}
+		if !m.slots.acquire(ctx, m.wait) {
+			return busy
+		}
+		err := m.compare(hash, password)
+		m.slots.release()
+		if u == nil || err != nil {
+			return mismatched
+		}
+		m.cache.add(key, u.hashText)
+		return matched
+	})
 }
 
 // cacheKey is the HMAC of user "\x00" password under the mechanism's key.

@@ -19,9 +19,9 @@ type credentialBuffer [maxToken / 4 * 3]byte
 type parseResult int
 
 const (
-	parsedOK   parseResult = iota
-	notBasic               // another scheme: not this mechanism's credential
-	malformed              // Basic, but not base64(user:password) within the rules
+	parsedOK  parseResult = iota
+	notBasic              // another scheme: not this mechanism's credential
+	malformed             // Basic, but not base64(user:password) within the rules
 )
 
 // strictBase64 refuses non-zero padding bits and missing padding, so each credential has
