@@ -33,8 +33,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,9 @@ import (
 // maxCost is the highest bcrypt cost accepted: htpasswd makes none above it, and one
 // check at cost 17 already takes seconds of a core.
 const maxCost = 17
+
+// bcryptAlphabet is the base64 alphabet bcrypt writes salts and digests in.
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // Mechanism checks Basic credentials against one users file. It is safe for concurrent
 // use.
@@ -117,14 +122,16 @@ func New(cfg *config.BasicAuth) (*Mechanism, error) {
 		compare:    bcrypt.CompareHashAndPassword,
 	}
 	costs := make(map[int]int)
-	for name, h := range cfg.Users {
+	// In name order, so that the errors come out the same way every time.
+	for _, name := range slices.Sorted(maps.Keys(cfg.Users)) {
+		h := cfg.Users[name]
 		cost, err := checkEntry(name, h)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		costs[cost]++
-		m.users[name] = &user{name: name, hash: h, hashText: string(h), allowed: len(allow) == 0 || allow[name]}
+		m.users[name] = &user{name: name, hash: slices.Clone(h), hashText: string(h), allowed: len(allow) == 0 || allow[name]}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -150,8 +157,10 @@ func checkEntry(name string, h []byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("basic: user %q: %v", name, err)
 	}
-	if len(h) != 60 {
-		return 0, fmt.Errorf("basic: user %q: a bcrypt hash is 60 characters, this one %d", name, len(h))
+	// $2a$NN$ then 53 characters of bcrypt's base64 (salt and digest): anything else
+	// would pass Cost yet fail every comparison.
+	if len(h) != 60 || h[6] != '$' || strings.Trim(s[7:], bcryptAlphabet) != "" {
+		return 0, fmt.Errorf("basic: user %q: not a well-formed bcrypt hash ($2a$NN$ and 53 characters of ./A-Za-z0-9)", name)
 	}
 	if cost > maxCost {
 		return 0, fmt.Errorf("basic: user %q: bcrypt cost %d is above %d (each check would take seconds of CPU)", name, cost, maxCost)

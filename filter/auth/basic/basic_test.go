@@ -93,7 +93,9 @@ func TestNewErrors(t *testing.T) {
 		{"sha entry", func(c *config.BasicAuth) { c.Users["carol"] = []byte("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=") }, []string{`"carol": not a bcrypt hash`}},
 		{"plain entry", func(c *config.BasicAuth) { c.Users["carol"] = []byte("secret") }, []string{`"carol"`}},
 		{"truncated bcrypt", func(c *config.BasicAuth) { c.Users["carol"] = good[:40] }, []string{`"carol"`}},
-		{"bcrypt with junk", func(c *config.BasicAuth) { c.Users["carol"] = append(slices.Clone(good), 'x') }, []string{`"carol"`, "60 characters"}},
+		{"bcrypt with junk", func(c *config.BasicAuth) { c.Users["carol"] = append(slices.Clone(good), 'x') }, []string{`"carol": not a well-formed bcrypt hash`}},
+		{"bcrypt with a bad character", func(c *config.BasicAuth) { h := slices.Clone(good); h[40] = '!'; c.Users["carol"] = h }, []string{`"carol": not a well-formed`}},
+		{"bcrypt without the cost's dollar", func(c *config.BasicAuth) { h := slices.Clone(good); h[6] = 'x'; c.Users["carol"] = h }, []string{`"carol"`}},
 		{"cost too high", func(c *config.BasicAuth) { c.Users["carol"] = relabel(good, "18") }, []string{"cost 18 is above 17"}},
 		{"colon in name", func(c *config.BasicAuth) { c.Users["a:b"] = good }, []string{`"a:b" cannot be sent`}},
 		{"control in name", func(c *config.BasicAuth) { c.Users["a\x00b"] = good }, []string{"cannot be sent"}},
@@ -309,5 +311,25 @@ func TestBusyWhenContextEnds(t *testing.T) {
 	r := request(basicHeader("alice", "wonderland")).WithContext(ctx)
 	if d := m.Authenticate(nil, r, nil); d != (auth.Decision{Result: auth.Unavailable, Reason: "busy"}) {
 		t.Errorf("decision %+v, want unavailable/busy", d)
+	}
+}
+
+func TestNewErrorsInNameOrder(t *testing.T) {
+	cfg := testConfig(t)
+	for _, name := range []string{"zed", "amy", "kim", "bea"} {
+		cfg.Users[name] = []byte("$apr1$x$y")
+	}
+	_, err := New(cfg)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	text := err.Error()
+	last := -1
+	for _, name := range []string{"amy", "bea", "kim", "zed"} {
+		i := strings.Index(text, `"`+name+`"`)
+		if i < last {
+			t.Fatalf("errors not in name order: %q", text)
+		}
+		last = i
 	}
 }
