@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -377,6 +378,35 @@ func TestValidHeaderName(t *testing.T) {
 	for _, tt := range tests {
 		if got := ValidHeaderName(tt.in); got != tt.want {
 			t.Errorf("ValidHeaderName(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestConcurrentRequests runs one filter from many goroutines (go test -race checks the
+// lazily made counters and the identity cache) and checks that every decision is counted.
+func TestConcurrentRequests(t *testing.T) {
+	const goroutines, each = 8, 200
+	m := NewMetrics(nil)
+	f := New("route", []Mechanism{
+		&staticMechanism{name: "a", decision: Decision{Result: Invalid, Reason: "expired"}},
+		&staticMechanism{name: "b", decision: Decision{Result: Admitted, Identity: "alice", Reason: "ok"}},
+	}, m, nil)
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				q := &filter.Request{}
+				if !f.ServeRequest(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), q) || q.Identity != "b:alice" {
+					t.Errorf("refused or wrong identity %q", q.Identity)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range []struct{ mechanism, result, reason string }{{"a", "invalid", "expired"}, {"b", "admitted", "ok"}} {
+		if got := testutil.ToFloat64(m.decisions.WithLabelValues("route", c.mechanism, c.result, c.reason)); got != goroutines*each {
+			t.Errorf("%v counted %v, want %d", c, got, goroutines*each)
 		}
 	}
 }
