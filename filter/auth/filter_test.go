@@ -139,6 +139,15 @@ func TestServeRequest(t *testing.T) {
 			wantCode: 302, wantCalls: []int{1, 0},
 		},
 		{
+			name: "more mechanisms than the decisions kept on the stack",
+			mechs: []*fake{
+				{name: "a", decision: skip, challenge: "A"}, {name: "b", decision: invalid, challenge: "B"},
+				{name: "c", decision: skip, challenge: "C"}, {name: "d", decision: skip},
+				{name: "e", decision: invalid, challenge: "E"}, {name: "f", decision: skip, challenge: "F"},
+			},
+			wantCode: 401, wantCalls: []int{1, 1, 1, 1, 1, 1}, wantAuth: []string{"A", "B", "C", "E", "F"},
+		},
+		{
 			name: "an unknown result never admits",
 			mechs: []*fake{
 				{name: "a", decision: Decision{Result: Result(42), Reason: "ok"}, challenge: "A"},
