@@ -13,6 +13,11 @@
 // is not in allow: Forbidden ("forbidden"); otherwise Admitted ("ok") with the key's name
 // as identity. On admit the key's name is set in name_header, and the key header is
 // removed when strip is set.
+//
+// A 401 carries `WWW-Authenticate: APIKey header="X-Api-Key"`. No registered HTTP
+// authentication scheme covers API keys, so this one is non-standard, as are the similar
+// challenges other gateways (Kong's key-auth among them) send: it tells a client which
+// header to fill in.
 package apikey
 
 import (
@@ -97,8 +102,7 @@ func New(cfg *config.APIKeyAuth) (*Mechanism, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	// Not a registered scheme (RFC 9110 leaves API keys to each API); Kong and others
-	// send a similar challenge so that a client learns which header to fill in.
+	// Not a registered scheme: see the package doc.
 	m.challenge = "APIKey header=" + auth.Quote(m.header)
 	return m, nil
 }
