@@ -419,3 +419,24 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestSameHeaderIgnoringUnderscores(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"X_User_Id", "X-User-Id", true},
+		{"x_user_id", "X-User-Id", true},
+		{"X-USER_ID", "X-User-Id", true},
+		{"X_User_Idx", "X-User-Id", false},
+		{"X_User", "X-User-Id", false},
+		{"X.User_Id", "X-User-Id", false},
+		{"X_User_Id", "X_User_Id", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		if got := sameHeaderIgnoringUnderscores(tt.a, tt.b); got != tt.want {
+			t.Errorf("sameHeaderIgnoringUnderscores(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

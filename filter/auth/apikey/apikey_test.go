@@ -251,3 +251,23 @@ func median(d []time.Duration) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return d[len(d)/2]
 }
+
+// FuzzAuthenticate: whatever the header holds, only the exact key is admitted.
+func FuzzAuthenticate(f *testing.F) {
+	m, err := New(testConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{billingKey, billingKey[:len(billingKey)-1], billingKey + "\x00", "", strings.ToUpper(billingKey)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["X-Api-Key"] = []string{value}
+		d := m.Authenticate(nil, r, nil)
+		admitted := value == billingKey || value == reportsKey
+		if (d.Result == auth.Admitted) != admitted {
+			t.Fatalf("%q: %+v", value, d)
+		}
+	})
+}
