@@ -2,6 +2,7 @@ package basic
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -257,5 +258,24 @@ func TestWaiterLeavesWhenContextEnds(t *testing.T) {
 	}
 	if len(f.checks) != 0 {
 		t.Errorf("%d checks left in flight", len(f.checks))
+	}
+}
+
+// TestSlotsSharedByProcess: every mechanism (every route, old and new config) draws from
+// one set of GOMAXPROCS slots, so together they never run more comparisons than cores.
+func TestSlotsSharedByProcess(t *testing.T) {
+	a, err := New(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.slots != processSlots || b.slots != processSlots {
+		t.Error("a mechanism has slots of its own")
+	}
+	if cap(processSlots) != runtime.GOMAXPROCS(0) {
+		t.Errorf("%d slots, want GOMAXPROCS %d", cap(processSlots), runtime.GOMAXPROCS(0))
 	}
 }
