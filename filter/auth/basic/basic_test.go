@@ -333,3 +333,44 @@ func TestNewErrorsInNameOrder(t *testing.T) {
 		last = i
 	}
 }
+
+// TestUnknownUserTiming: a wrong password for a real user and any password for a user that
+// does not exist take the same time, one bcrypt comparison at the same cost. Samples of the
+// two are interleaved (machine noise hits both alike) and only medians are compared, with
+// a bound (1.5x) a loaded machine does not reach; answering unknown users without a
+// comparison would make them hundreds of times faster.
+func TestUnknownUserTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing samples")
+	}
+	cfg := testConfig(t)
+	cfg.Users = map[string][]byte{"alice": mustHash(t, "wonderland", bcrypt.MinCost+1)}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := request(basicHeader("alice", "wrong"))
+	unknown := request(basicHeader("mallory", "wrong"))
+	measure := func(r *http.Request) time.Duration {
+		start := time.Now()
+		if d := m.Authenticate(nil, r, nil); d.Result != auth.Invalid {
+			t.Fatalf("decision %+v", d)
+		}
+		return time.Since(start)
+	}
+	const samples = 31
+	var knownTimes, unknownTimes []time.Duration
+	for range samples {
+		knownTimes = append(knownTimes, measure(known))
+		unknownTimes = append(unknownTimes, measure(unknown))
+	}
+	mk, mu := median(knownTimes), median(unknownTimes)
+	if ratio := float64(mu) / float64(mk); ratio > 1.5 || ratio < 1/1.5 {
+		t.Errorf("median wrong password %v, unknown user %v: ratio %.2f, want about 1", mk, mu, ratio)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
+}
