@@ -1,6 +1,10 @@
 package auth
 
-import "strings"
+import (
+	"fmt"
+	"net/textproto"
+	"strings"
+)
 
 // Quote returns s as an RFC 9110 quoted-string for a WWW-Authenticate parameter (realm,
 // header): backslash and double quote are escaped, and control characters, which a
@@ -42,4 +46,24 @@ func ValidHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// reservedHeaders frame the message or the connection; an identity header set to one of
+// them would change how the upstream reads the request, not who it thinks sent it.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
+}
+
+// CheckIdentityHeader reports why name cannot be a header a mechanism sets upstream
+// (name_header, user_header, claims_to_headers...), or nil: it must be a valid header name
+// and not one that frames the message or the connection.
+func CheckIdentityHeader(name string) error {
+	if !ValidHeaderName(name) {
+		return fmt.Errorf("%q is not a valid header name", name)
+	}
+	if reservedHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
+		return fmt.Errorf("%q frames the request or the connection and cannot carry an identity", name)
+	}
+	return nil
 }

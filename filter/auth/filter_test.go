@@ -440,3 +440,26 @@ func TestSameHeaderIgnoringUnderscores(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckIdentityHeader(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // substring of the error; "" for none
+	}{
+		{"X-User-Id", ""},
+		{"Authorization", ""}, // forward auth may hand the upstream a new one
+		{"X User", "not a valid header name"},
+		{"", "not a valid header name"},
+		{"host", "frames"},
+		{"Content-Length", "frames"},
+		{"transfer-encoding", "frames"},
+		{"Connection", "frames"},
+		{"Upgrade", "frames"},
+	}
+	for _, tt := range tests {
+		err := CheckIdentityHeader(tt.in)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckIdentityHeader(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}

@@ -67,8 +67,10 @@ func New(cfg *config.APIKeyAuth) (*Mechanism, error) {
 		return nil, fmt.Errorf("api_key: header %q is not a valid header name", cfg.Header)
 	}
 	var errs []error
-	if cfg.NameHeader != "" && !auth.ValidHeaderName(cfg.NameHeader) {
-		errs = append(errs, fmt.Errorf("api_key: name_header %q is not a valid header name", cfg.NameHeader))
+	if cfg.NameHeader != "" {
+		if err := auth.CheckIdentityHeader(cfg.NameHeader); err != nil {
+			errs = append(errs, fmt.Errorf("api_key: name_header %w", err))
+		}
 	}
 	if m.nameHeader == m.header {
 		errs = append(errs, fmt.Errorf("api_key: name_header %q is the key header", cfg.NameHeader))

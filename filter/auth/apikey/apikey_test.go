@@ -39,7 +39,8 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"empty header", func(c *config.APIKeyAuth) { c.Header = "" }, []string{`header ""`}},
 		{"bad header", func(c *config.APIKeyAuth) { c.Header = "X Api" }, []string{`header "X Api"`}},
-		{"bad name header", func(c *config.APIKeyAuth) { c.NameHeader = "X:Name" }, []string{`name_header "X:Name"`}},
+		{"bad name header", func(c *config.APIKeyAuth) { c.NameHeader = "X:Name" }, []string{`name_header "X:Name" is not a valid header name`}},
+		{"host as name header", func(c *config.APIKeyAuth) { c.NameHeader = "host" }, []string{`name_header "host" frames the request`}},
 		{"name header is the key header", func(c *config.APIKeyAuth) { c.NameHeader = "x-api-key" }, []string{"is the key header"}},
 		{"duplicate name", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("billing", "other")) }, []string{`"billing" is listed twice`}},
 		{"duplicate hash", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("copy", billingKey)) }, []string{`"billing" and "copy"`}},

@@ -99,8 +99,15 @@ func New(cfg *config.BasicAuth) (*Mechanism, error) {
 		return nil, errors.New("basic: no configuration")
 	}
 	var errs []error
-	if cfg.UserHeader != "" && !auth.ValidHeaderName(cfg.UserHeader) {
-		errs = append(errs, fmt.Errorf("basic: user_header %q is not a valid header name", cfg.UserHeader))
+	if cfg.UserHeader != "" {
+		if err := auth.CheckIdentityHeader(cfg.UserHeader); err != nil {
+			errs = append(errs, fmt.Errorf("basic: user_header %w", err))
+		}
+		// The filter removes identity headers from each request before any mechanism
+		// runs: this one would remove the credentials themselves.
+		if textproto.CanonicalMIMEHeaderKey(cfg.UserHeader) == "Authorization" {
+			errs = append(errs, errors.New("basic: user_header cannot be Authorization, which carries the credentials"))
+		}
 	}
 	if cfg.CacheTTL <= 0 {
 		errs = append(errs, fmt.Errorf("basic: cache_ttl %v must be positive", cfg.CacheTTL))

@@ -100,7 +100,9 @@ func TestNewErrors(t *testing.T) {
 		{"colon in name", func(c *config.BasicAuth) { c.Users["a:b"] = good }, []string{`"a:b" cannot be sent`}},
 		{"control in name", func(c *config.BasicAuth) { c.Users["a\x00b"] = good }, []string{"cannot be sent"}},
 		{"allow unknown", func(c *config.BasicAuth) { c.Allow = []string{"alice", "ghost"} }, []string{`"ghost"`}},
-		{"bad user header", func(c *config.BasicAuth) { c.UserHeader = "X User" }, []string{`user_header "X User"`}},
+		{"bad user header", func(c *config.BasicAuth) { c.UserHeader = "X User" }, []string{`user_header "X User" is not a valid header name`}},
+		{"framing user header", func(c *config.BasicAuth) { c.UserHeader = "content-length" }, []string{`user_header "content-length" frames the request`}},
+		{"authorization as user header", func(c *config.BasicAuth) { c.UserHeader = "authorization" }, []string{"cannot be Authorization"}},
 		{"no cache ttl", func(c *config.BasicAuth) { c.CacheTTL = 0 }, []string{"cache_ttl"}},
 	}
 	for _, tt := range tests {
