@@ -18,6 +18,9 @@ import (
 // reason is one of the fixed words listed in Decision.Reason, plus "busy" (basic auth found
 // no bcrypt slot in time); any other word a mechanism returns is counted as "other", so a
 // mechanism can never grow the label set.
+//
+// New makes each mechanism's admitted/ok series at once (it reads 0 rather than being
+// absent); the other series appear the first time their decision happens.
 type Metrics struct {
 	decisions *prometheus.CounterVec
 }
