@@ -123,6 +123,18 @@ func TestThroughListener(t *testing.T) {
 			wantUpstream: http.Header{"X-Remote-User": {"alice"}},
 		},
 		{
+			name:       "two Authorization headers: 401",
+			header:     http.Header{"Authorization": {alice, alice}},
+			wantStatus: 401,
+			wantAuth:   []string{`APIKey header="X-Api-Key"`, `Basic realm="users", charset="UTF-8"`},
+		},
+		{
+			name:       "two keys, one valid: 401",
+			header:     http.Header{"X-Api-Key": {billingKey, "other"}},
+			wantStatus: 401,
+			wantAuth:   []string{`APIKey header="X-Api-Key"`, `Basic realm="users", charset="UTF-8"`},
+		},
+		{
 			name:       "wrong key and wrong password: 401",
 			header:     http.Header{"X-Api-Key": {billingKey + "x"}, "Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("alice:nope"))}},
 			wantStatus: 401,

@@ -43,6 +43,9 @@ type Mechanism struct {
 	challenge  string
 }
 
+// emptyKeyHash is the SHA-256 of no bytes.
+var emptyKeyHash = sha256.Sum256(nil)
+
 // key is one entry of the keys file as this route sees it.
 type key struct {
 	name    string
@@ -90,6 +93,11 @@ func New(cfg *config.APIKeyAuth) (*Mechanism, error) {
 			continue
 		}
 		names[k.Name] = true
+		if k.SHA256 == emptyKeyHash {
+			// An empty header counts as no key at all, so this entry could never match.
+			errs = append(errs, fmt.Errorf("api_key: key %q is the sha256 of an empty key", k.Name))
+			continue
+		}
 		if other, dup := m.keys[k.SHA256]; dup {
 			errs = append(errs, fmt.Errorf("api_key: keys %q and %q have the same sha256", other.name, k.Name))
 			continue

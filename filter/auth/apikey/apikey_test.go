@@ -44,6 +44,7 @@ func TestNewErrors(t *testing.T) {
 		{"name header is the key header", func(c *config.APIKeyAuth) { c.NameHeader = "x-api-key" }, []string{"is the key header"}},
 		{"duplicate name", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("billing", "other")) }, []string{`"billing" is listed twice`}},
 		{"duplicate hash", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("copy", billingKey)) }, []string{`"billing" and "copy"`}},
+		{"empty key", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("blank", "")) }, []string{`"blank" is the sha256 of an empty key`}},
 		{"nameless key", func(c *config.APIKeyAuth) { c.Keys = append(c.Keys, entry("", "k")) }, []string{"has no name"}},
 		{"allow unknown", func(c *config.APIKeyAuth) { c.Allow = []string{"billing", "ghost"} }, []string{`"ghost"`}},
 		{"all at once", func(c *config.APIKeyAuth) { c.NameHeader = "X-Api-Key"; c.Allow = []string{"ghost"} }, []string{"is the key header", `"ghost"`}},
