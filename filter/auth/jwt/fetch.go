@@ -1,0 +1,118 @@
+package jwt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+)
+
+const (
+	// maxJWKSBytes bounds a JWKS response: real sets are a few KiB.
+	maxJWKSBytes = 1 << 20
+	// maxKeys bounds the keys of one set: a token without a kid is tried against every key
+	// of its algorithm, so the count is a cost multiplier.
+	maxKeys = 64
+)
+
+// fetchKeys GETs a JWKS and turns its usable signature keys into a snapshot. Keys it cannot
+// use (encryption keys, symmetric or unsupported types, malformed entries) are skipped; a
+// set with no usable key is an error, so a broken answer never replaces good keys.
+func fetchKeys(ctx context.Context, client *http.Client, jwksURL string, timeout time.Duration) (*keySnapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks fetch: status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwks fetch: reading body: %w", err)
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, fmt.Errorf("jwks fetch: body larger than %d bytes", maxJWKSBytes)
+	}
+	return parseKeys(body)
+}
+
+// parseKeys builds a snapshot from a JWKS document.
+func parseKeys(body []byte) (*keySnapshot, error) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("jwks: not a JSON key set: %w", err)
+	}
+	store := jwkset.NewMemoryStorage()
+	n, skipped := 0, 0
+	var firstSkip error
+	for _, m := range set.Keys {
+		jwk, err := signatureKey(m)
+		if err != nil {
+			skipped++
+			firstSkip = cmpOr(firstSkip, err)
+			continue
+		}
+		if n == maxKeys {
+			return nil, fmt.Errorf("jwks: more than %d usable keys", maxKeys)
+		}
+		_ = store.KeyWrite(context.Background(), jwk) // memory storage: never fails
+		n++
+	}
+	if n == 0 {
+		if firstSkip != nil {
+			return nil, fmt.Errorf("jwks: no usable signature key (%d skipped; first: %w)", skipped, firstSkip)
+		}
+		return nil, errors.New("jwks: no keys")
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Storage: store})
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	return &keySnapshot{keyfunc: kf.KeyfuncCtx(context.Background()), keys: n}, nil
+}
+
+// signatureKey turns one JWKS entry into a public signature key, or says why it cannot be
+// used.
+func signatureKey(m jwkset.JWKMarshal) (jwkset.JWK, error) {
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return jwkset.JWK{}, fmt.Errorf("key %q: use %q is not sig", m.KID, m.USE)
+	}
+	switch m.KTY {
+	case jwkset.KtyRSA, jwkset.KtyEC:
+	case jwkset.KtyOKP:
+		if m.CRV != jwkset.CrvEd25519 {
+			return jwkset.JWK{}, fmt.Errorf("key %q: OKP curve %q is not Ed25519", m.KID, m.CRV)
+		}
+	default:
+		// Symmetric (oct) keys never verify here: HMAC algorithms are not allowed, and a
+		// published secret would be no secret.
+		return jwkset.JWK{}, fmt.Errorf("key %q: key type %q is not RSA, EC or OKP", m.KID, m.KTY)
+	}
+	// Private material, if a careless JWKS carries it, is ignored: Private is false.
+	jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		return jwkset.JWK{}, fmt.Errorf("key %q: %w", m.KID, err)
+	}
+	return jwk, nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
