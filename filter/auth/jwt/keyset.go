@@ -41,8 +41,9 @@ type KeySets struct {
 	log       *slog.Logger
 	metrics   *keySetMetrics
 	transport *http.Transport
-	// unknownKeyRefreshEvery is a field so tests can shorten it.
+	// unknownKeyRefreshEvery and firstRetry are fields so tests can shorten them.
 	unknownKeyRefreshEvery time.Duration
+	firstRetry             time.Duration
 
 	mu   sync.Mutex
 	sets map[keySetID]*KeySet
@@ -77,6 +78,7 @@ func NewKeySets(ctx context.Context, log *slog.Logger, reg prometheus.Registerer
 			ForceAttemptHTTP2:     true,
 		},
 		unknownKeyRefreshEvery: unknownKeyRefreshEvery,
+		firstRetry:             firstRetry,
 		sets:                   make(map[keySetID]*KeySet),
 	}
 }
@@ -172,6 +174,7 @@ type KeySet struct {
 	url             string
 	refreshInterval time.Duration
 	timeout         time.Duration
+	firstRetry      time.Duration
 	client          *http.Client
 	log             *slog.Logger
 	metrics         *keySetMetrics
@@ -203,6 +206,7 @@ func newKeySet(k *KeySets, id keySetID) *KeySet {
 		url:               id.url,
 		refreshInterval:   id.refreshInterval,
 		timeout:           id.timeout,
+		firstRetry:        k.firstRetry,
 		client:            &http.Client{Transport: k.transport, Timeout: id.timeout},
 		log:               k.log.With("jwks_url", redactURL(id.url)),
 		metrics:           k.metrics,
@@ -264,7 +268,7 @@ func (s *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 func (s *KeySet) run() {
 	defer close(s.done)
 	defer s.releasePending()
-	backoff := firstRetry
+	backoff := s.firstRetry
 	ok := s.refresh()
 	close(s.firstAttempt)
 	timer := time.NewTimer(s.nextWait(ok, &backoff))
@@ -288,7 +292,7 @@ func (s *KeySet) run() {
 // one, else a retry delay that doubles (in *backoff) up to that interval.
 func (s *KeySet) nextWait(ok bool, backoff *time.Duration) time.Duration {
 	if ok {
-		*backoff = firstRetry
+		*backoff = s.firstRetry
 		return s.refreshInterval
 	}
 	wait := min(*backoff, s.refreshInterval)
