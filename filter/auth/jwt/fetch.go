@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ const (
 	// maxKeys bounds the keys of one set: a token without a kid is tried against every key
 	// of its algorithm, so the count is a cost multiplier.
 	maxKeys = 64
+	// minRSABits refuses weak RSA keys a JWKS might publish (NIST's floor since 2015).
+	minRSABits = 2048
 )
 
 // fetchKeys GETs a JWKS and turns its usable signature keys into a snapshot. Keys it cannot
@@ -106,6 +109,9 @@ func signatureKey(m jwkset.JWKMarshal) (jwkset.JWK, error) {
 	jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 	if err != nil {
 		return jwkset.JWK{}, fmt.Errorf("key %q: %w", m.KID, err)
+	}
+	if key, ok := jwk.Key().(*rsa.PublicKey); ok && key.N.BitLen() < minRSABits {
+		return jwkset.JWK{}, fmt.Errorf("key %q: RSA key of %d bits, want at least %d", m.KID, key.N.BitLen(), minRSABits)
 	}
 	return jwk, nil
 }

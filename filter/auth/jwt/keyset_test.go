@@ -1,0 +1,366 @@
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchyard/switchyard/filter"
+	"github.com/switchyard/switchyard/filter/auth"
+)
+
+// eventually polls cond until it holds or a bound passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKeySetsShareAcrossReloads: the same (url, interval, timeout) gets the same set, so a
+// reload keeping the URL neither refetches nor loses keys; Prune stops the others.
+func TestKeySetsShareAcrossReloads(t *testing.T) {
+	rs := rsaSigner(t)
+	jsA := newJWKSServer(t, jwksJSON(t, rs))
+	jsB := newJWKSServer(t, jwksJSON(t, rs))
+	sets := newKeySets(t)
+	a := sets.Get(testConfig(jsA.URL))
+	b := sets.Get(testConfig(jsB.URL))
+	waitLoaded(t, a)
+	waitLoaded(t, b)
+	if a == b {
+		t.Fatal("two URLs share a set")
+	}
+	// The reload: new config structs, same URL.
+	if again := sets.Get(testConfig(jsA.URL)); again != a {
+		t.Fatal("same URL, new set")
+	}
+	otherTimeout := testConfig(jsA.URL)
+	otherTimeout.Timeout = time.Second
+	if c := sets.Get(otherTimeout); c == a {
+		t.Fatal("another timeout shares the set")
+	} else {
+		waitLoaded(t, c)
+	}
+	sets.Prune([]*KeySet{a})
+	select {
+	case <-b.done:
+	default:
+		t.Fatal("Prune left an unused set running")
+	}
+	select {
+	case <-a.done:
+		t.Fatal("Prune stopped a set in use")
+	default:
+	}
+	if got := jsA.requests.Load(); got != 2 { // a and the other-timeout set, once each
+		t.Fatalf("JWKS A fetched %d times, want 2", got)
+	}
+	m := mustNew(t, testConfig(jsA.URL), a)
+	if d := m.Authenticate(nil, bearer(rs.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("kept set: %+v", d)
+	}
+	// A pruned set asked for again starts afresh.
+	b2 := sets.Get(testConfig(jsB.URL))
+	if b2 == b {
+		t.Fatal("Get returned a pruned set")
+	}
+	waitLoaded(t, b2)
+	if !b2.Loaded() || jsB.requests.Load() != 2 {
+		t.Fatalf("restarted set: loaded %v after %d fetches", b2.Loaded(), jsB.requests.Load())
+	}
+}
+
+// TestRotation: the issuer drops its old key for a new one. A token of the new key is
+// admitted after the unknown-kid refresh; the old key's tokens are refused after it.
+func TestRotation(t *testing.T) {
+	oldKey, newKey := rsaSigner(t), rsaSigner2(t)
+	js := newJWKSServer(t, jwksJSON(t, oldKey))
+	sets := newKeySets(t)
+	cfg := testConfig(js.URL)
+	set := sets.Get(cfg)
+	m := mustNew(t, cfg, set)
+	oldToken, newToken := oldKey.sign(t, validClaims()), newKey.sign(t, validClaims())
+	if d := m.Authenticate(nil, bearer(oldToken), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("old key before rotation: %+v", d)
+	}
+	js.serve(http.StatusOK, jwksJSON(t, newKey))
+	if d := m.Authenticate(nil, bearer(newToken), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("new key after rotation: %+v", d)
+	}
+	if got := js.requests.Load(); got != 2 {
+		t.Fatalf("%d fetches, want 2 (start, unknown kid)", got)
+	}
+	if d := m.Authenticate(nil, bearer(oldToken), &filter.Request{}); d.Result != auth.Invalid || d.Reason != "unknown_key" {
+		t.Fatalf("old key after rotation: %+v", d)
+	}
+	// The old kid's refusal asked for no fetch: the rate limit had just been spent.
+	if got := js.requests.Load(); got != 2 {
+		t.Fatalf("%d fetches, want 2", got)
+	}
+}
+
+// TestUnknownKidStorm: many concurrent tokens with random kids cost the JWKS server no more
+// fetches than the rate limit allows (one at start, one per period), and good tokens keep
+// passing meanwhile.
+func TestUnknownKidStorm(t *testing.T) {
+	rs := rsaSigner(t)
+	js := newJWKSServer(t, jwksJSON(t, rs))
+	sets := newKeySets(t)
+	cfg := testConfig(js.URL)
+	set := sets.Get(cfg)
+	m := mustNew(t, cfg, set)
+	waitLoaded(t, set)
+	good := rs.sign(t, validClaims())
+	const workers, perWorker = 16, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]int{}
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				s := rs
+				s.kid = fmt.Sprintf("random-%d-%d", w, i)
+				d := m.Authenticate(nil, bearer(s.sign(t, validClaims())), &filter.Request{})
+				mu.Lock()
+				results[d.Reason]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if results["unknown_key"] != workers*perWorker {
+		t.Fatalf("reasons %v, want every token unknown_key", results)
+	}
+	// The storm lasted far less than unknownKeyRefreshEvery (10 s), so at most one
+	// refresh: 2 fetches. Even a slow run bounds it by its length.
+	if got := js.requests.Load(); got > 2 {
+		t.Fatalf("storm of %d random kids made %d fetches, want at most 2", workers*perWorker, got)
+	}
+	if d := m.Authenticate(nil, bearer(good), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("good token after the storm: %+v", d)
+	}
+}
+
+// TestLastGoodKeysKept: a JWKS that goes wrong in any way leaves the last good keys in use.
+func TestLastGoodKeysKept(t *testing.T) {
+	rs := rsaSigner(t)
+	good := jwksJSON(t, rs)
+	for _, tc := range []struct {
+		name  string
+		break_ func(js *jwksServer) (restore func())
+	}{
+		{"server error", func(js *jwksServer) func() {
+			js.serve(http.StatusInternalServerError, good)
+			return func() {}
+		}},
+		{"not found", func(js *jwksServer) func() { js.serve(http.StatusNotFound, nil); return func() {} }},
+		{"garbage", func(js *jwksServer) func() { js.serve(http.StatusOK, []byte("<html>oops")); return func() {} }},
+		{"empty object", func(js *jwksServer) func() { js.serve(http.StatusOK, []byte("{}")); return func() {} }},
+		{"no keys", func(js *jwksServer) func() { js.serve(http.StatusOK, []byte(`{"keys":[]}`)); return func() {} }},
+		{"only unusable keys", func(js *jwksServer) func() {
+			js.serve(http.StatusOK, []byte(`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"},{"kty":"RSA","kid":"x","n":"AQ","e":"zz"}]}`))
+			return func() {}
+		}},
+		{"oversized", func(js *jwksServer) func() {
+			js.serve(http.StatusOK, []byte(`{"keys":[],"pad":"`+strings.Repeat("x", maxJWKSBytes)+`"}`))
+			return func() {}
+		}},
+		{"slow", func(js *jwksServer) func() { return js.hold() }},
+		{"down", func(js *jwksServer) func() { js.Close(); return func() {} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := newJWKSServer(t, good)
+			reg := prometheus.NewRegistry()
+			sets := NewKeySets(context.Background(), nil, reg)
+			defer sets.Close()
+			cfg := testConfig(js.URL)
+			cfg.Timeout = 200 * time.Millisecond // bounds the slow case
+			set := sets.Get(cfg)
+			m := mustNew(t, cfg, set)
+			waitLoaded(t, set)
+			restore := tc.break_(js)
+			defer restore()
+			if set.refresh() {
+				t.Fatal("refresh succeeded against a broken JWKS")
+			}
+			if d := m.Authenticate(nil, bearer(rs.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Admitted {
+				t.Fatalf("last good key: %+v", d)
+			}
+			ok := testutil.ToFloat64(sets.metrics.refreshes.WithLabelValues("ok"))
+			failed := testutil.ToFloat64(sets.metrics.refreshes.WithLabelValues("failed"))
+			if ok != 1 || failed != 1 {
+				t.Fatalf("refreshes ok=%v failed=%v, want 1 and 1", ok, failed)
+			}
+			if keys := testutil.ToFloat64(sets.metrics.loaded.WithLabelValues(redactURL(js.URL))); keys != 1 {
+				t.Fatalf("keys gauge %v, want 1", keys)
+			}
+		})
+	}
+}
+
+// TestBackgroundRefresh: keys change without any token asking, every refresh interval.
+func TestBackgroundRefresh(t *testing.T) {
+	rs, rs2 := rsaSigner(t), rsaSigner2(t)
+	js := newJWKSServer(t, jwksJSON(t, rs))
+	sets := newKeySets(t)
+	cfg := testConfig(js.URL)
+	cfg.RefreshInterval = 20 * time.Millisecond
+	set := sets.Get(cfg)
+	waitLoaded(t, set)
+	js.serve(http.StatusOK, jwksJSON(t, rs, rs2))
+	eventually(t, "the background refresh to load two keys", func() bool { return set.current.Load().keys == 2 })
+}
+
+// TestRetryAfterFailedStart: a JWKS down at start is retried well before the refresh
+// interval, and tokens pass once it answers.
+func TestRetryAfterFailedStart(t *testing.T) {
+	rs := rsaSigner(t)
+	js := newJWKSServer(t, nil)
+	js.serve(http.StatusServiceUnavailable, nil)
+	sets := newKeySets(t)
+	sets.firstRetry = 10 * time.Millisecond
+	cfg := testConfig(js.URL) // refresh interval 10 minutes
+	set := sets.Get(cfg)
+	waitLoaded(t, set)
+	if set.Loaded() {
+		t.Fatal("loaded from a failing JWKS")
+	}
+	js.serve(http.StatusOK, jwksJSON(t, rs))
+	eventually(t, "a retry to load the keys", set.Loaded)
+	m := mustNew(t, cfg, set)
+	if d := m.Authenticate(nil, bearer(rs.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("after the retry: %+v", d)
+	}
+}
+
+func TestNextWait(t *testing.T) {
+	s := &KeySet{refreshInterval: 10 * time.Second, firstRetry: time.Second}
+	backoff := s.firstRetry
+	var got []time.Duration
+	for _, ok := range []bool{false, false, false, false, false, false, true, false} {
+		got = append(got, s.nextWait(ok, &backoff))
+	}
+	want := []time.Duration{1, 2, 4, 8, 10, 10, 10, 1}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("waits %v, want %v seconds", got, want)
+		}
+	}
+}
+
+// TestCloseStopsAFetchInFlight: Close returns while the JWKS server holds a fetch, and
+// requests waiting on an unknown-kid refresh are released.
+func TestCloseStopsAFetchInFlight(t *testing.T) {
+	rs := rsaSigner(t)
+	js := newJWKSServer(t, jwksJSON(t, rs))
+	sets := NewKeySets(context.Background(), nil, nil)
+	cfg := testConfig(js.URL)
+	set := sets.Get(cfg)
+	m := mustNew(t, cfg, set)
+	waitLoaded(t, set)
+	release := js.hold()
+	defer release()
+	done := make(chan auth.Decision)
+	go func() {
+		s := rs
+		s.kid = "unknown"
+		done <- m.Authenticate(nil, bearer(s.sign(t, validClaims())), &filter.Request{})
+	}()
+	eventually(t, "the unknown-kid fetch to start", func() bool { return js.requests.Load() == 2 })
+	sets.Close()
+	if d := <-done; d.Result != auth.Invalid || d.Reason != "unknown_key" {
+		t.Fatalf("waiting request: %+v", d)
+	}
+	// After Close, Get hands out a set that never loads and starts nothing.
+	late := sets.Get(testConfig(js.URL + "/late"))
+	if late.Loaded() {
+		t.Fatal("a set after Close loaded")
+	}
+	if d := mustNew(t, cfg, late).Authenticate(nil, bearer(rs.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Unavailable {
+		t.Fatalf("set after Close: %+v", d)
+	}
+}
+
+// TestPruneForgetsMetrics: the keys gauge follows the sets in use.
+func TestPruneForgetsMetrics(t *testing.T) {
+	js := newJWKSServer(t, jwksJSON(t, rsaSigner(t), ecSigner(t)))
+	reg := prometheus.NewRegistry()
+	sets := NewKeySets(context.Background(), nil, reg)
+	defer sets.Close()
+	set := sets.Get(testConfig(js.URL))
+	waitLoaded(t, set)
+	if n := testutil.CollectAndCount(sets.metrics.loaded); n != 1 {
+		t.Fatalf("%d gauges, want 1", n)
+	}
+	if v := testutil.ToFloat64(sets.metrics.loaded.WithLabelValues(redactURL(js.URL))); v != 2 {
+		t.Fatalf("keys %v, want 2", v)
+	}
+	sets.Prune(nil)
+	if n := testutil.CollectAndCount(sets.metrics.loaded); n != 0 {
+		t.Fatalf("%d gauges after Prune, want 0", n)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://issuer.test/.well-known/jwks.json":          "https://issuer.test/.well-known/jwks.json",
+		"https://user:secret@issuer.test/jwks?token=s3cr3t#x": "https://issuer.test/jwks",
+		"http://127.0.0.1:8080/keys?":                         "http://127.0.0.1:8080/keys",
+		"://bad":                                              "invalid-url",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	rs, ec, ed := rsaSigner(t), ecSigner(t), edSigner(t)
+	many := `{"keys":[` + strings.Repeat(strings.TrimSuffix(strings.TrimPrefix(string(jwksJSON(t, ec)), `{"keys":[`), `]}`)+",", maxKeys) +
+		strings.TrimSuffix(strings.TrimPrefix(string(jwksJSON(t, ec)), `{"keys":[`), `]}`) + `]}`
+	for _, tc := range []struct {
+		name string
+		body string
+		keys int // 0: an error
+	}{
+		{"three key types", string(jwksJSON(t, rs, ec, ed)), 3},
+		{"unusable keys skipped", `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"},{"kty":"OKP","crv":"X25519","kid":"x","x":"` +
+			strings.Repeat("A", 43) + `"},` + strings.TrimPrefix(string(jwksJSON(t, ec)), `{"keys":[`), 1},
+		{"encryption key skipped", strings.Replace(string(jwksJSON(t, rs, ec)), `"use":"sig"`, `"use":"enc"`, 1), 1},
+		{"private parts ignored", strings.Replace(string(jwksJSON(t, ed)), `"kty"`, `"d":"`+strings.Repeat("A", 43)+`","kty"`, 1), 1},
+		{"not JSON", "nope", 0},
+		{"JSON array", "[]", 0},
+		{"empty", "{}", 0},
+		{"keys not an array", `{"keys":{}}`, 0},
+		{"only symmetric", `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`, 0},
+		{"bad RSA", `{"keys":[{"kty":"RSA","kid":"r","n":"!!","e":"AQAB"}]}`, 0},
+		{"too many keys", many, 0},
+		{"weak RSA", `{"keys":[{"kty":"RSA","kid":"weak","n":"` + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xc3}, 128)) + `","e":"AQAB"}]}`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := parseKeys([]byte(tc.body))
+			switch {
+			case tc.keys == 0 && err == nil:
+				t.Fatalf("parsed %d keys, want an error", snap.keys)
+			case tc.keys != 0 && err != nil:
+				t.Fatal(err)
+			case tc.keys != 0 && snap.keys != tc.keys:
+				t.Fatalf("%d keys, want %d", snap.keys, tc.keys)
+			}
+		})
+	}
+}
