@@ -1,7 +1,3 @@
-// Package jwt is the JWT auth mechanism: a bearer token (or a token from another header, a
-// query parameter or a cookie) signed by a key of a JWKS, with valid exp/nbf/iat (with
-// leeway), iss and aud, and the required claims. Keys come from KeySets, shared across
-// config reloads and refreshed in the background and on an unknown kid (rate-limited).
 package jwt
 
 import (
@@ -232,10 +228,11 @@ func (m *Mechanism) reason(err error, claims jwtv5.MapClaims) string {
 	case errors.Is(err, jwtv5.ErrTokenExpired):
 		return reasonExpired
 	case errors.Is(err, jwtv5.ErrTokenRequiredClaimMissing):
-		if _, ok := claims["iss"]; m.issuer != "" && !ok {
+		// Which required claim: exp (invalid), or an empty iss or aud.
+		if iss, _ := claims.GetIssuer(); m.issuer != "" && iss == "" {
 			return reasonWrongIssuer
 		}
-		if _, ok := claims["aud"]; len(m.audiences) > 0 && !ok {
+		if aud, _ := claims.GetAudience(); len(m.audiences) > 0 && (len(aud) == 0 || len(aud) == 1 && aud[0] == "") {
 			return reasonWrongAudience
 		}
 	}

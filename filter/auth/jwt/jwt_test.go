@@ -166,6 +166,8 @@ func TestAuthenticateAttacks(t *testing.T) {
 		{"no issuer", rs.sign(t, with(valid, "iss", nil)), auth.Invalid, "wrong_issuer"},
 		{"wrong audience", rs.sign(t, with(valid, "aud", "billing-api")), auth.Invalid, "wrong_audience"},
 		{"no audience", rs.sign(t, with(valid, "aud", nil)), auth.Invalid, "wrong_audience"},
+		{"empty audience array", rs.sign(t, with(valid, "aud", []string{})), auth.Invalid, "wrong_audience"},
+		{"empty issuer", rs.sign(t, with(valid, "iss", "")), auth.Invalid, "wrong_issuer"},
 		{"audience array without ours", rs.sign(t, with(valid, "aud", []string{"a", "b"})), auth.Invalid, "wrong_audience"},
 		{"sub not a string", rs.sign(t, with(valid, "sub", 42)), auth.Invalid, "invalid"},
 		{"sub with a newline", rs.sign(t, with(valid, "sub", "alice\nadmin")), auth.Invalid, "invalid"},

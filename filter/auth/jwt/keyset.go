@@ -15,11 +15,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 )
 
-// Why not keyfunc's own refresh: jwkset v0.11.4's HTTP storage fetches synchronously in its
-// constructor (it would block a table build), reads the body without a size bound, cannot be
-// waited for when stopped, replaces the keys with an empty set when the URL answers `{}`, and
-// on an unknown kid blocks the request in a rate.Limiter.Wait of up to a minute. So a KeySet
-// fetches itself and keyfunc only turns each fetched set into a jwt.Keyfunc.
+// Why a KeySet fetches itself instead of using keyfunc's HTTP storage: see doc.go.
 
 const (
 	// unknownKeyRefreshEvery bounds refreshes caused by tokens with an unknown kid, per set:
