@@ -160,7 +160,7 @@ func TestLastGoodKeysKept(t *testing.T) {
 	rs := rsaSigner(t)
 	good := jwksJSON(t, rs)
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(js *jwksServer) (restore func())
 	}{
 		{"server error", func(js *jwksServer) func() {
@@ -317,7 +317,7 @@ func TestPruneForgetsMetrics(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://issuer.test/.well-known/jwks.json":          "https://issuer.test/.well-known/jwks.json",
+		"https://issuer.test/.well-known/jwks.json":           "https://issuer.test/.well-known/jwks.json",
 		"https://user:secret@issuer.test/jwks?token=s3cr3t#x": "https://issuer.test/jwks",
 		"http://127.0.0.1:8080/keys?":                         "http://127.0.0.1:8080/keys",
 		"://bad":                                              "invalid-url",
