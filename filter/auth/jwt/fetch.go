@@ -2,16 +2,21 @@ package jwt
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
+	jwtv5 "github.com/golang-jwt/jwt/v5"
 )
 
 const (
@@ -85,7 +90,59 @@ func parseKeys(body []byte) (*keySnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
-	return &keySnapshot{keyfunc: kf.KeyfuncCtx(context.Background()), keys: n}, nil
+	return &keySnapshot{keyfunc: matchingKey(kf.KeyfuncCtx(context.Background())), keys: n}, nil
+}
+
+// errKeyMismatch refuses a key whose type or curve does not fit the token's alg.
+var errKeyMismatch = errors.New("jwks key does not fit the token's alg")
+
+// matchingKey wraps a keyfunc so that only a key fitting the token's alg comes out: an
+// ES256 token is checked with a P-256 key only, RS*/PS* with RSA, EdDSA with Ed25519.
+// golang-jwt checks the key's Go type but not the curve, and a JWK without alg fits any.
+func matchingKey(next jwtv5.Keyfunc) jwtv5.Keyfunc {
+	return func(token *jwtv5.Token) (any, error) {
+		key, err := next(token)
+		if err != nil {
+			return nil, err
+		}
+		alg := token.Method.Alg()
+		if set, ok := key.(jwtv5.VerificationKeySet); ok {
+			var fit jwtv5.VerificationKeySet
+			for _, k := range set.Keys {
+				if keyFits(alg, k) {
+					fit.Keys = append(fit.Keys, k)
+				}
+			}
+			if len(fit.Keys) == 0 {
+				return nil, errKeyMismatch
+			}
+			return fit, nil
+		}
+		if !keyFits(alg, key) {
+			return nil, errKeyMismatch
+		}
+		return key, nil
+	}
+}
+
+// keyFits reports whether key can verify alg.
+func keyFits(alg string, key any) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return k.Curve == elliptic.P256()
+		case "ES384":
+			return k.Curve == elliptic.P384()
+		case "ES512":
+			return k.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
 }
 
 // signatureKey turns one JWKS entry into a public signature key, or says why it cannot be

@@ -3,6 +3,9 @@ package jwt
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	jwtv5 "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -362,5 +366,71 @@ func TestParseKeys(t *testing.T) {
 				t.Fatalf("%d keys, want %d", snap.keys, tc.keys)
 			}
 		})
+	}
+}
+
+// TestMatchingKey: a key comes out of the key function only for an alg it fits, curve
+// included, even when its JWK names no alg.
+func TestMatchingKey(t *testing.T) {
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, ec, ed := rsaSigner(t), ecSigner(t), edSigner(t)
+	rs.jwkAlg, ec.jwkAlg, ed.jwkAlg = "", "", ""
+	big := signer{kid: "ec-384", private: p384}
+	snap, err := parseKeys(jwksJSON(t, rs, ec, ed, big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg, kid string
+		fits     bool
+	}{
+		{"RS256", rs.kid, true},
+		{"PS384", rs.kid, true},
+		{"ES256", rs.kid, false},
+		{"EdDSA", rs.kid, false},
+		{"ES256", ec.kid, true},
+		{"ES384", ec.kid, false},
+		{"ES256", big.kid, false},
+		{"ES384", big.kid, true},
+		{"EdDSA", ed.kid, true},
+		{"RS256", ed.kid, false},
+	} {
+		token := &jwtv5.Token{Method: jwtv5.GetSigningMethod(tc.alg), Header: map[string]any{"alg": tc.alg, "kid": tc.kid}}
+		key, err := snap.keyfunc(token)
+		if tc.fits != (err == nil) {
+			t.Errorf("%s with %s: key %T, err %v; want fits=%v", tc.alg, tc.kid, key, err, tc.fits)
+		}
+	}
+	// Without a kid, only the keys fitting the alg are tried.
+	token := &jwtv5.Token{Method: jwtv5.SigningMethodES256, Header: map[string]any{"alg": "ES256"}}
+	key, err := snap.keyfunc(token)
+	if set, ok := key.(jwtv5.VerificationKeySet); err != nil || !ok || len(set.Keys) != 1 {
+		t.Fatalf("no kid: %v, %v", key, err)
+	}
+}
+
+// TestUnknownKidRefreshBounded: a token with an unknown kid waits for the refresh no longer
+// than the fetch timeout when the JWKS is slow, and the last good keys stay.
+func TestUnknownKidRefreshBounded(t *testing.T) {
+	rs := rsaSigner(t)
+	js := newJWKSServer(t, jwksJSON(t, rs))
+	sets := newKeySets(t)
+	cfg := testConfig(js.URL)
+	cfg.Timeout = 100 * time.Millisecond
+	set := sets.Get(cfg)
+	m := mustNew(t, cfg, set)
+	waitLoaded(t, set)
+	release := js.hold()
+	defer release()
+	unknown := rs
+	unknown.kid = "rotated-in"
+	if d := m.Authenticate(nil, bearer(unknown.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Invalid || d.Reason != "unknown_key" {
+		t.Fatalf("unknown kid against a slow JWKS: %+v", d)
+	}
+	if d := m.Authenticate(nil, bearer(rs.sign(t, validClaims())), &filter.Request{}); d.Result != auth.Admitted {
+		t.Fatalf("known kid after the slow refresh: %+v", d)
 	}
 }
