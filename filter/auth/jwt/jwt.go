@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -70,6 +71,9 @@ func New(cfg *config.JWTAuth, set *KeySet) (*Mechanism, error) {
 		if !allowedAlgorithm(alg) {
 			return nil, fmt.Errorf("jwt: algorithm %q is not allowed (RS*, PS*, ES*, EdDSA only)", alg)
 		}
+	}
+	if u, err := url.Parse(cfg.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("jwt: jwks_url %q: want an http or https URL", cfg.JWKSURL)
 	}
 	if cfg.Leeway < 0 {
 		return nil, fmt.Errorf("jwt: negative leeway %s", cfg.Leeway)
