@@ -42,6 +42,12 @@ const (
 	reasonOK            = "ok"
 )
 
+// reservedHeaders frame the request or belong to one hop: a claim must never set them.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
+}
+
 // Mechanism authenticates requests by JWT; it implements auth.Mechanism.
 type Mechanism struct {
 	set             *KeySet
@@ -113,6 +119,9 @@ func New(cfg *config.JWTAuth, set *KeySet) (*Mechanism, error) {
 			return nil, fmt.Errorf("jwt: claims_to_headers %s: %q is not a header name", claim, header)
 		}
 		header = http.CanonicalHeaderKey(header)
+		if reservedHeaders[header] || (source.kind == fromBearer || source.kind == fromHeader) && header == source.name {
+			return nil, fmt.Errorf("jwt: claims_to_headers %s: %s cannot be set from a claim", claim, header)
+		}
 		m.claimHeaders = append(m.claimHeaders, claimHeader{claim: claim, header: header})
 		if !slices.Contains(m.identityHeaders, header) {
 			m.identityHeaders = append(m.identityHeaders, header)

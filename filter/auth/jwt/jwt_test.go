@@ -47,6 +47,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"from unknown source", func(c *config.JWTAuth) { c.From = "body:token" }, set, "not header, query or cookie"},
 		{"from bad header", func(c *config.JWTAuth) { c.From = "header:X Token" }, set, "not a header name"},
 		{"from bad cookie", func(c *config.JWTAuth) { c.From = "cookie:a;b" }, set, "not a cookie name"},
+		{"claim to a framing header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "content-length"} }, set, "Content-Length cannot be set"},
+		{"claim to the token header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "Authorization"} }, set, "Authorization cannot be set"},
 		{"bad claim header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "X-User\r\nId"} }, set, "not a header name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -434,3 +434,46 @@ func TestUnknownKidRefreshBounded(t *testing.T) {
 		t.Fatalf("known kid after the slow refresh: %+v", d)
 	}
 }
+
+// TestReloadsWhileServing: tables rebuilt (Get), swapped (Prune) and served (Authenticate)
+// at once, as the gateway does; run with -race. Requests holding a pruned set keep its last
+// keys.
+func TestReloadsWhileServing(t *testing.T) {
+	rs := rsaSigner(t)
+	js := newJWKSServer(t, jwksJSON(t, rs))
+	sets := newKeySets(t)
+	token := rs.sign(t, validClaims())
+	first := sets.Get(testConfig(js.URL))
+	waitLoaded(t, first)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			m := mustNew(t, testConfig(js.URL), first)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if d := m.Authenticate(nil, bearer(token), &filter.Request{}); d.Result != auth.Admitted {
+					t.Errorf("while reloading: %+v", d)
+					return
+				}
+			}
+		})
+	}
+	for i := range 50 {
+		// Odd reloads move the route to another refresh interval (a new set), even ones
+		// back: each swap prunes the set the previous table used.
+		cfg := testConfig(js.URL)
+		cfg.RefreshInterval = time.Duration(10+i%2) * time.Minute
+		set := sets.Get(cfg)
+		sets.Prune([]*KeySet{set, first})
+	}
+	close(stop)
+	wg.Wait()
+	if got := js.requests.Load(); got > 51 {
+		t.Fatalf("%d fetches for 50 reloads", got)
+	}
+}
