@@ -11,8 +11,9 @@
 //
 //   - its alg is in `algorithms` (asymmetric only: none and HS* are refused by New, so
 //     an HMAC token "signed" with a public key never verifies);
-//   - its kid names a key of the JWKS whose own alg, if published, is the token's (a token
-//     without kid is tried against the keys of its alg);
+//   - its kid names a key of the JWKS whose own alg, if published, is the token's, and whose
+//     type and curve fit it (ES256 only with P-256...); a token without kid is tried
+//     against the keys that fit its alg;
 //   - the signature verifies; exp is present and not passed, nbf and iat are not in the
 //     future, each with `leeway`;
 //   - iss equals `issuer` and aud holds one of `audiences`, when configured;
@@ -23,7 +24,9 @@
 //
 // On admission the identity is the sub; each `claims_to_headers` claim present is set
 // upstream (strings as they are, numbers as sent, booleans, arrays of those joined by ",";
-// objects, nulls and values with control bytes are not set); with `strip` the token is
+// objects, nulls and values with control bytes are not set; New refuses a claim mapped to
+// Host, Content-Length, Transfer-Encoding, a hop-by-hop header or the token's own header);
+// with `strip` the token is
 // removed (the header, the query parameter, or only that cookie). A refused request is not
 // changed. Reasons for metrics and debug logs: missing, invalid, expired, unknown_key,
 // wrong_audience, wrong_issuer, forbidden, unavailable, ok. The 401 challenge is
