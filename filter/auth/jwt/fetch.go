@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -42,6 +43,12 @@ func fetchKeys(ctx context.Context, client *http.Client, jwksURL string, timeout
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
+		// The client's error names the URL, whose query may hold a credential: logs get
+		// the redacted form.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			urlErr.URL = redactURL(urlErr.URL)
+		}
 		return nil, fmt.Errorf("jwks fetch: %w", err)
 	}
 	defer resp.Body.Close()
