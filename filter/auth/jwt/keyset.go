@@ -317,9 +317,10 @@ func (s *KeySet) refresh() bool {
 		s.log.Warn("jwks refresh failed; keeping the last good keys", "error", err, "loaded", s.Loaded())
 		return false
 	}
-	s.current.Store(snap)
+	// Counted before stored, so whoever sees the keys loaded sees the fetch counted.
 	s.metrics.refreshed(true)
 	s.metrics.keys(s.url, snap.keys)
+	s.current.Store(snap)
 	s.log.Debug("jwks refreshed", "keys", snap.keys)
 	return true
 }
