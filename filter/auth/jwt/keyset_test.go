@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/filter/auth"
 )
@@ -369,5 +370,22 @@ func TestReloadsWhileServing(t *testing.T) {
 	wg.Wait()
 	if got := js.requests.Load(); got > 51 {
 		t.Fatalf("%d fetches for 50 reloads", got)
+	}
+}
+
+// TestGetDefaults: a config without refresh_interval or timeout gets the loader's defaults
+// (10m, 5s), sharing the set of a config that spells them out.
+func TestGetDefaults(t *testing.T) {
+	js := newJWKSServer(t, jwksJSON(t, rsaSigner(t)))
+	sets := newKeySets(t)
+	bare := sets.Get(&config.JWTAuth{JWKSURL: js.URL})
+	if bare != sets.Get(testConfig(js.URL)) {
+		t.Fatal("zero interval and timeout did not default to 10m and 5s")
+	}
+	if bare.refreshInterval != 10*time.Minute || bare.timeout != 5*time.Second || bare.URL() != js.URL {
+		t.Fatalf("set: interval %s, timeout %s, url %q", bare.refreshInterval, bare.timeout, bare.URL())
+	}
+	if m := mustNew(t, testConfig(js.URL), bare); m.KeySet() != bare {
+		t.Fatal("KeySet() is not the set the mechanism was built with")
 	}
 }
