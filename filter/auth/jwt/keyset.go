@@ -113,7 +113,9 @@ func (k *KeySets) Get(cfg *config.JWTAuth) *KeySet {
 }
 
 // Prune stops every key set not in inUse (the sets of the table now serving) and forgets
-// it; a later Get for it starts afresh.
+// it; a later Get for it starts afresh. A stopped set keeps its last keys for requests
+// still holding it, but never refreshes again, so Prune must not overlap a table build
+// whose sets it does not list: call both from the one goroutine that reloads.
 func (k *KeySets) Prune(inUse []*KeySet) {
 	keep := make(map[*KeySet]bool, len(inUse))
 	for _, s := range inUse {
