@@ -188,6 +188,7 @@ type jwksServer struct {
 	mu       sync.Mutex
 	status   int
 	body     []byte
+	encoding string        // Content-Encoding of body, if any
 	delay    chan struct{} // when non-nil, requests wait for it to close (or their end)
 }
 
@@ -197,7 +198,7 @@ func newJWKSServer(t testing.TB, body []byte) *jwksServer {
 	js.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		js.requests.Add(1)
 		js.mu.Lock()
-		status, body, delay := js.status, js.body, js.delay
+		status, body, delay, encoding := js.status, js.body, js.delay, js.encoding
 		js.mu.Unlock()
 		if delay != nil {
 			select {
@@ -207,6 +208,9 @@ func newJWKSServer(t testing.TB, body []byte) *jwksServer {
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if encoding != "" {
+			w.Header().Set("Content-Encoding", encoding)
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	}))

@@ -1,6 +1,8 @@
 package jwt
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -182,7 +184,22 @@ func TestLastGoodKeysKept(t *testing.T) {
 			return func() {}
 		}},
 		{"oversized", func(js *jwksServer) func() {
-			js.serve(http.StatusOK, []byte(`{"keys":[],"pad":"`+strings.Repeat("x", maxJWKSBytes)+`"}`))
+			// A good key set, padded past the bound: refused for its size alone.
+			js.serve(http.StatusOK, []byte(`{"pad":"`+strings.Repeat("x", maxJWKSBytes)+`",`+string(good[1:])))
+			return func() {}
+		}},
+		{"gzip bomb", func(js *jwksServer) func() {
+			// 8 MiB of JSON in a few KiB: the bound applies to what is decompressed.
+			var zipped bytes.Buffer
+			zw := gzip.NewWriter(&zipped)
+			_, _ = zw.Write([]byte(`{"pad":"`))
+			_, _ = zw.Write(bytes.Repeat([]byte("x"), 8*maxJWKSBytes))
+			_, _ = zw.Write([]byte(`",`))
+			_, _ = zw.Write(good[1:])
+			_ = zw.Close()
+			js.mu.Lock()
+			js.status, js.body, js.encoding = http.StatusOK, zipped.Bytes(), "gzip"
+			js.mu.Unlock()
 			return func() {}
 		}},
 		{"slow", func(js *jwksServer) func() { return js.hold() }},
