@@ -29,8 +29,8 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 }
 
-// BenchmarkRefused is the cost of refusing cheap garbage and a bad signature, the shapes of
-// a flood of forged tokens.
+// BenchmarkRefused is the cost of refusing garbage, a bad signature and an unknown kid, the
+// shapes of a flood of forged tokens.
 func BenchmarkRefused(b *testing.B) {
 	rs := rsaSigner(b)
 	set := staticKeySet(b, jwksJSON(b, rs))
@@ -39,6 +39,8 @@ func BenchmarkRefused(b *testing.B) {
 	for _, tc := range []struct{ name, token string }{
 		{"garbage", "not.a.token"},
 		{"bad_signature", good[:len(good)-4] + "AAAA"},
+		// Once the refresh limit is spent, an unknown kid costs a parse and a lookup.
+		{"unknown_kid", func() string { s := rs; s.kid = "unknown"; return s.sign(b, validClaims()) }()},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			r := bearer(tc.token)
