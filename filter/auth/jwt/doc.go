@@ -13,7 +13,8 @@
 //     an HMAC token "signed" with a public key never verifies);
 //   - its kid names a key of the JWKS whose own alg, if published, is the token's, and whose
 //     type and curve fit it (ES256 only with P-256...); a token without kid is tried
-//     against the keys that fit its alg;
+//     against the keys that fit its alg; keys a token names itself (jku, jwk, x5u, x5c)
+//     are never used, and a token with critical header extensions (crit) is refused;
 //   - the signature verifies; exp is present and not passed, nbf and iat are not in the
 //     future, each with `leeway`;
 //   - iss equals `issuer` and aud holds one of `audiences`, when configured;

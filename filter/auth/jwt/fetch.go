@@ -100,14 +100,23 @@ func parseKeys(body []byte) (*keySnapshot, error) {
 	return &keySnapshot{keyfunc: matchingKey(kf.KeyfuncCtx(context.Background())), keys: n}, nil
 }
 
-// errKeyMismatch refuses a key whose type or curve does not fit the token's alg.
-var errKeyMismatch = errors.New("jwks key does not fit the token's alg")
+var (
+	// errKeyMismatch refuses a key whose type or curve does not fit the token's alg.
+	errKeyMismatch = errors.New("jwks key does not fit the token's alg")
+	// errCritical refuses a token naming critical header extensions: none is understood
+	// here, and RFC 7515 section 4.1.11 says such a token must then be rejected.
+	errCritical = errors.New("token has critical header extensions")
+)
 
 // matchingKey wraps a keyfunc so that only a key fitting the token's alg comes out: an
 // ES256 token is checked with a P-256 key only, RS*/PS* with RSA, EdDSA with Ed25519.
 // golang-jwt checks the key's Go type but not the curve, and a JWK without alg fits any.
+// Keys named by the token itself (jku, jwk, x5u, x5c headers) are never used.
 func matchingKey(next jwtv5.Keyfunc) jwtv5.Keyfunc {
 	return func(token *jwtv5.Token) (any, error) {
+		if _, ok := token.Header["crit"]; ok {
+			return nil, errCritical
+		}
 		key, err := next(token)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package jwt
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -159,6 +160,26 @@ func TestAuthenticateAttacks(t *testing.T) {
 		{"PS256 signed with a JWK whose alg is RS256", ps.sign(t, valid), auth.Invalid, "invalid"},
 		{"signed by one key, kid of another", kidSwap, auth.Invalid, "invalid"},
 		{"tampered payload", tampered, auth.Invalid, "invalid"},
+		{"critical header extension", func() string {
+			tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, valid)
+			tok.Header["kid"], tok.Header["crit"], tok.Header["exp-ext"] = rs.kid, []string{"exp-ext"}, 1
+			s, err := tok.SignedString(rsaKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(), auth.Invalid, "invalid"},
+		{"key named by the token (jwk header) is ignored", func() string {
+			attacker := rsaSigner2(t)
+			tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, valid)
+			tok.Header["kid"] = rs.kid
+			tok.Header["jwk"] = map[string]any{"kty": "RSA", "n": base64.RawURLEncoding.EncodeToString(rsaKey2.N.Bytes()), "e": "AQAB"}
+			s, err := tok.SignedString(attacker.private)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(), auth.Invalid, "invalid"},
 		{"unknown kid", func() string { s := rs; s.kid = "nope"; return s.sign(t, valid) }(), auth.Invalid, "unknown_key"},
 		{"expired", rs.sign(t, with(valid, "exp", now.Add(-time.Minute).Unix())), auth.Invalid, "expired"},
 		{"no exp", rs.sign(t, with(valid, "exp", nil)), auth.Invalid, "invalid"},
