@@ -42,7 +42,7 @@
 // unknown kid, at most once per 10 s per set (other tokens with unknown kids meanwhile
 // join the refresh in flight or are refused at once: a storm of random kids costs the JWKS
 // server one fetch per 10 s). A fetch is bounded by `timeout` and 1 MiB; an answer that is
-// not 200, not a JWKS, or has no usable signature key (RSA of 2048 bits or more, EC,
+// not 200, not a JWKS, or has no usable signature key (RSA of 2048 to 8192 bits, EC,
 // Ed25519; encryption and symmetric keys are skipped; at most 64) keeps the last good keys.
 // Until a first fetch succeeds tokens get Unavailable (503, fail closed); a request arriving
 // during the first fetch waits for it, within its own context.

@@ -26,8 +26,10 @@ const (
 	// maxKeys bounds the keys of one set: a token without a kid is tried against every key
 	// of its algorithm, so the count is a cost multiplier.
 	maxKeys = 64
-	// minRSABits refuses weak RSA keys a JWKS might publish (NIST's floor since 2015).
+	// minRSABits refuses weak RSA keys a JWKS might publish (NIST's floor since 2015);
+	// maxRSABits refuses moduli so large that each verification becomes a CPU sink.
 	minRSABits = 2048
+	maxRSABits = 8192
 )
 
 // fetchKeys GETs a JWKS and turns its usable signature keys into a snapshot. Keys it cannot
@@ -183,8 +185,8 @@ func signatureKey(m jwkset.JWKMarshal) (jwkset.JWK, error) {
 	if err != nil {
 		return jwkset.JWK{}, fmt.Errorf("key %q: %w", m.KID, err)
 	}
-	if key, ok := jwk.Key().(*rsa.PublicKey); ok && key.N.BitLen() < minRSABits {
-		return jwkset.JWK{}, fmt.Errorf("key %q: RSA key of %d bits, want at least %d", m.KID, key.N.BitLen(), minRSABits)
+	if key, ok := jwk.Key().(*rsa.PublicKey); ok && (key.N.BitLen() < minRSABits || key.N.BitLen() > maxRSABits) {
+		return jwkset.JWK{}, fmt.Errorf("key %q: RSA key of %d bits, want %d to %d", m.KID, key.N.BitLen(), minRSABits, maxRSABits)
 	}
 	return jwk, nil
 }

@@ -33,6 +33,7 @@ func TestParseKeys(t *testing.T) {
 		{"only symmetric", `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`, 0},
 		{"bad RSA", `{"keys":[{"kty":"RSA","kid":"r","n":"!!","e":"AQAB"}]}`, 0},
 		{"too many keys", many, 0},
+		{"huge RSA", `{"keys":[{"kty":"RSA","kid":"huge","n":"` + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xc3}, 1025)) + `","e":"AQAB"}]}`, 0},
 		{"weak RSA", `{"keys":[{"kty":"RSA","kid":"weak","n":"` + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xc3}, 128)) + `","e":"AQAB"}]}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	jwtv5 "github.com/golang-jwt/jwt/v5"
+
 	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/filter/auth"
 )
@@ -70,6 +72,40 @@ func FuzzAuthenticate(f *testing.F) {
 			}
 		default:
 			t.Fatalf("result %d", d.Result)
+		}
+	})
+}
+
+// FuzzParseKeys feeds hostile JWKS documents to the key parser, which runs on whatever the
+// JWKS URL answers. Properties: no panic; a set is either refused or holds 1 to maxKeys
+// keys, each of which yields only a key that fits the alg asked for.
+func FuzzParseKeys(f *testing.F) {
+	rs, ec, ed := rsaSigner(f), ecSigner(f), edSigner(f)
+	f.Add(jwksJSON(f, rs, ec, ed))
+	f.Add(jwksJSON(f, ec))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"e","x":"AA","y":"AA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"o","x":"AA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AAAAAAAAAAAA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}],"x5c":["!"]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		snap, err := parseKeys(body)
+		if err != nil {
+			return
+		}
+		if snap.keys < 1 || snap.keys > maxKeys {
+			t.Fatalf("%d keys", snap.keys)
+		}
+		for _, alg := range []string{"RS256", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
+			token := &jwtv5.Token{Method: jwtv5.GetSigningMethod(alg), Header: map[string]any{"alg": alg}}
+			key, err := snap.keyfunc(token)
+			if err != nil {
+				continue
+			}
+			for _, k := range key.(jwtv5.VerificationKeySet).Keys {
+				if !keyFits(alg, k) {
+					t.Fatalf("%s got a %T", alg, k)
+				}
+			}
 		}
 	})
 }
