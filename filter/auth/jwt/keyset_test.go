@@ -168,8 +168,8 @@ func TestLastGoodKeysKept(t *testing.T) {
 	rs := rsaSigner(t)
 	good := jwksJSON(t, rs)
 	for _, tc := range []struct {
-		name   string
-		break_ func(js *jwksServer) (restore func())
+		name      string
+		breakJWKS func(js *jwksServer) (restore func())
 	}{
 		{"server error", func(js *jwksServer) func() {
 			js.serve(http.StatusInternalServerError, good)
@@ -220,7 +220,7 @@ func TestLastGoodKeysKept(t *testing.T) {
 			eventually(t, "the keys to load", set.Loaded)
 			okBefore := testutil.ToFloat64(sets.metrics.refreshes.WithLabelValues("ok"))
 			failedBefore := testutil.ToFloat64(sets.metrics.refreshes.WithLabelValues("failed"))
-			restore := tc.break_(js)
+			restore := tc.breakJWKS(js)
 			defer restore()
 			if set.refresh() {
 				t.Fatal("refresh succeeded against a broken JWKS")
