@@ -111,10 +111,16 @@ func New(cfg *config.JWTAuth, set *KeySet) (*Mechanism, error) {
 	}
 	m.parser = jwtv5.NewParser(options...)
 	for _, claim := range sortedKeys(cfg.RequiredClaims) {
+		if claim == "" || cfg.RequiredClaims[claim] == "" {
+			return nil, fmt.Errorf("jwt: required_claims %q: %q: want a claim name and a value", claim, cfg.RequiredClaims[claim])
+		}
 		m.required = append(m.required, requiredClaim{claim: claim, value: cfg.RequiredClaims[claim]})
 	}
 	for _, claim := range sortedKeys(cfg.ClaimsToHeaders) {
 		header := cfg.ClaimsToHeaders[claim]
+		if claim == "" {
+			return nil, errors.New("jwt: claims_to_headers: empty claim name")
+		}
 		if !httpguts.ValidHeaderFieldName(header) {
 			return nil, fmt.Errorf("jwt: claims_to_headers %s: %q is not a header name", claim, header)
 		}
