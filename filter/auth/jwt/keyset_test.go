@@ -302,12 +302,11 @@ func TestCloseStopsAFetchInFlight(t *testing.T) {
 	waitLoaded(t, set)
 	release := js.hold()
 	defer release()
+	unknown := rs
+	unknown.kid = "unknown"
+	token := unknown.sign(t, validClaims())
 	done := make(chan auth.Decision)
-	go func() {
-		s := rs
-		s.kid = "unknown"
-		done <- m.Authenticate(nil, bearer(s.sign(t, validClaims())), &filter.Request{})
-	}()
+	go func() { done <- m.Authenticate(nil, bearer(token), &filter.Request{}) }()
 	eventually(t, "the unknown-kid fetch to start", func() bool { return js.requests.Load() == 2 })
 	sets.Close()
 	if d := <-done; d.Result != auth.Invalid || d.Reason != "unknown_key" {
@@ -358,10 +357,10 @@ func TestReloadsWhileServing(t *testing.T) {
 	first := sets.Get(testConfig(js.URL))
 	waitLoaded(t, first)
 	stop := make(chan struct{})
+	m := mustNew(t, testConfig(js.URL), first)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			m := mustNew(t, testConfig(js.URL), first)
 			for {
 				select {
 				case <-stop:
