@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/filter/auth"
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxConnectionTokens bounds the options one answer's Connection header may name; real
@@ -43,8 +44,9 @@ func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, re
 	}
 	h := w.Header()
 	for name, values := range res.Header {
-		if isHopByHop(name) || isManagedResponseField(name) || containsName(nominated, name) || !validValues(values) {
-			continue
+		if isHopByHop(name) || isManagedResponseField(name) || containsName(nominated, name) ||
+			!httpguts.ValidHeaderFieldName(name) || !validValues(values) {
+			continue // net/http's client keeps "Name :" fields under a name that is not a token
 		}
 		h[name] = values
 	}
