@@ -3,9 +3,9 @@ package forward
 import (
 	"crypto/tls"
 	"io"
-	"net/url"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
