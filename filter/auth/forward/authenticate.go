@@ -34,7 +34,7 @@ func (m *Mechanism) Authenticate(w http.ResponseWriter, r *http.Request, q *filt
 	defer m.releaseIfClosed()
 	sub := m.template.WithContext(ctx)
 	sub.Header = m.subrequestHeader(r, q)
-	res, err := m.client.Do(sub)
+	res, err := m.transport.RoundTrip(sub)
 	if err != nil {
 		return failure(ctx, r.Context())
 	}
@@ -42,7 +42,9 @@ func (m *Mechanism) Authenticate(w http.ResponseWriter, r *http.Request, q *filt
 		d := m.admit(r, res)
 		// Read to the end so the connection goes back to the pool; net/http puts it there
 		// before the read returns, so releaseIfClosed sees it.
-		_, _ = io.CopyN(io.Discard, res.Body, drainLimit+1)
+		if res.ContentLength != 0 { // NoBody needs no read (nor CopyN's LimitReader)
+			_, _ = io.CopyN(io.Discard, res.Body, drainLimit+1)
+		}
 		_ = res.Body.Close()
 		return d
 	}

@@ -16,10 +16,12 @@
 //     MaxIdentityLength, or a copied value with control characters, is a bad answer.
 //   - Any other final status is relayed to the client as the service sent it: its status,
 //     its fields except hop-by-hop ones, those its Connection names, Content-Length,
-//     Transfer-Encoding, Alt-Svc and X-Request-Id (the gateway's own), and its body with a
-//     Content-Length the gateway sets. A redirect is relayed, never followed, so a 302 to a
-//     login page reaches the browser; its Location is passed as sent. Without a Content-Type
-//     from the service, none is sniffed.
+//     Transfer-Encoding, Alt-Svc, X-Request-Id (the gateway's own) and names that are not
+//     tokens, and its body with a Content-Length the gateway sets. A redirect is relayed,
+//     never followed, so a 302 to a login page reaches the browser; its Location is passed as
+//     sent. Without a Content-Type from the service, none is sniffed. One gap: net/http's
+//     client deletes a Connection header that says "close" before the gateway sees it, so
+//     fields nominated beside "close" are relayed.
 //   - A body longer than MaxRelayedBody is not relayed: the request fails closed as
 //     Unavailable (503) instead. A truncated body is a broken page under its original
 //     Content-Type, relaying it would mean inventing a length, and an auth service answering
@@ -33,11 +35,13 @@
 // Forward auth never returns Skipped: there is no credential to look for, the service decides
 // on whatever the request carries (a session cookie, nothing at all).
 //
-// Each Mechanism owns its HTTP/1.1 client: its own idle pool (bounded, closed idle after
-// IdleConnTimeout), a dial bounded by the timeout, TLS with the system roots for https, no
-// proxy from the environment, no compression, response heads of at most MaxResponseHeaderBytes,
-// and at most MaxConnections connections so a slow auth service is not also flooded (a request
-// waiting for one runs into its timeout). Close releases the idle connections.
+// Each Mechanism owns its HTTP/1.1 transport: its own idle pool (bounded, closed idle after
+// IdleConnTimeout), a dial bounded by the timeout, TLS 1.2+ verified against the system roots
+// for https, no proxy from the environment, no compression, no redirects followed, response
+// heads of at most MaxResponseHeaderBytes, and at most MaxConnections connections so a slow
+// auth service is not also flooded (a request waiting for one runs into its timeout). A URL
+// with credentials (user:password@) is refused: they would not be sent. Close releases the
+// idle connections.
 package forward
 
 import (
@@ -90,8 +94,10 @@ const (
 
 // Mechanism is one route's forward auth. It is safe for concurrent use.
 type Mechanism struct {
-	template        *http.Request // the subrequest without context and header, shared read-only
-	client          *http.Client
+	template *http.Request // the subrequest without context and header, shared read-only
+	// transport is used directly, not through an http.Client: a transport never follows a
+	// redirect (the auth service's 302 to a login page is for the client), and the client's
+	// redirect bookkeeping (a copy of the header map and URL per request) is not paid.
 	transport       *http.Transport
 	timeout         time.Duration
 	requestHeaders  []string // canonical, deduplicated
@@ -156,12 +162,6 @@ func New(cfg *config.ForwardAuth) (*Mechanism, error) {
 			ProtoMinor: 1,
 			Host:       target.Host,
 		},
-		client: &http.Client{
-			Transport: transport,
-			// A redirect is the auth service's answer for the client (a login page), not
-			// for the gateway to follow.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
 		transport:       transport,
 		timeout:         cfg.Timeout,
 		requestHeaders:  requestHeaders,
@@ -200,6 +200,10 @@ func parseURL(raw string) (*url.URL, error) {
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("forward auth: url %q: no host", raw)
+	}
+	if u.User != nil {
+		// The transport would not send them, and a secret in a URL ends up in logs.
+		return nil, fmt.Errorf("forward auth: url %q: credentials in the url are not supported", u.Redacted())
 	}
 	if u.Fragment != "" {
 		return nil, fmt.Errorf("forward auth: url %q: a fragment is never sent; remove it", raw)
