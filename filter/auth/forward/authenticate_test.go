@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -280,4 +281,36 @@ func waitFor(t *testing.T, what string, done <-chan struct{}) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s: still waiting after 10s", what)
 	}
+}
+
+// TestConcurrentRequestsKeepTheirOwnAnswers runs many requests at once through one
+// mechanism (shared subrequest template, pooled connections): each gets the identity its own
+// credential maps to.
+func TestConcurrentRequestsKeepTheirOwnAnswers(t *testing.T) {
+	service, _ := authService(t, func(w http.ResponseWriter, r *http.Request) {
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token == r.Header.Get("X-Forwarded-Uri")[1:] && token != "" {
+			w.Header().Set("X-User-Id", "user-"+token)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	m := newMechanism(t, &config.ForwardAuth{URL: service, Timeout: 10 * time.Second,
+		RequestHeaders: []string{"Authorization"}, ResponseHeaders: []string{"X-User-Id"}, IdentityHeader: "X-User-Id"})
+	var wg sync.WaitGroup
+	for worker := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				token := strconv.Itoa(worker*100 + i)
+				r, q := clientRequest("/" + token)
+				r.Header.Set("Authorization", "Bearer "+token)
+				d := m.Authenticate(&untouched{}, r, q)
+				if d.Result != auth.Admitted || d.Identity != "user-"+token || r.Header.Get("X-User-Id") != "user-"+token {
+					t.Errorf("token %s: decision %+v, forwarded X-User-Id %q", token, d, r.Header.Get("X-User-Id"))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -244,6 +244,16 @@ func TestRawAnswersThatAreFine(t *testing.T) {
 			},
 		},
 		{
+			name:   "informational answers before the final one",
+			answer: "HTTP/1.1 103 Early Hints\r\nLink: </internal.css>\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno",
+			want:   auth.Decision{Result: auth.Answered, Reason: "denied", Status: http.StatusUnauthorized},
+			check: func(t *testing.T, w *httptest.ResponseRecorder) {
+				if w.Body.String() != "no" || w.Header().Get("Link") != "" {
+					t.Errorf("relayed %q with %v", w.Body.String(), w.Header())
+				}
+			},
+		},
+		{
 			name:   "trailer fields are not relayed",
 			answer: "HTTP/1.1 401 Unauthorized\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\nX-T: v\r\n\r\n",
 			want:   auth.Decision{Result: auth.Answered, Reason: "denied", Status: http.StatusUnauthorized},
