@@ -122,6 +122,9 @@ func (m *Mechanism) admit(r *http.Request, res *http.Response) auth.Decision {
 			return auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
 		}
 	}
+	if r.Header == nil && len(m.responseHeaders) > 0 {
+		r.Header = make(http.Header, len(m.responseHeaders)) // a request built in code
+	}
 	for _, name := range m.responseHeaders {
 		if vv := res.Header[name]; len(vv) > 0 {
 			r.Header[name] = vv

@@ -283,6 +283,22 @@ func waitFor(t *testing.T, what string, done <-chan struct{}) {
 	}
 }
 
+func TestRequestWithoutHeaderOrFilterRequest(t *testing.T) {
+	service, requests := authService(t, func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-User-Id", "dora") })
+	m := newMechanism(t, &config.ForwardAuth{URL: service, Timeout: 10 * time.Second,
+		RequestHeaders: []string{"Cookie"}, ResponseHeaders: []string{"X-User-Id"}, IdentityHeader: "X-User-Id"})
+	r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/p", RawQuery: "q=1"}}
+	r = r.WithContext(t.Context())
+	d := m.Authenticate(&untouched{}, r, nil)
+	if d != (auth.Decision{Result: auth.Admitted, Identity: "dora", Reason: "ok"}) || r.Header.Get("X-User-Id") != "dora" {
+		t.Fatalf("decision %+v, forwarded header %v", d, r.Header)
+	}
+	want := http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Uri": {"/p?q=1"}}
+	if got := requests()[0].header; !reflect.DeepEqual(got, want) {
+		t.Fatalf("auth service saw %v, want %v", got, want)
+	}
+}
+
 // TestConcurrentRequestsKeepTheirOwnAnswers runs many requests at once through one
 // mechanism (shared subrequest template, pooled connections): each gets the identity its own
 // credential maps to.
