@@ -118,9 +118,15 @@ func TestClientCanceledMidSubrequest(t *testing.T) {
 	w.check(t)
 }
 
-// rawService answers each subrequest with the bytes answer returns, then closes the
-// connection: answers net/http's server would never write.
-func rawService(t *testing.T, answer string) string {
+// rawService answers each subrequest with answer, then closes the connection: answers
+// net/http's server would never write.
+func rawService(t testing.TB, answer string) string {
+	t.Helper()
+	return rawServiceFunc(t, func() string { return answer })
+}
+
+// rawServiceFunc is rawService with the answer chosen per connection.
+func rawServiceFunc(t testing.TB, answer func() string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,7 +147,7 @@ func rawService(t *testing.T, answer string) string {
 					return
 				}
 				req.Body.Close()
-				_, _ = io.WriteString(conn, answer)
+				_, _ = io.WriteString(conn, answer())
 			})
 		}
 	})
