@@ -36,19 +36,20 @@ func (m *Mechanism) Authenticate(w http.ResponseWriter, r *http.Request, q *filt
 	sub.Header = m.subrequestHeader(r, q)
 	res, err := m.transport.RoundTrip(sub)
 	if err != nil {
-		return failure(ctx, r.Context())
+		return m.logCause(r, q, failure(ctx, r.Context()), err)
 	}
 	if res.StatusCode >= 200 && res.StatusCode <= 299 {
-		d := m.admit(r, res)
+		d, cause := m.admit(r, res)
 		// Read to the end so the connection goes back to the pool; net/http puts it there
 		// before the read returns, so releaseIfClosed sees it.
 		if res.ContentLength != 0 { // NoBody needs no read (nor CopyN's LimitReader)
 			_, _ = io.CopyN(io.Discard, res.Body, drainLimit+1)
 		}
 		_ = res.Body.Close()
-		return d
+		return m.logCause(r, q, d, cause)
 	}
-	return m.relay(ctx, r.Context(), w, res)
+	d, cause := m.relay(ctx, r.Context(), w, res)
+	return m.logCause(r, q, d, cause)
 }
 
 // releaseIfClosed closes the idle connections once the mechanism is closed. A request still
@@ -106,20 +107,23 @@ func requestURI(r *http.Request) string {
 
 // admit applies a 2xx answer to r: the response_headers replace the client's, and the
 // identity header names who was admitted. A bad identity or value fails closed without
-// touching r.
-func (m *Mechanism) admit(r *http.Request, res *http.Response) auth.Decision {
+// touching r, with the cause.
+func (m *Mechanism) admit(r *http.Request, res *http.Response) (auth.Decision, error) {
+	bad := auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
 	identity := ""
 	if m.identityHeader != "" {
 		switch vv := res.Header[m.identityHeader]; {
-		case len(vv) > 1, len(vv) == 1 && len(vv[0]) > MaxIdentityLength:
-			return auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
+		case len(vv) > 1:
+			return bad, errSeveralIdentities
+		case len(vv) == 1 && len(vv[0]) > MaxIdentityLength:
+			return bad, errLongIdentity
 		case len(vv) == 1:
 			identity = vv[0]
 		}
 	}
 	for _, name := range m.responseHeaders {
 		if !validValues(res.Header[name]) {
-			return auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
+			return bad, errInvalidValue
 		}
 	}
 	if r.Header == nil && len(m.responseHeaders) > 0 {
@@ -132,7 +136,7 @@ func (m *Mechanism) admit(r *http.Request, res *http.Response) auth.Decision {
 			delete(r.Header, name)
 		}
 	}
-	return auth.Decision{Result: auth.Admitted, Identity: identity, Reason: reasonOK}
+	return auth.Decision{Result: auth.Admitted, Identity: identity, Reason: reasonOK}, nil
 }
 
 // failure classifies an exchange that ended in an error: the client gone, the subrequest's

@@ -48,6 +48,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -100,10 +101,11 @@ type Mechanism struct {
 	// redirect bookkeeping (a copy of the header map and URL per request) is not paid.
 	transport       *http.Transport
 	timeout         time.Duration
-	requestHeaders  []string // canonical, deduplicated
-	responseHeaders []string // canonical, deduplicated
-	identityHeader  string   // canonical; "" when not configured
-	sendsUserAgent  bool     // User-Agent is a configured request header
+	requestHeaders  []string     // canonical, deduplicated
+	responseHeaders []string     // canonical, deduplicated
+	identityHeader  string       // canonical; "" when not configured
+	sendsUserAgent  bool         // User-Agent is a configured request header
+	log             *slog.Logger // causes of Unavailable decisions, at debug; nil: none
 	closed          atomic.Bool
 }
 

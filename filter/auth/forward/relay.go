@@ -17,30 +17,27 @@ import (
 // service names thousands (the proxy's rule, issue #11).
 const maxConnectionTokens = 64
 
-// errBodyTooLarge: the answer's body is longer than MaxRelayedBody.
-var errBodyTooLarge = errors.New("forward auth: answer body over the relay cap")
-
 // relay writes the auth service's non-2xx answer to the client, or fails closed when the
-// answer cannot be relayed as it came (see the package doc). Nothing is written to w before
-// the whole answer has been read and checked.
-func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, res *http.Response) auth.Decision {
+// answer cannot be relayed as it came (see the package doc), with the cause. Nothing is
+// written to w before the whole answer has been read and checked.
+func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, res *http.Response) (auth.Decision, error) {
 	defer res.Body.Close()
 	bad := auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
 	if res.StatusCode < 200 {
 		// net/http returns a 101 as final; nothing asked for an upgrade, and a client cannot
 		// be sent an informational status as an answer.
-		return bad
+		return bad, errInformational
 	}
 	body, err := readBody(res)
 	if errors.Is(err, errBodyTooLarge) {
-		return bad
+		return bad, err
 	}
 	if err != nil {
-		return failure(ctx, parent)
+		return failure(ctx, parent), err
 	}
 	nominated, ok := connectionOptions(res.Header["Connection"])
 	if !ok {
-		return bad
+		return bad, errConnectionOptions
 	}
 	h := w.Header()
 	for name, values := range res.Header {
@@ -63,7 +60,7 @@ func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, re
 	if len(body) > 0 {
 		_, _ = w.Write(body) // a client gone now is the server's to notice
 	}
-	return auth.Decision{Result: auth.Answered, Reason: reasonDenied, Status: res.StatusCode}
+	return auth.Decision{Result: auth.Answered, Reason: reasonDenied, Status: res.StatusCode}, nil
 }
 
 // readBody reads the whole answer body, refusing one over MaxRelayedBody; a declared length
