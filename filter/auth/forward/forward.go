@@ -3,8 +3,8 @@
 //
 // The question is a GET to the configured URL, never carrying the client's body, with only
 // these fields: the client's values of the configured request_headers, and X-Forwarded-Method
-// (the client's method), X-Forwarded-Proto (https when the client connection is TLS, else
-// http), X-Forwarded-Host (the Host the client addressed), X-Forwarded-Uri (path and query as
+// (the client's method), X-Forwarded-Proto (https when the connection to the gateway is TLS,
+// else http: a TLS-terminating balancer in front is not seen), X-Forwarded-Host (the Host the client addressed), X-Forwarded-Uri (path and query as
 // the client sent them, still escaped), X-Forwarded-For (the client IP resolved through
 // trusted_proxies) and X-Request-Id. No User-Agent or Accept-Encoding is added. A client
 // value that is not a valid field value is left out rather than failing the subrequest.
@@ -27,10 +27,12 @@
 //     Content-Type, relaying it would mean inventing a length, and an auth service answering
 //     with more than 64 KiB is misbehaving. A declared length over the cap is refused
 //     without reading the body.
-//   - The subrequest timing out is Unavailable "timeout"; a connection error, a TLS failure,
-//     a malformed or oversized answer, an informational final status or a bad answer as above
-//     is Unavailable "unavailable"; the client going away first is Unavailable "canceled".
-//     The filter answers Unavailable with 503: fail closed.
+//   - The subrequest timing out (the timeout covers reading a relayed body too) is
+//     Unavailable "timeout"; a connection error, a TLS failure, a malformed or oversized
+//     answer, an informational final status or a bad answer as above is Unavailable
+//     "unavailable"; the client going away first is Unavailable "canceled". The filter
+//     answers Unavailable with 503: fail closed. SetLogger's logger gets the cause of each
+//     at debug level.
 //
 // Forward auth never returns Skipped: there is no credential to look for, the service decides
 // on whatever the request carries (a session cookie, nothing at all).
@@ -69,7 +71,7 @@ const (
 	// rate limit key, so it is a name, not a payload.
 	MaxIdentityLength = 512
 	// MaxResponseHeaderBytes bounds the auth service's response head (net/http's default is
-	// 1 MiB per answer).
+	// 10 MiB per answer), as the proxy's own client bounds an upstream's.
 	MaxResponseHeaderBytes = 64 << 10
 	// MaxIdleConnections is the idle pool kept to the auth service.
 	MaxIdleConnections = 64
