@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -226,7 +227,7 @@ func TestConnectionOptions(t *testing.T) {
 		{"none", nil, nil, true},
 		{"close and keep-alive name no field", []string{"close", "Keep-Alive, upgrade"}, nil, true},
 		{"fields canonicalized", []string{"x-one ,\tX-TWO", ",,"}, []string{"X-One", "X-Two"}, true},
-		{"at the bound", []string{strings.TrimSuffix(strings.Repeat("X-A,", maxConnectionTokens), ",")}, slicesRepeat("X-A", maxConnectionTokens), true},
+		{"at the bound", []string{strings.TrimSuffix(strings.Repeat("X-A,", maxConnectionTokens), ",")}, slices.Repeat([]string{"X-A"}, maxConnectionTokens), true},
 		{"over the bound", []string{many}, nil, false},
 	}
 	for _, tt := range tests {
@@ -237,12 +238,4 @@ func TestConnectionOptions(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesRepeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
 }
