@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -129,8 +130,11 @@ func TestNewTransport(t *testing.T) {
 	if tr.TLSHandshakeTimeout != 1500*time.Millisecond || tr.MaxResponseHeaderBytes != MaxResponseHeaderBytes || !tr.DisableCompression {
 		t.Errorf("handshake timeout %v, head cap %d, compression disabled %v", tr.TLSHandshakeTimeout, tr.MaxResponseHeaderBytes, tr.DisableCompression)
 	}
-	if tr.TLSClientConfig.RootCAs != nil || tr.TLSClientConfig.InsecureSkipVerify {
-		t.Error("TLS does not verify against the system roots")
+	if tr.TLSClientConfig.RootCAs != nil || tr.TLSClientConfig.InsecureSkipVerify || tr.TLSClientConfig.MinVersion != tls.VersionTLS12 {
+		t.Error("TLS does not verify against the system roots with TLS 1.2 or later")
+	}
+	if tr.ForceAttemptHTTP2 || tr.DialContext == nil {
+		t.Error("the transport is not HTTP/1.1 with its own bounded dialer")
 	}
 }
 
