@@ -33,6 +33,13 @@ func (q *Request) Refuse(w http.ResponseWriter, status int) {
 	WriteError(w, status, q.RequestID)
 }
 
+// RefuseMessage is Refuse with the body's error text given, for a status whose usual text
+// would mislead (auth's 503 is not "no healthy upstream").
+func (q *Request) RefuseMessage(w http.ResponseWriter, status int, message string) {
+	q.Status = status
+	WriteErrorMessage(w, status, q.RequestID, message)
+}
+
 // RequestFilter runs before the request is forwarded.
 type RequestFilter interface {
 	// ServeRequest may change r (headers, body) for what follows, or answer the request
@@ -144,6 +151,11 @@ func WriteError(w http.ResponseWriter, status int, reqID string) {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
+	WriteErrorMessage(w, status, reqID, msg)
+}
+
+// WriteErrorMessage is WriteError with the error text given.
+func WriteErrorMessage(w http.ResponseWriter, status int, reqID, msg string) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
 	b = strconv.AppendQuote(b, msg)

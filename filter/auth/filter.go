@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -125,6 +126,11 @@ func (f *Filter) ServeRequest(w http.ResponseWriter, r *http.Request, q *filter.
 		f.log.LogAttrs(r.Context(), slog.LevelDebug, "auth refused",
 			slog.String("route", f.route), slog.String("request_id", q.RequestID), slog.Int("status", status))
 	}
+	if status == http.StatusServiceUnavailable {
+		// Not the usual 503 text ("no healthy upstream"): the upstream was never asked.
+		q.RefuseMessage(w, status, "authentication unavailable")
+		return false
+	}
 	q.Refuse(w, status)
 	return false
 }
@@ -189,4 +195,19 @@ func foldHeaderByte(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// Close releases what the filter's mechanisms hold beyond a request (forward auth's idle
+// connections). It is deliberately not io.Closer's Close: filter.Chain.Close must not close
+// an auth filter, because the gateway keeps one across reloads while its block is unchanged
+// and closes it itself once no table uses it.
+func (f *Filter) Close() {
+	if f == nil {
+		return
+	}
+	for _, m := range f.mechanisms {
+		if c, ok := m.Mechanism.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }

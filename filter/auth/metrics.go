@@ -52,7 +52,7 @@ var resultLabels = [...]string{
 // reasonLabels are the reason label values; the last is what any unlisted reason counts as.
 var reasonLabels = [...]string{
 	"missing", "invalid", "expired", "unknown_key", "wrong_audience", "wrong_issuer",
-	"forbidden", "unavailable", "timeout", "denied", "ok", "busy", "other",
+	"forbidden", "unavailable", "timeout", "denied", "ok", "busy", "canceled", "other",
 }
 
 // reasonIndex maps a reason to its place in reasonLabels; a map lookup with a string key
