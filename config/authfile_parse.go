@@ -321,8 +321,9 @@ func checkBcrypt(hash string) string {
 		return "malformed bcrypt hash (want 60 characters: $2y$, two cost digits, $, 53 of ./A-Za-z0-9)"
 	}
 	cost, err := bcrypt.Cost([]byte(hash))
-	if err != nil || cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
-		return fmt.Sprintf("bcrypt cost must be between %d and %d, got %q", bcrypt.MinCost, bcrypt.MaxCost, hash[4:6])
+	if err != nil || cost < bcrypt.MinCost || cost > MaxBcryptCost {
+		return fmt.Sprintf("bcrypt cost must be between %d and %d (each step doubles the CPU of a check; %d already takes seconds), got %q",
+			bcrypt.MinCost, MaxBcryptCost, MaxBcryptCost, hash[4:6])
 	}
 	return ""
 }
@@ -330,3 +331,8 @@ func checkBcrypt(hash string) string {
 func notBcryptBase64(r rune) bool {
 	return !(r == '.' || r == '/' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 }
+
+// MaxBcryptCost is the highest bcrypt cost an htpasswd entry may have: htpasswd -C makes
+// none above it, and one check at cost 17 already takes seconds of a core, which would make
+// each uncached request a denial of service.
+const MaxBcryptCost = 17

@@ -33,7 +33,8 @@ const (
 
 // forwardAuthHeaders are the request fields forward auth writes into its subrequest itself,
 // so request_headers may not name them: a client's copy would pass for the gateway's.
-var forwardAuthHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host"}
+var forwardAuthHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host",
+	"X-Forwarded-Proto", "X-Forwarded-For", "X-Request-Id"}
 
 // auth checks what an auth block writes, canonicalizing header names in place. Keys that
 // may be inherited (keys_file, jwks_url...) are required in resolvedAuth, once the block

@@ -48,9 +48,9 @@ import (
 	"github.com/switchyard/switchyard/filter/auth"
 )
 
-// maxCost is the highest bcrypt cost accepted: htpasswd -C makes none above it, and one
-// check at cost 17 already takes seconds of a core (each step doubles the work).
-const maxCost = 17
+// maxCost is the highest bcrypt cost accepted (config refuses higher ones first): htpasswd
+// -C makes none above it, and one check at cost 17 already takes seconds of a core.
+const maxCost = config.MaxBcryptCost
 
 // bcryptAlphabet is the base64 alphabet bcrypt writes salts and digests in.
 const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
