@@ -33,6 +33,10 @@
 // wrong_audience, wrong_issuer, forbidden, unavailable, ok. The 401 challenge is
 // `Bearer realm="switchyard"`, with `, error="invalid_token"` when a token was refused.
 //
+// An admitted token is remembered by its SHA-256 (cache.go) until its exp plus `leeway` or
+// until the key set changes: the same token again costs a hash and a lookup, not a
+// signature check. Refused tokens are never remembered.
+//
 // # Keys
 //
 // KeySets keeps one KeySet per (jwks_url, refresh_interval, timeout), shared by every route

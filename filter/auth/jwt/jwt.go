@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -59,6 +60,7 @@ type Mechanism struct {
 	claimHeaders    []claimHeader
 	identityHeaders []string
 	strip           bool
+	verified        *verifiedTokens
 }
 
 var _ auth.Mechanism = (*Mechanism)(nil)
@@ -94,6 +96,7 @@ func New(cfg *config.JWTAuth, set *KeySet) (*Mechanism, error) {
 		issuer:    cfg.Issuer,
 		audiences: slices.Clone(cfg.Audiences),
 		strip:     cfg.Strip,
+		verified:  newVerifiedTokens(cfg.Leeway),
 	}
 	options := []jwtv5.ParserOption{
 		jwtv5.WithValidMethods(slices.Clone(cfg.Algorithms)),
@@ -188,11 +191,16 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 	if snap == nil {
 		return auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
 	}
+	tokenKey := sha256.Sum256([]byte(token))
+	if v := m.verified.lookup(tokenKey, snap); v != nil {
+		return m.admit(r, v.subject, v.headerValues)
+	}
 	claims := jwtv5.MapClaims{}
 	_, err := m.parser.ParseWithClaims(token, claims, snap.keyfunc)
 	if err != nil && errors.Is(err, jwkset.ErrKeyNotFound) && m.set.refreshForUnknownKey(r.Context()) {
 		// The issuer may have rotated: one retry with the refreshed keys.
 		if fresh := m.set.current.Load(); fresh != snap {
+			snap = fresh
 			claims = jwtv5.MapClaims{}
 			_, err = m.parser.ParseWithClaims(token, claims, fresh.keyfunc)
 		}
@@ -209,9 +217,19 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 			return auth.Decision{Result: auth.Forbidden, Identity: subject, Reason: reasonForbidden}
 		}
 	}
-	for _, ch := range m.claimHeaders {
-		if value, ok := headerValue(claims[ch.claim]); ok {
-			r.Header[ch.header] = []string{value}
+	values := make([]headerValueOf, len(m.claimHeaders))
+	for i, ch := range m.claimHeaders {
+		values[i].value, values[i].ok = headerValue(claims[ch.claim])
+	}
+	m.verified.remember(tokenKey, snap, claims, subject, values) // snap: the keys that verified it
+	return m.admit(r, subject, values)
+}
+
+// admit applies an admitted token's upstream edits: claims_to_headers and strip.
+func (m *Mechanism) admit(r *http.Request, subject string, values []headerValueOf) auth.Decision {
+	for i, ch := range m.claimHeaders {
+		if values[i].ok {
+			r.Header[ch.header] = []string{values[i].value}
 		}
 	}
 	if m.strip {
