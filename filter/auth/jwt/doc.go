@@ -7,7 +7,11 @@
 // The token comes from `from`: header:Authorization takes "Bearer <token>" (scheme in any
 // case; another scheme such as Basic is left to other mechanisms: Skipped), any other
 // header:NAME takes the raw value, query:NAME a query parameter, cookie:NAME a cookie. No
-// token: Skipped. A token over 8 KiB is refused before decoding. A token is admitted when:
+// token: Skipped. A request carrying more than one copy (two lines of the header, whatever
+// their scheme for Authorization, as basic auth also refuses two; two query parameters or
+// two cookies of the name) is refused, Invalid: the upstream, which gets every copy, might
+// read another than the one verified. A token over 8 KiB is refused before decoding. A
+// token is admitted when:
 //
 //   - its alg is in `algorithms` (asymmetric only: none and HS* are refused by New, so
 //     an HMAC token "signed" with a public key never verifies);
