@@ -243,13 +243,21 @@ func (s *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 	s.mu.Lock()
 	wait := s.pending
 	if wait == nil {
-		if !s.unknownKeyLimiter.Allow() {
+		// A stopped set's run has returned: nobody would ever close pending.
+		if s.ctx.Err() != nil || !s.unknownKeyLimiter.Allow() {
+			s.mu.Unlock()
+			return false
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+			// A kick is buffered while nothing is pending: run returned without taking
+			// it. Never block while holding s.mu.
 			s.mu.Unlock()
 			return false
 		}
 		wait = make(chan struct{})
 		s.pending = wait
-		s.kick <- struct{}{} // never blocks: a kick is sent only when none is pending
 	}
 	s.mu.Unlock()
 	select {
