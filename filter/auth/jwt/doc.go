@@ -29,10 +29,11 @@
 //
 // On admission the identity is the sub; each `claims_to_headers` claim present is set
 // upstream (strings as they are, numbers as sent, booleans, arrays of those joined by ",";
-// objects, nulls and values with control bytes are not set; New refuses a claim mapped to
-// Host, Content-Length, Transfer-Encoding, a hop-by-hop header or the token's own header);
-// with `strip` the token is
-// removed (the header, the query parameter, or only that cookie). A refused request is not
+// objects, nulls, values with control bytes and arrays with an element holding "," (which
+// would read as two values once joined) are not set; New refuses, by
+// auth.CheckIdentityHeader, a claim mapped to a header that frames the message or the
+// connection, and one mapped to the token's own header). With `strip` the token is removed
+// (the header, the query parameter, or only that cookie). A refused request is not
 // changed. Reasons for metrics and debug logs: missing, invalid, expired, unknown_key,
 // wrong_audience, wrong_issuer, forbidden, unavailable, ok. The 401 challenge is
 // `Bearer realm="switchyard"`, with `, error="invalid_token"` when a token was refused.
