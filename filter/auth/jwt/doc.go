@@ -21,7 +21,9 @@
 //     are never used, and a token with critical header extensions (crit) is refused;
 //   - the signature verifies; exp is present and not passed, nbf and iat are not in the
 //     future, each with `leeway`;
-//   - iss equals `issuer` and aud holds one of `audiences`, when configured;
+//   - iss equals `issuer` when configured, and aud holds one of `audiences` (config
+//     validation requires audiences; New, for blocks built in code, skips the aud check
+//     when there are none);
 //   - sub, if present, is a string of at most 256 bytes without control bytes;
 //   - every `required_claims` entry holds: the claim equals the value, or is an array
 //     holding it, or a space-separated string (an OAuth scope) listing it. Else Forbidden,
@@ -50,9 +52,10 @@
 // after a failure sooner (1 s doubling up to the interval), and when a token names an
 // unknown kid, at most once per 10 s per set (other tokens with unknown kids meanwhile
 // join the refresh in flight or are refused at once: a storm of random kids costs the JWKS
-// server one fetch per 10 s). A fetch is bounded by `timeout` and 1 MiB; an answer that is
-// not 200, not a JWKS, or has no usable signature key (RSA of 2048 to 8192 bits, EC,
-// Ed25519; encryption and symmetric keys are skipped; at most 64) keeps the last good keys.
+// server one fetch per 10 s). A fetch is bounded by `timeout` and 1 MiB and follows at most
+// 3 redirects, never one from https to http; an answer that is not 200, not a JWKS, or has
+// no usable signature key (RSA of 2048 to 8192 bits, EC, Ed25519; encryption and symmetric
+// keys are skipped; at most 64) keeps the last good keys.
 // Until a first fetch succeeds tokens get Unavailable (503, fail closed); a request arriving
 // during the first fetch waits for it, within its own context.
 //
