@@ -68,10 +68,10 @@ const (
 // covers an Authorization header of another scheme, which basic auth may own. A single
 // token that is present but empty is returned as "" with carriedOne.
 func (src tokenSource) extract(r *http.Request) (token string, n carried) {
+	var v string
 	switch src.kind {
 	case fromBearer:
-		v, n := onlyHeader(r.Header, src.name)
-		if n != carriedOne {
+		if v, n = onlyHeader(r.Header, src.name); n != carriedOne {
 			// Several Authorization lines are refused whatever their scheme, as basic
 			// auth refuses them: neither can tell which one the upstream will read.
 			return "", n
@@ -82,7 +82,7 @@ func (src tokenSource) extract(r *http.Request) (token string, n carried) {
 		}
 		return strings.Trim(rest, " \t"), carriedOne
 	case fromHeader:
-		v, n := onlyHeader(r.Header, src.name)
+		v, n = onlyHeader(r.Header, src.name)
 		v = strings.Trim(v, " \t")
 		if n == carriedOne && v == "" {
 			return "", carriedNone
