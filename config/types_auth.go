@@ -60,7 +60,7 @@ type BasicAuth struct {
 type JWTAuth struct {
 	JWKSURL         string            `yaml:"jwks_url"`          // required; http or https
 	Issuer          string            `yaml:"issuer"`            // required `iss` when set
-	Audiences       []string          `yaml:"audiences"`         // `aud` must hold one of them when set
+	Audiences       []string          `yaml:"audiences"`         // required; `aud` must hold one of them
 	Algorithms      []string          `yaml:"algorithms"`        // allow-list; default [RS256, ES256, EdDSA]; HS* and none refused
 	Leeway          time.Duration     `yaml:"leeway"`            // clock skew allowed on exp/nbf/iat; default 30s
 	From            string            `yaml:"from"`              // header:NAME (Bearer scheme for Authorization) | query:NAME | cookie:NAME; default header:Authorization
