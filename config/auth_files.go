@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 )
@@ -97,21 +96,22 @@ func (af *authFiles) load(name string, kind authFileKind) *authFile {
 }
 
 // readLimited reads at most limit bytes of path; a longer file is an error, and so is
-// anything but a regular file: opening a FIFO (or /dev/stdin) would wait for a writer
-// forever, and a device never ends.
+// anything but a regular file: a FIFO (or /dev/stdin) would wait for a writer forever, and
+// a device never ends. The file is opened without blocking and then checked, not checked
+// and then opened: a FIFO put in its place between the two would block the reload.
 func readLimited(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
+	fh, err := openNonBlocking(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%s)", path)
 	}
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
 	if err != nil {
 		return nil, err

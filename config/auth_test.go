@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -180,6 +181,39 @@ func TestAuthBlocksAreCopies(t *testing.T) {
 	}
 	if len(c.AuthFiles) != 1 {
 		t.Fatalf("AuthFiles = %+v, want the keys file once", c.AuthFiles)
+	}
+}
+
+// Routes naming one keys or users file, inherited or written (under another spelling of
+// the path), share what was read from it: one Users map and one Keys array however many
+// routes use them, so a large file costs its size once. Neither goes into a block's JSON,
+// which the gateway compares across reloads (with the files' digests) and which must stay
+// small and free of hashes.
+func TestAuthFilesShared(t *testing.T) {
+	c := mustParse(t, "defaults:\n  auth: {basic: {users_file: "+testUsers+"}, api_key: {keys_file: "+testKeys+"}}\n"+
+		"routes:\n  - prefix: /a\n"+okUps+"  - prefix: /b\n"+okUps+
+		"  - prefix: /c\n"+okUps+"    auth: {basic: {users_file: ./"+testUsers+", realm: c}, api_key: {keys_file: ./"+testKeys+"}}\n")
+	first := c.Routes[0].Auth
+	for i, r := range c.Routes {
+		a := r.Auth
+		if reflect.ValueOf(a.Basic.Users).UnsafePointer() != reflect.ValueOf(first.Basic.Users).UnsafePointer() || len(a.Basic.Users) == 0 {
+			t.Errorf("routes[%d] has its own users map", i)
+		}
+		if len(a.APIKey.Keys) == 0 || &a.APIKey.Keys[0] != &first.APIKey.Keys[0] {
+			t.Errorf("routes[%d] has its own keys", i)
+		}
+		text, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{`"Users"`, `"Keys"`, "SHA256", "$2a$", "alice"} {
+			if strings.Contains(string(text), leak) {
+				t.Errorf("routes[%d]: the block's JSON holds %q: %s", i, leak, text)
+			}
+		}
+	}
+	if len(c.AuthFiles) != 2 {
+		t.Errorf("AuthFiles = %+v, want each file once", c.AuthFiles)
 	}
 }
 

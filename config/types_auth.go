@@ -29,8 +29,10 @@ type APIKeyAuth struct {
 	NameHeader string   `yaml:"name_header"` // upstream request header set to the key's name; default none
 	Strip      bool     `yaml:"strip"`       // remove the key header from the forwarded request; default false
 
-	// Keys is the keys file, read and checked by the loader.
-	Keys []APIKey `yaml:"-"`
+	// Keys is the keys file, read and checked by the loader. Every block naming the same
+	// file in one config shares this slice: read it, never change it. It has no JSON form,
+	// so a block's JSON is its settings (the file's content is AuthFile.Digest).
+	Keys []APIKey `yaml:"-" json:"-"`
 }
 
 // APIKey is one entry of a keys file:
@@ -52,8 +54,11 @@ type BasicAuth struct {
 	Strip      bool          `yaml:"strip"`       // remove Authorization from the forwarded request; default false
 	CacheTTL   time.Duration `yaml:"cache_ttl"`   // how long a successful check is remembered; default 5m, 0 after defaults is impossible
 
-	// Users maps a user name to its bcrypt hash, read and checked by the loader.
-	Users map[string][]byte `yaml:"-"`
+	// Users maps a user name to its bcrypt hash, read and checked by the loader. Every
+	// block naming the same file in one config shares this map (and the basic mechanisms
+	// built from them keep it): read it, never change it. It has no JSON form, so a
+	// block's JSON is its settings (the file's content is AuthFile.Digest).
+	Users map[string][]byte `yaml:"-" json:"-"`
 }
 
 // JWTAuth admits requests carrying a JWT signed by a key of a JWKS, with valid claims.
