@@ -33,7 +33,8 @@ const (
 
 // authFile is one keys or users file as read: what it holds, or its errors.
 type authFile struct {
-	keys  []APIKey
+	digest []byte // SHA-256 of the bytes read
+	keys   []APIKey
 	names map[string]bool // key names, for allow lists
 	users map[string][]byte
 	errs  []fileError
@@ -80,6 +81,7 @@ func (af *authFiles) load(name string, kind authFileKind) *authFile {
 		return f
 	}
 	sum := sha256.Sum256(data)
+	f.digest = sum[:]
 	if !slices.ContainsFunc(af.read, func(r AuthFile) bool { return r.Path == path }) {
 		af.read = append(af.read, AuthFile{Path: path, Digest: sum[:]})
 	}
@@ -136,14 +138,14 @@ func (v *validator) loadAuthFiles(c *Config, dir string) []AuthFile {
 		if k := a.APIKey; k != nil && k.KeysFile != "" {
 			f := files.load(k.KeysFile, keysFile)
 			if v.fileErrors(v.writtenAt(p, ".auth.api_key.keys_file"), k.KeysFile, f.errs) {
-				k.Keys = f.keys
+				k.Keys, k.KeysDigest = f.keys, f.digest
 				v.allowed(v.writtenAt(p, ".auth.api_key.allow"), k.Allow, func(n string) bool { return f.names[n] }, "no key named %q in %s", k.KeysFile)
 			}
 		}
 		if b := a.Basic; b != nil && b.UsersFile != "" {
 			f := files.load(b.UsersFile, usersFile)
 			if v.fileErrors(v.writtenAt(p, ".auth.basic.users_file"), b.UsersFile, f.errs) {
-				b.Users = f.users
+				b.Users, b.UsersDigest = f.users, f.digest
 				v.allowed(v.writtenAt(p, ".auth.basic.allow"), b.Allow, func(n string) bool { return f.users[n] != nil }, "no user %q in %s", b.UsersFile)
 			}
 		}

@@ -33,6 +33,9 @@ type APIKeyAuth struct {
 	// file in one config shares this slice: read it, never change it. It has no JSON form,
 	// so a block's JSON is its settings (the file's content is AuthFile.Digest).
 	Keys []APIKey `yaml:"-" json:"-"`
+	// KeysDigest is the SHA-256 of the keys file as loaded: in the block's JSON, so the
+	// gateway keeps a route's filter across a reload only when the file did not change.
+	KeysDigest []byte `yaml:"-"`
 }
 
 // APIKey is one entry of a keys file:
@@ -59,6 +62,8 @@ type BasicAuth struct {
 	// built from them keep it): read it, never change it. It has no JSON form, so a
 	// block's JSON is its settings (the file's content is AuthFile.Digest).
 	Users map[string][]byte `yaml:"-" json:"-"`
+	// UsersDigest is the SHA-256 of the users file as loaded (see APIKeyAuth.KeysDigest).
+	UsersDigest []byte `yaml:"-"`
 }
 
 // JWTAuth admits requests carrying a JWT signed by a key of a JWKS, with valid claims.
