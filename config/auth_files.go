@@ -35,9 +35,9 @@ const (
 type authFile struct {
 	digest []byte // SHA-256 of the bytes read
 	keys   []APIKey
-	names map[string]bool // key names, for allow lists
-	users map[string][]byte
-	errs  []fileError
+	names  map[string]bool // key names, for allow lists
+	users  map[string][]byte
+	errs   []fileError
 }
 
 // authFiles reads each keys and users file a config names once, however many routes
