@@ -90,7 +90,7 @@ func (pb *weightedPickerBuilder) Build(info base.PickerBuildInfo) balancer.Picke
 type weightedPicker struct {
 	picker   upstream.Picker
 	members  []upstream.Member
-	subConns []balancer.SubConn         // by member index
+	subConns []balancer.SubConn        // by member index
 	done     []func(balancer.DoneInfo) // by member index: ends the member's in-flight count
 }
 
