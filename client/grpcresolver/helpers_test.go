@@ -250,13 +250,14 @@ func waitServedBy(t *testing.T, conn *grpc.ClientConn, want ...string) {
 
 // caller is a stream of calls on conn from one goroutine, counting outcomes by server.
 type caller struct {
-	conn    *grpc.ClientConn
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	ok      map[string]int
-	failed  int
-	lastErr error
+	conn     *grpc.ClientConn
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	mu       sync.Mutex
+	ok       map[string]int
+	failed   int
+	lastErr  error
 }
 
 // startCaller calls without pause until stopCalls.
@@ -296,9 +297,9 @@ func (c *caller) snapshot() (ok map[string]int, total, failed int) {
 	return ok, total + c.failed, c.failed
 }
 
-// stopCalls ends the stream and returns its counts.
+// stopCalls ends the stream (once) and returns its counts.
 func (c *caller) stopCalls() (ok map[string]int, total, failed int) {
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	<-c.done
 	return c.snapshot()
 }
@@ -320,4 +321,36 @@ func (c *caller) waitCalls(t *testing.T, addr string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("calls to %s did not reach %d", addr, target)
+}
+
+// waitQuiet waits until addr has had no call for quiet: the drain delay an instance that
+// deregistered waits before it stops, so the clients have dropped it.
+func (c *caller) waitQuiet(t *testing.T, addr string, quiet time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	c.mu.Lock()
+	last := c.ok[addr]
+	c.mu.Unlock()
+	since := time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		c.mu.Lock()
+		n := c.ok[addr]
+		c.mu.Unlock()
+		if n != last {
+			last, since = n, time.Now()
+			continue
+		}
+		if time.Since(since) >= quiet {
+			return
+		}
+	}
+	t.Fatalf("calls to %s never stopped", addr)
+}
+
+// count is how many calls addr has answered so far.
+func (c *caller) count(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ok[addr]
 }

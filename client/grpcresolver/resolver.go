@@ -222,6 +222,7 @@ func (r *watchResolver) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-r.resolveNow:
+			r.log.Debug("re-reading the registry on gRPC's request")
 			if wait := r.interval - time.Since(restarted); wait > 0 {
 				upstream.Sleep(ctx, wait)
 			}

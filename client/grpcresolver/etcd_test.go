@@ -1,0 +1,58 @@
+package grpcresolver
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/internal/testkit"
+	_ "github.com/switchyard/switchyard/register/etcd" // registers etcd://
+	"github.com/switchyard/switchyard/upstream/etcd"
+)
+
+// TestEtcdChurnOutageCompaction runs the scenario on an embedded etcd. The resolver reads
+// through a proxy the test cuts; while it is cut an instance registers and etcd compacts
+// past that write, so the resolver's watch must re-list to find it.
+func TestEtcdChurnOutageCompaction(t *testing.T) {
+	srv := etcdtest.Start(t)
+	writer := srv.Client(t)
+	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
+	cli, err := etcd.NewClient(&config.Etcd{Endpoints: []string{proxy.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	logs := &testkit.SyncBuffer{}
+	d := etcd.New(cli, etcd.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	b := New(config.RegistryEtcd, d, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+
+	runChurnAndOutage(t, registryUnderTest{
+		builder:  b,
+		target:   "etcd:///users",
+		registry: "etcd://" + srv.Endpoints()[0],
+		opts:     registerOptions(),
+		outage:   func(*testing.T) { proxy.Cut() },
+		heal:     func(*testing.T) { proxy.Restore() },
+		afterHeal: func(t *testing.T) {
+			if !strings.Contains(logs.String(), "re-listing") {
+				t.Fatalf("the watch resumed without noticing the compaction; logs:\n%s", logs)
+			}
+		},
+		whileOut: func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			resp, err := writer.Get(ctx, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := writer.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
