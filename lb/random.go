@@ -78,11 +78,17 @@ func newAliasPicker(members []upstream.Member) *aliasPicker {
 	return p
 }
 
-// Pick draws until a draw lands on an admissible member, at most ticketProbes times, then
-// scans from a random place, so an unusable member's share spreads over the others.
+// randomDraws bounds the draws of one random Pick before it falls back to a scan. Redrawing
+// spreads an unusable member's share over the others in proportion to their weights; the
+// scan cannot (the member after a run of unusable ones takes what lands in the run), so it
+// must be rare: with half of the weight unusable, 16 draws all miss once in 65,536 picks.
+const randomDraws = 16
+
+// Pick draws until a draw lands on an admissible member, at most randomDraws times, then
+// scans from a random place.
 func (p *aliasPicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.Member, error) {
 	n := uint64(len(p.members))
-	for range min(n, ticketProbes) {
+	for range randomDraws {
 		if m := &p.members[p.draw(n)]; admit(m, &ex) {
 			return m, nil
 		}
