@@ -135,6 +135,13 @@ func (c *recordingConn) waitFor(t *testing.T, what string, cond func(states []re
 	}
 }
 
+// lastState returns the latest state recorded; the test must have waited for one.
+func (c *recordingConn) lastState() resolver.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.states[len(c.states)-1]
+}
+
 // counts returns how many states and errors were recorded.
 func (c *recordingConn) counts() (states, errs int) {
 	c.mu.Lock()
