@@ -58,3 +58,25 @@ func TestEtcdChurnOutageCompaction(t *testing.T) {
 		},
 	})
 }
+
+// TestEtcdServerRestart runs the scenario with etcd itself stopped (for the registrars too)
+// and started again on the same data: the resolver keeps its last addresses while etcd is
+// down and resumes its watch once it is back; the late instance registers after.
+func TestEtcdServerRestart(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli, err := etcd.NewClient(&config.Etcd{Endpoints: srv.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	b := New(config.RegistryEtcd, etcd.New(cli, etcd.Options{Logger: quietLogger()}), Options{Logger: quietLogger()})
+	runChurnAndOutage(t, registryUnderTest{
+		builder:           b,
+		target:            "etcd:///users",
+		registry:          "etcd://" + srv.Endpoints()[0],
+		opts:              registerOptions(),
+		outage:            func(*testing.T) { srv.Stop() },
+		heal:              func(t *testing.T) { srv.Restart(t) },
+		registerAfterHeal: true,
+	})
+}

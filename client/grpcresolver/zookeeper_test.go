@@ -2,6 +2,7 @@ package grpcresolver
 
 import (
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/zktest"
@@ -29,5 +30,29 @@ func TestZooKeeperChurnOutage(t *testing.T) {
 		opts:     registerOptions(),
 		outage:   func(*testing.T) { proxy.Cut() },
 		heal:     func(*testing.T) { proxy.Heal() },
+	})
+}
+
+// TestZooKeeperServerRestart runs the scenario with the ZooKeeper server itself stopped and
+// started again (sessions, and so the registrars' ephemeral nodes, survive a restart shorter
+// than their timeout); the late instance registers after.
+func TestZooKeeperServerRestart(t *testing.T) {
+	srv := zktest.Start(t)
+	b, err := Open(t.Context(), config.RegistryZooKeeper, zookeeper.Open,
+		&config.Discovery{ZooKeeper: &config.ZooKeeper{Servers: []string{srv.Addr}}}, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	opts := registerOptions()
+	opts.TTL = 10 * time.Second // the session timeout: longer than the restart
+	runChurnAndOutage(t, registryUnderTest{
+		builder:           b,
+		target:            "zookeeper:///users",
+		registry:          "zk://" + srv.Addr,
+		opts:              opts,
+		outage:            func(*testing.T) { srv.Stop() },
+		heal:              func(t *testing.T) { srv.Restart(t) },
+		registerAfterHeal: true,
 	})
 }
