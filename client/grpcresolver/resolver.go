@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc/resolver"
 
@@ -132,6 +133,11 @@ func ParseTarget(scheme string, u url.URL) (upstream.Target, error) {
 	service := strings.TrimPrefix(u.Path, "/")
 	if service == "" || strings.Contains(service, "/") {
 		return upstream.Target{}, fmt.Errorf("grpcresolver: target %q: want %s with one path segment", u.String(), form)
+	}
+	// As routes.yaml's service names: a registry key or node named with a space or a
+	// control character is a mistake, or an attempt to reach another key.
+	if strings.ContainsFunc(service, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return upstream.Target{}, fmt.Errorf("grpcresolver: target %q: invalid service name %q (no spaces or control characters)", u.String(), service)
 	}
 	t := upstream.Target{Service: service}
 	query, err := url.ParseQuery(u.RawQuery)
