@@ -108,6 +108,11 @@ func New(d upstream.Discoverer, opts Options) (*Transport, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	targets := make(map[string]upstream.Target, len(opts.Targets))
+	for host, target := range opts.Targets {
+		targets[host] = target.Clone() // the caller may go on using its map and slices
+	}
+	opts.Targets = targets
 	t := &Transport{discoverer: d, builder: builder, opts: opts, services: make(map[string]*service)}
 	if opts.Base == nil {
 		t.ownBase = http.DefaultTransport.(*http.Transport).Clone()
@@ -238,9 +243,7 @@ func (t *Transport) service(ctx context.Context, host string) (*service, error) 
 // watch starts following host's service; the caller holds t.mu.
 func (t *Transport) watch(host string) *service {
 	target, ok := t.opts.Targets[host]
-	if ok {
-		target = target.Clone()
-	} else {
+	if !ok {
 		target = upstream.Target{Service: host}
 	}
 	health := breaker.NewPolicy(host, t.opts.PassiveHealth, nil, nil, t.opts.Logger)

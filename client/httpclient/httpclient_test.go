@@ -322,3 +322,33 @@ func TestInFlightUntilBodyClosed(t *testing.T) {
 		t.Fatalf("in flight %d after Close, want 0", n)
 	}
 }
+
+// TestTargets: Options.Targets refines what a host watches; other hosts watch their own
+// name.
+func TestTargets(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.Set(backend(t, 200, 0))
+	targets := map[string]upstream.Target{"users": {Service: "users-svc", Tags: []string{"v2"}, Datacenter: "dc2"}}
+	c, _ := newClient(t, reg, Options{Targets: targets})
+	targets["users"].Tags[0] = "changed" // the transport keeps its own copy
+	for _, host := range []string{"users", "orders"} {
+		if _, _, err := get(c, "http://"+host+"/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if len(reg.targets) != 2 {
+		t.Fatalf("watched %v", reg.targets)
+	}
+	got := map[string]upstream.Target{}
+	for _, tg := range reg.targets {
+		got[tg.Service] = tg
+	}
+	if u := got["users-svc"]; u.Datacenter != "dc2" || len(u.Tags) != 1 || u.Tags[0] != "v2" {
+		t.Fatalf("users watched as %+v", u)
+	}
+	if _, ok := got["orders"]; !ok {
+		t.Fatalf("orders not watched by its name: %v", reg.targets)
+	}
+}
