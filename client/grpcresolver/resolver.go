@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -32,12 +33,21 @@ import (
 // asks for.
 const DefaultResolveNowInterval = time.Second
 
+// MaxResolveNowInterval caps the backoff between restarts that changed nothing: each
+// ResolveNow that follows a restart which found the same instances waits twice as long as
+// the one before, so a server that keeps failing its connections for hours costs the
+// registry one re-read per 30 s, not one per second. (A cancelled ZooKeeper watch also
+// leaves go-zookeeper's watchers registered until the node next changes: a restart a
+// second would pile them up.)
+const MaxResolveNowInterval = 30 * time.Second
+
 // Options tune a Builder; zero values mean the defaults.
 type Options struct {
 	// ResolveNowInterval is the least time between two re-reads of the registry triggered by
 	// ResolveNow; default DefaultResolveNowInterval. gRPC calls ResolveNow whenever a
 	// connection fails, so without a floor a crashing server would turn every failed
-	// connection into a registry read.
+	// connection into a registry read. It doubles, up to MaxResolveNowInterval (or the
+	// interval itself if larger), while re-reads find nothing new.
 	ResolveNowInterval time.Duration
 	// Logger receives warnings; default slog.Default().
 	Logger *slog.Logger
@@ -191,6 +201,8 @@ type watchResolver struct {
 	done       chan struct{} // closed when run returns
 	closeOnce  sync.Once
 
+	changes atomic.Uint64 // states and errors sent to cc; read by run to see if a re-read found anything
+
 	last  upstream.Snapshot // last non-empty snapshot sent to cc
 	sent  bool              // last holds a sent state
 	empty bool              // the registry's latest answer was empty (reported as an error)
@@ -217,7 +229,12 @@ func (r *watchResolver) Close() {
 // run keeps one Watch going until ctx ends, restarting it on ResolveNow.
 func (r *watchResolver) run(ctx context.Context) {
 	defer close(r.done)
-	var restarted time.Time
+	var (
+		restarted        time.Time // zero until the first restart
+		changesAtRestart uint64
+		interval         = r.interval
+		maxInterval      = max(r.interval, MaxResolveNowInterval)
+	)
 	for {
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan struct{})
@@ -228,8 +245,10 @@ func (r *watchResolver) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-r.resolveNow:
-			r.log.Debug("re-reading the registry on gRPC's request")
-			if wait := r.interval - time.Since(restarted); wait > 0 {
+			foundNothing := !restarted.IsZero() && r.changes.Load() == changesAtRestart
+			interval = nextInterval(interval, r.interval, maxInterval, foundNothing)
+			r.log.Debug("re-reading the registry on gRPC's request", "not_before", restarted.Add(interval))
+			if wait := interval - time.Since(restarted); wait > 0 {
 				upstream.Sleep(ctx, wait)
 			}
 			// The restart below answers every request made until now.
@@ -243,8 +262,17 @@ func (r *watchResolver) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		restarted = time.Now()
+		restarted, changesAtRestart = time.Now(), r.changes.Load()
 	}
+}
+
+// nextInterval is the wait between two restarts: twice the last one, up to ceiling, when
+// the last restart found nothing new; the floor otherwise.
+func nextInterval(last, floor, ceiling time.Duration, foundNothing bool) time.Duration {
+	if foundNothing {
+		return min(2*last, ceiling)
+	}
+	return floor
 }
 
 // update hands a snapshot to gRPC. An empty one is reported as an error and the last
@@ -257,6 +285,9 @@ func (r *watchResolver) run(ctx context.Context) {
 // call while the instances may still serve.
 func (r *watchResolver) update(s upstream.Snapshot) {
 	if s.Len() == 0 {
+		if !r.empty {
+			r.changes.Add(1)
+		}
 		r.empty = true
 		r.log.Warn("registry lists no instance; keeping the last addresses", "kept", r.last.Len())
 		r.cc.ReportError(fmt.Errorf("grpcresolver: %s:///%s: %w", r.scheme, r.target.Service, errNoInstances))
@@ -266,6 +297,7 @@ func (r *watchResolver) update(s upstream.Snapshot) {
 		return // a restarted watch re-reading the same set
 	}
 	r.last, r.sent, r.empty = s, true, false
+	r.changes.Add(1)
 	if err := r.cc.UpdateState(State(s, r.target.Service)); err != nil {
 		r.log.Debug("balancer rejected the addresses", "err", err)
 	}

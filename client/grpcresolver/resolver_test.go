@@ -191,6 +191,44 @@ func TestResolveNowRestartsWatch(t *testing.T) {
 	}
 }
 
+// TestResolveNowBacksOff: while re-reads find nothing new, each waits twice as long as the
+// one before; a change brings the interval back to its floor.
+func TestResolveNowBacksOff(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.Set("127.0.0.1:9001")
+	const interval = 50 * time.Millisecond
+	cc, r := build(t, New(config.RegistryEtcd, reg, Options{ResolveNowInterval: interval, Logger: quietLogger()}), "etcd:///users")
+	cc.waitFor(t, "the first state", func(s []resolver.State, _ []error) bool { return len(s) == 1 })
+	// gRPC asking every 5 ms for 1.5 s: without the backoff that is 30 restarts, with it
+	// at most 5 (at 0, 100, 300, 700 and 1500 ms).
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		r.ResolveNow(resolver.ResolveNowOptions{})
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := reg.watches.Load() - 1; n < 2 || n > 5 {
+		t.Fatalf("%d restarts, want 2 to 5", n)
+	}
+}
+
+func TestNextInterval(t *testing.T) {
+	for _, tc := range []struct {
+		last         time.Duration
+		foundNothing bool
+		want         time.Duration
+	}{
+		{time.Second, true, 2 * time.Second},
+		{20 * time.Second, true, 30 * time.Second},
+		{30 * time.Second, true, 30 * time.Second},
+		{16 * time.Second, false, time.Second},
+		{time.Second, false, time.Second},
+	} {
+		if got := nextInterval(tc.last, time.Second, 30*time.Second, tc.foundNothing); got != tc.want {
+			t.Errorf("nextInterval(%v, found nothing %v) = %v, want %v", tc.last, tc.foundNothing, got, tc.want)
+		}
+	}
+}
+
 // TestCloseStopsWatch: Close returns only once the Watch has returned (goleak in TestMain
 // checks no goroutine is left), and a second Close is harmless.
 func TestCloseStopsWatch(t *testing.T) {
