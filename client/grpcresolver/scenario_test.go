@@ -89,6 +89,7 @@ func runChurnAndOutage(t *testing.T, reg registryUnderTest) {
 	time.Sleep(reg.builder.opts.ResolveNowInterval + 200*time.Millisecond)
 	late := startBackend(t)
 	reg.outage(t)
+	outageBegan := time.Now()
 	outageStart, _, _ := calls.snapshot()
 	calls.waitCalls(t, stay.addr, 200)
 	if !reg.registerAfterHeal {
@@ -97,11 +98,15 @@ func runChurnAndOutage(t *testing.T, reg registryUnderTest) {
 	if reg.whileOut != nil {
 		reg.whileOut(t)
 	}
+	// Long enough for the resolver's registry calls to fail and back off, not only to
+	// notice a cut.
+	time.Sleep(time.Until(outageBegan.Add(outageLasts)))
 	calls.waitCalls(t, stay.addr, 200)
 	if n := calls.count(late.addr); n != 0 {
 		t.Fatalf("%d calls reached an instance registered during the outage: the resolver was not cut off", n)
 	}
 	_, outageTotal, _ := calls.snapshot()
+	outageLasted := time.Since(outageBegan)
 	reg.heal(t)
 	if reg.registerAfterHeal {
 		registerBackend(t, reg, late)
@@ -113,7 +118,7 @@ func runChurnAndOutage(t *testing.T, reg registryUnderTest) {
 	}
 
 	ok, total, failed := calls.stopCalls()
-	t.Logf("outage: %d calls while the registry was out of reach (%d before it)", outageTotal-sum(outageStart), churnTotal)
+	t.Logf("outage: %d calls in %v while the registry was out of reach (%d before it)", outageTotal-sum(outageStart), outageLasted.Round(time.Millisecond), churnTotal)
 	t.Logf("in all: %d calls, %d failed, by instance %v", total, failed, ok)
 	if failed != 0 {
 		t.Fatalf("%d of %d calls failed while an instance stayed: %v", failed, total, calls.lastErr)
@@ -127,6 +132,9 @@ func sum(m map[string]int) int {
 	}
 	return n
 }
+
+// outageLasts is the least time the scenario keeps the registry out of reach.
+const outageLasts = 2 * time.Second
 
 // registerOptions are the registrars' options in the scenario: a short TTL so a lost
 // registration is repaired within a second, and a quiet log.

@@ -101,6 +101,8 @@ func TestEtcdChurnAndOutage(t *testing.T) {
 	before := counts[stay.addr]
 	mu.Unlock()
 	late := serveRegistered(t, registry)
+	// Long enough for the discoverer's calls to fail and back off, not only to notice a cut.
+	time.Sleep(2 * time.Second)
 	waitFor("calls during the outage", func() bool { return counts[stay.addr] > before+200 })
 	mu.Lock()
 	lateCalls := counts[late.addr]
