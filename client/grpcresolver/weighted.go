@@ -73,14 +73,18 @@ func (pb *weightedPickerBuilder) Build(info base.PickerBuildInfo) balancer.Picke
 	}
 	snapshot := upstream.NewSnapshot(eps) // sorted, so the schedule does not follow map order
 	members := make([]upstream.Member, snapshot.Len())
-	p := &weightedPicker{subConns: make([]balancer.SubConn, snapshot.Len()), done: make([]func(balancer.DoneInfo), snapshot.Len())}
+	p := &weightedPicker{
+		subConns: make([]balancer.SubConn, snapshot.Len()),
+		done:     make([]func(balancer.DoneInfo), snapshot.Len()),
+		index:    make(map[*upstream.EndpointState]int, snapshot.Len()),
+	}
 	for i, e := range snapshot.Endpoints() {
 		state := upstream.NewEndpointState(e.Key, nil)
 		members[i] = upstream.Member{Endpoint: e, State: state}
 		p.subConns[i] = byKey[e.Key]
 		p.done[i] = func(balancer.DoneInfo) { state.Done(upstream.Outcome{}) }
+		p.index[state] = i
 	}
-	p.members = members
 	p.picker = lb.Weighted{}.Build(members)
 	return p
 }
@@ -89,9 +93,9 @@ func (pb *weightedPickerBuilder) Build(info base.PickerBuildInfo) balancer.Picke
 // connections, so Pick allocates nothing.
 type weightedPicker struct {
 	picker   upstream.Picker
-	members  []upstream.Member
-	subConns []balancer.SubConn        // by member index
-	done     []func(balancer.DoneInfo) // by member index: ends the member's in-flight count
+	index    map[*upstream.EndpointState]int // member index by state: the picker returns members
+	subConns []balancer.SubConn              // by member index
+	done     []func(balancer.DoneInfo)       // by member index: ends the member's in-flight count
 }
 
 // Pick implements balancer.Picker.
@@ -100,20 +104,6 @@ func (p *weightedPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 	if err != nil {
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}
-	i := memberIndex(p.members, m)
+	i := p.index[m.State]
 	return balancer.PickResult{SubConn: p.subConns[i], Done: p.done[i]}, nil
-}
-
-// memberIndex finds m in members by its key (members are sorted by key).
-func memberIndex(members []upstream.Member, m *upstream.Member) int {
-	lo, hi := 0, len(members)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if members[mid].Key < m.Key {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
 }
