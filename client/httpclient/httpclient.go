@@ -179,8 +179,13 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("httpclient: %s: %w", host, err)
 		}
-		out := r.Clone(r.Context())
-		out.URL.Scheme, out.URL.Host = m.Scheme, m.Key
+		// A shallow copy with its own URL, as Request.WithContext makes: the header is
+		// shared, read-only here, and not worth a deep copy per request.
+		out := new(http.Request)
+		*out = *r
+		u := *r.URL
+		u.Scheme, u.Host = m.Scheme, m.Key
+		out.URL = &u
 		if out.Host == "" {
 			out.Host = host
 		}
@@ -226,6 +231,11 @@ func (t *Transport) service(ctx context.Context, host string) (*service, error) 
 	}
 	t.mu.Unlock()
 
+	select {
+	case <-svc.ready:
+		return svc, nil // the usual case, without a timer
+	default:
+	}
 	timer := time.NewTimer(t.opts.ResolveTimeout)
 	defer timer.Stop()
 	select {

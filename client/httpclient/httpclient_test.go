@@ -68,7 +68,7 @@ func (f *fakeRegistry) Watch(ctx context.Context, t upstream.Target, update func
 }
 
 // backend is an HTTP server on loopback answering with its own address and the Host it got.
-func backend(t *testing.T, status int, delay time.Duration) string {
+func backend(t testing.TB, status int, delay time.Duration) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if delay > 0 {
