@@ -133,8 +133,8 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 
 // ParseTarget reads a target URL of the registry scheme: scheme:///service, and for Consul a
 // query of `tag` (repeatable: every tag required), `dc` and `warning=true` (keep instances
-// whose checks warn). Anything else is an error, so a typo fails at grpc.NewClient instead of
-// silently widening the query.
+// whose checks warn). Anything else is an error, so a typo fails the channel's first call
+// (grpc.NewClient builds resolvers lazily) instead of silently widening the query.
 func ParseTarget(scheme string, u url.URL) (upstream.Target, error) {
 	form := scheme + ":///SERVICE"
 	if u.Host != "" {
