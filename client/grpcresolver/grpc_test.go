@@ -2,10 +2,14 @@ package grpcresolver
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/upstream"
@@ -115,4 +119,28 @@ func TestChurnNoFailedCall(t *testing.T) {
 	if failed != 0 {
 		t.Fatalf("%d of %d calls failed: %v", failed, total, calls.lastErr)
 	}
+}
+
+// TestIPv6Instance: an instance at [::1]:port (a bracketed key, as the registries give it)
+// is dialled and called.
+func TestIPv6Instance(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-done
+	})
+	reg := newFakeRegistry()
+	reg.Set(ln.Addr().String())
+	conn := dial(t, "etcd:///users", New(config.RegistryEtcd, reg, Options{Logger: quietLogger()}), "round_robin")
+	waitServedBy(t, conn, ln.Addr().String())
 }

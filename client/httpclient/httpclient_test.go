@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -350,5 +351,29 @@ func TestTargets(t *testing.T) {
 	}
 	if _, ok := got["orders"]; !ok {
 		t.Fatalf("orders not watched by its name: %v", reg.targets)
+	}
+}
+
+// TestHTTPSInstance: an instance registered with scheme https is called over TLS, with the
+// service name as Host; Base carries the TLS settings.
+func TestHTTPSInstance(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-TLS", fmt.Sprint(r.TLS != nil))
+	}))
+	t.Cleanup(srv.Close)
+	reg := newFakeRegistry()
+	reg.mu.Lock()
+	reg.snap, reg.set = upstream.NewSnapshot([]upstream.Endpoint{{Key: strings.TrimPrefix(srv.URL, "https://"), Scheme: "https"}}), true
+	reg.mu.Unlock()
+	base := srv.Client().Transport.(*http.Transport)
+	c, _ := newClient(t, reg, Options{Base: base})
+	resp, err := c.Get("http://users/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-TLS") != "true" || resp.Header.Get("X-Host") != "users" {
+		t.Fatalf("TLS %q, Host %q", resp.Header.Get("X-TLS"), resp.Header.Get("X-Host"))
 	}
 }
