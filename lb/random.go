@@ -48,7 +48,7 @@ func newAliasPicker(members []upstream.Member) *aliasPicker {
 		total += w
 		scaled[i] = w * uint64(n)
 	}
-	var small, large []uint32
+	small, large := make([]uint32, 0, n), make([]uint32, 0, n)
 	for i, s := range scaled {
 		if s < total {
 			small = append(small, uint32(i))
@@ -71,9 +71,11 @@ func newAliasPicker(members []upstream.Member) *aliasPicker {
 		}
 	}
 	// What is left is full (up to rounding, which leaves a column a hair off full).
-	for _, i := range append(small, large...) {
-		p.threshold[i] = aliasFull
-		p.alias[i] = i
+	for _, rest := range [2][]uint32{small, large} {
+		for _, i := range rest {
+			p.threshold[i] = aliasFull
+			p.alias[i] = i
+		}
 	}
 	return p
 }
