@@ -173,10 +173,16 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ex upstream.Excluded
+	var (
+		ex      upstream.Excluded
+		refused error // the last refused connection, reported if no instance is left to try
+	)
 	for attempt := 1; ; attempt++ {
 		m, err := svc.pool.Pick(r, ex)
 		if err != nil {
+			if refused != nil {
+				return nil, refused
+			}
 			return nil, fmt.Errorf("httpclient: %s: %w", host, err)
 		}
 		// A shallow copy with its own URL, as Request.WithContext makes: the header is
@@ -189,7 +195,7 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 		if out.Host == "" {
 			out.Host = host
 		}
-		if attempt > 1 && r.Body != nil {
+		if attempt > 1 && r.Body != nil && r.Body != http.NoBody {
 			if out.Body, err = r.GetBody(); err != nil {
 				m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled})
 				return nil, fmt.Errorf("httpclient: %s: body for a retry: %w", host, err)
@@ -204,10 +210,12 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 		}
 		kind := classify(r.Context(), err)
 		m.State.Done(upstream.Outcome{Err: kind, Latency: latency})
+		err = fmt.Errorf("httpclient: %s: %s: %w", host, m.Key, err)
 		replayable := r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
 		if kind != upstream.ErrConnect || !replayable || attempt == maxAttempts {
-			return nil, fmt.Errorf("httpclient: %s: %s: %w", host, m.Key, err)
+			return nil, err
 		}
+		refused = err
 		ex.Add(m.State)
 	}
 }

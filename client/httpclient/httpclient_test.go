@@ -235,6 +235,47 @@ func TestRefusedConnectionRetried(t *testing.T) {
 	}
 }
 
+// TestRefusedRetryEdges: a request with http.NoBody is retried like one without a body; a
+// body that cannot be replayed is not retried; when every instance refuses, the error is
+// the refusal, not "no endpoint".
+func TestRefusedRetryEdges(t *testing.T) {
+	live := backend(t, 200, 0)
+	regNoBody := newFakeRegistry()
+	regNoBody.Set(deadAddr(t), live)
+	cNoBody, _ := newClient(t, regNoBody, Options{})
+	// Round robin sends one of the first two requests to the refusing instance first.
+	for range 2 {
+		r, _ := http.NewRequest(http.MethodGet, "http://users/", http.NoBody)
+		resp, err := cNoBody.Do(r)
+		if err != nil {
+			t.Fatalf("GET with NoBody: %v", err)
+		}
+		resp.Body.Close()
+	}
+
+	reg := newFakeRegistry()
+	dead := deadAddr(t)
+	reg.Set(dead)
+	c, _ := newClient(t, reg, Options{})
+	r, _ := http.NewRequest(http.MethodPost, "http://users/", io.NopCloser(strings.NewReader("x")))
+	r.GetBody = nil
+	if _, err := c.Do(r); err == nil || !strings.Contains(err.Error(), dead) {
+		t.Fatalf("POST to a refusing instance: %v, want the refusal", err)
+	}
+	_, _, err := get(c, "http://users/")
+	if err == nil || !strings.Contains(err.Error(), "no endpoint available") {
+		// The refusing instance is set aside now: nothing is left to try.
+		t.Fatalf("GET with the only instance set aside: %v", err)
+	}
+	reg2 := newFakeRegistry()
+	deadA, deadB := deadAddr(t), deadAddr(t)
+	reg2.Set(deadA, deadB)
+	c2, _ := newClient(t, reg2, Options{})
+	if _, _, err := get(c2, "http://users/"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("GET with every instance refusing: %v, want the last refusal", err)
+	}
+}
+
 // TestFailingInstanceEjected: an instance answering 503 is ejected after the passive
 // health's consecutive failures, and then gets no more requests.
 func TestFailingInstanceEjected(t *testing.T) {
