@@ -279,10 +279,15 @@ func (t *Transport) watch(host string) *service {
 	return svc
 }
 
-// classify names how a request failed, as the gateway's proxy does for the health layer.
+// classify names how a request failed, as the gateway's proxy does for the health layer. The
+// caller's deadline passing before the response headers (http.Client.Timeout included) is
+// the instance's timeout, as the route timeout is in the gateway: otherwise a hung instance
+// would never be ejected. A caller that cancels is never held against the instance.
 func classify(ctx context.Context, err error) upstream.ErrorKind {
 	var opErr *net.OpError
 	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return upstream.ErrTimeout
 	case ctx.Err() != nil:
 		return upstream.ErrCanceled
 	case errors.As(err, &opErr) && opErr.Op == "dial":
@@ -299,7 +304,7 @@ func classify(ctx context.Context, err error) upstream.ErrorKind {
 // the end, so least_conn and least_time see requests whose bodies are still streaming.
 type doneBody struct {
 	io.ReadCloser
-	ctx     context.Context // the request's: a caller that gave up never counts against the instance
+	ctx     context.Context // the request's: a caller that gave up mid-body never counts against the instance
 	state   *upstream.EndpointState
 	outcome upstream.Outcome
 	once    sync.Once

@@ -418,3 +418,54 @@ func TestHTTPSInstance(t *testing.T) {
 		t.Fatalf("TLS %q, Host %q", resp.Header.Get("X-TLS"), resp.Header.Get("X-Host"))
 	}
 }
+
+// TestCallerDeadlineAndCancel: a caller's deadline passing before the headers is the
+// instance's timeout (counted by passive health: the hung instance is ejected), a caller's
+// cancel is not.
+func TestCallerDeadlineAndCancel(t *testing.T) {
+	hung, fine := backend(t, 200, 10*time.Second), backend(t, 200, 0)
+	do := func(c *http.Client, ctx context.Context) error {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://users/", nil)
+		resp, err := c.Do(r)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	t.Run("deadline", func(t *testing.T) {
+		reg := newFakeRegistry()
+		reg.Set(hung, fine)
+		c, rt := newClient(t, reg, Options{PassiveHealth: &config.PassiveHealth{ConsecutiveFailures: 2}})
+		timeouts := 0
+		for range 8 {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			if err := do(c, ctx); err != nil {
+				timeouts++
+			}
+			cancel()
+		}
+		if timeouts != 2 {
+			t.Fatalf("%d requests timed out, want 2 (then the hung instance is ejected)", timeouts)
+		}
+		for _, m := range rt.Pool("users").View().Members {
+			if m.Key == hung && m.State.Available() {
+				t.Fatal("the hung instance is still available")
+			}
+		}
+	})
+	t.Run("cancel", func(t *testing.T) {
+		reg := newFakeRegistry()
+		reg.Set(hung)
+		c, rt := newClient(t, reg, Options{PassiveHealth: &config.PassiveHealth{ConsecutiveFailures: 2}})
+		for range 4 {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(20*time.Millisecond, cancel)
+			if err := do(c, ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want context.Canceled", err)
+			}
+		}
+		if m := rt.Pool("users").View().Members[0]; !m.State.Available() {
+			t.Fatal("cancelled requests ejected the instance")
+		}
+	})
+}
