@@ -453,6 +453,21 @@ func TestCallerDeadlineAndCancel(t *testing.T) {
 			}
 		}
 	})
+	t.Run("http.Client.Timeout", func(t *testing.T) {
+		reg := newFakeRegistry()
+		reg.Set(hung, fine)
+		_, rt := newClient(t, reg, Options{PassiveHealth: &config.PassiveHealth{ConsecutiveFailures: 2}})
+		c := &http.Client{Transport: rt, Timeout: 50 * time.Millisecond}
+		timeouts := 0
+		for range 8 {
+			if err := do(c, context.Background()); err != nil {
+				timeouts++
+			}
+		}
+		if timeouts != 2 {
+			t.Fatalf("%d requests timed out, want 2 (then the hung instance is ejected)", timeouts)
+		}
+	})
 	t.Run("cancel", func(t *testing.T) {
 		reg := newFakeRegistry()
 		reg.Set(hung)
