@@ -1,11 +1,15 @@
 package grpcresolver
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/register"
 	_ "github.com/switchyard/switchyard/register/zookeeper" // registers zk://
 	"github.com/switchyard/switchyard/upstream/zookeeper"
 )
@@ -55,4 +59,50 @@ func TestZooKeeperServerRestart(t *testing.T) {
 		heal:              func(t *testing.T) { srv.Restart(t) },
 		registerAfterHeal: true,
 	})
+}
+
+// TestZooKeeperRegistrationsExpire is the empty-answer rule with real parts: the instances'
+// registrars lose ZooKeeper (their proxy is cut) long enough for their sessions to expire,
+// so the server deletes every ephemeral node of the service and the resolver is told the
+// service has no instance, while the instances themselves still serve. Calls must go on to
+// them; when the registrars are back and register again, the resolver follows again.
+func TestZooKeeperRegistrationsExpire(t *testing.T) {
+	srv := zktest.Start(t)
+	registrarPath := srv.Proxy(t)
+	logs := &testkit.SyncBuffer{}
+	b, err := Open(t.Context(), config.RegistryZooKeeper, zookeeper.Open,
+		&config.Discovery{ZooKeeper: &config.ZooKeeper{Servers: []string{srv.Addr}}},
+		Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	reg := registryUnderTest{
+		registry: "zk://" + registrarPath.Addr,
+		opts:     register.Options{TTL: zktest.MinSessionTimeout, Logger: quietLogger()},
+	}
+	a, c := startBackend(t), startBackend(t)
+	registerBackend(t, reg, a)
+	registerBackend(t, reg, c)
+	conn := dial(t, "zookeeper:///users", b, "round_robin")
+	waitServedBy(t, conn, a.addr, c.addr)
+	calls := startCaller(conn)
+	defer calls.stopCalls()
+
+	registrarPath.Cut()
+	waitUntil(t, "the empty answer", func() bool { return strings.Contains(logs.String(), "registry lists no instance") })
+	calls.waitCalls(t, a.addr, 200)
+	calls.waitCalls(t, c.addr, 200)
+	registrarPath.Heal()
+
+	late := startBackend(t)
+	registerBackend(t, reg, late)
+	calls.waitCalls(t, late.addr, 20)
+	calls.waitCalls(t, a.addr, 20)
+	calls.waitCalls(t, c.addr, 20)
+	ok, total, failed := calls.stopCalls()
+	t.Logf("registrations expired and came back: %d calls, %d failed (%v)", total, failed, ok)
+	if failed != 0 {
+		t.Fatalf("%d of %d calls failed: %v", failed, total, calls.lastErr)
+	}
 }
