@@ -361,3 +361,19 @@ func (c *caller) count(addr string) int {
 	defer c.mu.Unlock()
 	return c.ok[addr]
 }
+
+// waitSucceeded waits until the stream has made n more successful calls, to any instance.
+func (c *caller) waitSucceeded(t *testing.T, n int) {
+	t.Helper()
+	ok, _, _ := c.snapshot()
+	target := sum(ok) + n
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		ok, _, _ := c.snapshot()
+		if sum(ok) >= target {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the calls did not reach %d successes", target)
+}

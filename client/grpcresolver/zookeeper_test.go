@@ -65,7 +65,8 @@ func TestZooKeeperServerRestart(t *testing.T) {
 // registrars lose ZooKeeper (their proxy is cut) long enough for their sessions to expire,
 // so the server deletes every ephemeral node of the service and the resolver is told the
 // service has no instance, while the instances themselves still serve. Calls must go on to
-// them; when the registrars are back and register again, the resolver follows again.
+// the last ones it knew; when the registrars are back and register again, the resolver
+// follows again.
 func TestZooKeeperRegistrationsExpire(t *testing.T) {
 	srv := zktest.Start(t)
 	registrarPath := srv.Proxy(t)
@@ -91,8 +92,10 @@ func TestZooKeeperRegistrationsExpire(t *testing.T) {
 
 	registrarPath.Cut()
 	waitUntil(t, "the empty answer", func() bool { return strings.Contains(logs.String(), "registry lists no instance") })
-	calls.waitCalls(t, a.addr, 200)
-	calls.waitCalls(t, c.addr, 200)
+	// The sessions expire one by one or together: the resolver may have dropped the first
+	// instance before the empty answer came, and then keeps the other. Calls go on to
+	// whichever it kept.
+	calls.waitSucceeded(t, 400)
 	registrarPath.Heal()
 
 	late := startBackend(t)
