@@ -144,3 +144,15 @@ func TestIPv6Instance(t *testing.T) {
 	conn := dial(t, "etcd:///users", New(config.RegistryEtcd, reg, Options{Logger: quietLogger()}), "round_robin")
 	waitServedBy(t, conn, ln.Addr().String())
 }
+
+// TestPickFirst: grpc-go's default balancer follows the resolver too: it moves when the
+// instance it uses leaves the registry.
+func TestPickFirst(t *testing.T) {
+	a, b := startBackend(t), startBackend(t)
+	reg := newFakeRegistry()
+	reg.Set(a.addr)
+	conn := dial(t, "etcd:///users", New(config.RegistryEtcd, reg, Options{Logger: quietLogger()}), "")
+	waitServedBy(t, conn, a.addr)
+	reg.Set(b.addr)
+	waitServedBy(t, conn, b.addr)
+}
