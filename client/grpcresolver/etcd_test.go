@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/etcdtest"
 	"github.com/switchyard/switchyard/internal/testkit"
+	"github.com/switchyard/switchyard/register"
 	_ "github.com/switchyard/switchyard/register/etcd" // registers etcd://
 	"github.com/switchyard/switchyard/upstream/etcd"
 )
@@ -78,5 +79,55 @@ func TestEtcdServerRestart(t *testing.T) {
 		outage:            func(*testing.T) { srv.Stop() },
 		heal:              func(t *testing.T) { srv.Restart(t) },
 		registerAfterHeal: true,
+	})
+}
+
+// TestEtcdWeights: a weight registered with register/etcd reaches WeightedBalancer through
+// the resolver, and calls are shared by it; re-registering with another weight moves the
+// shares without a new address.
+func TestEtcdWeights(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli, err := etcd.NewClient(&config.Etcd{Endpoints: srv.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	b := New(config.RegistryEtcd, etcd.New(cli, etcd.Options{Logger: quietLogger()}), Options{Logger: quietLogger()})
+	light, heavy := startBackend(t), startBackend(t)
+	registry := "etcd://" + srv.Endpoints()[0]
+	registerWeighted := func(be *backend, weight int) {
+		t.Helper()
+		reg := registryUnderTest{registry: registry, opts: registerOptions()}
+		r, err := register.Open(reg.registry, register.Instance{Service: "users", Address: be.addr, Weight: weight}, reg.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Register(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Deregister(context.Background()) })
+	}
+	registerWeighted(light, 1)
+	registerWeighted(heavy, 3)
+	conn := dial(t, "etcd:///users", b, WeightedBalancer)
+	waitServedBy(t, conn, light.addr, heavy.addr)
+	shares := func() map[string]int {
+		seen := map[string]int{}
+		for range 400 {
+			addr, err := call(context.Background(), conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[addr]++
+		}
+		return seen
+	}
+	if seen := shares(); seen[light.addr] != 100 || seen[heavy.addr] != 300 {
+		t.Fatalf("weights 1:3 from etcd gave %v", seen)
+	}
+	registerWeighted(light, 7) // same key, new value: weight 7
+	waitUntil(t, "the new weight", func() bool {
+		seen := shares()
+		return seen[light.addr] == 280 && seen[heavy.addr] == 120
 	})
 }
