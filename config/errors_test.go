@@ -103,9 +103,9 @@ func TestParseErrors(t *testing.T) {
 			`routes.yaml:4: discovery.zookeeper.root: must start with "/", got "services"`,
 			`routes.yaml:5: discovery.zookeeper.session_timeout: must be positive`}},
 		{"unknown lb", "routes:\n  - prefix: /a\n    upstreams: [\"http://h:1\"]\n    lb: least_con\n", []string{
-			`routes.yaml:4: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn)`}},
-		{"defaults lb and timeout", "defaults:\n  lb: random\n  timeout: 0s\n" + okRoute, []string{
-			`routes.yaml:2: defaults.lb: unknown policy "random" (want round_robin, weighted, least_conn)`,
+			`routes.yaml:4: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn, random, least_time)`}},
+		{"defaults lb and timeout", "defaults:\n  lb: fastest\n  timeout: 0s\n" + okRoute, []string{
+			`routes.yaml:2: defaults.lb: unknown policy "fastest" (want round_robin, weighted, least_conn, random, least_time)`,
 			`routes.yaml:3: defaults.timeout: must be positive (leave it out to inherit)`}},
 		{"retries range", "defaults:\n  retries: 8\n" + okRoute, []string{
 			`routes.yaml:2: defaults.retries: must be between 0 and 7, got 8`}},

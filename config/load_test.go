@@ -39,7 +39,7 @@ routes:
 	want := []string{
 		`routes.yaml:1: listen: invalid address "8080": want host:port, e.g. 127.0.0.1:8080`,
 		`routes.yaml:2: unknown key "lisen" (did you mean "listen"?)`,
-		`routes.yaml:6: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn)`,
+		`routes.yaml:6: routes[0].lb: unknown policy "least_con" (want round_robin, weighted, least_conn, random, least_time)`,
 		`routes.yaml:7: routes[1].prefix: must start with "/", got "a"`,
 		`routes.yaml:7: routes[1]: has both service and upstreams (want exactly one of service, upstreams, split)`,
 		`routes.yaml:10: routes[1].retries: must be between 0 and 7, got 9`,

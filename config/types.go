@@ -136,6 +136,8 @@ const (
 	LBRoundRobin = "round_robin"
 	LBWeighted   = "weighted"
 	LBLeastConn  = "least_conn"
+	LBRandom     = "random"     // weighted random draws
+	LBLeastTime  = "least_time" // peak-EWMA latency times in-flight, of two random members
 )
 
 // Policy is the behaviour a route can tune; `defaults:` holds the same fields. After loading,

@@ -18,7 +18,7 @@ import (
 const MaxRetries = 7
 
 var (
-	lbPolicies      = []string{LBRoundRobin, LBWeighted, LBLeastConn}
+	lbPolicies      = []string{LBRoundRobin, LBWeighted, LBLeastConn, LBRandom, LBLeastTime}
 	knownRegistries = []string{RegistryEtcd, RegistryConsul, RegistryZooKeeper}
 )
 

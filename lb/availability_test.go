@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/upstream"
 )
@@ -48,6 +49,9 @@ func TestSkipsUnavailable(t *testing.T) {
 		{"least_conn/p2c", LeastConn{}, equalWeights(40), []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19},
 			[]float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 				.05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05}, 0.02},
+		{"random/one down", Random{}, []int{2, 1, 1}, []int{0}, []float64{0, .5, .5}, 0.03},
+		{"random/heavy survives", Random{}, []int{6, 1, 1, 2}, []int{1, 2}, []float64{.75, 0, 0, .25}, 0.03},
+		{"least_time/half down", LeastTime{}, equalWeights(8), []int{0, 2, 4, 6}, []float64{0, .25, 0, .25, 0, .25, 0, .25}, 0.03},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,5 +229,115 @@ func TestLeastConnTieBreakIsRandom(t *testing.T) {
 			}
 		}
 		requireDrained(t, statesOf(ms))
+	}
+}
+
+// TestLeastTimeSingleMember: a pool of one has nothing to compare; it is picked while
+// usable, and not when excluded or down.
+func TestLeastTimeSingleMember(t *testing.T) {
+	ms, hs := makeMembers(1)
+	drainAfter(t, ms)
+	p := LeastTime{}.Build(ms)
+	m, err := p.Pick(nil, upstream.Excluded{})
+	if err != nil || m != &ms[0] {
+		t.Fatalf("Pick = %v, %v", m, err)
+	}
+	m.State.Done(upstream.Outcome{Status: 200})
+	var ex upstream.Excluded
+	ex.Add(ms[0].State)
+	if _, err := p.Pick(nil, ex); !errors.Is(err, upstream.ErrNoEndpoint) {
+		t.Fatalf("excluded: err %v", err)
+	}
+	hs[0].down.Store(true)
+	if _, err := p.Pick(nil, upstream.Excluded{}); !errors.Is(err, upstream.ErrNoEndpoint) {
+		t.Fatalf("down: err %v", err)
+	}
+}
+
+// TestLeastTimePrefersFaster: with in-flight counts equal, the member with the lower
+// latency wins every pair it is in; an unmeasured idle member is tried first, and an
+// unmeasured busy one is avoided until it answers.
+func TestLeastTimePrefersFaster(t *testing.T) {
+	ms, _ := makeMeasuredMembers(1, 1)
+	drainAfter(t, ms)
+	p := LeastTime{}.Build(ms)
+	observe := func(i int, latency time.Duration) {
+		if !ms[i].State.TryAcquire() {
+			t.Fatal("not admitted")
+		}
+		ms[i].State.Done(upstream.Outcome{Status: 200, Latency: latency})
+	}
+	// Member 0 measured, member 1 not: the idle unmeasured one is tried.
+	observe(0, time.Millisecond)
+	m, err := p.Pick(nil, upstream.Excluded{})
+	if err != nil || m != &ms[1] {
+		t.Fatalf("picked %v, want the unmeasured member", m)
+	}
+	// Now it is busy and still unmeasured: the measured one wins.
+	for range 20 {
+		m2, err := p.Pick(nil, upstream.Excluded{})
+		if err != nil || m2 != &ms[0] {
+			t.Fatalf("picked %v while the unmeasured member is busy", m2)
+		}
+		m2.State.Done(upstream.Outcome{Status: 200, Latency: time.Millisecond})
+	}
+	m.State.Done(upstream.Outcome{Status: 200, Latency: 50 * time.Millisecond})
+	// Member 1 answered slowly: member 0 takes every pick.
+	for range 100 {
+		m2, err := p.Pick(nil, upstream.Excluded{})
+		if err != nil || m2 != &ms[0] {
+			t.Fatalf("picked %v, want the faster member", m2)
+		}
+		m2.State.Done(upstream.Outcome{Status: 200, Latency: time.Millisecond})
+	}
+}
+
+// TestRandomAliasTable: the alias table gives each member its exact share of the 2^32 x n
+// outcomes (up to one part in 2^32 of rounding per column).
+func TestRandomAliasTable(t *testing.T) {
+	for _, weights := range [][]int{{1}, {1, 1}, {5, 1, 1}, {1, 9, 3, 4, 7, 2, 2, 30}, {1000000, 1}, equalWeights(1000)} {
+		ms, _ := makeMembers(weights...)
+		p := newAliasPicker(ms)
+		n := len(weights)
+		share := make([]float64, n)
+		for i := range n {
+			keep := float64(p.threshold[i]) / aliasFull
+			share[i] += keep / float64(n)
+			share[p.alias[i]] += (1 - keep) / float64(n)
+		}
+		total := 0
+		for _, w := range weights {
+			total += w
+		}
+		for i, w := range weights {
+			want := float64(w) / float64(total)
+			if d := share[i] - want; d > 1e-9 || d < -1e-9 {
+				t.Fatalf("weights %v: member %d has share %v, want %v", weights, i, share[i], want)
+			}
+		}
+	}
+}
+
+// TestLeastTimeEvenWhenEqual: members that answer equally fast share the traffic evenly.
+// (TestDistribution leaves least_time out: without latencies its picks follow which
+// goroutine the scheduler preempted while holding a request.)
+func TestLeastTimeEvenWhenEqual(t *testing.T) {
+	ms, _ := makeMeasuredMembers(equalWeights(10)...)
+	drainAfter(t, ms)
+	p := LeastTime{}.Build(ms)
+	counts := make([]int, len(ms))
+	const n = 20_000
+	for range n {
+		m, err := p.Pick(nil, upstream.Excluded{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[indexOf(t, ms, m)]++
+		m.State.Done(upstream.Outcome{Status: 200, Latency: time.Millisecond})
+	}
+	for i, c := range counts {
+		if share := float64(c) / n; share < 0.08 || share > 0.12 {
+			t.Fatalf("member %d: share %.3f, want about 0.1 (counts %v)", i, share, counts)
+		}
 	}
 }

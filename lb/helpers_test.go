@@ -24,6 +24,8 @@ var policies = []struct {
 	{"round_robin", RoundRobin{}},
 	{"weighted", Weighted{}},
 	{"least_conn", LeastConn{}},
+	{"random", Random{}},
+	{"least_time", LeastTime{}},
 }
 
 // variants adds the weighted policy's table-free picker to policies, for tests that must
@@ -86,6 +88,16 @@ func makeMembers(weights ...int) ([]upstream.Member, []*fakeHealth) {
 			Endpoint: upstream.Endpoint{Key: key(i), Scheme: "http", Weight: w},
 			State:    upstream.NewEndpointState(key(i), hs[i]),
 		}
+	}
+	return ms, hs
+}
+
+// makeMeasuredMembers is makeMembers with states that measure latency, as a Pool makes them
+// for least_time.
+func makeMeasuredMembers(weights ...int) ([]upstream.Member, []*fakeHealth) {
+	ms, hs := makeMembers(weights...)
+	for i := range ms {
+		ms[i].State = upstream.NewMeasuredEndpointState(ms[i].Key, hs[i])
 	}
 	return ms, hs
 }

@@ -22,8 +22,8 @@ import (
 )
 
 // New returns the builder for a route's `lb:` policy name: config.LBRoundRobin,
-// config.LBWeighted or config.LBLeastConn. The empty name means config.DefaultLB, so a
-// hand-built route without a policy still balances.
+// config.LBWeighted, config.LBLeastConn, config.LBRandom or config.LBLeastTime. The empty
+// name means config.DefaultLB, so a hand-built route without a policy still balances.
 func New(policy string) (upstream.PickerBuilder, error) {
 	if policy == "" {
 		policy = config.DefaultLB
@@ -35,9 +35,13 @@ func New(policy string) (upstream.PickerBuilder, error) {
 		return Weighted{}, nil
 	case config.LBLeastConn:
 		return LeastConn{}, nil
+	case config.LBRandom:
+		return Random{}, nil
+	case config.LBLeastTime:
+		return LeastTime{}, nil
 	}
-	return nil, fmt.Errorf("lb: unknown policy %q (want %q, %q or %q)",
-		policy, config.LBRoundRobin, config.LBWeighted, config.LBLeastConn)
+	return nil, fmt.Errorf("lb: unknown policy %q (want %q, %q, %q, %q or %q)", policy,
+		config.LBRoundRobin, config.LBWeighted, config.LBLeastConn, config.LBRandom, config.LBLeastTime)
 }
 
 // ticketProbes bounds how many shared-counter tickets one Pick of the counter-driven

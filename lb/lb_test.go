@@ -22,7 +22,9 @@ func TestNew(t *testing.T) {
 		{"", RoundRobin{}, false},
 		{config.LBWeighted, Weighted{}, false},
 		{config.LBLeastConn, LeastConn{}, false},
-		{"random", nil, true},
+		{config.LBRandom, Random{}, false},
+		{config.LBLeastTime, LeastTime{}, false},
+		{"fastest", nil, true},
 		{"Round_Robin", nil, true},
 	}
 	for _, tt := range tests {
@@ -76,6 +78,9 @@ func TestDistribution(t *testing.T) {
 		{"weighted/interleaved", Weighted{MaxSchedule: 16}, []int{50, 1, 7, 13, 2, 2, 90, 5}, true},
 		{"least_conn/scan", LeastConn{}, equalWeights(LeastConnFullScanMax), false},
 		{"least_conn/p2c", LeastConn{}, equalWeights(40), false},
+		{"random/equal", Random{}, equalWeights(5), false},
+		{"random/5-1-1", Random{}, []int{5, 1, 1}, false},
+		{"random/mixed", Random{}, []int{1, 9, 3, 4, 7, 2, 2, 30}, false},
 	}
 	for _, tt := range tests {
 		for _, workers := range []int{1, 8} {
@@ -198,6 +203,8 @@ func TestPickDoesNotAllocate(t *testing.T) {
 		{"weighted/interleaved", Weighted{MaxSchedule: 4}, []int{5, 1, 1, 3}},
 		{"least_conn/scan", LeastConn{}, equalWeights(8)},
 		{"least_conn/p2c", LeastConn{}, equalWeights(100)},
+		{"random", Random{}, []int{5, 1, 1, 3}},
+		{"least_time", LeastTime{}, equalWeights(100)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,16 +93,9 @@ type p2cPicker struct {
 // loaded usable one first (a coin flip on equal loads), then to the other.
 func (p *p2cPicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.Member, error) {
 	n := uint64(len(p.members))
-	const mask31 = 1<<31 - 1
 	for range p2cRounds {
 		r := rand.Uint64()
-		// Lemire's multiply-shift maps 31 random bits onto [0, n) without a division; the
-		// bias, n/2^31, is negligible for any real pool.
-		i := (r & mask31) * n >> 31
-		j := ((r >> 31) & mask31) * (n - 1) >> 31
-		if j >= i {
-			j++
-		}
+		i, j := randomPair(r, n)
 		a, b := &p.members[i], &p.members[j]
 		okA, okB := usable(a, &ex), usable(b, &ex)
 		if okA && okB {
@@ -123,4 +116,17 @@ func (p *p2cPicker) Pick(_ *http.Request, ex upstream.Excluded) (*upstream.Membe
 	// Most of the pool is unusable: find anyone at all, starting at a random place so the
 	// survivors share the load rather than the first in key order taking it all.
 	return member(p.members, scanFrom(p.members, int(rand.Uint64N(n)), &ex))
+}
+
+// randomPair maps one random word to two distinct indexes in [0, n), n >= 2, leaving its top
+// bit free for a coin flip. Lemire's multiply-shift maps 31 random bits onto [0, n) without
+// a division; the bias, n/2^31, is negligible for any real pool.
+func randomPair(r, n uint64) (i, j uint64) {
+	const mask31 = 1<<31 - 1
+	i = (r & mask31) * n >> 31
+	j = ((r >> 31) & mask31) * (n - 1) >> 31
+	if j >= i {
+		j++
+	}
+	return i, j
 }

@@ -34,9 +34,9 @@ func (k ErrorKind) String() string {
 
 // Outcome is what happened to one request sent to an endpoint.
 type Outcome struct {
-	Status  int       // HTTP status received, 0 when none arrived
-	Err     ErrorKind // ErrNone when a response arrived
-	Latency time.Duration
+	Status  int           // HTTP status received, 0 when none arrived
+	Err     ErrorKind     // ErrNone when a response arrived
+	Latency time.Duration // from sending the request to its response headers, or to the failure
 }
 
 // Health is the resilience layer's view of one endpoint (outlier detection, circuit breaker).

@@ -13,12 +13,21 @@ import (
 type EndpointState struct {
 	key      string
 	inflight atomic.Int64
-	health   Health // nil: always available
+	measure  bool     // Done folds latencies into latency; set before the state is shared
+	latency  peakEWMA // only with measure
+	health   Health   // nil: always available
 }
 
 // NewEndpointState returns state for key; health may be nil.
 func NewEndpointState(key string, health Health) *EndpointState {
 	return &EndpointState{key: key, health: health}
+}
+
+// NewMeasuredEndpointState is NewEndpointState for a policy that reads Latency: its Done
+// keeps the peak-EWMA latency up to date. A Pool whose builder is a LatencyReader creates
+// its states this way.
+func NewMeasuredEndpointState(key string, health Health) *EndpointState {
+	return &EndpointState{key: key, health: health, measure: true}
 }
 
 // Key is the endpoint's host:port.
@@ -43,9 +52,13 @@ func (s *EndpointState) TryAcquire() bool {
 	return true
 }
 
-// Done ends a request admitted by TryAcquire: it decrements in-flight and reports the
-// outcome to the health layer.
+// Done ends a request admitted by TryAcquire: it decrements in-flight, folds the outcome's
+// latency into the endpoint's peak-EWMA (for a measured state, when the outcome measured
+// the endpoint) and reports the outcome to the health layer.
 func (s *EndpointState) Done(o Outcome) {
+	if s.measure && timesLatency(o) {
+		s.latency.observe(o.Latency)
+	}
 	s.inflight.Add(-1)
 	if s.health != nil {
 		s.health.Report(o)
@@ -85,6 +98,7 @@ type Pool struct {
 	name    string
 	builder PickerBuilder
 	opts    PoolOptions
+	measure bool // the builder reads latency: states are made with NewMeasuredEndpointState
 
 	mu      sync.Mutex // serialises Update; guards states and retired
 	states  map[string]*EndpointState
@@ -108,10 +122,12 @@ func NewPool(name string, builder PickerBuilder, opts PoolOptions) *Pool {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	reader, ok := builder.(LatencyReader)
 	return &Pool{
 		name:    name,
 		builder: builder,
 		opts:    opts,
+		measure: ok && reader.ReadsLatency(),
 		states:  make(map[string]*EndpointState),
 		retired: make(map[string]retiredState),
 	}
@@ -158,7 +174,7 @@ func (p *Pool) Update(s Snapshot) {
 				if p.opts.Health != nil {
 					h = p.opts.Health.NewHealth(e.Key)
 				}
-				st = NewEndpointState(e.Key, h)
+				st = &EndpointState{key: e.Key, health: h, measure: p.measure}
 			}
 		}
 		next[e.Key] = st

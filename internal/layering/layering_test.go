@@ -39,6 +39,10 @@ func TestImportRules(t *testing.T) {
 		{"lb", registries, "pickers link no registry client"},
 		{"breaker", registries, "health links no registry client"},
 		{"upstream", registries, "the core types link no registry client"},
+		{"client/grpcresolver", registries, "a service links only the registry client it hands the resolver"},
+		{"client/httpclient", append(registries, "google.golang.org/grpc"), "a service links only the registry client it hands the transport, and no gRPC"},
+		{"client/httpclient", []string{module + "/proxy", module + "/gateway"}, "the HTTP client helper is the gateway's machinery without the listener"},
+		{"client/grpcresolver", []string{module + "/proxy", module + "/gateway"}, "the resolver reuses discovery and pickers, not the gateway"},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
 			self := module + "/" + tc.pkg
