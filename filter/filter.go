@@ -25,11 +25,19 @@ type Request struct {
 	// Status is the status a request filter answered with, for logs and metrics; 0 while
 	// the request goes on.
 	Status int
+	// GRPC is set by the proxy for a gRPC request (content-type application/grpc*): refusals
+	// are then gRPC-shaped (see WriteGRPCError).
+	GRPC bool
 }
 
-// Refuse answers the request with the gateway's JSON error body and records status.
+// Refuse answers the request with the gateway's JSON error body (a gRPC status for a gRPC
+// request) and records status.
 func (q *Request) Refuse(w http.ResponseWriter, status int) {
 	q.Status = status
+	if q.GRPC {
+		WriteGRPCError(w, status, q.RequestID)
+		return
+	}
 	WriteError(w, status, q.RequestID)
 }
 
@@ -124,6 +132,14 @@ func (c *Chain) Close() {
 	}
 }
 
+// ErrorMessage is the short text of the gateway's error answers for status.
+func ErrorMessage(status int) string {
+	if msg := errorMessages[status]; msg != "" {
+		return msg
+	}
+	return http.StatusText(status)
+}
+
 // errorMessages are the small, fixed texts of the JSON error bodies.
 var errorMessages = map[int]string{
 	http.StatusUnauthorized:          "unauthorized",
@@ -140,10 +156,7 @@ var errorMessages = map[int]string{
 // WriteError sends the gateway's small JSON error body,
 // {"error":"...","status":N,"request_id":"..."}, with status.
 func WriteError(w http.ResponseWriter, status int, reqID string) {
-	msg := errorMessages[status]
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
+	msg := ErrorMessage(status)
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
 	b = strconv.AppendQuote(b, msg)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -252,4 +253,24 @@ func (pw *pacedWriter) finish() error {
 	}
 	_ = rc.SetWriteDeadline(pw.pace.limit)
 	return err
+}
+
+// hasBody reports whether r carries a request body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// bodyFailed answers a request whose body broke and returns the status logged for it. The
+// connection is closed after the answer: where the body's framing broke, the next request
+// on it cannot be found.
+func (x *exchange) bodyFailed() int {
+	status := x.cbody.status()
+	x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "request body broke",
+		slog.String("route", x.rt.Name), slog.Int("status", status),
+		slog.String("error", x.cbody.err.Error()), slog.String("request_id", x.reqID))
+	if status != StatusClientClosed {
+		x.w.Header()["Connection"] = []string{"close"}
+		x.fail(x.w, status)
+	}
+	return status
 }

@@ -127,7 +127,7 @@ func startGatewayWith(t testing.TB, o Options, trusted []netip.Prefix, routes ..
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	return srv, h
 }

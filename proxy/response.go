@@ -47,7 +47,7 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	defer res.Body.Close()
 	wh := w.Header()
 	if !copyResponseHeaders(wh, res.Header) {
-		writeError(w, http.StatusBadGateway, x.reqID)
+		x.fail(w, http.StatusBadGateway)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
 	if _, ok := res.Header["Content-Type"]; !ok {
@@ -77,7 +77,9 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 			pw.pace.limit = x.start.Add(x.h.pacing.WriteTimeout)
 		}
 	}
-	if res.ContentLength == -1 || isEventStream(res.Header) {
+	if (res.ContentLength == -1 || isEventStream(res.Header)) && !(x.grpc && trailersOnly(res)) {
+		// (A gRPC Trailers-Only answer is not flushed: its header block must go out as the
+		// end of the stream, which net/http does when the handler returns without a body.)
 		// Unknown length (chunked, SSE, long polls): every chunk goes out as it arrives,
 		// as with httputil's FlushInterval -1 for such responses.
 		if pw.flusher, _ = w.(http.Flusher); pw.flusher != nil {
@@ -118,8 +120,12 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 		x.abort = true
 		return res.StatusCode, n, kind
 	}
-	for _, k := range trailers {
-		wh[http.TrailerPrefix+k] = res.Trailer[k]
+	// Trailers the upstream did not announce are relayed too: gRPC servers send grpc-status
+	// and grpc-message that way. net/http reads them into res.Trailer at the body's end.
+	for k, vv := range res.Trailer {
+		if !forbiddenTrailer(k) {
+			wh[http.TrailerPrefix+k] = vv
+		}
 	}
 	return res.StatusCode, n, upstream.ErrNone
 }
@@ -209,7 +215,7 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	backConn, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
 		_ = res.Body.Close()
-		writeError(w, http.StatusBadGateway, x.reqID)
+		x.fail(w, http.StatusBadGateway)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
 	defer backConn.Close()
@@ -336,3 +342,9 @@ func (h *heldBody) Read(p []byte) (int, error) {
 }
 
 func (h *heldBody) Close() error { return nil }
+
+// copyBufSize matches io.Copy's default buffer.
+const copyBufSize = 32 << 10
+
+// bufPool holds copy buffers of copyBufSize bytes.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
