@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/upstream"
@@ -70,6 +71,9 @@ type routeSpec struct {
 	policy   *recordingPolicy
 	upgrades []string // nil: config's default [websocket]
 	encoded  string   // encoded_slashes; "": keep
+	protocol string   // upstream_protocol; "": auto
+	scheme   string   // the backends' scheme; "": http
+	filters  *filter.Chain
 }
 
 func defaultRetry() *config.Retry {
@@ -91,7 +95,7 @@ func (s routeSpec) build(t testing.TB) *Route {
 	if s.backends != nil {
 		eps := make([]upstream.Endpoint, len(s.backends))
 		for i, k := range s.backends {
-			eps[i] = upstream.Endpoint{Key: k}
+			eps[i] = upstream.Endpoint{Key: k, Scheme: s.scheme}
 		}
 		pool.Update(upstream.NewSnapshot(eps))
 	}
@@ -105,7 +109,8 @@ func (s routeSpec) build(t testing.TB) *Route {
 		rc.Upgrades = []string{"websocket"}
 	}
 	rc.EncodedSlashes = s.encoded
-	return NewRoute(rc, RouteOptions{Pool: pool})
+	rc.UpstreamProtocol = s.protocol
+	return NewRoute(rc, RouteOptions{Pool: pool, Filters: s.filters})
 }
 
 // startGateway serves routes through a Handler on a loopback server.
