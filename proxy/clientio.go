@@ -81,11 +81,14 @@ func (a *pace) next(now time.Time) (time.Time, bool) {
 // answer 400/408 instead of blaming the upstream, and at EOF copies the trailers that may
 // travel upstream into the outgoing request's Trailer map.
 type clientBody struct {
-	src      io.ReadCloser
-	rc       *http.ResponseController
-	pace     pace
-	paced    bool
-	expired  atomic.Bool // the route timeout fired: fail the current and every later Read
+	src     io.ReadCloser
+	rc      *http.ResponseController
+	pace    pace
+	paced   bool
+	expired atomic.Bool // the route timeout fired: fail the current and every later Read
+	// closed: the upstream client closed the body (see Close); the current and every later
+	// Read end with errBodyClosed, which is not the client's fault.
+	closed   atomic.Bool
 	reading  atomic.Bool
 	eof      atomic.Bool
 	read     int64 // bytes read so far
@@ -119,6 +122,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if b.closed.Load() {
+		return 0, errBodyClosed
+	}
 	if b.expired.Load() {
 		return 0, b.fail(errSlowClient)
 	}
@@ -132,11 +138,14 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	b.reading.Store(true)
-	if b.expired.Load() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire raced with the deadline above
+	if b.expired.Load() || b.closed.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or Close raced with the deadline above
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
+	if err != nil && err != io.EOF && b.closed.Load() && !b.expired.Load() {
+		return n, errBodyClosed
+	}
 	b.read += int64(n)
 	if b.paced {
 		b.pace.waited += time.Since(start)
@@ -175,8 +184,22 @@ func (b *clientBody) expire() {
 	}
 }
 
-// Close does not close the client's body: net/http's server owns it.
-func (b *clientBody) Close() error { return nil }
+// errBodyClosed ends a Read of a client body the upstream client has closed.
+var errBodyClosed = errors.New("request body closed by the upstream client")
+
+// Close does not close the client's body (net/http's server owns it), but it ends a Read
+// waiting on the client, as a transport that closes a request body expects. An HTTP/2
+// client writes the body on a goroutine of its own and closes it when the exchange ends
+// first (the upstream answered or died while the client was still streaming); its
+// response body is only released once that goroutine stops, so a client that sends
+// nothing more would otherwise hold the request forever. Safe to call from any goroutine.
+func (b *clientBody) Close() error {
+	b.closed.Store(true)
+	if b.reading.Load() && !b.eof.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+	}
+	return nil
+}
 
 // status is the answer for a request whose body broke: 408 for a client that was too
 // slow, 413 for one over a size limit, 400 for bad framing or a body cut short, and 499

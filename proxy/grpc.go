@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -244,4 +246,56 @@ func refusedGRPCStatus(grpc bool, status int) int {
 		return noGRPCStatus
 	}
 	return filter.GRPCCode(status)
+}
+
+// grpcRelay passes a gRPC response body through and tracks its message framing (a 5-byte
+// prefix: flag and big-endian length, then the message), so a stream the upstream breaks
+// can still end with a status when the client has received whole messages only.
+type grpcRelay struct {
+	dst     io.Writer
+	prefix  [5]byte
+	have    int    // bytes of the current prefix seen
+	pending uint64 // message bytes still to come after a complete prefix
+}
+
+func (g *grpcRelay) Write(p []byte) (int, error) {
+	n, err := g.dst.Write(p)
+	g.track(p[:n])
+	return n, err
+}
+
+func (g *grpcRelay) track(p []byte) {
+	for len(p) > 0 {
+		if g.pending > 0 {
+			k := min(uint64(len(p)), g.pending)
+			g.pending -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(g.prefix[g.have:], p)
+		g.have += k
+		p = p[k:]
+		if g.have == len(g.prefix) {
+			g.pending = uint64(binary.BigEndian.Uint32(g.prefix[1:]))
+			g.have = 0
+		}
+	}
+}
+
+// atBoundary reports whether every message relayed so far is complete.
+func (g *grpcRelay) atBoundary() bool { return g.have == 0 && g.pending == 0 }
+
+// endBroken ends a gRPC response whose upstream broke at a message boundary with the
+// trailers UNAVAILABLE and the request id, instead of resetting the stream (which grpc-go
+// reports as INTERNAL): the client learns the call failed for want of a backend, and may
+// retry it. It reports false when the break was mid-message: then only a reset is honest.
+func (x *exchange) endBroken(g *grpcRelay) bool {
+	if g == nil || !g.atBoundary() {
+		return false
+	}
+	x.grpcCode = filter.GRPCUnavailable
+	wh := x.w.Header()
+	wh[http.TrailerPrefix+"Grpc-Status"] = []string{strconv.Itoa(filter.GRPCUnavailable)}
+	wh[http.TrailerPrefix+"Grpc-Message"] = []string{filter.EncodeGRPCMessage("switchyard: upstream broke mid-stream (request id " + x.reqID + ")")}
+	return true
 }

@@ -461,3 +461,35 @@ func TestGRPCUnavailableHealthAndRetries(t *testing.T) {
 		}
 	})
 }
+
+// TestGRPCBackendKilledMidStream: a backend that dies with a stream open ends the client's
+// call with an error promptly (no hang), and the endpoint's health hears of a failure.
+func TestGRPCBackendKilledMidStream(t *testing.T) {
+	b := grpctest.Start(t, grpctest.Options{})
+	policy := &recordingPolicy{}
+	addr, _ := grpcGateway(t, nil, "", grpcRoute(t, "/", "h2c", nil, policy, b.Addr))
+	client := testpb.NewTestServiceClient(grpctest.Dial(t, addr, nil))
+	bidi, err := client.FullDuplexCall(callCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bidi.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	b.Stop()
+	_, err = bidi.Recv()
+	// The break came between messages: the gateway ends the stream with UNAVAILABLE.
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "upstream broke mid-stream") {
+		t.Fatalf("stream after the backend died: %v, want UNAVAILABLE from the gateway", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(policy.of(b.Addr).all()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := policy.of(b.Addr).all(); len(got) != 1 || got[0].Err == 0 {
+		t.Fatalf("outcomes %+v, want one failure", got)
+	}
+}

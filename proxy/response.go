@@ -97,6 +97,11 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 			dst = events
 		}
 	}
+	var frames *grpcRelay
+	if x.grpc {
+		frames = &grpcRelay{dst: dst}
+		dst = frames
+	}
 	n, readErr, writeErr := copyBody(dst, res.Body)
 	if events != nil && events.ended() {
 		// Ended by Drain after a whole event: a complete response, not a broken one.
@@ -115,6 +120,9 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 		}
 		x.h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke",
 			slog.String("error", readErr.Error()), slog.Int64("bytes", n))
+		if x.endBroken(frames) {
+			return res.StatusCode, n, kind
+		}
 		// Headers are gone: the only honest signal left is to abort the response (see
 		// serveRoute), after the attempt has been reported.
 		x.abort = true
