@@ -86,15 +86,15 @@ type clientBody struct {
 	pace    pace
 	paced   bool
 	expired atomic.Bool // the route timeout fired: fail the current and every later Read
-	// closed: the upstream client closed the body (see Close); the current and every later
-	// Read end with errBodyClosed, which is not the client's fault.
-	closed   atomic.Bool
-	reading  atomic.Bool
-	eof      atomic.Bool
-	read     int64 // bytes read so far
-	err      error // first error other than EOF; read by the handler after the attempt
-	trailIn  http.Header
-	trailOut http.Header
+	// interrupting: an HTTP/2 client closed its attempt's body (see interruptRead); the
+	// Read waiting on the client ends with errBodyClosed, which is not the client's fault.
+	interrupting atomic.Bool
+	reading      atomic.Bool
+	eof          atomic.Bool
+	read         int64 // bytes read so far
+	err          error // first error other than EOF; read by the handler after the attempt
+	trailIn      http.Header
+	trailOut     http.Header
 }
 
 func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing, start time.Time) *clientBody {
@@ -122,9 +122,6 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.closed.Load() {
-		return 0, errBodyClosed
-	}
 	if b.expired.Load() {
 		return 0, b.fail(errSlowClient)
 	}
@@ -138,12 +135,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	b.reading.Store(true)
-	if b.expired.Load() || b.closed.Load() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or Close raced with the deadline above
+	if b.expired.Load() || b.interrupting.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or an interrupt raced with the deadline above
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
-	if err != nil && err != io.EOF && b.closed.Load() && !b.expired.Load() {
+	if err != nil && err != io.EOF && b.interrupting.Swap(false) && !b.expired.Load() {
 		return n, errBodyClosed
 	}
 	b.read += int64(n)
@@ -187,16 +184,42 @@ func (b *clientBody) expire() {
 // errBodyClosed ends a Read of a client body the upstream client has closed.
 var errBodyClosed = errors.New("request body closed by the upstream client")
 
-// Close does not close the client's body (net/http's server owns it), but it ends a Read
-// waiting on the client, as a transport that closes a request body expects. An HTTP/2
-// client writes the body on a goroutine of its own and closes it when the exchange ends
-// first (the upstream answered or died while the client was still streaming); its
-// response body is only released once that goroutine stops, so a client that sends
-// nothing more would otherwise hold the request forever. Safe to call from any goroutine.
-func (b *clientBody) Close() error {
-	b.closed.Store(true)
+// Close does not close the client's body: net/http's server owns it. (An HTTP/2 client's
+// close goes through an attemptBody instead, see interruptRead.)
+func (b *clientBody) Close() error { return nil }
+
+// interruptRead ends a Read waiting on the client, as a transport that closes a request
+// body expects: an HTTP/2 client writes the body on a goroutine of its own and closes it
+// when the exchange ends first (the upstream answered, or died, while the client was
+// still streaming), and its response body is only released once that goroutine stops, so
+// a client that sends nothing more would otherwise hold the request forever. Safe to call
+// from any goroutine. An HTTP/2 client connection's deadline ends its body for good, so
+// no later attempt can read the rest (replayBody then refuses to rewind).
+func (b *clientBody) interruptRead() {
+	b.interrupting.Store(true)
 	if b.reading.Load() && !b.eof.Load() {
 		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// attemptBody is the client's body as one attempt over HTTP/2 reads it: closing it
+// interrupts a Read waiting on the client (clientBody.interruptRead), and reads after that
+// fail, while the client's body itself stays open for the handler.
+type attemptBody struct {
+	b      *clientBody
+	closed atomic.Bool
+}
+
+func (a *attemptBody) Read(p []byte) (int, error) {
+	if a.closed.Load() {
+		return 0, errBodyClosed
+	}
+	return a.b.Read(p)
+}
+
+func (a *attemptBody) Close() error {
+	if !a.closed.Swap(true) {
+		a.b.interruptRead()
 	}
 	return nil
 }

@@ -454,6 +454,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 			}
 		})
 	}
+	rtp := x.roundTripper(m)
 	out := x.r.WithContext(ctx)
 	out.URL = &st.url
 	if rt.RewriteHost != "" {
@@ -470,6 +471,9 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		out.Body = x.body.reader()
 	case x.cbody != nil:
 		out.Body = x.cbody
+		if x.h.protocols != nil && rtp != x.h.protocols.http1 {
+			out.Body = &attemptBody{b: x.cbody}
+		}
 	default:
 		out.Body = nil
 		out.ContentLength = 0
@@ -482,7 +486,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	x.relayDone = false
 	x.relayMu.Unlock()
 	start := time.Now()
-	res, err := x.roundTripper(m).RoundTrip(out)
+	res, err := rtp.RoundTrip(out)
 	lat := time.Since(start)
 	x.relayMu.Lock()
 	x.relayDone = true // the final answer is the handler's now

@@ -87,12 +87,12 @@ func (r *replayReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends a Read waiting on the client's body (see clientBody.Close) when r is the
-// current attempt's reader; a stale reader's Close does nothing.
+// Close ends a Read waiting on the client's body (see clientBody.interruptRead) when r is
+// the current attempt's reader; a stale reader's Close does nothing.
 func (r *replayReader) Close() error {
 	b := r.b
-	if c, ok := b.src.(io.Closer); ok && int64(r.epoch) == b.current.Load() {
-		return c.Close()
+	if c, ok := b.src.(interface{ interruptRead() }); ok && int64(r.epoch) == b.current.Load() {
+		c.interruptRead()
 	}
 	return nil
 }
