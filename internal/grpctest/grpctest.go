@@ -251,11 +251,12 @@ func Dial(t testing.TB, addr string, roots *x509.CertPool) *grpc.ClientConn {
 }
 
 // Cert is a self-signed certificate for 127.0.0.1 and ::1 (httptest's), with the pool
-// that trusts it and that pool's PEM in a file (for config's ca_file).
+// that trusts it, that pool's PEM in a file (for config's ca_file), and the certificate
+// and key in PEM files (for server.tls).
 type Cert struct {
-	TLS    tls.Certificate
-	Roots  *x509.CertPool
-	CAFile string
+	TLS                       tls.Certificate
+	Roots                     *x509.CertPool
+	CAFile, CertFile, KeyFile string
 }
 
 // NewCert returns httptest's loopback certificate, its trust pool and a CA file for it.
@@ -267,9 +268,18 @@ func NewCert(t testing.TB) Cert {
 	leaf := srv.Certificate()
 	srv.Close()
 	c.Roots.AddCert(leaf)
-	c.CAFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(c.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+	dir := t.TempDir()
+	c.CAFile, c.CertFile, c.KeyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	key, err := x509.MarshalPKCS8PrivateKey(c.TLS.PrivateKey)
+	if err != nil {
 		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+	for path, b := range map[string][]byte{c.CAFile: certPEM, c.CertFile: certPEM,
+		c.KeyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})} {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return c
 }
