@@ -71,3 +71,18 @@ func statusFor(k upstream.ErrorKind) int {
 
 // writeError sends the gateway's small JSON error body (see filter.WriteError).
 func writeError(w http.ResponseWriter, status int, reqID string) { filter.WriteError(w, status, reqID) }
+
+// refuse answers a request that reaches no route with a small JSON error (a gRPC status
+// for a gRPC request).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
+	reqID := requestID(r.Header)
+	w.Header()["X-Request-Id"] = []string{reqID}
+	if filter.IsGRPC(r.Header) {
+		filter.WriteGRPCError(w, status, reqID)
+	} else {
+		writeError(w, status, reqID)
+	}
+	if status == http.StatusNotFound {
+		h.unmatched.Inc()
+	}
+}

@@ -108,21 +108,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func noFinish() {}
 
-// refuse answers a request that reaches no route with a small JSON error (a gRPC status
-// for a gRPC request).
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
-	reqID := requestID(r.Header)
-	w.Header()["X-Request-Id"] = []string{reqID}
-	if filter.IsGRPC(r.Header) {
-		filter.WriteGRPCError(w, status, reqID)
-	} else {
-		writeError(w, status, reqID)
-	}
-	if status == http.StatusNotFound {
-		h.unmatched.Inc()
-	}
-}
-
 // exchange is the state of one request across its attempts.
 type exchange struct {
 	h       *Handler
@@ -369,7 +354,11 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 				x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "client went away",
 					slog.String("route", rt.Name), slog.String("request_id", x.reqID))
 			} else {
-				x.h.log.LogAttrs(x.r.Context(), slog.LevelWarn, "upstream failed",
+				level := slog.LevelWarn
+				if x.callersDeadline(a.kind) {
+					level = slog.LevelDebug // the gRPC caller's own deadline: not the upstream's failure
+				}
+				x.h.log.LogAttrs(x.r.Context(), level, "upstream failed",
 					slog.String("route", rt.Name), slog.String("upstream", m.Key),
 					slog.String("kind", a.kind.String()), slog.String("error", a.err.Error()),
 					slog.String("request_id", x.reqID))
