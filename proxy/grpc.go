@@ -101,7 +101,8 @@ func encodeGRPCTimeout(d time.Duration) string {
 	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}, {time.Hour, 'H'}} {
 		n := (d + u.d - 1) / u.d
 		if n <= 99999999 {
-			return strconv.FormatInt(int64(n), 10) + string(u.name)
+			var b [9]byte
+			return string(append(strconv.AppendInt(b[:0], int64(n), 10), u.name))
 		}
 	}
 	return "99999999H"
@@ -298,4 +299,18 @@ func (x *exchange) endBroken(g *grpcRelay) bool {
 	wh[http.TrailerPrefix+"Grpc-Status"] = []string{strconv.Itoa(filter.GRPCUnavailable)}
 	wh[http.TrailerPrefix+"Grpc-Message"] = []string{filter.EncodeGRPCMessage("switchyard: upstream broke mid-stream (request id " + x.reqID + ")")}
 	return true
+}
+
+// trailerKey is the header key that sends trailer k after the body (http.TrailerPrefix+k),
+// without building the string for the trailers every gRPC response has.
+func trailerKey(k string) string {
+	switch k {
+	case "Grpc-Status":
+		return http.TrailerPrefix + "Grpc-Status"
+	case "Grpc-Message":
+		return http.TrailerPrefix + "Grpc-Message"
+	case "Grpc-Status-Details-Bin":
+		return http.TrailerPrefix + "Grpc-Status-Details-Bin"
+	}
+	return http.TrailerPrefix + k
 }

@@ -30,6 +30,17 @@ import (
 // gateway's address and its handler.
 func grpcGateway(t *testing.T, cert *grpctest.Cert, caFile string, routes ...*Route) (string, *Handler) {
 	t.Helper()
+	return grpcGatewayOn(t, cert, caFile, routes...)
+}
+
+// grpcGatewayB is grpcGateway for benchmarks: h2c, system roots.
+func grpcGatewayB(b *testing.B, routes ...*Route) (string, *Handler) {
+	b.Helper()
+	return grpcGatewayOn(b, nil, "", routes...)
+}
+
+func grpcGatewayOn(t testing.TB, cert *grpctest.Cert, caFile string, routes ...*Route) (string, *Handler) {
+	t.Helper()
 	tc := config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	if caFile != "" {
 		tc.TLS = &config.TLS{CAFile: caFile}

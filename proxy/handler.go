@@ -136,6 +136,7 @@ type exchange struct {
 	grpc     bool
 	deadline time.Time
 	grpcCode int
+	frames   grpcRelay // tracks a gRPC response's message framing
 }
 
 // rc returns the response controller for the client's connection, made on first use.

@@ -99,7 +99,8 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	}
 	var frames *grpcRelay
 	if x.grpc {
-		frames = &grpcRelay{dst: dst}
+		frames = &x.frames
+		frames.dst = dst
 		dst = frames
 	}
 	n, readErr, writeErr := copyBody(dst, res.Body)
@@ -132,7 +133,7 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	// and grpc-message that way. net/http reads them into res.Trailer at the body's end.
 	for k, vv := range res.Trailer {
 		if !forbiddenTrailer(k) {
-			wh[http.TrailerPrefix+k] = vv
+			wh[trailerKey(k)] = vv
 		}
 	}
 	return res.StatusCode, n, upstream.ErrNone
