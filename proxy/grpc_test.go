@@ -33,6 +33,14 @@ func grpcGateway(t *testing.T, cert *grpctest.Cert, caFile string, routes ...*Ro
 	return grpcGatewayOn(t, cert, caFile, routes...)
 }
 
+// grpcGatewayPaced is grpcGateway (h2c) with client pacing.
+func grpcGatewayPaced(t *testing.T, pacing *ClientPacing, routes ...*Route) string {
+	t.Helper()
+	addr, h := grpcGatewayOn(t, nil, "", routes...)
+	h.pacing = pacing
+	return addr
+}
+
 // grpcGatewayB is grpcGateway for benchmarks: h2c, system roots.
 func grpcGatewayB(b *testing.B, routes ...*Route) (string, *Handler) {
 	b.Helper()
@@ -502,5 +510,35 @@ func TestGRPCBackendKilledMidStream(t *testing.T) {
 	}
 	if got := policy.of(b.Addr).all(); len(got) != 1 || got[0].Err == 0 {
 		t.Fatalf("outcomes %+v, want one failure", got)
+	}
+}
+
+// TestGRPCQuietClientStream: a bidirectional stream whose client stays quiet longer than the
+// body idle timeout and below the minimum rate is not cut (pacing is for uploads, not for
+// gRPC streams).
+func TestGRPCQuietClientStream(t *testing.T) {
+	b := grpctest.Start(t, grpctest.Options{})
+	addr := grpcGatewayPaced(t, &ClientPacing{Idle: 100 * time.Millisecond, MinRate: 1 << 20, Grace: 50 * time.Millisecond},
+		grpcRoute(t, "/", "h2c", nil, nil, b.Addr))
+	bidi, err := testpb.NewTestServiceClient(grpctest.Dial(t, addr, nil)).FullDuplexCall(callCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // quiet past Idle, far below MinRate
+		}
+		if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bidi.Recv(); err != nil {
+			t.Fatalf("round %d after a quiet spell: %v", i, err)
+		}
+	}
+	if err := bidi.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bidi.Recv(); err != io.EOF {
+		t.Fatalf("end: %v", err)
 	}
 }

@@ -222,7 +222,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 	}
 	if hasBody(r) {
-		x.cbody = newClientBody(r, x.rc(), h.pacing, start)
+		x.cbody = newClientBody(r, x.rc(), x.requestPacing(), start)
 	}
 
 	attempts := 1
