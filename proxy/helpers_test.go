@@ -119,10 +119,22 @@ func startGateway(t testing.TB, trusted []netip.Prefix, routes ...*Route) (*http
 	return startGatewayWith(t, Options{}, trusted, routes...)
 }
 
+// caFile, given as Options.Transport to startGatewayWith, makes its transport trust that CA
+// file.
+type caFile string
+
+func (caFile) RoundTrip(*http.Request) (*http.Response, error) { return nil, http.ErrNotSupported }
+
 // startGatewayWith is startGateway with handler options (the transport is always set here).
 func startGatewayWith(t testing.TB, o Options, trusted []netip.Prefix, routes ...*Route) (*httptest.Server, *Handler) {
 	t.Helper()
-	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
+	tc := config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	if o.Transport != nil {
+		if ca, ok := o.Transport.(caFile); ok {
+			tc.TLS = &config.TLS{CAFile: string(ca)} // upstreams signed by a test CA
+		}
+	}
+	tr, err := NewTransport(tc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/grpctest"
+)
+
+// protoBackend serves the HTTP version each request arrived in and echoes its body: h2c only
+// (no HTTP/1.1) when cleartext, or TLS offering h2 and http/1.1 with cert.
+func protoBackend(t *testing.T, cert *grpctest.Cert) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Proto, b)
+	}), ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if cert != nil {
+			_ = srv.ServeTLS(lis, "", "")
+		} else {
+			_ = srv.Serve(lis)
+		}
+	}()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	return lis.Addr().String()
+}
+
+// TestUpstreamProtocols sends plain HTTP/1.1 requests through routes of each upstream
+// protocol and checks the version the backend saw.
+func TestUpstreamProtocols(t *testing.T) {
+	cert := grpctest.NewCert(t)
+	h2cOnly := protoBackend(t, nil)
+	tlsBoth := protoBackend(t, &cert)
+	route := func(prefix, protocol, scheme, backend string) *Route {
+		return routeSpec{prefix: prefix, protocol: protocol, scheme: scheme, timeout: 5 * time.Second, backends: []string{backend}, strip: true}.build(t)
+	}
+	gw, _ := startGatewayWith(t, Options{Transport: caFile(cert.CAFile)}, nil,
+		route("/h2c", "h2c", "", h2cOnly),
+		route("/auto-plain", "", "", h2cOnly), // HTTP/1.1 to an h2c-only server: fails
+		route("/h2", "h2", "https", tlsBoth),
+		route("/alpn", "", "https", tlsBoth),
+		route("/http1", "http1", "https", tlsBoth),
+	)
+	for _, c := range []struct {
+		path, want string
+		status     int
+	}{
+		{"/h2c", "HTTP/2.0 hello", 200},
+		{"/auto-plain", "", 502},
+		{"/h2", "HTTP/2.0 hello", 200},
+		{"/alpn", "HTTP/2.0 hello", 200},
+		{"/http1", "HTTP/1.1 hello", 200},
+	} {
+		res, err := http.Post(gw.URL+c.path+"/x", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != c.status || c.status == 200 && string(b) != c.want {
+			t.Errorf("%s: %d %q, want %d %q", c.path, res.StatusCode, b, c.status, c.want)
+		}
+	}
+}
