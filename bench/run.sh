@@ -20,6 +20,12 @@
 # 64-byte body too small) and print the CPU ratio. BENCH_BASELINE=REV also builds that git
 # revision and measures it as "baseline" on the no-filter config, against filters-off: the
 # same-run check that the no-filter path did not get slower (BENCH_ONLY=filters too).
+#
+# auth-apikey, auth-basic and auth-jwt measure the no-filter route behind one auth mechanism,
+# every request carrying a valid credential (bench/authfixture writes them and serves the
+# JWKS): an API key, basic auth (bcrypt once, then the cache of successful checks) and an
+# RS256 JWT with a cached key; each prints its CPU per request against filters-off's
+# (BENCH_ONLY=filters measures filters-off without them, BENCH_ONLY=auth them alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -38,6 +44,7 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)
 go build -o "$tmp/switchyard" ./cmd/switchyard
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/httputilproxy" ./bench/httputilproxy
+go build -o "$tmp/authfixture" ./bench/authfixture
 if [ -n "${BENCH_BASELINE:-}" ]; then
   git worktree add -q --detach "$tmp/baseline-src" "$BENCH_BASELINE"
   (cd "$tmp/baseline-src" && go build -o "$tmp/switchyard-baseline" ./cmd/switchyard)
@@ -112,6 +119,26 @@ routes:
 YAML
 done
 
+# The no-filter route behind each auth mechanism (bench/authfixture's files and JWKS).
+for mech in apikey basic jwt; do
+  port=$(case $mech in apikey) echo 9121;; basic) echo 9123;; jwt) echo 9125;; esac)
+  auth=$(case $mech in
+    apikey) echo "{ api_key: { keys_file: $tmp/keys.yaml } }";;
+    basic) echo "{ basic: { users_file: $tmp/htpasswd } }";;
+    jwt) echo "{ jwt: { jwks_url: http://127.0.0.1:9130/jwks, issuer: bench, audiences: [bench], algorithms: [RS256] } }";;
+  esac)
+  cat >"$tmp/routes-auth-$mech.yaml" <<YAML
+listen: "127.0.0.1:$port"
+admin: "127.0.0.1:$((port + 1))"
+discovery: {}
+defaults: { timeout: 30s, retries: 1 }
+routes:
+  - prefix: /
+    upstreams: ["http://127.0.0.1:9101"]
+    auth: $auth
+YAML
+done
+
 cat >"$tmp/nginx.conf" <<NGINX
 daemon off;
 master_process off;
@@ -158,9 +185,11 @@ HAPROXY
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# hdr: a request header wait_http and measure send ("Name: value"); empty for none.
+hdr=""
 wait_http() {
   for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$1" && return 0
+    curl -fs -o /dev/null ${hdr:+-H "$hdr"} "$1" && return 0
     sleep 0.1
   done
   echo "bench: $1 never answered" >&2; return 1
@@ -171,10 +200,10 @@ wait_http() {
 measure() {
   local name=$1 pid=$2 url=$3 pid2=${4:-}
   wait_http "$url"
-  wrk -t1 -c"$conns" -d2s "$url" >/dev/null 2>&1   # warm-up: pools filled, JIT-free but caches warm
+  wrk -t1 -c"$conns" -d2s ${hdr:+-H "$hdr"} "$url" >/dev/null 2>&1   # warm-up: pools filled, JIT-free but caches warm
   local before after out reqs rps p99
   before=$(( $(cpu_ticks "$pid") + ${pid2:+$(cpu_ticks "$pid2")}+0 ))
-  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency ${hdr:+-H "$hdr"} "$url")
   after=$(( $(cpu_ticks "$pid") + ${pid2:+$(cpu_ticks "$pid2")}+0 ))
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -220,6 +249,21 @@ if want filters; then
     results+=("$(measure baseline "${pids[-1]}" http://127.0.0.1:9119/)")
   fi
 fi
+if want filters || want auth; then
+  if ! want filters; then # the reference the auth variants are compared with
+    taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-filters-off.yaml" -log-level warn & pids+=($!)
+    results+=("$(measure filters-off "${pids[-1]}" http://127.0.0.1:9115/)")
+  fi
+  "$tmp/authfixture" -listen 127.0.0.1:9130 -dir "$tmp" & pids+=($!)
+  wait_http http://127.0.0.1:9130/jwks
+  for mech in apikey basic jwt; do
+    port=$(case $mech in apikey) echo 9121;; basic) echo 9123;; jwt) echo 9125;; esac)
+    hdr=$(case $mech in apikey) echo "X-Api-Key: $(cat "$tmp/apikey")";; *) echo "Authorization: $(cat "$tmp/$( [ $mech = basic ] && echo basic || echo token)")";; esac)
+    taskset -c 0 "$tmp/switchyard" -config "$tmp/routes-auth-$mech.yaml" -log-level warn & pids+=($!)
+    results+=("$(measure "auth-$mech" "${pids[-1]}" "http://127.0.0.1:$port/")")
+    hdr=""
+  done
+fi
 redis=$(command -v redis-server || true)
 if want rl && [ -n "$redis" ]; then
   taskset -c 0 "$redis" --port 9114 --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & redis_pid=$!; pids+=($redis_pid)
@@ -237,7 +281,7 @@ if [ -n "$local_rl" ]; then
 fi
 off=$(printf '%s\n' "${results[@]}" | awk '$1=="filters-off" {print $4}')
 if [ -n "$off" ]; then
-  printf '%s\n' "${results[@]}" | awk -v b="$off" '$1=="filters-on" || $1=="baseline" { printf "%-16s %.2fx the CPU per request of filters-off\n", $1, $4 / b }'
+  printf '%s\n' "${results[@]}" | awk -v b="$off" '$1=="filters-on" || $1=="baseline" || $1 ~ /^auth-/ { printf "%-16s %.2fx the CPU per request of filters-off\n", $1, $4 / b }'
 fi
 if [ -n "$base" ]; then
   printf '%s\n' "${results[@]}" | awk -v b="$base" '{ printf "%-16s %.2fx nginx req/s\n", $1, $2 / b }'

@@ -69,9 +69,10 @@ var (
 // DefaultLB is the balancer of a route that names none.
 const DefaultLB = LBRoundRobin
 
-// Block is a policy feature block, as WithDefaults takes them.
+// Block is a policy feature block or an auth mechanism block, as WithDefaults takes them.
 type Block interface {
-	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck | CORS | Compress
+	Retry | PassiveHealth | Breaker | RateLimit | HealthCheck | CORS | Compress |
+		APIKeyAuth | BasicAuth | JWTAuth | ForwardAuth
 }
 
 // zeroIsSetting lists the block fields whose zero value is a setting of its own, by block
@@ -87,6 +88,7 @@ var zeroIsSetting = map[string]bool{
 	"breaker.min_requests":               true,
 	"breaker.interval":                   true, // counts never reset while closed
 	"compress.min_bytes":                 true, // compress every size
+	"jwt.leeway":                         true, // exact exp and nbf
 }
 
 // WithDefaults returns a copy of b with the built-in default in every field b leaves at its
@@ -134,6 +136,14 @@ func builtinBlock[T Block]() (*T, string) {
 		b, name = &builtinCORS, "cors"
 	case *Compress:
 		b, name = &builtinCompress, "compress"
+	case *APIKeyAuth:
+		b, name = &builtinAPIKey, "api_key"
+	case *BasicAuth:
+		b, name = &builtinBasic, "basic"
+	case *JWTAuth:
+		b, name = &builtinJWT, "jwt"
+	case *ForwardAuth:
+		b, name = &builtinForward, "forward"
 	}
 	return b.(*T), name
 }
@@ -375,6 +385,7 @@ func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(s
 	p.Headers = resolveBlock(p.Headers, path+".headers", parent.Headers, templates.Headers, set)
 	p.CORS = resolveBlock(p.CORS, path+".cors", parent.CORS, templates.CORS, set)
 	p.Compress = resolveBlock(p.Compress, path+".compress", parent.Compress, templates.Compress, set)
+	p.Auth = resolveAuth(p.Auth, path+".auth", parent.Auth, templates.Auth, set)
 }
 
 // templates returns p's feature blocks as written, completed from base, whether or not they
@@ -390,6 +401,7 @@ func templates(p *Policy, path string, base *Policy, set func(string) bool) *Pol
 			Headers:  template(p.Headers, path+".headers", base.Headers, set),
 			CORS:     template(p.CORS, path+".cors", base.CORS, set),
 			Compress: template(p.Compress, path+".compress", base.Compress, set),
+			Auth:     authTemplate(p.Auth, path+".auth", set),
 		},
 	}
 }
@@ -424,16 +436,8 @@ func resolveBlock[T any](own *T, path string, parent, template *T, set func(stri
 // fill returns a copy of own with every field the file did not write at path taken from
 // base, and Enabled true.
 func fill[T any](own *T, path string, base *T, set func(string) bool) *T {
-	out := cloneBlock(own)
-	ov := reflect.ValueOf(out).Elem()
-	bv := reflect.ValueOf(cloneBlock(base)).Elem()
-	fields, _ := fieldsOf(ov.Type())
-	for name, idx := range fields {
-		if !set(path + "." + name) {
-			ov.FieldByIndex(idx).Set(bv.FieldByIndex(idx))
-		}
-	}
-	ov.FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
+	out := fillUnset(own, path, base, set)
+	reflect.ValueOf(out).Elem().FieldByName("Enabled").Set(reflect.ValueOf(ptr(true)))
 	return out
 }
 

@@ -78,6 +78,17 @@ func TestDocsFragments(t *testing.T) {
 	firstKey := regexp.MustCompile(`(?m)^([a-z_]+):`)
 	const filler = "    upstreams: [\"http://127.0.0.1:1\"]\n"
 	blocks, lines := readmeYAML(t)
+	// The auth examples name their keys and users files by relative paths, as routes.yaml
+	// would: give them the test's files.
+	dir := t.TempDir()
+	for name, from := range map[string]string{"api-keys.yaml": testKeys, "htpasswd": testUsers} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, name, string(data))
+	}
+	t.Chdir(dir)
 	for i, b := range blocks {
 		m := firstKey.FindSubmatch(b)
 		if m == nil {
@@ -85,6 +96,12 @@ func TestDocsFragments(t *testing.T) {
 			continue
 		}
 		key, doc := string(m[1]), string(b)
+		if key == "keys" { // a keys file (api_key.keys_file)
+			if _, errs := parseKeysFile(b); len(errs) > 0 {
+				t.Errorf("README.md:%d: keys file example does not load: %v", lines[i], errs)
+			}
+			continue
+		}
 		switch _, top := topKeys[key]; {
 		case top && strings.Contains(doc, "\nroutes:") || strings.HasPrefix(doc, "routes:"):
 		case top:

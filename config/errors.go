@@ -100,6 +100,10 @@ func (l *errorList) add(line int, path, format string, args ...any) {
 	l.errs = append(l.errs, &e)
 }
 
+// message is text the package wrote, passed as a format argument without being shortened
+// as a value from the file would be.
+type message string
+
 // maxQuoted bounds how much of a value from the file an error message repeats: enough to
 // recognise it, not a megabyte-long key echoed back.
 const maxQuoted = 80

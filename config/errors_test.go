@@ -129,11 +129,11 @@ func TestParseErrors(t *testing.T) {
 		{"rate limit block", "routes:\n  - prefix: /a\n    upstreams: [\"http://h:1\"]\n    rate_limit:\n      rps: 0\n      burst: -1\n      key: \"header:X Api\"\n      max_keys: 0\n      idle_ttl: 0s\n", []string{
 			`routes.yaml:5: routes[0].rate_limit.rps: must be positive, got 0`,
 			`routes.yaml:6: routes[0].rate_limit.burst: must not be negative, got -1`,
-			`routes.yaml:7: routes[0].rate_limit.key: invalid key "header:X Api" (want route, client_ip or header:NAME)`,
+			`routes.yaml:7: routes[0].rate_limit.key: invalid key "header:X Api" (want route, client_ip, identity or header:NAME)`,
 			`routes.yaml:8: routes[0].rate_limit.max_keys: must be at least 1, got 0`,
 			`routes.yaml:9: routes[0].rate_limit.idle_ttl: must be positive`}},
 		{"rate limit key", "defaults:\n  rate_limit: { rps: 5, key: ip }\n" + okRoute, []string{
-			`routes.yaml:2: defaults.rate_limit.key: invalid key "ip" (want route, client_ip or header:NAME)`}},
+			`routes.yaml:2: defaults.rate_limit.key: invalid key "ip" (want route, client_ip, identity or header:NAME)`}},
 		{"rate limit without rps", "routes:\n  - prefix: /a\n    upstreams: [\"http://h:1\"]\n    rate_limit: { key: client_ip }\n", []string{
 			`routes.yaml:4: routes[0].rate_limit: missing rps (requests per second, > 0)`}},
 		{"health check block", "defaults:\n  health_check:\n    path: healthz\n    interval: 0s\n    timeout: 0s\n    healthy_threshold: 0\n    unhealthy_threshold: 0\n    expect_status: [1000]\n" + okRoute, []string{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 
 	"go.yaml.in/yaml/v3"
@@ -24,7 +25,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	c, errs := parse(path, filepath.Dir(path), data, os.LookupEnv)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
 }
 
 // readFile reads path up to maxFileSize+1 bytes: enough for Parse to tell it is too large.
@@ -40,16 +45,20 @@ func readFile(path string) ([]byte, error) {
 // Parse decodes, validates and defaults one routes.yaml document; file names it in errors
 // and becomes Config.Path. On failure the error is an Errors listing every problem found,
 // each with file, line and field path; the config is then nil. ${VAR} references are read
-// from the process environment.
+// from the process environment. Files the document names by a relative path (auth keys
+// and users files) are relative to the working directory; Load reads them relative to the
+// config file's directory instead.
 func Parse(file string, data []byte) (*Config, error) {
-	c, errs := parse(file, data, os.LookupEnv)
+	c, errs := parse(file, "", data, os.LookupEnv)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return c, nil
 }
 
-func parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, Errors) {
+// parse is Parse with the directory relative file names are read from ("": the working
+// directory).
+func parse(file, dir string, data []byte, lookup func(string) (string, bool)) (*Config, Errors) {
 	if len(data) > maxFileSize {
 		return nil, Errors{{File: file, Msg: fmt.Sprintf("file larger than %d MiB: not a routes.yaml (a large one is a few hundred KiB)", maxFileSize>>20)}}
 	}
@@ -79,6 +88,8 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	v.config(c)
 	applyDefaults(c, v.set)
 	v.resolved(c)
+	v.resolvedAuth(c)
+	c.AuthFiles = v.loadAuthFiles(c, dir)
 	if e := errs.result(); len(e) > 0 {
 		return nil, e
 	}

@@ -62,7 +62,7 @@ func TestLoadFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "testdata/full.yaml" || len(c.Routes) != 6 {
+	if c.Path != "testdata/full.yaml" || len(c.Routes) != 7 {
 		t.Fatalf("path %q, %d routes", c.Path, len(c.Routes))
 	}
 	if c.Discovery.Etcd.Password != "s3cret" || c.Discovery.Consul.Token != "tok" {
@@ -350,6 +350,7 @@ func BenchmarkParseFull(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Chdir("testdata") // its auth files are relative to it
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Parse("full.yaml", data); err != nil {

@@ -22,6 +22,21 @@ var managedHeaders = []string{"connection", "keep-alive", "proxy-connection", "t
 // request block may not name them.
 var gatewayRequestHeaders = []string{"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded", "x-request-id"}
 
+// managedHeader says why a filter may not write the header name (Host aside, which each
+// caller words for itself), or returns "": hop-by-hop and framing fields in both
+// directions, and in a request (upstream) also the fields the gateway writes after the
+// filters.
+func managedHeader(name string, request bool) string {
+	lower := strings.ToLower(name)
+	switch {
+	case lower != "host" && slices.Contains(managedHeaders, lower):
+		return fmt.Sprintf("%q is a hop-by-hop or framing header the gateway manages; it cannot be edited", name)
+	case request && slices.Contains(gatewayRequestHeaders, lower):
+		return fmt.Sprintf("%q is written by the gateway after the filters (forwarding fields, request ID); an edit would be overwritten", name)
+	}
+	return ""
+}
+
 // filters validates a policy's filter keys, normalizing IP lists, origins, methods and types.
 func (v *validator) filters(p string, f *Filters) {
 	if h := f.Headers; h != nil {
@@ -33,6 +48,9 @@ func (v *validator) filters(p string, f *Filters) {
 	}
 	f.IPAllow = v.ipList(p+".ip_allow", f.IPAllow)
 	f.IPDeny = v.ipList(p+".ip_deny", f.IPDeny)
+	if a := f.Auth; a != nil {
+		v.auth(p+".auth", a)
+	}
 	if c := f.CORS; c != nil {
 		v.cors(p+".cors", c)
 	}
@@ -67,10 +85,8 @@ func (v *validator) headerEdits(p string, e *HeaderEdits) {
 			v.errorf(np, "invalid header name %q", n)
 		case lower == "host":
 			v.errorf(np, "Host cannot be edited here (use rewrite.host to change the Host sent upstream)")
-		case slices.Contains(managedHeaders, lower):
-			v.errorf(np, "%q is a hop-by-hop or framing header the gateway manages; it cannot be edited", n)
-		case strings.HasSuffix(p, ".request") && slices.Contains(gatewayRequestHeaders, lower):
-			v.errorf(np, "%q is written by the gateway after the filters (forwarding fields, request ID); an edit would be overwritten", n)
+		case managedHeader(n, strings.HasSuffix(p, ".request")) != "":
+			v.errorf(np, "%s", message(managedHeader(n, strings.HasSuffix(p, ".request"))))
 		default:
 			// set then add is well defined (replace, then append); anything else twice is
 			// a contradiction or a case-only repeat.

@@ -233,7 +233,7 @@ func (v *validator) policy(p string, pol *Policy) {
 	if b, bp := pol.RateLimit, p+".rate_limit"; b != nil {
 		v.check(bp+".rps", b.RPS > 0, "must be positive, got %g", b.RPS)
 		v.check(bp+".burst", b.Burst >= 0, "must not be negative, got %d", b.Burst)
-		v.check(bp+".key", validRateKey(b.Key), "invalid key %q (want route, client_ip or header:NAME)", b.Key)
+		v.check(bp+".key", validRateKey(b.Key), "invalid key %q (want route, client_ip, identity or header:NAME)", b.Key)
 		v.check(bp+".max_keys", b.MaxKeys >= 1, "must be at least 1, got %d", b.MaxKeys)
 		v.check(bp+".idle_ttl", b.IdleTTL > 0, "must be positive")
 		v.oneOf(bp+".store", b.Store, rateLimitStores)
@@ -312,7 +312,7 @@ func validRateKey(k string) bool {
 	if name, ok := strings.CutPrefix(k, RateLimitKeyHeaderPrefix); ok {
 		return httpguts.ValidHeaderFieldName(name)
 	}
-	return k == RateLimitKeyRoute || k == RateLimitKeyClientIP
+	return k == RateLimitKeyRoute || k == RateLimitKeyClientIP || k == RateLimitKeyIdentity
 }
 
 func (v *validator) statuses(p string, codes []int) {

@@ -41,6 +41,17 @@ func (q *Request) Refuse(w http.ResponseWriter, status int) {
 	WriteError(w, status, q.RequestID)
 }
 
+// RefuseMessage is Refuse with the body's error text given, for a status whose usual text
+// would mislead (auth's 503 is not "no healthy upstream").
+func (q *Request) RefuseMessage(w http.ResponseWriter, status int, message string) {
+	q.Status = status
+	if q.GRPC {
+		WriteGRPCErrorMessage(w, status, q.RequestID, message)
+		return
+	}
+	WriteErrorMessage(w, status, q.RequestID, message)
+}
+
 // RequestFilter runs before the request is forwarded.
 type RequestFilter interface {
 	// ServeRequest may change r (headers, body) for what follows, or answer the request
@@ -156,7 +167,11 @@ var errorMessages = map[int]string{
 // WriteError sends the gateway's small JSON error body,
 // {"error":"...","status":N,"request_id":"..."}, with status.
 func WriteError(w http.ResponseWriter, status int, reqID string) {
-	msg := ErrorMessage(status)
+	WriteErrorMessage(w, status, reqID, ErrorMessage(status))
+}
+
+// WriteErrorMessage is WriteError with the error text given.
+func WriteErrorMessage(w http.ResponseWriter, status int, reqID, msg string) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
 	b = strconv.AppendQuote(b, msg)

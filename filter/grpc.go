@@ -74,7 +74,12 @@ func GRPCCode(status int) int {
 // response must not be flushed before the handler returns, or the stream would not end with
 // its header block.
 func WriteGRPCError(w http.ResponseWriter, status int, reqID string) {
-	msg := "switchyard: " + ErrorMessage(status)
+	WriteGRPCErrorMessage(w, status, reqID, ErrorMessage(status))
+}
+
+// WriteGRPCErrorMessage is WriteGRPCError with the error text given.
+func WriteGRPCErrorMessage(w http.ResponseWriter, status int, reqID, text string) {
+	msg := "switchyard: " + text
 	if reqID != "" {
 		msg += " (request id " + reqID + ")"
 	}

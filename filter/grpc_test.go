@@ -77,3 +77,16 @@ func TestRefuseGRPC(t *testing.T) {
 		}
 	}
 }
+
+// TestRefuseMessageGRPC: a refusal with its own text (auth's 503) keeps the text in the
+// gRPC answer.
+func TestRefuseMessageGRPC(t *testing.T) {
+	w := httptest.NewRecorder()
+	q := &Request{RequestID: "r2", GRPC: true}
+	q.RefuseMessage(w, http.StatusServiceUnavailable, "authentication unavailable")
+	res := w.Result()
+	if q.Status != 503 || res.StatusCode != 200 || res.Header.Get("Grpc-Status") != "14" ||
+		res.Header.Get("Grpc-Message") != "switchyard: authentication unavailable (request id r2)" {
+		t.Fatalf("%d %v", res.StatusCode, res.Header)
+	}
+}

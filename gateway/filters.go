@@ -13,11 +13,12 @@ import (
 )
 
 // routeFilters compiles a route's filter chain in the order ../shared/DESIGN.md fixes,
-// outermost first: IP allow/deny, CORS preflight, [auth], rate limit, body limit, request
-// header edits; and on the way back response header edits, CORS headers, compression. Filters
-// whose block is off are left out, so a route without filters gets a nil chain and pays
-// nothing. rateLimit may be nil.
-func routeFilters(rc *config.Route, rateLimit filter.RequestFilter) (*filter.Chain, error) {
+// outermost first: IP allow/deny, CORS preflight, auth, rate limit (after auth: it may key
+// on the identity auth admitted), body limit, request header edits; and on the way back
+// response header edits, CORS headers, compression. Filters whose block is off are left
+// out, so a route without filters gets a nil chain and pays nothing. authenticate and
+// rateLimit may be nil.
+func routeFilters(rc *config.Route, authenticate, rateLimit filter.RequestFilter) (*filter.Chain, error) {
 	var c filter.Chain
 	ips, err := ipfilter.New(rc.IPAllow, rc.IPDeny)
 	if err != nil {
@@ -32,6 +33,9 @@ func routeFilters(rc *config.Route, rateLimit filter.RequestFilter) (*filter.Cha
 	}
 	if corsFilter != nil {
 		c.Request = append(c.Request, corsFilter)
+	}
+	if authenticate != nil {
+		c.Request = append(c.Request, authenticate)
 	}
 	if rateLimit != nil {
 		c.Request = append(c.Request, rateLimit)

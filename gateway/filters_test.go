@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter/auth"
+	"github.com/switchyard/switchyard/filter/auth/apikey"
 	"github.com/switchyard/switchyard/ratelimit"
 )
 
@@ -27,7 +29,7 @@ func TestRouteFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := routeFilters(&tt.route, nil)
+			c, err := routeFilters(&tt.route, nil, nil)
 			if (err != nil) != tt.wantError {
 				t.Fatalf("error %v, want error %v", err, tt.wantError)
 			}
@@ -44,8 +46,9 @@ func TestRouteFilters(t *testing.T) {
 	}
 }
 
-// TestRouteFiltersOrder pins the chain order DESIGN fixes: IP rules, CORS preflight, rate
-// limit, body limit, request header edits; on the way out header edits, CORS, compression.
+// TestRouteFiltersOrder pins the chain order DESIGN fixes: IP rules, CORS preflight, auth,
+// rate limit, body limit, request header edits; on the way out header edits, CORS,
+// compression.
 func TestRouteFiltersOrder(t *testing.T) {
 	on := true
 	limit := int64(10)
@@ -61,7 +64,11 @@ func TestRouteFiltersOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := routeFilters(&rc, lim)
+	keys, err := apikey.New(&config.APIKeyAuth{Header: "X-Api-Key", Keys: []config.APIKey{{Name: "ci", SHA256: [32]byte{1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := routeFilters(&rc, auth.New("r", []auth.Mechanism{keys}, nil, nil), lim)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +79,7 @@ func TestRouteFiltersOrder(t *testing.T) {
 	for _, f := range c.Response {
 		resp = append(resp, fmt.Sprintf("%T", f))
 	}
-	wantReq := []string{"*ipfilter.Filter", "*cors.Filter", "*ratelimit.Limiter", "*bodylimit.Filter", "*headers.Filter"}
+	wantReq := []string{"*ipfilter.Filter", "*cors.Filter", "*auth.Filter", "*ratelimit.Limiter", "*bodylimit.Filter", "*headers.Filter"}
 	wantResp := []string{"*headers.Filter", "*cors.Filter", "*compress.Filter"}
 	if !slices.Equal(req, wantReq) || !slices.Equal(resp, wantResp) {
 		t.Errorf("chain\nrequest  %v\nresponse %v\nwant\nrequest  %v\nresponse %v", req, resp, wantReq, wantResp)

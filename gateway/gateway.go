@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/breaker"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
+	"github.com/switchyard/switchyard/filter/auth/jwt"
 	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/ratelimit"
@@ -60,6 +61,7 @@ type Gateway struct {
 	configState configState
 	ctx         context.Context // watchers live until it ends
 	metrics     *gatewayMetrics
+	keySets     *jwt.KeySets // JWKS key sets, shared by routes and kept across reloads
 
 	// applyMu serialises Apply, through its warm-up wait; only Apply writes the fields below.
 	applyMu sync.Mutex
@@ -69,6 +71,7 @@ type Gateway struct {
 	cfg      *config.Config
 	pools    map[string]*poolEntry
 	limiters map[string]*limiterEntry
+	auths    map[string]*authEntry // by route name
 	routes   []*proxy.Route
 	wg       sync.WaitGroup
 }
@@ -107,6 +110,7 @@ func New(ctx context.Context, o Options) *Gateway {
 		log:      o.Logger,
 		ctx:      ctx,
 		metrics:  newGatewayMetrics(o.Registerer, o.Handler.Metrics()),
+		keySets:  jwt.NewKeySets(ctx, o.Logger, o.Registerer),
 		pools:    make(map[string]*poolEntry),
 		limiters: make(map[string]*limiterEntry),
 	}
@@ -134,6 +138,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	nextLimiters := make(map[string]*limiterEntry)
 	routes := make([]*proxy.Route, 0, len(cfg.Routes))
 	names := routeNames(cfg.Routes)
+	nextAuths := make(map[string]*authEntry)
+	var keySets []*jwt.KeySet // the JWKS key sets the new table reads
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		ro, err := pools.routeOptions(rc, names[i])
@@ -162,9 +168,22 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		if lim != nil { // a nil *Limiter in the interface would not be nil
 			rateLimit = lim
 		}
-		filters, err := routeFilters(rc, rateLimit)
+		authentication, err := g.authFilter(names[i], rc)
 		if err != nil {
 			closeRoutes(routes)
+			closeAuths(nextAuths, g.auths)
+			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
+		}
+		var authenticate filter.RequestFilter
+		if authentication != nil { // a nil *auth.Filter in the interface would not be nil
+			nextAuths[names[i]] = authentication
+			keySets = append(keySets, authentication.sets...)
+			authenticate = authentication.filter
+		}
+		filters, err := routeFilters(rc, authenticate, rateLimit)
+		if err != nil {
+			closeRoutes(routes)
+			closeAuths(nextAuths, g.auths)
 			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
 		}
 		ro.Name, ro.Metrics, ro.Filters = names[i], g.metrics.proxy, filters
@@ -178,10 +197,12 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.warmUp(fresh)
 	g.opts.Handler.SetTable(proxy.NewTable(routes, proxy.NewTrust(cfg.TrustedNets)))
 	g.mu.Lock()
-	old, oldRoutes := g.pools, g.routes
-	g.pools, g.limiters, g.routes, g.cfg = nextPools, nextLimiters, routes, cfg
+	old, oldRoutes, oldAuths := g.pools, g.routes, g.auths
+	g.pools, g.limiters, g.auths, g.routes, g.cfg = nextPools, nextLimiters, nextAuths, routes, cfg
 	g.mu.Unlock()
 	closeRoutes(oldRoutes)
+	closeAuths(oldAuths, nextAuths)
+	g.keySets.Prune(keySets) // after the swap: no request of the new table misses a set
 	for key, pe := range old {
 		if _, ok := nextPools[key]; !ok {
 			pe.cancel()
@@ -197,9 +218,11 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 func (g *Gateway) Wait() {
 	g.wg.Wait()
 	g.mu.Lock()
-	routes := g.routes
+	routes, auths := g.routes, g.auths
 	g.mu.Unlock()
 	closeRoutes(routes)
+	closeAuths(auths, nil)
+	g.keySets.Close()
 }
 
 // Ready reports whether every pool has received its first snapshot, and names those that

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/breaker"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter/auth"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/ratelimit"
 	"github.com/switchyard/switchyard/upstream"
@@ -42,6 +43,7 @@ type gatewayMetrics struct {
 	proxy     *proxy.Metrics
 	breaker   *breaker.Metrics
 	ratelimit *ratelimit.Metrics
+	auth      *auth.Metrics
 	routes    prometheus.Gauge
 	reloads   *prometheus.CounterVec
 	revision  prometheus.Gauge
@@ -52,6 +54,7 @@ func newGatewayMetrics(reg prometheus.Registerer, pm *proxy.Metrics) *gatewayMet
 		proxy:     pm,
 		breaker:   breaker.NewMetrics(reg),
 		ratelimit: ratelimit.NewMetrics(reg),
+		auth:      auth.NewMetrics(reg),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchyard_routes_loaded",
 			Help: "Routes in the table in force.",

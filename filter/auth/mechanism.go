@@ -43,7 +43,9 @@ type Decision struct {
 	Identity string
 	// Reason is a short, fixed metric label and debug-log word: "missing", "invalid",
 	// "expired", "unknown_key", "wrong_audience", "wrong_issuer", "forbidden",
-	// "unavailable", "timeout", "denied", "ok". It is never sent to the client.
+	// "unavailable", "timeout", "denied", "ok", "busy" (no bcrypt slot in time),
+	// "canceled" (the client left during a forward auth call). Any other word counts as
+	// "other". It is never sent to the client.
 	Reason string
 	// Status is the status written when Result is Answered.
 	Status int
