@@ -191,7 +191,9 @@ func startBackend() (string, func(), error) {
 }
 
 // backend answers UnaryCall with a payload of the requested size.
-type backend struct{ testpb.UnimplementedTestServiceServer }
+type backend struct {
+	testpb.UnimplementedTestServiceServer
+}
 
 func (backend) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	return &testpb.SimpleResponse{Payload: &testpb.Payload{Body: make([]byte, in.GetResponseSize())}}, nil
@@ -201,8 +203,8 @@ func (backend) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.S
 type process struct {
 	addr  string
 	admin string // switchyard's admin listener
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 func (p *process) stop() {
