@@ -30,21 +30,17 @@ func (x *exchange) fail(w http.ResponseWriter, status int) {
 	writeError(w, status, x.reqID)
 }
 
-// startGRPC marks x as a gRPC exchange and sets its deadline from grpc-timeout, capped by
-// the route's timeout: the deadline covers the whole call, response stream included, as it
-// does for the client. A missing or malformed grpc-timeout leaves the route timeout alone
-// (it then bounds the wait for response headers, as for any request).
+// startGRPC marks x as a gRPC exchange and sets its deadline from grpc-timeout: the
+// caller's deadline covers the whole call, response stream included, as it does for the
+// caller. The route's timeout still caps the wait for response headers (attemptContext), so
+// a unary call never waits longer than either, while a stream that has begun may run to the
+// caller's deadline. A missing or malformed grpc-timeout leaves only the route timeout.
 func (x *exchange) startGRPC() {
 	x.grpc = true
 	x.grpcCode = noGRPCStatus
-	d, ok := parseGRPCTimeout(x.r.Header["Grpc-Timeout"])
-	if !ok {
-		return
+	if d, ok := parseGRPCTimeout(x.r.Header["Grpc-Timeout"]); ok {
+		x.deadline = x.start.Add(d)
 	}
-	if x.rt.Timeout > 0 && x.rt.Timeout < d {
-		d = x.rt.Timeout
-	}
-	x.deadline = x.start.Add(d)
 }
 
 // maxGRPCTimeout is the longest grpc-timeout taken as a deadline; a longer one (8 digits
@@ -211,7 +207,8 @@ func (x *exchange) grpcLogStatus(status int) int {
 // attemptContext returns the context an attempt runs under and the timeout bounding its
 // wait for response headers (the route's, per try). A gRPC call with grpc-timeout runs
 // under its deadline, which also bounds the response stream; the header wait ends by then
-// too, and the upstream is sent what is left as its grpc-timeout.
+// too (whichever of the two comes first), and the upstream is sent what is left as its
+// grpc-timeout.
 func (x *exchange) attemptContext() (context.Context, context.CancelFunc, time.Duration) {
 	timeout := x.rt.tryTimeout()
 	if x.deadline.IsZero() {
@@ -233,11 +230,10 @@ func (x *exchange) pastDeadline() bool {
 }
 
 // callersDeadline reports whether a failure of kind is the gRPC caller's own deadline
-// running out (its grpc-timeout, shorter than the route's timeout): the endpoint is not
-// blamed for it, since a client with tight deadlines would otherwise eject every endpoint.
+// running out (its grpc-timeout, before the route's timeout): the endpoint is not blamed for
+// it, since a client with tight deadlines would otherwise eject every endpoint.
 func (x *exchange) callersDeadline(kind upstream.ErrorKind) bool {
-	return kind == upstream.ErrTimeout && x.pastDeadline() &&
-		(x.rt.Timeout <= 0 || x.deadline.Sub(x.start) < x.rt.Timeout)
+	return kind == upstream.ErrTimeout && x.pastDeadline()
 }
 
 // refusedGRPCStatus is the gRPC status logged for a gRPC request refused with status before

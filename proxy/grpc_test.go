@@ -542,3 +542,37 @@ func TestGRPCQuietClientStream(t *testing.T) {
 		t.Fatalf("end: %v", err)
 	}
 }
+
+// TestGRPCStreamOutlivesRouteTimeout: the route timeout bounds the wait for response headers
+// only; a stream that has begun runs on to the caller's own deadline.
+func TestGRPCStreamOutlivesRouteTimeout(t *testing.T) {
+	b := grpctest.Start(t, grpctest.Options{})
+	rt := routeSpec{prefix: "/", protocol: "h2c", timeout: 150 * time.Millisecond, backends: []string{b.Addr}}.build(t)
+	addr, _ := grpcGateway(t, nil, "", rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // sent as grpc-timeout
+	defer cancel()
+	bidi, err := testpb.NewTestServiceClient(grpctest.Dial(t, addr, nil)).FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(200 * time.Millisecond) // each pause alone is past the route timeout
+		}
+		if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bidi.Recv(); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	if err := bidi.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bidi.Recv(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	if d := b.LastDeadline(); d < 9*time.Second {
+		t.Errorf("backend's deadline was %v, want the caller's ~10s", d)
+	}
+}
