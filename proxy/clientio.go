@@ -86,9 +86,11 @@ type clientBody struct {
 	pace    pace
 	paced   bool
 	expired atomic.Bool // the route timeout fired: fail the current and every later Read
-	// interrupting: an HTTP/2 client closed its attempt's body (see interruptRead); the
-	// Read waiting on the client ends with errBodyClosed, which is not the client's fault.
-	interrupting atomic.Bool
+	// attempt counts the attempts that read the body; interrupted is the attempt whose
+	// HTTP/2 client closed it (see interruptRead): that attempt's Reads end with
+	// errBodyClosed, which is not the client's fault, and a later attempt's are unaffected.
+	attempt     atomic.Int64
+	interrupted atomic.Int64
 	reading      atomic.Bool
 	eof          atomic.Bool
 	read         int64 // bytes read so far
@@ -135,12 +137,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	b.reading.Store(true)
-	if b.expired.Load() || b.interrupting.Load() {
+	if b.expired.Load() || b.isInterrupted() {
 		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or an interrupt raced with the deadline above
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
-	if err != nil && err != io.EOF && b.interrupting.Swap(false) && !b.expired.Load() {
+	if err != nil && err != io.EOF && b.isInterrupted() && !b.expired.Load() {
 		return n, errBodyClosed
 	}
 	b.read += int64(n)
@@ -195,19 +197,32 @@ func (b *clientBody) Close() error { return nil }
 // a client that sends nothing more would otherwise hold the request forever. Safe to call
 // from any goroutine. An HTTP/2 client connection's deadline ends its body for good, so
 // no later attempt can read the rest (replayBody then refuses to rewind).
-func (b *clientBody) interruptRead() {
-	b.interrupting.Store(true)
+func (b *clientBody) interruptRead(attempt int64) {
+	if attempt != b.attempt.Load() {
+		return // a finished attempt's late close: the body is a later attempt's now
+	}
+	b.interrupted.Store(attempt)
 	if b.reading.Load() && !b.eof.Load() {
 		_ = b.rc.SetReadDeadline(aLongTimeAgo)
 	}
 }
 
+// isInterrupted reports whether the current attempt's client closed the body.
+func (b *clientBody) isInterrupted() bool {
+	i := b.interrupted.Load()
+	return i != 0 && i == b.attempt.Load() // attempts count from 1; 0 is none
+}
+
+// nextAttempt starts an attempt's use of the body and returns its number.
+func (b *clientBody) nextAttempt() int64 { return b.attempt.Add(1) }
+
 // attemptBody is the client's body as one attempt over HTTP/2 reads it: closing it
 // interrupts a Read waiting on the client (clientBody.interruptRead), and reads after that
 // fail, while the client's body itself stays open for the handler.
 type attemptBody struct {
-	b      *clientBody
-	closed atomic.Bool
+	b       *clientBody
+	attempt int64 // see clientBody.nextAttempt
+	closed  atomic.Bool
 }
 
 func (a *attemptBody) Read(p []byte) (int, error) {
@@ -219,7 +234,7 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 
 func (a *attemptBody) Close() error {
 	if !a.closed.Swap(true) {
-		a.b.interruptRead()
+		a.b.interruptRead(a.attempt)
 	}
 	return nil
 }

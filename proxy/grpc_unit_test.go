@@ -3,6 +3,8 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 )
@@ -117,5 +119,33 @@ func TestGRPCRelayBoundaries(t *testing.T) {
 				t.Fatalf("chunks of %d: after %d bytes atBoundary = %v, want %v", chunk, end, got, ends[end])
 			}
 		}
+	}
+}
+
+// failingReader fails every Read, as a client body whose read deadline fired.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+func (failingReader) Close() error             { return nil }
+
+// TestInterruptReadIsPerAttempt: an HTTP/2 client's close interrupts only its own attempt's
+// reads (errBodyClosed, not the client's fault); a late close from an earlier attempt does
+// not touch a later one, whose failure stays the client's.
+func TestInterruptReadIsPerAttempt(t *testing.T) {
+	b := &clientBody{src: failingReader{}, rc: http.NewResponseController(httptest.NewRecorder())}
+	first := b.nextAttempt()
+	(&attemptBody{b: b, attempt: first}).Close()
+	if _, err := b.Read(make([]byte, 8)); err != errBodyClosed || b.err != nil {
+		t.Fatalf("interrupted attempt: %v (recorded %v), want errBodyClosed, nothing recorded", err, b.err)
+	}
+	second := b.nextAttempt()
+	b.interruptRead(first) // late
+	a := &attemptBody{b: b, attempt: second}
+	if _, err := a.Read(make([]byte, 8)); err == errBodyClosed || b.err == nil {
+		t.Fatalf("later attempt: %v (recorded %v), want the client's own failure", err, b.err)
+	}
+	a.Close()
+	if _, err := a.Read(make([]byte, 8)); err != errBodyClosed {
+		t.Fatalf("read after close: %v", err)
 	}
 }

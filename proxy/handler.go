@@ -458,11 +458,12 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	out.Trailer = nil
 	switch {
 	case x.body != nil:
+		x.cbody.nextAttempt()
 		out.Body = x.body.reader()
 	case x.cbody != nil:
 		out.Body = x.cbody
 		if x.h.protocols != nil && rtp != x.h.protocols.http1 {
-			out.Body = &attemptBody{b: x.cbody}
+			out.Body = &attemptBody{b: x.cbody, attempt: x.cbody.nextAttempt()}
 		}
 	default:
 		out.Body = nil

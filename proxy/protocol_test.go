@@ -82,3 +82,26 @@ func TestUpstreamProtocols(t *testing.T) {
 		}
 	}
 }
+
+// TestH2CRetryAfterRefusedDial: a POST whose first endpoint refuses the connection goes to
+// the next one over h2c with its body whole (the first attempt's closing of its body must
+// not reach the second's).
+func TestH2CRetryAfterRefusedDial(t *testing.T) {
+	good := protoBackend(t, nil)
+	for i := range 20 {
+		rt := routeSpec{prefix: "/", protocol: "h2c", timeout: 5 * time.Second, backends: []string{deadAddr(t), good},
+			retries: 1, retry: defaultRetry()}.build(t)
+		gw, _ := startGateway(t, nil, rt)
+		for range 2 { // round robin: one of the two starts on the dead endpoint
+			res, err := http.Post(gw.URL+"/x", "text/plain", strings.NewReader("payload"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(b) != "HTTP/2.0 payload" {
+				t.Fatalf("try %d: %d %q, want the body relayed whole to the live endpoint", i, res.StatusCode, b)
+			}
+		}
+	}
+}

@@ -91,8 +91,8 @@ func (r *replayReader) Read(p []byte) (int, error) {
 // the current attempt's reader; a stale reader's Close does nothing.
 func (r *replayReader) Close() error {
 	b := r.b
-	if c, ok := b.src.(interface{ interruptRead() }); ok && int64(r.epoch) == b.current.Load() {
-		c.interruptRead()
+	if c, ok := b.src.(*clientBody); ok && int64(r.epoch) == b.current.Load() {
+		c.interruptRead(c.attempt.Load()) // the current epoch's reader is the current attempt's
 	}
 	return nil
 }
