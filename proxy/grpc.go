@@ -191,7 +191,8 @@ func (x *exchange) retryStatus(res *http.Response) int {
 }
 
 // grpcLogStatus is the gRPC status the access log shows for a gRPC exchange that ended with
-// HTTP status: the upstream's, the gateway's own answer's, or CANCELLED when the client left.
+// HTTP status: the upstream's, the gateway's own answer's, CANCELLED when the client left
+// (DEADLINE_EXCEEDED when its deadline had passed), UNKNOWN when the upstream gave none.
 func (x *exchange) grpcLogStatus(status int) int {
 	switch {
 	case status == StatusClientClosed && x.pastDeadline():
@@ -200,6 +201,8 @@ func (x *exchange) grpcLogStatus(status int) int {
 		return filter.GRPCCanceled
 	case x.grpcCode == noGRPCStatus && status != http.StatusOK:
 		return filter.GRPCCode(status)
+	case x.grpcCode == noGRPCStatus:
+		return filter.GRPCUnknown // an answer without grpc-status, or a stream reset midway
 	}
 	return x.grpcCode
 }

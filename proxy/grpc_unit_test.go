@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/upstream"
 )
 
 func TestParseGRPCTimeout(t *testing.T) {
@@ -147,5 +151,31 @@ func TestInterruptReadIsPerAttempt(t *testing.T) {
 	a.Close()
 	if _, err := a.Read(make([]byte, 8)); err != errBodyClosed {
 		t.Fatalf("read after close: %v", err)
+	}
+}
+
+// blockingRT waits for the request's context to end and returns its error, as an HTTP/2
+// client does for an upstream that sends no response headers.
+type blockingRT struct{}
+
+func (blockingRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	<-r.Context().Done()
+	return nil, r.Context().Err()
+}
+
+// TestHeaderTimeout: transport.response_header_timeout on the HTTP/2 clients ends the wait
+// for headers with an error classified as an upstream timeout.
+func TestHeaderTimeout(t *testing.T) {
+	rt := &headerTimeout{next: blockingRT{}, d: 20 * time.Millisecond}
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:1/", nil)
+	_, err := rt.RoundTrip(req)
+	if err == nil || classify(err, false, false) != upstream.ErrTimeout {
+		t.Fatalf("err %v classified %v, want a timeout", err, classify(err, false, false))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = rt.RoundTrip(req.WithContext(ctx))
+	if classify(err, true, false) != upstream.ErrCanceled || errors.Is(err, errResponseHeaderTimeout) {
+		t.Fatalf("client gone: %v", err)
 	}
 }
