@@ -174,6 +174,11 @@ func (x *exchange) outcomeStatus(res *http.Response) int {
 		return res.StatusCode
 	}
 	x.grpcCode = code
+	if code == filter.GRPCDeadlineExceeded && x.pastDeadline() {
+		// The upstream ran out of the deadline the caller gave it: not the endpoint's
+		// failure, so it is reported as a call the client ended.
+		return StatusClientClosed
+	}
 	return httpStatusForGRPC(code)
 }
 

@@ -488,7 +488,10 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		}
 		cancel()
 		clientGone := x.r.Context().Err() != nil
-		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel, timedOut: timedOut}
+		// A gRPC upstream enforces the call's deadline too and may reset the stream a moment
+		// before the gateway's own timer fires: past the deadline, it is the deadline's doing.
+		expired := timedOut.Load() || x.pastDeadline()
+		return attemptResult{err: err, kind: classify(err, clientGone, expired), latency: lat, cancel: cancel, timedOut: timedOut}
 	}
 	return attemptResult{res: res, latency: lat, cancel: cancel, timer: timer, timedOut: timedOut}
 }

@@ -115,7 +115,8 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	case writeErr != nil:
 		return StatusClientClosed, n, upstream.ErrCanceled
 	case readErr != nil:
-		kind := classify(readErr, r.Context().Err() != nil, false)
+		// A gRPC call out of its own deadline ended as its caller asked: not the upstream's fault.
+		kind := classify(readErr, r.Context().Err() != nil || x.pastDeadline(), false)
 		if kind == upstream.ErrCanceled {
 			return StatusClientClosed, n, kind
 		}
