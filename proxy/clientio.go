@@ -91,12 +91,12 @@ type clientBody struct {
 	// errBodyClosed, which is not the client's fault, and a later attempt's are unaffected.
 	attempt     atomic.Int64
 	interrupted atomic.Int64
-	reading      atomic.Bool
-	eof          atomic.Bool
-	read         int64 // bytes read so far
-	err          error // first error other than EOF; read by the handler after the attempt
-	trailIn      http.Header
-	trailOut     http.Header
+	reading     atomic.Bool
+	eof         atomic.Bool
+	read        int64 // bytes read so far
+	err         error // first error other than EOF; read by the handler after the attempt
+	trailIn     http.Header
+	trailOut    http.Header
 }
 
 func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing, start time.Time) *clientBody {
