@@ -69,6 +69,56 @@ func TestGRPC(t *testing.T) {
 		grpctest.Exercise(t, cc)
 	})
 
+	t.Run("deadline, cancel and a backend killed mid-stream", func(t *testing.T) {
+		t.Parallel()
+		b := grpctest.Start(t, grpctest.Options{})
+		gw := startGateway(t, gatewaySpec{routes: fmt.Sprintf("  - { prefix: /, upstreams: [%q] }\n", "h2c://"+b.Addr)})
+		client := testpb.NewTestServiceClient(grpctest.Dial(t, gw.addr, nil))
+		signal := func(c <-chan struct{}, what string) {
+			t.Helper()
+			select {
+			case <-c:
+			case <-time.After(10 * time.Second):
+				t.Fatal(what)
+			}
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := client.UnaryCall(ctx, grpctest.Block())
+		cancel()
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("call past its deadline: %v", err)
+		}
+		signal(b.Started(), "the call never reached the backend")
+		signal(b.Canceled(), "the deadline did not end the backend's call")
+
+		ctx, cancel = context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := client.UnaryCall(ctx, grpctest.Block()); errc <- err }()
+		signal(b.Started(), "the call never reached the backend")
+		cancel()
+		signal(b.Canceled(), "the client's cancel did not reach the backend")
+		if err := <-errc; status.Code(err) != codes.Canceled {
+			t.Fatalf("canceled call: %v", err)
+		}
+
+		bidi, err := client.FullDuplexCall(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bidi.Send(&testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 8}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bidi.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		b.Stop()
+		_, err = bidi.Recv()
+		if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "upstream broke mid-stream") {
+			t.Fatalf("stream whose backend died: %v, want the gateway's UNAVAILABLE", err)
+		}
+	})
+
 	t.Run("unavailable ejected and logged", func(t *testing.T) {
 		t.Parallel()
 		bad := grpctest.Start(t, grpctest.Options{Name: "bad"})
