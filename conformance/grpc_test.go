@@ -17,9 +17,10 @@ import (
 
 // TestGRPC runs a stock grpc-go client and server through the gateway binary: every call
 // kind over h2c on both sides and over TLS on both sides (the backend named by an h2c://
-// URL, by upstream_protocol: h2, and by a registry entry's "protocol" metadata); an
-// UNAVAILABLE backend ejected by passive health; a backend failing its gRPC health check
-// taken out of the pool; and the access log and metrics showing the gRPC status.
+// URL, by upstream_protocol: h2, and by a registry entry's "protocol" metadata); a deadline
+// and a cancel reaching the backend; a backend killed mid-stream; an UNAVAILABLE backend
+// ejected by passive health; a backend failing its gRPC health check taken out of the pool;
+// and the access log and metrics showing the gRPC status.
 func TestGRPC(t *testing.T) {
 	t.Parallel()
 	cert := grpctest.NewCert(t)
