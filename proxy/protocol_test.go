@@ -105,3 +105,42 @@ func TestH2CRetryAfterRefusedDial(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryIdempotentRoute: retry.idempotent makes a route's POSTs retried like GETs.
+func TestRetryIdempotentRoute(t *testing.T) {
+	unavailable := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	ok := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "ok:%s", b)
+	})
+	marked := defaultRetry()
+	marked.Idempotent = true
+	gw, _ := startGateway(t, nil,
+		routeSpec{prefix: "/marked", backends: []string{unavailable, ok}, retries: 1, retry: marked}.build(t),
+		routeSpec{prefix: "/plain", backends: []string{unavailable, ok}, retries: 1, retry: defaultRetry()}.build(t))
+	for _, c := range []struct {
+		path  string
+		fails int
+	}{{"/marked", 0}, {"/plain", 2}} {
+		fails := 0
+		for range 4 {
+			res, err := http.Post(gw.URL+c.path, "text/plain", strings.NewReader("body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				fails++
+			} else if string(b) != "ok:body" {
+				t.Fatalf("%s: body %q, want the replayed body", c.path, b)
+			}
+		}
+		if fails != c.fails {
+			t.Errorf("%s: %d of 4 POSTs failed, want %d", c.path, fails, c.fails)
+		}
+	}
+}
