@@ -20,7 +20,7 @@ func TestAuthErrors(t *testing.T) {
 	}
 	checkErrors(t, []errorCase{
 		// decoding
-		{"unknown keys", route("    auth:\n      api_keys: {}\n      jwt: {jwks_url: \"http://i\", algorithm: [RS256]}\n"), []string{
+		{"unknown keys", route("    auth:\n      api_keys: {}\n      jwt: {jwks_url: \"http://i\", audiences: [a], algorithm: [RS256]}\n"), []string{
 			`routes.yaml:5: routes[0].auth: unknown key "api_keys" (did you mean "api_key"?)`,
 			`routes.yaml:6: routes[0].auth.jwt: unknown key "algorithm" (did you mean "algorithms"?)`}},
 		{"wrong types", route("    auth: {basic: {users_file: [a], cache_ttl: soon}, forward: {url: \"http://f\", request_headers: Cookie}}\n"), []string{
@@ -42,9 +42,11 @@ func TestAuthErrors(t *testing.T) {
 			`routes.yaml:5: routes[0].auth.api_key: missing keys_file (a YAML file of key names and SHA-256 hashes, e.g. keys_file: api-keys.yaml)`,
 			`routes.yaml:6: routes[0].auth.basic: missing users_file (an htpasswd file of bcrypt entries, e.g. users_file: htpasswd)`,
 			`routes.yaml:7: routes[0].auth.jwt: missing jwks_url (the issuer's key set, e.g. jwks_url: https://issuer.example/.well-known/jwks.json)`,
+			`routes.yaml:7: routes[0].auth.jwt: missing audiences (the aud values this route accepts, e.g. audiences: [users-api]; a token the same issuer minted for another application would otherwise be admitted)`,
 			`routes.yaml:8: routes[0].auth.forward: missing url (the auth service, e.g. url: http://auth.internal/check)`}},
 		{"required key missing from a prepared block", "defaults:\n  auth: {enabled: false, jwt: {issuer: i}}\n" + route("    auth: {}\n"), []string{
-			`routes.yaml:6: routes[0].auth.jwt: missing jwks_url (the issuer's key set, e.g. jwks_url: https://issuer.example/.well-known/jwks.json)`}},
+			`routes.yaml:6: routes[0].auth.jwt: missing jwks_url (the issuer's key set, e.g. jwks_url: https://issuer.example/.well-known/jwks.json)`,
+			`routes.yaml:6: routes[0].auth.jwt: missing audiences (the aud values this route accepts, e.g. audiences: [users-api]; a token the same issuer minted for another application would otherwise be admitted)`}},
 		{"a bad defaults block is reported once", "defaults:\n  auth: {forward: {}}\n" + route("") + "  - prefix: /b\n    " + ups + "\n", []string{
 			`routes.yaml:2: defaults.auth.forward: missing url (the auth service, e.g. url: http://auth.internal/check)`}},
 		{"empty values", route("    auth:\n      api_key: {keys_file: \"\", allow: [a, \"\", a]}\n      basic: {users_file: \"\", realm: \"\", allow: [\"\"]}\n"), []string{
@@ -68,7 +70,7 @@ func TestAuthErrors(t *testing.T) {
 			`routes.yaml:10: routes[2].auth.api_key.name_header: "X-Api-Key" is a credential header on this route (api_key.header reads it); an identity header must be another one`}},
 
 		// jwt
-		{"jwt algorithms", route("    auth:\n      jwt:\n        jwks_url: https://issuer.example/jwks.json\n        algorithms: [HS256, none, rs256, RS256, RS256, ES257, XYZ123, hs512]\n"), []string{
+		{"jwt algorithms", route("    auth:\n      jwt:\n        jwks_url: https://issuer.example/jwks.json\n        algorithms: [HS256, none, rs256, RS256, RS256, ES257, XYZ123, hs512]\n        audiences: [a]\n"), []string{
 			`routes.yaml:7: routes[0].auth.jwt.algorithms[0]: "HS256" is refused: a JWKS carries public keys, and HMAC keyed with a public key lets anyone sign (the algorithm-confusion attack); want RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA`,
 			`routes.yaml:7: routes[0].auth.jwt.algorithms[1]: "none" is refused: an unsigned token proves nothing`,
 			`routes.yaml:7: routes[0].auth.jwt.algorithms[2]: unknown algorithm "rs256" (did you mean "RS256"? want RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`,
@@ -79,13 +81,13 @@ func TestAuthErrors(t *testing.T) {
 		{"jwt keys", route("    auth:\n      jwt:\n        jwks_url: ftp://issuer.example/jwks\n        issuer: \"\"\n        audiences: []\n        algorithms: []\n        leeway: 6m\n        from: \"body:token\"\n        refresh_interval: 30s\n        timeout: 0\n"), []string{
 			`routes.yaml:6: routes[0].auth.jwt.jwks_url: URL "ftp://issuer.example/jwks" must start with http:// or https://`,
 			`routes.yaml:7: routes[0].auth.jwt.issuer: must not be empty (leave it out to accept any issuer)`,
-			`routes.yaml:8: routes[0].auth.jwt.audiences: must not be empty (leave it out to accept any audience)`,
+			`routes.yaml:8: routes[0].auth.jwt.audiences: must not be empty (list the aud values this route accepts; a token the same issuer minted for another application would otherwise be admitted)`,
 			`routes.yaml:9: routes[0].auth.jwt.algorithms: must not be empty (leave it out for RS256, ES256, EdDSA)`,
 			`routes.yaml:10: routes[0].auth.jwt.leeway: must be at most 5m0s (clock skew between NTP-synced hosts is far less; more keeps expired tokens valid), got 6m0s`,
 			`routes.yaml:11: routes[0].auth.jwt.from: invalid token source "body:token": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
 			`routes.yaml:12: routes[0].auth.jwt.refresh_interval: must be at least 1m0s (an unknown kid also triggers a fetch), got 30s`,
 			`routes.yaml:13: routes[0].auth.jwt.timeout: must be positive`}},
-		{"jwt urls and sources", route("    auth: {jwt: {jwks_url: \"https:///jwks\", from: \"header:\", audiences: [a, \"\", a]}}\n  - prefix: /b\n    " + ups + "\n    auth: {jwt: {jwks_url: \"https://u:secret@issuer/jwks\", from: \"query:a=b\"}}\n  - prefix: /c\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer:0/#k\", from: \"cookie:a b\"}}\n  - prefix: /d\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks#k\", from: \"header:Content-Length\"}}\n  - prefix: /e\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", from: \"query:a%20b\"}}\n  - prefix: /f\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", from: \"query:a\\tb\"}}\n"), []string{
+		{"jwt urls and sources", route("    auth: {jwt: {jwks_url: \"https:///jwks\", from: \"header:\", audiences: [a, \"\", a]}}\n  - prefix: /b\n    " + ups + "\n    auth: {jwt: {jwks_url: \"https://u:secret@issuer/jwks\", audiences: [a], from: \"query:a=b\"}}\n  - prefix: /c\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer:0/#k\", audiences: [a], from: \"cookie:a b\"}}\n  - prefix: /d\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks#k\", audiences: [a], from: \"header:Content-Length\"}}\n  - prefix: /e\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", audiences: [a], from: \"query:a%20b\"}}\n  - prefix: /f\n    " + ups + "\n    auth: {jwt: {jwks_url: \"http://issuer/jwks\", audiences: [a], from: \"query:a\\tb\"}}\n"), []string{
 			`routes.yaml:4: routes[0].auth.jwt.jwks_url: URL "https:///jwks" has no host`,
 			`routes.yaml:4: routes[0].auth.jwt.audiences[1]: empty audience`,
 			`routes.yaml:4: routes[0].auth.jwt.audiences[2]: duplicate of audiences[0]`,
@@ -98,7 +100,7 @@ func TestAuthErrors(t *testing.T) {
 			`routes.yaml:13: routes[3].auth.jwt.from: invalid token source "header:Content-Length": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
 			`routes.yaml:16: routes[4].auth.jwt.from: invalid token source "query:a%20b": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`,
 			`routes.yaml:19: routes[5].auth.jwt.from: invalid token source "query:a\tb": want header:NAME (Bearer token in Authorization), query:NAME or cookie:NAME`}},
-		{"jwt claims", route("    auth:\n      jwt:\n        jwks_url: http://issuer/jwks\n        from: header:X-Token\n        claims_to_headers: {sub: x-user, email: X-USER, \"\": X-A, role: \"X B\", org: Te, tenant: x-token}\n        required_claims: {scope: \"\", \"\": a}\n"), []string{
+		{"jwt claims", route("    auth:\n      jwt:\n        jwks_url: http://issuer/jwks\n        from: header:X-Token\n        claims_to_headers: {sub: x-user, email: X-USER, \"\": X-A, role: \"X B\", org: Te, tenant: x-token}\n        required_claims: {scope: \"\", \"\": a}\n        audiences: [a]\n"), []string{
 			`routes.yaml:8: routes[0].auth.jwt.claims_to_headers.: empty claim name`,
 			`routes.yaml:8: routes[0].auth.jwt.claims_to_headers.org: "Te" is a hop-by-hop or framing header the gateway manages; it cannot be edited`,
 			`routes.yaml:8: routes[0].auth.jwt.claims_to_headers.role: invalid header name "X B"`,
@@ -194,7 +196,7 @@ func TestAuthBounds(t *testing.T) {
 	respList := strings.ReplaceAll(list, "X-H", "X-R")
 	checkErrors(t, []errorCase{
 		{"header lists", "routes:\n  - prefix: /a\n" + okUps + "    auth:\n      forward: {url: \"http://f\", request_headers: " + list + ", response_headers: " + respList + "}\n" +
-			"      jwt: {jwks_url: \"http://i\", claims_to_headers: {" + strings.Join(claims, ", ") + "}}\n", []string{
+			"      jwt: {jwks_url: \"http://i\", audiences: [a], claims_to_headers: {" + strings.Join(claims, ", ") + "}}\n", []string{
 			`routes.yaml:5: routes[0].auth.forward.request_headers: at most 64 entries`,
 			`routes.yaml:5: routes[0].auth.forward.response_headers: at most 64 entries`,
 			`routes.yaml:6: routes[0].auth.jwt.claims_to_headers: at most 64 entries`}},

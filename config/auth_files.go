@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 )
@@ -34,10 +33,11 @@ const (
 
 // authFile is one keys or users file as read: what it holds, or its errors.
 type authFile struct {
-	keys  []APIKey
-	names map[string]bool // key names, for allow lists
-	users map[string][]byte
-	errs  []fileError
+	digest []byte // SHA-256 of the bytes read
+	keys   []APIKey
+	names  map[string]bool // key names, for allow lists
+	users  map[string][]byte
+	errs   []fileError
 }
 
 // authFiles reads each keys and users file a config names once, however many routes
@@ -81,6 +81,7 @@ func (af *authFiles) load(name string, kind authFileKind) *authFile {
 		return f
 	}
 	sum := sha256.Sum256(data)
+	f.digest = sum[:]
 	if !slices.ContainsFunc(af.read, func(r AuthFile) bool { return r.Path == path }) {
 		af.read = append(af.read, AuthFile{Path: path, Digest: sum[:]})
 	}
@@ -97,21 +98,22 @@ func (af *authFiles) load(name string, kind authFileKind) *authFile {
 }
 
 // readLimited reads at most limit bytes of path; a longer file is an error, and so is
-// anything but a regular file: opening a FIFO (or /dev/stdin) would wait for a writer
-// forever, and a device never ends.
+// anything but a regular file: a FIFO (or /dev/stdin) would wait for a writer forever, and
+// a device never ends. The file is opened without blocking and then checked, not checked
+// and then opened: a FIFO put in its place between the two would block the reload.
 func readLimited(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
+	fh, err := openNonBlocking(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%s)", path)
 	}
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
 	if err != nil {
 		return nil, err
@@ -136,14 +138,14 @@ func (v *validator) loadAuthFiles(c *Config, dir string) []AuthFile {
 		if k := a.APIKey; k != nil && k.KeysFile != "" {
 			f := files.load(k.KeysFile, keysFile)
 			if v.fileErrors(v.writtenAt(p, ".auth.api_key.keys_file"), k.KeysFile, f.errs) {
-				k.Keys = f.keys
+				k.Keys, k.KeysDigest = f.keys, f.digest
 				v.allowed(v.writtenAt(p, ".auth.api_key.allow"), k.Allow, func(n string) bool { return f.names[n] }, "no key named %q in %s", k.KeysFile)
 			}
 		}
 		if b := a.Basic; b != nil && b.UsersFile != "" {
 			f := files.load(b.UsersFile, usersFile)
 			if v.fileErrors(v.writtenAt(p, ".auth.basic.users_file"), b.UsersFile, f.errs) {
-				b.Users = f.users
+				b.Users, b.UsersDigest = f.users, f.digest
 				v.allowed(v.writtenAt(p, ".auth.basic.allow"), b.Allow, func(n string) bool { return f.users[n] != nil }, "no user %q in %s", b.UsersFile)
 			}
 		}

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,7 +21,7 @@ func TestAuthDefaults(t *testing.T) {
 	c := mustParse(t, "routes:\n  - prefix: /a\n"+okUps+"    auth:\n"+
 		"      api_key: {keys_file: "+testKeys+"}\n"+
 		"      basic: {users_file: "+testUsers+"}\n"+
-		"      jwt: {jwks_url: \"https://issuer.example/jwks.json\"}\n"+
+		"      jwt: {jwks_url: \"https://issuer.example/jwks.json\", audiences: [users-api]}\n"+
 		"      forward: {url: \"http://auth.internal/check\"}\n")
 	a := c.Routes[0].Auth
 	if a == nil || a.Enabled == nil || !*a.Enabled {
@@ -36,7 +37,7 @@ func TestAuthDefaults(t *testing.T) {
 		string(b.Users["alice"][:7]) != "$2a$04$" || string(b.Users["bob"][:7]) != "$2y$04$" {
 		t.Errorf("basic = %+v", b)
 	}
-	wantJWT := JWTAuth{JWKSURL: "https://issuer.example/jwks.json", Algorithms: []string{"RS256", "ES256", "EdDSA"}, Leeway: 30 * time.Second,
+	wantJWT := JWTAuth{JWKSURL: "https://issuer.example/jwks.json", Audiences: []string{"users-api"}, Algorithms: []string{"RS256", "ES256", "EdDSA"}, Leeway: 30 * time.Second,
 		From: "header:Authorization", RefreshInterval: 10 * time.Minute, Timeout: 5 * time.Second}
 	if !reflect.DeepEqual(*a.JWT, wantJWT) {
 		t.Errorf("jwt = %+v\nwant %+v", *a.JWT, wantJWT)
@@ -70,7 +71,7 @@ func TestAuthCanonicalHeaders(t *testing.T) {
 	c := mustParse(t, "routes:\n  - prefix: /a\n"+okUps+"    auth:\n"+
 		"      api_key: {keys_file: "+testKeys+", header: x-key, name_header: x-key-name}\n"+
 		"      basic: {users_file: "+testUsers+", user_header: x-USER}\n"+
-		"      jwt: {jwks_url: \"http://i/j\", from: \"header:x-token\", claims_to_headers: {sub: x-sub}}\n"+
+		"      jwt: {jwks_url: \"http://i/j\", audiences: [a], from: \"header:x-token\", claims_to_headers: {sub: x-sub}}\n"+
 		"      forward: {url: \"http://f\", request_headers: [cookie], response_headers: [x-tenant-id], identity_header: X-TENANT-ID}\n")
 	a := c.Routes[0].Auth
 	got := []string{a.APIKey.Header, a.APIKey.NameHeader, a.Basic.UserHeader, a.JWT.From, a.JWT.ClaimsToHeaders["sub"],
@@ -81,7 +82,7 @@ func TestAuthCanonicalHeaders(t *testing.T) {
 	}
 	// Query and cookie names are case-sensitive: kept as written.
 	for _, from := range []string{"query:Access_Token", "cookie:Session"} {
-		c := mustParse(t, "routes:\n  - prefix: /a\n"+okUps+"    auth: {jwt: {jwks_url: \"http://i\", from: \""+from+"\"}}\n")
+		c := mustParse(t, "routes:\n  - prefix: /a\n"+okUps+"    auth: {jwt: {jwks_url: \"http://i\", audiences: [a], from: \""+from+"\"}}\n")
 		if got := c.Routes[0].Auth.JWT.From; got != from {
 			t.Errorf("from %q loaded as %q", from, got)
 		}
@@ -90,7 +91,7 @@ func TestAuthCanonicalHeaders(t *testing.T) {
 
 // How routes inherit the defaults' auth block.
 func TestAuthInheritance(t *testing.T) {
-	const defaults = "defaults:\n  auth:\n    api_key: {keys_file: " + testKeys + ", name_header: X-Key-Name}\n    jwt: {jwks_url: \"http://issuer/jwks\", issuer: \"http://issuer/\", leeway: 0}\n"
+	const defaults = "defaults:\n  auth:\n    api_key: {keys_file: " + testKeys + ", name_header: X-Key-Name}\n    jwt: {jwks_url: \"http://issuer/jwks\", issuer: \"http://issuer/\", audiences: [all], leeway: 0}\n"
 	const prepared = "defaults:\n  auth: {enabled: false, jwt: {jwks_url: \"http://issuer/jwks\", audiences: [all]}}\n"
 	route := func(auth string) string {
 		s := "routes:\n  - prefix: /a\n" + okUps
@@ -117,6 +118,11 @@ func TestAuthInheritance(t *testing.T) {
 		{"a written mechanism takes unwritten keys from the defaults' one", defaults + route("{jwt: {audiences: [orders]}}"), &mechanisms{jwt: true}, func(t *testing.T, a *Auth) {
 			j := a.JWT
 			if j.JWKSURL != "http://issuer/jwks" || j.Issuer != "http://issuer/" || !slices.Equal(j.Audiences, []string{"orders"}) || j.Leeway != 0 || j.Timeout != 5*time.Second {
+				t.Errorf("jwt = %+v", j)
+			}
+		}},
+		{"a written mechanism takes the defaults' audiences, which it must have", defaults + route("{jwt: {leeway: 5s}}"), &mechanisms{jwt: true}, func(t *testing.T, a *Auth) {
+			if j := a.JWT; !slices.Equal(j.Audiences, []string{"all"}) || j.Leeway != 5*time.Second {
 				t.Errorf("jwt = %+v", j)
 			}
 		}},
@@ -175,6 +181,39 @@ func TestAuthBlocksAreCopies(t *testing.T) {
 	}
 	if len(c.AuthFiles) != 1 {
 		t.Fatalf("AuthFiles = %+v, want the keys file once", c.AuthFiles)
+	}
+}
+
+// Routes naming one keys or users file, inherited or written (under another spelling of
+// the path), share what was read from it: one Users map and one Keys array however many
+// routes use them, so a large file costs its size once. Neither goes into a block's JSON,
+// which the gateway compares across reloads (with the files' digests) and which must stay
+// small and free of hashes.
+func TestAuthFilesShared(t *testing.T) {
+	c := mustParse(t, "defaults:\n  auth: {basic: {users_file: "+testUsers+"}, api_key: {keys_file: "+testKeys+"}}\n"+
+		"routes:\n  - prefix: /a\n"+okUps+"  - prefix: /b\n"+okUps+
+		"  - prefix: /c\n"+okUps+"    auth: {basic: {users_file: ./"+testUsers+", realm: c}, api_key: {keys_file: ./"+testKeys+"}}\n")
+	first := c.Routes[0].Auth
+	for i, r := range c.Routes {
+		a := r.Auth
+		if reflect.ValueOf(a.Basic.Users).UnsafePointer() != reflect.ValueOf(first.Basic.Users).UnsafePointer() || len(a.Basic.Users) == 0 {
+			t.Errorf("routes[%d] has its own users map", i)
+		}
+		if len(a.APIKey.Keys) == 0 || &a.APIKey.Keys[0] != &first.APIKey.Keys[0] {
+			t.Errorf("routes[%d] has its own keys", i)
+		}
+		text, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{`"Users"`, `"Keys"`, "SHA256", "$2a$", "alice"} {
+			if strings.Contains(string(text), leak) {
+				t.Errorf("routes[%d]: the block's JSON holds %q: %s", i, leak, text)
+			}
+		}
+	}
+	if len(c.AuthFiles) != 2 {
+		t.Errorf("AuthFiles = %+v, want each file once", c.AuthFiles)
 	}
 }
 
@@ -265,7 +304,7 @@ func TestWithDefaultsAgreesWithValidationAuth(t *testing.T) {
 	}{
 		{"api_key", "keys_file: " + testKeys, builtinAPIKey, func() reflect.Value { return reflect.ValueOf(*WithDefaults(&APIKeyAuth{KeysFile: "k"})) }, func(a *Auth) any { return a.APIKey }},
 		{"basic", "users_file: " + testUsers, builtinBasic, func() reflect.Value { return reflect.ValueOf(*WithDefaults(&BasicAuth{UsersFile: "u"})) }, func(a *Auth) any { return a.Basic }},
-		{"jwt", "jwks_url: \"http://i\"", builtinJWT, func() reflect.Value { return reflect.ValueOf(*WithDefaults(&JWTAuth{JWKSURL: "http://i"})) }, func(a *Auth) any { return a.JWT }},
+		{"jwt", "jwks_url: \"http://i\", audiences: [a]", builtinJWT, func() reflect.Value { return reflect.ValueOf(*WithDefaults(&JWTAuth{JWKSURL: "http://i"})) }, func(a *Auth) any { return a.JWT }},
 		{"forward", "url: \"http://f\"", builtinForward, func() reflect.Value { return reflect.ValueOf(*WithDefaults(&ForwardAuth{URL: "http://f"})) }, func(a *Auth) any { return a.Forward }},
 	}
 	checked := 0

@@ -320,9 +320,11 @@ func checkBcrypt(hash string) string {
 	if len(hash) != 60 || hash[6] != '$' || strings.IndexFunc(hash[7:], notBcryptBase64) >= 0 {
 		return "malformed bcrypt hash (want 60 characters: $2y$, two cost digits, $, 53 of ./A-Za-z0-9)"
 	}
+	// Two digits: bcrypt.Cost alone would also take "+5", which the basic mechanism refuses.
+	digits := hash[4] >= '0' && hash[4] <= '9' && hash[5] >= '0' && hash[5] <= '9'
 	cost, err := bcrypt.Cost([]byte(hash))
-	if err != nil || cost < bcrypt.MinCost || cost > MaxBcryptCost {
-		return fmt.Sprintf("bcrypt cost must be between %d and %d (each step doubles the CPU of a check; %d already takes seconds), got %q",
+	if !digits || err != nil || cost < bcrypt.MinCost || cost > MaxBcryptCost {
+		return fmt.Sprintf("bcrypt cost must be between %d and %d (each step doubles the CPU of a check; %d already takes about a second of a core), got %q",
 			bcrypt.MinCost, MaxBcryptCost, MaxBcryptCost, hash[4:6])
 	}
 	return ""
@@ -332,7 +334,8 @@ func notBcryptBase64(r rune) bool {
 	return !(r == '.' || r == '/' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 }
 
-// MaxBcryptCost is the highest bcrypt cost an htpasswd entry may have: htpasswd -C makes
-// none above it, and one check at cost 17 already takes seconds of a core, which would make
-// each uncached request a denial of service.
-const MaxBcryptCost = 17
+// MaxBcryptCost is the highest bcrypt cost an htpasswd entry may have. One check at cost 14
+// already takes about a second of a core, and each step doubles it: above it, every
+// uncached request (a wrong password, an unknown user) would hold one of the few bcrypt
+// slots, shared by every route, for seconds, a denial of service for everyone else.
+const MaxBcryptCost = 14

@@ -135,14 +135,15 @@ func TestParseHtpasswd(t *testing.T) {
 			`7: user "g": this hash format is not accepted: only bcrypt ($2a$, $2b$, $2y$) is accepted; make an entry with htpasswd -nbB USER PASSWORD`,
 			`8: user "h": a plain-text or crypt(3) password is not accepted: only bcrypt ($2a$, $2b$, $2y$) is accepted; make an entry with htpasswd -nbB USER PASSWORD`,
 			`9: user "i": a plain-text or crypt(3) password is not accepted: only bcrypt ($2a$, $2b$, $2y$) is accepted; make an entry with htpasswd -nbB USER PASSWORD`}, nil},
-		{"malformed bcrypt", "a:" + alice[:59] + "\nb:" + alice[:7] + "!" + alice[8:] + "\nc:$2a$03" + alice[6:] + "\nd:$2a$32" + alice[6:] + "\ne:$2a$x4" + alice[6:] + "\nf:$2a$04x" + alice[8:] + "\ng:$2a$18" + alice[6:] + "\n", []string{
+		{"malformed bcrypt", "a:" + alice[:59] + "\nb:" + alice[:7] + "!" + alice[8:] + "\nc:$2a$03" + alice[6:] + "\nd:$2a$32" + alice[6:] + "\ne:$2a$x4" + alice[6:] + "\nf:$2a$04x" + alice[8:] + "\ng:$2a$15" + alice[6:] + "\nh:$2a$+5" + alice[6:] + "\n", []string{
 			`1: user "a": malformed bcrypt hash (want 60 characters: $2y$, two cost digits, $, 53 of ./A-Za-z0-9)`,
 			`2: user "b": malformed bcrypt hash (want 60 characters: $2y$, two cost digits, $, 53 of ./A-Za-z0-9)`,
-			`3: user "c": bcrypt cost must be between 4 and 17 (each step doubles the CPU of a check; 17 already takes seconds), got "03"`,
-			`4: user "d": bcrypt cost must be between 4 and 17 (each step doubles the CPU of a check; 17 already takes seconds), got "32"`,
-			`5: user "e": bcrypt cost must be between 4 and 17 (each step doubles the CPU of a check; 17 already takes seconds), got "x4"`,
+			`3: user "c": bcrypt cost must be between 4 and 14 (each step doubles the CPU of a check; 14 already takes about a second of a core), got "03"`,
+			`4: user "d": bcrypt cost must be between 4 and 14 (each step doubles the CPU of a check; 14 already takes about a second of a core), got "32"`,
+			`5: user "e": bcrypt cost must be between 4 and 14 (each step doubles the CPU of a check; 14 already takes about a second of a core), got "x4"`,
 			`6: user "f": malformed bcrypt hash (want 60 characters: $2y$, two cost digits, $, 53 of ./A-Za-z0-9)`,
-			`7: user "g": bcrypt cost must be between 4 and 17 (each step doubles the CPU of a check; 17 already takes seconds), got "18"`}, nil},
+			`7: user "g": bcrypt cost must be between 4 and 14 (each step doubles the CPU of a check; 14 already takes about a second of a core), got "15"`,
+			`8: user "h": bcrypt cost must be between 4 and 14 (each step doubles the CPU of a check; 14 already takes about a second of a core), got "+5"`}, nil},
 		{"bad lines and names", "just-a-password\nalice:" + alice + "\nalice:" + bob + "\n:" + alice + "\n bob:" + alice + "\nb\x01b:" + alice + "\n\xff:" + alice + "\n" + strings.Repeat("u", 256) + ":" + alice + "\n", []string{
 			`1: want user:bcrypt-hash (htpasswd -nbB USER PASSWORD makes one)`,
 			`3: duplicate user "alice" (first at line 2)`,

@@ -37,7 +37,7 @@ func FuzzParse(f *testing.F) {
 		"routes:\n  - prefix: /a\n    host: \"*.x.com\"\n    match: {methods: [get, GET], headers: {X-A: a, x-a: {present: false}, B: {regex: \"(\"}}, query: {q: ~, \"\": {exact: a, regex: b}}}\n    split: [{service: s, weight: 0}, {upstreams: [\"http://h:1\"]}]\n",
 		"defaults:\n  headers: {request: {set: &s {X-A: a, <<: *s}, remove: [Host]}}\n  ip_allow: [\"::ffff:10.0.0.0/104\", 10.0.0.1]\n  cors: {allow_origins: [\"*\"], allow_credentials: true}\n  compress: {min_bytes: 0, types: [text/*]}\n" + okRoute,
 		// issue #18: auth blocks, files, inheritance, rate limits by identity
-		"defaults:\n  rate_limit: {rps: 1, key: identity}\n  auth: {enabled: false, jwt: {jwks_url: \"http://i\", algorithms: [HS256, none, RS256], from: \"cookie:s\"}}\nroutes:\n  - {prefix: /a, service: s, auth: {}}\n  - {prefix: /b, service: s, auth: {enabled: false}}\n",
+		"defaults:\n  rate_limit: {rps: 1, key: identity}\n  auth: {enabled: false, jwt: {jwks_url: \"http://i\", audiences: [a], algorithms: [HS256, none, RS256], from: \"cookie:s\"}}\nroutes:\n  - {prefix: /a, service: s, auth: {}}\n  - {prefix: /b, service: s, auth: {enabled: false}}\n",
 		"routes:\n  - prefix: /a\n    service: s\n    auth:\n      api_key: {keys_file: testdata/auth/api-keys.yaml, allow: [billing, x], name_header: X-Api-Key}\n      basic: {users_file: testdata/auth/htpasswd, realm: \"a\\\"b\", cache_ttl: 0}\n      forward: {url: \"http://u:p@f\", response_headers: [X-User, x-user], identity_header: X-Id}\n",
 		"x: &h {A: b}\nroutes:\n  - {prefix: /a, service: s, mirror: {upstreams: [\"http://h:1\"], percent: 50}, sticky: {cookie: c}, rewrite: {prefix: /b, host: \"h:1\"}, headers: {response: {add: {<<: [*h, *h]}}}}\n",
 	} {

@@ -29,8 +29,13 @@ type APIKeyAuth struct {
 	NameHeader string   `yaml:"name_header"` // upstream request header set to the key's name; default none
 	Strip      bool     `yaml:"strip"`       // remove the key header from the forwarded request; default false
 
-	// Keys is the keys file, read and checked by the loader.
-	Keys []APIKey `yaml:"-"`
+	// Keys is the keys file, read and checked by the loader. Every block naming the same
+	// file in one config shares this slice: read it, never change it. It has no JSON form,
+	// so a block's JSON is its settings (the file's content is AuthFile.Digest).
+	Keys []APIKey `yaml:"-" json:"-"`
+	// KeysDigest is the SHA-256 of the keys file as loaded: in the block's JSON, so the
+	// gateway keeps a route's filter across a reload only when the file did not change.
+	KeysDigest []byte `yaml:"-"`
 }
 
 // APIKey is one entry of a keys file:
@@ -52,15 +57,20 @@ type BasicAuth struct {
 	Strip      bool          `yaml:"strip"`       // remove Authorization from the forwarded request; default false
 	CacheTTL   time.Duration `yaml:"cache_ttl"`   // how long a successful check is remembered; default 5m, 0 after defaults is impossible
 
-	// Users maps a user name to its bcrypt hash, read and checked by the loader.
-	Users map[string][]byte `yaml:"-"`
+	// Users maps a user name to its bcrypt hash, read and checked by the loader. Every
+	// block naming the same file in one config shares this map (and the basic mechanisms
+	// built from them keep it): read it, never change it. It has no JSON form, so a
+	// block's JSON is its settings (the file's content is AuthFile.Digest).
+	Users map[string][]byte `yaml:"-" json:"-"`
+	// UsersDigest is the SHA-256 of the users file as loaded (see APIKeyAuth.KeysDigest).
+	UsersDigest []byte `yaml:"-"`
 }
 
 // JWTAuth admits requests carrying a JWT signed by a key of a JWKS, with valid claims.
 type JWTAuth struct {
 	JWKSURL         string            `yaml:"jwks_url"`          // required; http or https
 	Issuer          string            `yaml:"issuer"`            // required `iss` when set
-	Audiences       []string          `yaml:"audiences"`         // `aud` must hold one of them when set
+	Audiences       []string          `yaml:"audiences"`         // required; `aud` must hold one of them
 	Algorithms      []string          `yaml:"algorithms"`        // allow-list; default [RS256, ES256, EdDSA]; HS* and none refused
 	Leeway          time.Duration     `yaml:"leeway"`            // clock skew allowed on exp/nbf/iat; default 30s
 	From            string            `yaml:"from"`              // header:NAME (Bearer scheme for Authorization) | query:NAME | cookie:NAME; default header:Authorization

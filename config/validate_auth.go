@@ -24,6 +24,10 @@ const (
 	maxAuthHeaderNames = 64               // request_headers, response_headers, claims_to_headers entries
 )
 
+// whyAudiences is why jwt.audiences is required (RFC 8725 section 3.9): an issuer mints
+// tokens for many applications, all signed with the keys of the one JWKS.
+const whyAudiences = "a token the same issuer minted for another application would otherwise be admitted"
+
 // Token sources, as jwt.from takes them ("header:Authorization" reads a Bearer token).
 const (
 	tokenFromHeader = "header:"
@@ -72,7 +76,7 @@ func (v *validator) jwt(jp string, j *JWTAuth) {
 		}
 	}
 	v.check(jp+".issuer", j.Issuer != "", "must not be empty (leave it out to accept any issuer)")
-	v.check(jp+".audiences", len(j.Audiences) > 0, "must not be empty (leave it out to accept any audience)")
+	v.check(jp+".audiences", len(j.Audiences) > 0, "must not be empty (list the aud values this route accepts; %s)", message(whyAudiences))
 	for i, aud := range j.Audiences {
 		ap := fmt.Sprintf("%s.audiences[%d]", jp, i)
 		if aud == "" {
@@ -320,6 +324,7 @@ func (v *validator) resolvedAuth(c *Config) {
 		}
 		if j := a.JWT; j != nil {
 			missing("jwt", "jwks_url", j.JWKSURL == "", "the issuer's key set, e.g. jwks_url: https://issuer.example/.well-known/jwks.json")
+			missing("jwt", "audiences", len(j.Audiences) == 0, "the aud values this route accepts, e.g. audiences: [users-api]; "+whyAudiences)
 		}
 		if f := a.Forward; f != nil {
 			missing("forward", "url", f.URL == "", "the auth service, e.g. url: http://auth.internal/check")

@@ -103,6 +103,12 @@ func forwardAuthService(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		case "ok":
 			w.Header().Set("X-User-Id", "u-"+r.Header.Get("X-Forwarded-Method")+"-"+r.Header.Get("X-Forwarded-Uri"))
 			w.WriteHeader(http.StatusOK)
+		case "path": // allows only paths under /fwd/public/, as path-based auth services do
+			if !strings.HasPrefix(r.Header.Get("X-Forwarded-Uri"), "/fwd/public/") {
+				http.Error(w, "not public", http.StatusUnauthorized)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
 		case "redirect":
 			http.Redirect(w, r, "https://login.example.com/?next=x", http.StatusFound)
 		case "slow":
@@ -160,6 +166,7 @@ func TestAuth(t *testing.T) {
 		route("/fwd", "auth: { forward: { url: "+q(fwd.URL)+", timeout: 500ms, request_headers: [Authorization, X-Test-Mode],"+
 			" response_headers: [X-User-Id], identity_header: X-User-Id } }", be),
 		route("/fwd-down", "auth: { forward: { url: "+q(down)+", timeout: 500ms } }", be),
+		route("/fwd-limited", "auth: { forward: { url: "+q(fwd.URL)+" } }, rate_limit: { rps: 0.01, burst: 2, key: client_ip }", be),
 		route("/any", "auth: { api_key: { keys_file: "+q(keysFile)+" }, basic: { users_file: "+q(usersFile)+" },"+
 			" jwt: { jwks_url: "+q(jwks.URL)+", audiences: [users-api] } }", be),
 		route("/limited", "auth: { api_key: { keys_file: "+q(keysFile)+" } }, rate_limit: { rps: 0.01, burst: 2, key: identity }", be),
@@ -371,10 +378,51 @@ func TestAuth(t *testing.T) {
 		if r.header.Get("Location") != "https://login.example.com/?next=x" {
 			t.Fatalf("redirect: Location %q", r.header.Get("Location"))
 		}
+		// The auth service judges the path the upstream gets, never the raw target: a
+		// dot-segment cannot walk out of what it allows.
+		expect("allowed path", send("/fwd/public/x", "X-Test-Mode", "path"), 200)
+		for _, sneaky := range []string{"/fwd/public/%2e%2e/admin", "/fwd/public/%2E%2E/admin"} {
+			if r := send(sneaky, "X-Test-Mode", "path"); r.status != 401 || r.seen != nil {
+				t.Fatalf("%s: status %d (upstream reached: %v), want 401 from the auth service", sneaky, r.status, r.seen != nil)
+			}
+		}
 		refusedPlainly("slow auth service", send("/fwd/a", "X-Test-Mode", "slow"), 503, "")
 		refusedPlainly("auth service down", send("/fwd-down/a"), 503, "")
 		if fwdCalls.Load() < 4 {
 			t.Fatalf("auth service called %d times", fwdCalls.Load())
+		}
+	})
+
+	t.Run("unauthenticated flood meets the rate limit first", func(t *testing.T) {
+		before := fwdCalls.Load()
+		for i := range 2 {
+			expect(fmt.Sprint("refused by the auth service ", i), send("/fwd-limited/a"), 401)
+		}
+		for range 5 {
+			refusedPlainly("over the client's limit", send("/fwd-limited/a"), 429, "")
+		}
+		if n := fwdCalls.Load() - before; n != 2 {
+			t.Fatalf("the auth service was asked %d times, want 2 (the limit answers before auth)", n)
+		}
+	})
+
+	t.Run("identity trailer", func(t *testing.T) {
+		c := dial(t, gw.addr)
+		resp, _ := c.mustRoundTrip(t, request("POST /key/trailer HTTP/1.1", "Host: gw", "X-Api-Key: sk-ops",
+			"X-Request-Id: auth-trailer", "Transfer-Encoding: chunked", "Trailer: X-Key-Name, X-Checksum")+
+			"2\r\nhi\r\n0\r\nX-Key-Name: admin\r\nX-Checksum: 1\r\n\r\n")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		got := be.find("X-Request-Id", "auth-trailer")
+		if len(got) != 1 {
+			t.Fatalf("upstream got %d requests", len(got))
+		}
+		if v := got[0].Header.Values("X-Key-Name"); len(v) != 1 || v[0] != "ops" {
+			t.Fatalf("upstream X-Key-Name header %q, want the gateway's", v)
+		}
+		if v := got[0].Trailer.Values("X-Key-Name"); len(v) != 0 || got[0].Trailer.Get("X-Checksum") != "1" {
+			t.Fatalf("upstream trailers %v: want X-Checksum and no X-Key-Name", got[0].Trailer)
 		}
 	})
 

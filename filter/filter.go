@@ -18,6 +18,12 @@ type Request struct {
 	ClientIP  string // the client's address as resolved through trusted_proxies
 	RequestID string // the X-Request-Id the gateway uses for this request
 	Route     string // the route's name (metric label)
+	// Path is the request's path as the gateway matched it and forwards it (before any
+	// rewrite): dot-segments resolved, still escaped. A filter that judges a request by
+	// its path (forward auth's X-Forwarded-Uri) must use it, not r.RequestURI: the raw
+	// "/public/%2e%2e/admin" reaches the upstream as "/admin". Empty for a request built
+	// outside the proxy.
+	Path string
 	// Identity is who auth admitted, as mechanism:name (api_key:billing, jwt:SUB,
 	// basic:alice, forward:VALUE); empty when the route has no auth or named nobody. It is
 	// never a secret: logs and rate limit keys use it.

@@ -13,11 +13,12 @@ import (
 )
 
 // routeFilters compiles a route's filter chain in the order ../shared/DESIGN.md fixes,
-// outermost first: IP allow/deny, CORS preflight, auth, rate limit (after auth: it may key
-// on the identity auth admitted), body limit, request header edits; and on the way back
-// response header edits, CORS headers, compression. Filters whose block is off are left
-// out, so a route without filters gets a nil chain and pays nothing. authenticate and
-// rateLimit may be nil.
+// outermost first: IP allow/deny, CORS preflight, auth and rate limit, body limit, request
+// header edits; and on the way back response header edits, CORS headers, compression. A
+// rate limit keyed on identity runs after auth (it needs who was admitted); any other runs
+// before it, so a flood of unauthenticated requests meets its 429 before costing a bcrypt
+// check or a forward auth call each. Filters whose block is off are left out, so a route
+// without filters gets a nil chain and pays nothing. authenticate and rateLimit may be nil.
 func routeFilters(rc *config.Route, authenticate, rateLimit filter.RequestFilter) (*filter.Chain, error) {
 	var c filter.Chain
 	ips, err := ipfilter.New(rc.IPAllow, rc.IPDeny)
@@ -34,10 +35,14 @@ func routeFilters(rc *config.Route, authenticate, rateLimit filter.RequestFilter
 	if corsFilter != nil {
 		c.Request = append(c.Request, corsFilter)
 	}
+	limitAfterAuth := rc.RateLimit != nil && rc.RateLimit.Key == config.RateLimitKeyIdentity
+	if rateLimit != nil && !limitAfterAuth {
+		c.Request = append(c.Request, rateLimit)
+	}
 	if authenticate != nil {
 		c.Request = append(c.Request, authenticate)
 	}
-	if rateLimit != nil {
+	if rateLimit != nil && limitAfterAuth {
 		c.Request = append(c.Request, rateLimit)
 	}
 	if rc.MaxBodyBytes != nil {

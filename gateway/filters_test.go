@@ -46,9 +46,9 @@ func TestRouteFilters(t *testing.T) {
 	}
 }
 
-// TestRouteFiltersOrder pins the chain order DESIGN fixes: IP rules, CORS preflight, auth,
-// rate limit, body limit, request header edits; on the way out header edits, CORS,
-// compression.
+// TestRouteFiltersOrder pins the chain order DESIGN fixes: IP rules, CORS preflight, auth
+// and rate limit (in the order its key needs), body limit, request header edits; on the way
+// out header edits, CORS, compression.
 func TestRouteFiltersOrder(t *testing.T) {
 	on := true
 	limit := int64(10)
@@ -60,28 +60,38 @@ func TestRouteFiltersOrder(t *testing.T) {
 			Response: &config.HeaderEdits{Remove: []string{"Server"}}},
 		Compress: &config.Compress{Enabled: &on, MinBytes: 10, Types: []string{"text/*"}},
 	}}}
-	lim, err := ratelimit.New("r", &config.RateLimit{Enabled: &on, RPS: 1, Burst: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys, err := apikey.New(&config.APIKeyAuth{Header: "X-Api-Key", Keys: []config.APIKey{{Name: "ci", SHA256: [32]byte{1}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := routeFilters(&rc, auth.New("r", []auth.Mechanism{keys}, nil, nil), lim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req, resp []string
-	for _, f := range c.Request {
-		req = append(req, fmt.Sprintf("%T", f))
-	}
-	for _, f := range c.Response {
-		resp = append(resp, fmt.Sprintf("%T", f))
-	}
-	wantReq := []string{"*ipfilter.Filter", "*cors.Filter", "*auth.Filter", "*ratelimit.Limiter", "*bodylimit.Filter", "*headers.Filter"}
-	wantResp := []string{"*headers.Filter", "*cors.Filter", "*compress.Filter"}
-	if !slices.Equal(req, wantReq) || !slices.Equal(resp, wantResp) {
-		t.Errorf("chain\nrequest  %v\nresponse %v\nwant\nrequest  %v\nresponse %v", req, resp, wantReq, wantResp)
+	// A limit keyed on identity needs auth's answer; any other limit goes first, so an
+	// unauthenticated flood meets 429 before costing an auth check each.
+	for _, tc := range []struct {
+		key     string
+		wantReq []string
+	}{
+		{config.RateLimitKeyClientIP, []string{"*ipfilter.Filter", "*cors.Filter", "*ratelimit.Limiter", "*auth.Filter", "*bodylimit.Filter", "*headers.Filter"}},
+		{config.RateLimitKeyIdentity, []string{"*ipfilter.Filter", "*cors.Filter", "*auth.Filter", "*ratelimit.Limiter", "*bodylimit.Filter", "*headers.Filter"}},
+	} {
+		rc.RateLimit = &config.RateLimit{Enabled: &on, RPS: 1, Burst: 1, Key: tc.key}
+		lim, err := ratelimit.New("r", rc.RateLimit, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := routeFilters(&rc, auth.New("r", []auth.Mechanism{keys}, nil, nil), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req, resp []string
+		for _, f := range c.Request {
+			req = append(req, fmt.Sprintf("%T", f))
+		}
+		for _, f := range c.Response {
+			resp = append(resp, fmt.Sprintf("%T", f))
+		}
+		wantResp := []string{"*headers.Filter", "*cors.Filter", "*compress.Filter"}
+		if !slices.Equal(req, tc.wantReq) || !slices.Equal(resp, wantResp) {
+			t.Errorf("key %s: chain\nrequest  %v\nresponse %v\nwant\nrequest  %v\nresponse %v", tc.key, req, resp, tc.wantReq, wantResp)
+		}
 	}
 }

@@ -62,6 +62,9 @@ type Gateway struct {
 	ctx         context.Context // watchers live until it ends
 	metrics     *gatewayMetrics
 	keySets     *jwt.KeySets // JWKS key sets, shared by routes and kept across reloads
+	// keySetsInUse are the sets the table in force reads (written by Apply only): a failed
+	// Apply prunes back to them.
+	keySetsInUse []*jwt.KeySet
 
 	// applyMu serialises Apply, through its warm-up wait; only Apply writes the fields below.
 	applyMu sync.Mutex
@@ -140,12 +143,19 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	names := routeNames(cfg.Routes)
 	nextAuths := make(map[string]*authEntry)
 	var keySets []*jwt.KeySet // the JWKS key sets the new table reads
+	// fail undoes what this Apply built (mirror workers, new auth filters, JWKS key sets
+	// only it asked for) and returns err: the table in force is untouched.
+	fail := func(err error) error {
+		closeRoutes(routes)
+		closeAuths(nextAuths, g.auths)
+		g.keySets.Prune(g.keySetsInUse)
+		return err
+	}
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		ro, err := pools.routeOptions(rc, names[i])
 		if err != nil {
-			closeRoutes(routes)
-			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
+			return fail(fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err))
 		}
 		var lim *ratelimit.Limiter
 		if rc.RateLimit != nil {
@@ -157,8 +167,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			} else {
 				l, err := ratelimit.New(name, rc.RateLimit, g.metrics.ratelimit)
 				if err != nil {
-					closeRoutes(routes)
-					return fmt.Errorf("%s:%d: routes[%d].rate_limit: %w", cfg.Path, rc.Line, i, err)
+					return fail(fmt.Errorf("%s:%d: routes[%d].rate_limit: %w", cfg.Path, rc.Line, i, err))
 				}
 				lim = l
 			}
@@ -170,9 +179,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		authentication, err := g.authFilter(names[i], rc)
 		if err != nil {
-			closeRoutes(routes)
-			closeAuths(nextAuths, g.auths)
-			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
+			return fail(fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err))
 		}
 		var authenticate filter.RequestFilter
 		if authentication != nil { // a nil *auth.Filter in the interface would not be nil
@@ -182,9 +189,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		filters, err := routeFilters(rc, authenticate, rateLimit)
 		if err != nil {
-			closeRoutes(routes)
-			closeAuths(nextAuths, g.auths)
-			return fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err)
+			return fail(fmt.Errorf("%s:%d: routes[%d]: %w", cfg.Path, rc.Line, i, err))
 		}
 		ro.Name, ro.Metrics, ro.Filters = names[i], g.metrics.proxy, filters
 		routes = append(routes, proxy.NewRoute(rc, ro))
@@ -202,6 +207,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.mu.Unlock()
 	closeRoutes(oldRoutes)
 	closeAuths(oldAuths, nextAuths)
+	g.keySetsInUse = keySets
 	g.keySets.Prune(keySets) // after the swap: no request of the new table misses a set
 	for key, pe := range old {
 		if _, ok := nextPools[key]; !ok {

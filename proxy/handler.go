@@ -166,7 +166,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	identity := "" // who auth admitted, for the access log
 	grpc := filter.IsGRPC(r.Header)
 	if rt.Filters != nil {
-		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name, GRPC: grpc}
+		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name, Path: cleaned, GRPC: grpc}
 		// The response filters wrap first, so the gateway's own refusals (403, 413, 429)
 		// carry the response header edits and CORS headers too: a browser then sees the
 		// real status instead of a CORS failure.

@@ -48,9 +48,10 @@ func newRedisLimiter(t testing.TB, route string, cfg config.RateLimit, m *Metric
 }
 
 // hammer sends requests through each limiter from workers goroutines for d and returns how
-// many each admitted and the time from the first request to the last.
-func hammer(lims []*Limiter, workers int, d time.Duration) ([]int64, time.Duration) {
-	admitted := make([]int64, len(lims))
+// many each admitted, how many it was asked, and the time from the first request to the
+// last.
+func hammer(lims []*Limiter, workers int, d time.Duration) (admitted, asked []int64, elapsed time.Duration) {
+	admitted, asked = make([]int64, len(lims)), make([]int64, len(lims))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, l := range lims {
@@ -58,6 +59,7 @@ func hammer(lims []*Limiter, workers int, d time.Duration) ([]int64, time.Durati
 			wg.Go(func() {
 				r := req("", "")
 				for time.Since(start) < d {
+					atomic.AddInt64(&asked[i], 1)
 					if l.Allow(r, "10.0.0.1").Allowed {
 						atomic.AddInt64(&admitted[i], 1)
 					}
@@ -66,7 +68,7 @@ func hammer(lims []*Limiter, workers int, d time.Duration) ([]int64, time.Durati
 		}
 	}
 	wg.Wait()
-	return admitted, time.Since(start)
+	return admitted, asked, time.Since(start)
 }
 
 // TestRedisSharedLimit: two limiters (two processes' clients) on one Redis and one route admit
@@ -88,23 +90,28 @@ func TestRedisSharedLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newRedisLimiter(t, tc.routes[0], cfg, nil, newRedisStore(t, srv.Addr, config.Redis{Timeout: time.Second}))
 			b := newRedisLimiter(t, tc.routes[1], cfg, nil, newRedisStore(t, srv.Addr, config.Redis{Timeout: time.Second}))
-			got, elapsed := hammer([]*Limiter{a, b}, 4, d)
+			got, asked, elapsed := hammer([]*Limiter{a, b}, 4, d)
 			want := float64(burst) + rps*elapsed.Seconds()
 			tol := 0.05*want + 2
-			check := func(name string, n int64) {
-				t.Logf("%s admitted %d in %s, want %.0f (burst + rps x t), off by %+.1f%%", name, n, elapsed.Round(time.Millisecond), want, 100*(float64(n)-want)/want)
-				if diff := float64(n) - want; diff > tol || diff < -tol {
-					t.Errorf("%s admitted %d, want %.0f ± %.0f", name, n, want, tol)
+			// More than the limit admitted is always a failure. Fewer is one only when the
+			// limiter was asked well past the limit: on a loaded machine (-race, other
+			// builds) the workers' Redis round trips may be too slow to reach it, and then
+			// admitting fewer is the machine, not the limiter.
+			check := func(name string, n, tries int64) {
+				t.Logf("%s admitted %d of %d in %s, want %.0f (burst + rps x t), off by %+.1f%%", name, n, tries, elapsed.Round(time.Millisecond), want, 100*(float64(n)-want)/want)
+				diff := float64(n) - want
+				if diff > tol || diff < -tol && float64(tries) >= 2*want {
+					t.Errorf("%s admitted %d of %d asked, want %.0f ± %.0f", name, n, tries, want, tol)
 				}
 			}
 			if tc.shared {
-				check("together", got[0]+got[1])
+				check("together", got[0]+got[1], asked[0]+asked[1])
 				if got[0] == 0 || got[1] == 0 {
 					t.Errorf("one instance was starved: %v", got)
 				}
 			} else {
-				check(tc.routes[0], got[0])
-				check(tc.routes[1], got[1])
+				check(tc.routes[0], got[0], asked[0])
+				check(tc.routes[1], got[1], asked[1])
 			}
 		})
 	}
@@ -154,7 +161,10 @@ func contains(list []string, s string) bool {
 // counted, and decisions go back to Redis once it is back.
 func TestRedisOutage(t *testing.T) {
 	const timeout = 50 * time.Millisecond
-	const slack = 100 * time.Millisecond // scheduling under -race on a loaded machine
+	// Scheduling under -race on a loaded machine (300 ms was seen at load 8 on 2 cores);
+	// still far below go-redis's own 3 s read timeout, which a decision that ignored
+	// redis.timeout would wait out.
+	const slack = time.Second
 	const burst = 5
 	for _, mode := range []string{config.RedisOnErrorLocal, config.RedisOnErrorAllow, config.RedisOnErrorDeny} {
 		for _, outage := range []string{"killed", "hung"} {

@@ -72,6 +72,11 @@ func (f *Filter) ServeRequest(w http.ResponseWriter, r *http.Request, q *filter.
 		return true
 	}
 	f.scrubIdentityHeaders(r.Header)
+	if len(r.Trailer) > 0 {
+		// Declared trailers travel upstream too (proxy/clientio.go), and some servers
+		// merge trailers into headers: a name auth owns must not arrive that way either.
+		f.scrubIdentityHeaders(r.Trailer)
+	}
 	debug := f.log != nil && f.log.Enabled(r.Context(), slog.LevelDebug)
 
 	var stack [maxStackDecisions]Decision

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -247,8 +248,14 @@ func TestIdentityHeadersScrubbed(t *testing.T) {
 	r.Header["X_User_Idx"] = []string{"kept"}
 	r.Header.Add("X-Api-Key", "secret")
 	r.Header.Add("Authorization", "Basic Zm9vOmJhcg==")
+	// Declared trailers (values arrive after the body) are forwarded too: the same names
+	// go, other declared trailers stay.
+	r.Trailer = http.Header{"X-Api-Key-Name": nil, "X_user_id": nil, "X-Checksum": nil}
 	if !f.ServeRequest(httptest.NewRecorder(), r, &filter.Request{}) {
 		t.Fatal("refused")
+	}
+	if len(r.Trailer) != 1 || r.Trailer["X-Checksum"] != nil || !slices.Contains(slices.Collect(maps.Keys(r.Trailer)), "X-Checksum") {
+		t.Errorf("declared trailers after the filter: %v, want only X-Checksum", r.Trailer)
 	}
 	want := http.Header{
 		"X-Api-Key":     {"secret"},

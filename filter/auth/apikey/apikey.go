@@ -35,23 +35,22 @@ import (
 )
 
 // Mechanism checks API keys against one keys file. It is safe for concurrent use.
+//
+// It holds the loaded keys slice itself, not a copy, and looks keys up through an index
+// shared by every mechanism over that slice (see keyIndex): what each route builds is only
+// its allow set. The slice is read, never changed.
 type Mechanism struct {
 	header     string // canonical
 	nameHeader string // canonical; "" for none
 	strip      bool
-	keys       map[[sha256.Size]byte]*key
+	keys       []config.APIKey // shared, read-only
+	index      *keyIndex       // shared, read-only
+	allow      map[string]bool // nil: every key of the file
 	challenge  string
 }
 
 // emptyKeyHash is the SHA-256 of no bytes.
 var emptyKeyHash = sha256.Sum256(nil)
-
-// key is one entry of the keys file as this route sees it.
-type key struct {
-	name    string
-	hash    [sha256.Size]byte
-	allowed bool
-}
 
 // New builds the mechanism from a loaded api_key block (cfg.Keys filled, defaults
 // applied). An allow list naming a key that is not in the file is an error, as are two
@@ -64,7 +63,7 @@ func New(cfg *config.APIKeyAuth) (*Mechanism, error) {
 		header:     textproto.CanonicalMIMEHeaderKey(cfg.Header),
 		nameHeader: textproto.CanonicalMIMEHeaderKey(cfg.NameHeader),
 		strip:      cfg.Strip,
-		keys:       make(map[[sha256.Size]byte]*key, len(cfg.Keys)),
+		keys:       cfg.Keys,
 	}
 	if !auth.ValidHeaderName(cfg.Header) {
 		return nil, fmt.Errorf("api_key: header %q is not a valid header name", cfg.Header)
@@ -78,34 +77,14 @@ func New(cfg *config.APIKeyAuth) (*Mechanism, error) {
 	if m.nameHeader == m.header {
 		errs = append(errs, fmt.Errorf("api_key: name_header %q is the key header", cfg.NameHeader))
 	}
-	allow := make(map[string]bool, len(cfg.Allow))
-	for _, name := range cfg.Allow {
-		allow[name] = true
-	}
-	names := make(map[string]bool, len(cfg.Keys))
-	for _, k := range cfg.Keys {
-		if k.Name == "" {
-			errs = append(errs, errors.New("api_key: a key has no name"))
-			continue
-		}
-		if names[k.Name] {
-			errs = append(errs, fmt.Errorf("api_key: key name %q is listed twice", k.Name))
-			continue
-		}
-		names[k.Name] = true
-		if k.SHA256 == emptyKeyHash {
-			// An empty header counts as no key at all, so this entry could never match.
-			errs = append(errs, fmt.Errorf("api_key: key %q is the sha256 of an empty key", k.Name))
-			continue
-		}
-		if other, dup := m.keys[k.SHA256]; dup {
-			errs = append(errs, fmt.Errorf("api_key: keys %q and %q have the same sha256", other.name, k.Name))
-			continue
-		}
-		m.keys[k.SHA256] = &key{name: k.Name, hash: k.SHA256, allowed: len(allow) == 0 || allow[k.Name]}
+	m.index = indexFor(cfg.Keys)
+	errs = append(errs, m.index.errs...)
+	if len(cfg.Allow) > 0 {
+		m.allow = make(map[string]bool, len(cfg.Allow))
 	}
 	for _, name := range cfg.Allow {
-		if !names[name] {
+		m.allow[name] = true
+		if _, ok := m.index.byName[name]; !ok {
 			errs = append(errs, fmt.Errorf("api_key: allow names %q, which is not in the keys file", name))
 		}
 	}
@@ -133,25 +112,29 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 	switch {
 	case k == nil:
 		return auth.Decision{Result: auth.Invalid, Reason: "invalid"}
-	case !k.allowed:
-		return auth.Decision{Result: auth.Forbidden, Identity: k.name, Reason: "forbidden"}
+	case m.allow != nil && !m.allow[k.Name]:
+		return auth.Decision{Result: auth.Forbidden, Identity: k.Name, Reason: "forbidden"}
 	}
 	if m.nameHeader != "" {
-		r.Header[m.nameHeader] = []string{k.name}
+		r.Header[m.nameHeader] = []string{k.Name}
 	}
 	if m.strip {
 		delete(r.Header, m.header)
 	}
-	return auth.Decision{Result: auth.Admitted, Identity: k.name, Reason: "ok"}
+	return auth.Decision{Result: auth.Admitted, Identity: k.Name, Reason: "ok"}
 }
 
 // lookup returns the entry whose hash is SHA-256(presented), or nil.
-func (m *Mechanism) lookup(presented string) *key {
+func (m *Mechanism) lookup(presented string) *config.APIKey {
 	// Hash the header's bytes in place: Sum256 only reads them, and copying a key longer
 	// than the compiler's 32-byte stack buffer would allocate on every request.
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(presented), len(presented)))
-	k := m.keys[sum]
-	if k == nil || subtle.ConstantTimeCompare(k.hash[:], sum[:]) != 1 {
+	i, ok := m.index.byHash[sum]
+	if !ok {
+		return nil
+	}
+	k := &m.keys[i]
+	if subtle.ConstantTimeCompare(k.SHA256[:], sum[:]) != 1 {
 		return nil
 	}
 	return k

@@ -4,32 +4,13 @@ package apikey
 
 import (
 	"runtime"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 )
-
-// clockThreadCPUTime is Linux's CLOCK_THREAD_CPUTIME_ID, which package syscall does not
-// name.
-const clockThreadCPUTime = 3
-
-// threadCPUTime is the CPU time the calling thread has used, to the nanosecond. Unlike the
-// wall clock it does not advance while other processes hold the CPU, so timing samples
-// taken with it stay comparable on a loaded machine (getrusage's thread times only move
-// by scheduler ticks, too coarse here).
-func threadCPUTime(t *testing.T) time.Duration {
-	var ts syscall.Timespec
-	_, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0)
-	if errno != 0 {
-		t.Fatal(errno)
-	}
-	return time.Duration(ts.Nano())
-}
 
 // TestLookupTimingIndependentOfPrefix checks that a guess sharing all but the last byte of
 // a real key is refused at the same cost as one sharing nothing: a byte-by-byte comparison
@@ -56,26 +37,21 @@ func TestLookupTimingIndependentOfPrefix(t *testing.T) {
 	const samples, perSample = 51, 200
 	var near, far []time.Duration
 	measure := func(guess string) time.Duration {
-		start := threadCPUTime(t)
+		start := testkit.ThreadCPUTime(t)
 		for range perSample {
 			if m.lookup(guess) != nil {
 				t.Fatal("a wrong key was found")
 			}
 		}
-		return threadCPUTime(t) - start
+		return testkit.ThreadCPUTime(t) - start
 	}
 	for range samples {
 		near = append(near, measure(nearMiss))
 		far = append(far, measure(farMiss))
 	}
-	mn, mf := median(near), median(far)
+	mn, mf := testkit.MedianDuration(near), testkit.MedianDuration(far)
 	t.Logf("median CPU time of %d lookups: near miss %v, far miss %v", perSample, mn, mf)
 	if ratio := float64(mn) / float64(mf); ratio > 1.5 || ratio < 1/1.5 {
 		t.Errorf("median near miss %v, far miss %v: ratio %.2f, want about 1", mn, mf, ratio)
 	}
-}
-
-func median(d []time.Duration) time.Duration {
-	slices.Sort(d)
-	return d[len(d)/2]
 }

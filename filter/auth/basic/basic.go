@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"maps"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -48,8 +47,8 @@ import (
 	"github.com/switchyard/switchyard/filter/auth"
 )
 
-// maxCost is the highest bcrypt cost accepted (config refuses higher ones first): htpasswd
-// -C makes none above it, and one check at cost 17 already takes seconds of a core.
+// maxCost is the highest bcrypt cost accepted (config refuses higher ones first): one check
+// at cost 14 already takes about a second of a core.
 const maxCost = config.MaxBcryptCost
 
 // bcryptAlphabet is the base64 alphabet bcrypt writes salts and digests in.
@@ -57,10 +56,16 @@ const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 // Mechanism checks Basic credentials against one users file. It is safe for concurrent
 // use.
+//
+// It holds the loaded users map itself, not a copy: config gives every route that names
+// one file the same map, and a 100,000-user file copied per route (20 routes inheriting
+// it from defaults) cost hundreds of megabytes and seconds of every load. The map is only
+// read, by this and every other route's mechanism, so nobody may change it after New.
 type Mechanism struct {
-	users      map[string]*user
-	dummyHash  []byte // compared against for unknown users
-	userHeader string // canonical; "" for none
+	users      map[string][]byte // user name -> bcrypt hash; shared, read-only
+	allow      map[string]bool   // nil: every user of the file
+	dummyHash  []byte            // compared against for unknown users
+	userHeader string            // canonical; "" for none
 	strip      bool
 	challenge  string
 	cache      *verifiedCache
@@ -70,14 +75,6 @@ type Mechanism struct {
 	compare  func(hash, password []byte) error
 	scratch  sync.Pool // of *scratch
 	inFlight checksInFlight
-}
-
-// user is one htpasswd entry as this route sees it.
-type user struct {
-	name     string
-	hash     []byte
-	hashText string // hash as a string, what cache entries are bound to
-	allowed  bool
 }
 
 // scratch is one request's working memory, pooled so that a cache hit allocates nothing:
@@ -92,8 +89,10 @@ type scratch struct {
 var nul = []byte{0}
 
 // New builds the mechanism from a loaded basic block (cfg.Users filled, defaults applied).
-// Entries that are not bcrypt ($2a$, $2b$, $2y$, cost 4 to 17), user names that cannot be
-// sent in Basic credentials, and allow names not in the file are errors.
+// Entries that are not bcrypt ($2a$, $2b$, $2y$, cost 4 to config.MaxBcryptCost), user
+// names that cannot be sent in Basic credentials, and allow names not in the file are
+// errors. The mechanism keeps cfg.Users (see Mechanism): what New builds per route is only
+// the allow set, the cache with its HMAC key, and the dummy hash.
 func New(cfg *config.BasicAuth) (*Mechanism, error) {
 	if cfg == nil {
 		return nil, errors.New("basic: no configuration")
@@ -112,75 +111,115 @@ func New(cfg *config.BasicAuth) (*Mechanism, error) {
 	if cfg.CacheTTL <= 0 {
 		errs = append(errs, fmt.Errorf("basic: cache_ttl %v must be positive", cfg.CacheTTL))
 	}
-	allow := make(map[string]bool, len(cfg.Allow))
+	var allow map[string]bool
+	if len(cfg.Allow) > 0 {
+		allow = make(map[string]bool, len(cfg.Allow))
+	}
 	for _, name := range cfg.Allow {
 		allow[name] = true
 		if _, ok := cfg.Users[name]; !ok {
 			errs = append(errs, fmt.Errorf("basic: allow names %q, which is not in the users file", name))
 		}
 	}
-	m := &Mechanism{
-		users:      make(map[string]*user, len(cfg.Users)),
-		userHeader: textproto.CanonicalMIMEHeaderKey(cfg.UserHeader),
-		strip:      cfg.Strip,
-		challenge:  "Basic realm=" + auth.Quote(cfg.Realm) + `, charset="UTF-8"`,
-		slots:      processSlots,
-		wait:       slotWait,
-		compare:    bcrypt.CompareHashAndPassword,
-	}
-	costs := make(map[int]int)
-	// In name order, so that the errors come out the same way every time.
-	for _, name := range slices.Sorted(maps.Keys(cfg.Users)) {
-		h := cfg.Users[name]
-		cost, err := checkEntry(name, h)
-		if err != nil {
-			errs = append(errs, err)
+	// One pass over the shared map that allocates nothing for a good entry: config has
+	// checked each one already, so this is a second line of defence, not a copy.
+	var costs [maxCost + 1]int
+	var bad []string // user names of refused entries, sorted below
+	for name, h := range cfg.Users {
+		cost, ok := entryCost(name, h)
+		if !ok {
+			bad = append(bad, name)
 			continue
 		}
 		costs[cost]++
-		m.users[name] = &user{name: name, hash: slices.Clone(h), hashText: string(h), allowed: len(allow) == 0 || allow[name]}
+	}
+	// In name order, so that the errors come out the same way every time.
+	slices.Sort(bad)
+	for _, name := range bad {
+		errs = append(errs, checkEntry(name, cfg.Users[name]))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	m.dummyHash = dummyHash(commonCost(costs))
-	m.cache = newVerifiedCache(cacheSize, cfg.CacheTTL)
+	m := &Mechanism{
+		users:      cfg.Users,
+		allow:      allow,
+		dummyHash:  dummyHash(commonCost(costs[:])),
+		userHeader: textproto.CanonicalMIMEHeaderKey(cfg.UserHeader),
+		strip:      cfg.Strip,
+		challenge:  "Basic realm=" + auth.Quote(cfg.Realm) + `, charset="UTF-8"`,
+		cache:      newVerifiedCache(cacheSize, cfg.CacheTTL),
+		slots:      processSlots,
+		wait:       slotWait,
+		compare:    bcrypt.CompareHashAndPassword,
+	}
+	// Per mechanism, not per process: each route's cache has its own key.
 	var macKey [32]byte
 	_, _ = rand.Read(macKey[:]) // never fails (crypto/rand, Go 1.24+)
 	m.scratch.New = func() any { return &scratch{mac: hmac.New(sha256.New, macKey[:])} }
 	return m, nil
 }
 
-// checkEntry returns the cost of an htpasswd entry, or why it cannot be used.
-func checkEntry(name string, h []byte) (int, error) {
+// entryCost returns the cost of a usable htpasswd entry without allocating, so that a
+// 100,000-user file costs New one quick pass; false for an entry checkEntry explains.
+func entryCost(name string, h []byte) (int, bool) {
+	if name == "" || len(h) != 60 || h[0] != '$' || h[1] != '2' || h[3] != '$' || h[6] != '$' {
+		return 0, false
+	}
+	if v := h[2]; v != 'a' && v != 'b' && v != 'y' {
+		return 0, false
+	}
+	if h[4] < '0' || h[4] > '9' || h[5] < '0' || h[5] > '9' {
+		return 0, false
+	}
+	cost := int(h[4]-'0')*10 + int(h[5]-'0')
+	if cost < bcrypt.MinCost || cost > maxCost {
+		return 0, false
+	}
+	for i := range len(name) {
+		if c := name[i]; c == ':' || c < 0x20 || c == 0x7f {
+			return 0, false
+		}
+	}
+	for _, c := range h[7:] {
+		if !inBcryptAlphabet(c) {
+			return 0, false
+		}
+	}
+	return cost, true
+}
+
+// inBcryptAlphabet reports whether c is one of bcryptAlphabet's characters.
+func inBcryptAlphabet(c byte) bool {
+	return c == '.' || c == '/' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+}
+
+// checkEntry says why entryCost refuses an entry, for New's error.
+func checkEntry(name string, h []byte) error {
 	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r == ':' || r < 0x20 || r == 0x7f }) {
-		return 0, fmt.Errorf("basic: user name %q cannot be sent in Basic credentials", name)
+		return fmt.Errorf("basic: user name %q cannot be sent in Basic credentials", name)
 	}
 	s := string(h)
 	if !strings.HasPrefix(s, "$2a$") && !strings.HasPrefix(s, "$2b$") && !strings.HasPrefix(s, "$2y$") {
-		return 0, fmt.Errorf("basic: user %q: not a bcrypt hash ($2a$, $2b$ or $2y$)", name)
-	}
-	cost, err := bcrypt.Cost(h)
-	if err != nil {
-		return 0, fmt.Errorf("basic: user %q: %v", name, err)
+		return fmt.Errorf("basic: user %q: not a bcrypt hash ($2a$, $2b$ or $2y$)", name)
 	}
 	// $2a$NN$ then 53 characters of bcrypt's base64 (salt and digest): anything else
-	// would pass Cost yet fail every comparison.
-	if len(h) != 60 || h[6] != '$' || strings.Trim(s[7:], bcryptAlphabet) != "" {
-		return 0, fmt.Errorf("basic: user %q: not a well-formed bcrypt hash ($2a$NN$ and 53 characters of ./A-Za-z0-9)", name)
+	// would fail every comparison.
+	if len(h) != 60 || h[6] != '$' || strings.Trim(s[7:], bcryptAlphabet) != "" ||
+		strings.Trim(s[4:6], "0123456789") != "" {
+		return fmt.Errorf("basic: user %q: not a well-formed bcrypt hash ($2a$NN$ and 53 characters of ./A-Za-z0-9)", name)
 	}
-	if cost > maxCost {
-		return 0, fmt.Errorf("basic: user %q: bcrypt cost %d is above %d (each check would take seconds of CPU)", name, cost, maxCost)
-	}
-	return cost, nil
+	return fmt.Errorf("basic: user %q: bcrypt cost %s is not between %d and %d (each check above it would take seconds of CPU)",
+		name, s[4:6], bcrypt.MinCost, maxCost)
 }
 
-// commonCost is the cost most entries use (the higher on a tie), bcrypt's default for an
-// empty file: the cost an unknown user's dummy comparison pays.
-func commonCost(costs map[int]int) int {
+// commonCost is the cost most entries use (the higher on a tie), given counts indexed by
+// cost, and bcrypt's default for an empty file: the cost an unknown user's dummy
+// comparison pays.
+func commonCost(counts []int) int {
 	best, count := bcrypt.DefaultCost, 0
-	for cost, n := range costs {
-		if n > count || n == count && cost > best {
+	for cost, n := range counts {
+		if n > 0 && (n > count || n == count && cost > best) {
 			best, count = cost, n
 		}
 	}
@@ -208,46 +247,50 @@ func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filt
 	case malformed:
 		return auth.Decision{Result: auth.Invalid, Reason: "invalid"}
 	}
-	u := m.users[string(name)]
+	hash, known := m.users[string(name)]
 	key := s.cacheKey(name, password)
-	if u == nil || !m.cache.has(key, u.hashText) {
-		switch m.verify(r.Context(), key, u, password) {
+	identity, cached := "", false
+	if known {
+		identity, cached = m.cache.has(key, hash)
+	}
+	if !cached {
+		switch m.verify(r.Context(), key, name, hash, known, password) {
 		case busy:
 			return auth.Decision{Result: auth.Unavailable, Reason: "busy"}
 		case mismatched:
 			return auth.Decision{Result: auth.Invalid, Reason: "invalid"}
 		}
+		identity = string(name) // after a bcrypt run, one allocation does not show
 	}
-	if !u.allowed {
-		return auth.Decision{Result: auth.Forbidden, Identity: u.name, Reason: "forbidden"}
+	if m.allow != nil && !m.allow[identity] {
+		return auth.Decision{Result: auth.Forbidden, Identity: identity, Reason: "forbidden"}
 	}
 	if m.userHeader != "" {
-		r.Header[m.userHeader] = []string{u.name}
+		r.Header[m.userHeader] = []string{identity}
 	}
 	if m.strip {
 		delete(r.Header, "Authorization")
 	}
-	return auth.Decision{Result: auth.Admitted, Identity: u.name, Reason: "ok"}
+	return auth.Decision{Result: auth.Admitted, Identity: identity, Reason: "ok"}
 }
 
-// verify runs the bcrypt comparison of password against u's hash (the dummy hash when u
-// is nil, which never matches), in a compare slot, coalesced with identical checks in
-// flight, and caches a match.
-func (m *Mechanism) verify(ctx context.Context, key cacheKey, u *user, password []byte) verdict {
+// verify runs the bcrypt comparison of password against the user's hash (the dummy hash
+// when the user is not known, which never matches), in a compare slot, coalesced with
+// identical checks in flight, and caches a match.
+func (m *Mechanism) verify(ctx context.Context, key cacheKey, name, hash []byte, known bool, password []byte) verdict {
 	return m.inFlight.do(ctx, key, func() verdict {
-		hash := m.dummyHash
-		if u != nil {
-			hash = u.hash
+		if !known {
+			hash = m.dummyHash
 		}
 		if !m.slots.acquire(ctx, m.wait) {
 			return busy
 		}
 		err := m.compare(hash, password)
 		m.slots.release()
-		if u == nil || err != nil {
+		if !known || err != nil {
 			return mismatched
 		}
-		m.cache.add(key, u.hashText)
+		m.cache.add(key, string(name), hash)
 		return matched
 	})
 }

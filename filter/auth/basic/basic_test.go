@@ -96,7 +96,10 @@ func TestNewErrors(t *testing.T) {
 		{"bcrypt with junk", func(c *config.BasicAuth) { c.Users["carol"] = append(slices.Clone(good), 'x') }, []string{`"carol": not a well-formed bcrypt hash`}},
 		{"bcrypt with a bad character", func(c *config.BasicAuth) { h := slices.Clone(good); h[40] = '!'; c.Users["carol"] = h }, []string{`"carol": not a well-formed`}},
 		{"bcrypt without the cost's dollar", func(c *config.BasicAuth) { h := slices.Clone(good); h[6] = 'x'; c.Users["carol"] = h }, []string{`"carol"`}},
-		{"cost too high", func(c *config.BasicAuth) { c.Users["carol"] = relabel(good, "18") }, []string{"cost 18 is above 17"}},
+		{"cost too high", func(c *config.BasicAuth) { c.Users["carol"] = relabel(good, "15") }, []string{"cost 15 is not between 4 and 14"}},
+		{"cost too low", func(c *config.BasicAuth) { c.Users["carol"] = relabel(good, "03") }, []string{"cost 03 is not between 4 and 14"}},
+		{"cost with a sign", func(c *config.BasicAuth) { c.Users["carol"] = relabel(good, "+5") }, []string{`"carol": not a well-formed`}},
+		{"bcrypt major version 3", func(c *config.BasicAuth) { h := slices.Clone(good); h[1] = '3'; c.Users["carol"] = h }, []string{`"carol": not a bcrypt hash`}},
 		{"colon in name", func(c *config.BasicAuth) { c.Users["a:b"] = good }, []string{`"a:b" cannot be sent`}},
 		{"control in name", func(c *config.BasicAuth) { c.Users["a\x00b"] = good }, []string{"cannot be sent"}},
 		{"allow unknown", func(c *config.BasicAuth) { c.Allow = []string{"alice", "ghost"} }, []string{`"ghost"`}},
@@ -250,11 +253,28 @@ func TestDummyHash(t *testing.T) {
 	if err := bcrypt.CompareHashAndPassword(dummyHash(bcrypt.MinCost+1), []byte("")); err != bcrypt.ErrMismatchedHashAndPassword {
 		t.Errorf("compare with the dummy: %v, want a mismatch", err)
 	}
-	if c := commonCost(nil); c != bcrypt.DefaultCost {
-		t.Errorf("commonCost(no users) = %d", c)
+	costs := func(counts map[int]int) []int {
+		c := make([]int, maxCost+1)
+		for cost, n := range counts {
+			c[cost] = n
+		}
+		return c
 	}
-	if c := commonCost(map[int]int{5: 2, 12: 2, 10: 1}); c != 12 {
-		t.Errorf("commonCost(tie) = %d, want the higher", c)
+	tests := []struct {
+		name   string
+		counts map[int]int
+		want   int
+	}{
+		{"no users", nil, bcrypt.DefaultCost},
+		{"one cost", map[int]int{4: 3}, 4},
+		{"most common", map[int]int{5: 1, 12: 3, 10: 2}, 12},
+		{"tie: the higher", map[int]int{5: 2, 12: 2, 10: 1}, 12},
+		{"tie with the first", map[int]int{4: 2, 6: 2}, 6},
+	}
+	for _, tt := range tests {
+		if c := commonCost(costs(tt.counts)); c != tt.want {
+			t.Errorf("commonCost(%s) = %d, want %d", tt.name, c, tt.want)
+		}
 	}
 }
 

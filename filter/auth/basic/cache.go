@@ -18,6 +18,8 @@ type cacheKey [32]byte
 
 // verified is what the cache remembers of a successful bcrypt check.
 type verified struct {
+	// name is the user's name, the identity a hit returns without allocating it again.
+	name string
 	// hash is the stored bcrypt hash the password was checked against: an entry only
 	// counts while the user's hash is still this one, so a changed htpasswd entry (a new
 	// password) invalidates it even before it expires.
@@ -43,20 +45,21 @@ func newVerifiedCache(size int, ttl time.Duration) *verifiedCache {
 	return &verifiedCache{entries: entries, ttl: ttl, now: time.Now}
 }
 
-// has reports whether key was verified against hash within the last ttl.
-func (c *verifiedCache) has(key cacheKey, hash string) bool {
+// has returns the user name remembered for key when key was verified against hash within
+// the last ttl.
+func (c *verifiedCache) has(key cacheKey, hash []byte) (string, bool) {
 	v, ok := c.entries.Get(key)
 	if !ok {
-		return false
+		return "", false
 	}
-	if v.hash != hash || !c.now().Before(v.expires) {
+	if v.hash != string(hash) || !c.now().Before(v.expires) { // the conversion does not allocate
 		c.entries.Remove(key)
-		return false
+		return "", false
 	}
-	return true
+	return v.name, true
 }
 
-// add remembers that key was verified against hash now.
-func (c *verifiedCache) add(key cacheKey, hash string) {
-	c.entries.Add(key, verified{hash: hash, expires: c.now().Add(c.ttl)})
+// add remembers that key, the credentials of user name, was verified against hash now.
+func (c *verifiedCache) add(key cacheKey, name string, hash []byte) {
+	c.entries.Add(key, verified{name: name, hash: string(hash), expires: c.now().Add(c.ttl)})
 }

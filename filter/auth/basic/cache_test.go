@@ -111,16 +111,22 @@ func TestCacheExpires(t *testing.T) {
 func TestCacheBounded(t *testing.T) {
 	c := newVerifiedCache(8, time.Minute)
 	for i := range 100 {
-		c.add(cacheKey{byte(i)}, "h")
+		c.add(cacheKey{byte(i)}, "u", []byte("h"))
 	}
 	if n := c.entries.Len(); n != 8 {
 		t.Errorf("%d entries, want the bound 8", n)
 	}
-	if !c.has(cacheKey{99}, "h") || c.has(cacheKey{0}, "h") {
-		t.Error("the newest entry is gone or the oldest is kept")
+	if name, ok := c.has(cacheKey{99}, []byte("h")); !ok || name != "u" {
+		t.Errorf("the newest entry: %q, %v; want u, true", name, ok)
 	}
-	if c.has(cacheKey{98}, "other hash") || c.has(cacheKey{98}, "h") {
-		t.Error("an entry for another hash counted, or was kept after failing to")
+	if _, ok := c.has(cacheKey{0}, []byte("h")); ok {
+		t.Error("the oldest entry is kept")
+	}
+	if _, ok := c.has(cacheKey{98}, []byte("other hash")); ok {
+		t.Error("an entry for another hash counted")
+	}
+	if _, ok := c.has(cacheKey{98}, []byte("h")); ok {
+		t.Error("an entry was kept after failing to match")
 	}
 }
 

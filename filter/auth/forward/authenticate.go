@@ -88,7 +88,7 @@ func (m *Mechanism) subrequestHeader(r *http.Request, q *filter.Request) http.He
 		set(1, headerProto, "http")
 	}
 	set(2, headerHost, r.Host)
-	set(3, headerURI, requestURI(r))
+	set(3, headerURI, requestURI(r, q))
 	if q != nil {
 		set(4, headerFor, q.ClientIP)
 		set(5, headerRequestID, q.RequestID)
@@ -96,9 +96,18 @@ func (m *Mechanism) subrequestHeader(r *http.Request, q *filter.Request) http.He
 	return h
 }
 
-// requestURI is the path and query as the client sent them: the request line's target in
-// origin form, else (absolute form, or a request built in code) the parsed URL's.
-func requestURI(r *http.Request) string {
+// requestURI is the path the gateway routes and forwards (q.Path: dot-segments resolved,
+// still escaped) with the query as the client sent it. Never the raw request target: an
+// auth service that allows "/public/*" must not be shown "/public/%2e%2e/admin" for a
+// request the upstream receives as "/admin". Without q.Path (a request built outside the
+// proxy) it is the request line's target in origin form, else the parsed URL's.
+func requestURI(r *http.Request, q *filter.Request) string {
+	if q != nil && q.Path != "" {
+		if r.URL.RawQuery != "" || r.URL.ForceQuery {
+			return q.Path + "?" + r.URL.RawQuery
+		}
+		return q.Path
+	}
 	if strings.HasPrefix(r.RequestURI, "/") {
 		return r.RequestURI
 	}

@@ -135,22 +135,31 @@ func TestSubrequestCarriesOnlyListedFields(t *testing.T) {
 	}
 }
 
-func TestURIAsTheClientSentIt(t *testing.T) {
+// TestURIAsForwarded: X-Forwarded-Uri is the path the gateway routes and forwards
+// (q.Path, dot-segments resolved) with the client's query, so the auth service judges the
+// path the upstream receives; without q.Path, the request target as sent.
+func TestURIAsForwarded(t *testing.T) {
 	service, requests := authService(t, func(w http.ResponseWriter, r *http.Request) {})
 	m := newMechanism(t, &config.ForwardAuth{URL: service, Timeout: 10 * time.Second})
 	tests := []struct {
 		name   string
 		target string // request line target
+		path   string // q.Path: the canonical path the proxy matched
 		want   string
 	}{
-		{"origin form", "/p%41th/%2e%2e/x?q=%zz&a=b", "/p%41th/%2e%2e/x?q=%zz&a=b"},
-		{"absolute form", "http://shop.example/abs/p?q=1", "/abs/p?q=1"},
-		{"root", "/", "/"},
-		{"asterisk", "*", "*"},
+		{"dot-segments resolved", "/public/%2e%2e/admin?q=%zz&a=b", "/admin", "/admin?q=%zz&a=b"},
+		{"plain dot-segments", "/public/../admin", "/admin", "/admin"},
+		{"escapes kept", "/p%41th/x%2Fy", "/p%41th/x%2Fy", "/p%41th/x%2Fy"},
+		{"empty query kept", "/a?", "/a", "/a?"},
+		{"no canonical path: origin form", "/p%41th/%2e%2e/x?q=%zz&a=b", "", "/p%41th/%2e%2e/x?q=%zz&a=b"},
+		{"no canonical path: absolute form", "http://shop.example/abs/p?q=1", "", "/abs/p?q=1"},
+		{"root", "/", "/", "/"},
+		{"asterisk", "*", "", "*"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, q := clientRequest("/")
+			q.Path = tt.path
 			r.RequestURI = tt.target
 			u, err := url.ParseRequestURI(tt.target)
 			if err != nil {

@@ -3,10 +3,12 @@
 //
 // The question is a GET to the configured URL, never carrying the client's body, with only
 // these fields: the client's values of the configured request_headers, and X-Forwarded-Method
-// (the client's method), X-Forwarded-Proto (https when the connection to the gateway is TLS,
-// else http: a TLS-terminating balancer in front is not seen), X-Forwarded-Host (the Host the client addressed), X-Forwarded-Uri (path and query as
-// the client sent them, still escaped), X-Forwarded-For (the client IP resolved through
-// trusted_proxies) and X-Request-Id. No User-Agent or Accept-Encoding is added. A client
+// (the client's method), X-Forwarded-Proto (https when the connection to the gateway is
+// TLS, else http: a TLS-terminating balancer in front is not seen), X-Forwarded-Host (the
+// Host the client addressed), X-Forwarded-Uri (the path the gateway routes and forwards,
+// dot-segments resolved and still escaped, with the client's query: the auth service judges
+// the path the upstream will see, never a raw "/public/%2e%2e/admin"), X-Forwarded-For (the
+// client IP resolved through trusted_proxies) and X-Request-Id. No User-Agent or Accept-Encoding is added. A client
 // value that is not a valid field value is left out rather than failing the subrequest.
 //
 // The answer:

@@ -65,8 +65,9 @@ func scalarText(v any) (string, bool) {
 }
 
 // headerValue is the upstream header value for a claim: scalars as text, arrays of scalars
-// joined by ","; ok is false for objects, nested arrays, null, absent claims, and values a
-// header must not carry (control bytes, which could split or smuggle headers).
+// joined by ","; ok is false for objects, nested arrays, null, absent claims, values a
+// header must not carry (control bytes, which could split or smuggle headers), and arrays
+// with an element holding ",": joined, ["a,b"] would reach the upstream as two values.
 func headerValue(v any) (string, bool) {
 	text, ok := scalarText(v)
 	if !ok {
@@ -77,7 +78,7 @@ func headerValue(v any) (string, bool) {
 		var b strings.Builder
 		for i, element := range list {
 			s, ok := scalarText(element)
-			if !ok {
+			if !ok || strings.Contains(s, ",") {
 				return "", false
 			}
 			if i > 0 {

@@ -17,7 +17,7 @@ func TestClaimsToHeaders(t *testing.T) {
 	cfg.ClaimsToHeaders = map[string]string{
 		"sub": "x-user-id", "id": "X-Id", "admin": "X-Admin", "roles": "X-Roles", "org": "X-Org",
 		"crlf": "X-Crlf", "nul": "X-Nul", "tab": "X-Tab", "absent": "X-Absent", "nested": "X-Nested",
-		"empty": "X-Empty", "null": "X-Null", "ratio": "X-Ratio",
+		"empty": "X-Empty", "null": "X-Null", "ratio": "X-Ratio", "groups": "X-Groups", "title": "X-Title",
 	}
 	m := mustNew(t, cfg, set)
 	claims := with(validClaims(),
@@ -31,6 +31,8 @@ func TestClaimsToHeaders(t *testing.T) {
 		"nested", []any{"a", []any{"b"}},
 		"empty", "",
 		"ratio", 0.5,
+		"groups", []any{"eng", "admins,ops"}, // joined, would read as three groups upstream
+		"title", "Head of R&D, Europe", // a single string keeps its comma: one value
 	)
 	claims["null"] = nil
 	r := bearer(rs.sign(t, claims))
@@ -39,7 +41,7 @@ func TestClaimsToHeaders(t *testing.T) {
 	}
 	want := map[string]string{
 		"X-User-Id": "alice", "X-Id": "12345678901234567890", "X-Admin": "true", "X-Roles": "read,write,3",
-		"X-Ratio": "0.5",
+		"X-Ratio": "0.5", "X-Title": "Head of R&D, Europe",
 	}
 	for _, h := range m.IdentityHeaders() {
 		got, ok := r.Header[h]

@@ -2,12 +2,18 @@ package jwt
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	jwtv5 "github.com/golang-jwt/jwt/v5"
 )
@@ -90,5 +96,57 @@ func TestMatchingKey(t *testing.T) {
 	key, err := snap.keyfunc(token)
 	if set, ok := key.(jwtv5.VerificationKeySet); err != nil || !ok || len(set.Keys) != 1 {
 		t.Fatalf("no kid: %v, %v", key, err)
+	}
+}
+
+// TestJWKSRedirects: the JWKS client follows at most maxJWKSRedirects redirects and never
+// one from https to http, where anyone on the path could substitute the keys.
+func TestJWKSRedirects(t *testing.T) {
+	jwks := jwksJSON(t, rsaSigner(t))
+	plain := newJWKSServer(t, jwks)
+	hops := http.NewServeMux() // /hop/N redirects N times before serving the JWKS
+	hops.HandleFunc("/hop/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		if n == 0 {
+			_, _ = w.Write(jwks)
+			return
+		}
+		http.Redirect(w, r, fmt.Sprintf("/hop/%d", n-1), http.StatusFound)
+	})
+	hops.HandleFunc("/to-http", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL, http.StatusFound)
+	})
+	hopsTLS := httptest.NewTLSServer(hops)
+	t.Cleanup(hopsTLS.Close)
+	hopsPlain := httptest.NewServer(hops)
+	t.Cleanup(hopsPlain.Close)
+
+	sets := newKeySets(t)
+	sets.transport.TLSClientConfig = hopsTLS.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, tc := range []struct {
+		name    string
+		url     string
+		wantErr string // "" when the keys must load
+	}{
+		{"https to https", hopsTLS.URL + "/hop/1", ""},
+		{"three redirects", hopsPlain.URL + "/hop/3", ""},
+		{"four redirects", hopsPlain.URL + "/hop/4", "stopped after 3 redirects"},
+		{"https to http", hopsTLS.URL + "/to-http", "refused a redirect from https to http"},
+		{"http to http", hopsPlain.URL + "/to-http", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newKeySet(sets, keySetID{url: tc.url, refreshInterval: time.Minute, timeout: 5 * time.Second})
+			defer s.cancel()
+			before := plain.requests.Load()
+			_, err := fetchKeys(context.Background(), s.client, tc.url, s.timeout)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("fetch: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("fetch: err = %v, want %q", err, tc.wantErr)
+			case tc.name == "https to http" && plain.requests.Load() != before:
+				t.Fatal("the http URL was fetched")
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	jwtv5 "github.com/golang-jwt/jwt/v5"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
@@ -42,12 +42,6 @@ const (
 	reasonUnavailable   = "unavailable"
 	reasonOK            = "ok"
 )
-
-// reservedHeaders frame the request or belong to one hop: a claim must never set them.
-var reservedHeaders = map[string]bool{
-	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
-	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
-}
 
 // Mechanism authenticates requests by JWT; it implements auth.Mechanism.
 type Mechanism struct {
@@ -113,23 +107,24 @@ func New(cfg *config.JWTAuth, set *KeySet) (*Mechanism, error) {
 		options = append(options, jwtv5.WithAudience(m.audiences...))
 	}
 	m.parser = jwtv5.NewParser(options...)
-	for _, claim := range sortedKeys(cfg.RequiredClaims) {
+	for _, claim := range slices.Sorted(maps.Keys(cfg.RequiredClaims)) {
 		if claim == "" || cfg.RequiredClaims[claim] == "" {
 			return nil, fmt.Errorf("jwt: required_claims %q: %q: want a claim name and a value", claim, cfg.RequiredClaims[claim])
 		}
 		m.required = append(m.required, requiredClaim{claim: claim, value: cfg.RequiredClaims[claim]})
 	}
-	for _, claim := range sortedKeys(cfg.ClaimsToHeaders) {
+	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
 		header := cfg.ClaimsToHeaders[claim]
 		if claim == "" {
 			return nil, errors.New("jwt: claims_to_headers: empty claim name")
 		}
-		if !httpguts.ValidHeaderFieldName(header) {
-			return nil, fmt.Errorf("jwt: claims_to_headers %s: %q is not a header name", claim, header)
+		// One rule for every header a mechanism writes upstream: auth's.
+		if err := auth.CheckIdentityHeader(header); err != nil {
+			return nil, fmt.Errorf("jwt: claims_to_headers %s: %w", claim, err)
 		}
 		header = http.CanonicalHeaderKey(header)
-		if reservedHeaders[header] || (source.kind == fromBearer || source.kind == fromHeader) && header == source.name {
-			return nil, fmt.Errorf("jwt: claims_to_headers %s: %s cannot be set from a claim", claim, header)
+		if (source.kind == fromBearer || source.kind == fromHeader) && header == source.name {
+			return nil, fmt.Errorf("jwt: claims_to_headers %s: %s is the token's own header and cannot be set from a claim", claim, header)
 		}
 		m.claimHeaders = append(m.claimHeaders, claimHeader{claim: claim, header: header})
 		if !slices.Contains(m.identityHeaders, header) {
@@ -147,15 +142,6 @@ func allowedAlgorithm(alg string) bool {
 		return jwtv5.GetSigningMethod(alg) != nil
 	}
 	return false
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Name is config.AuthJWT.
@@ -180,11 +166,11 @@ func (m *Mechanism) Challenge(d auth.Decision) string {
 // Authenticate verifies the request's token. It admits a valid token that holds the
 // required claims, setting claims_to_headers and stripping the token if configured.
 func (m *Mechanism) Authenticate(_ http.ResponseWriter, r *http.Request, _ *filter.Request) auth.Decision {
-	token, present := m.source.extract(r)
-	if !present {
+	token, carried := m.source.extract(r)
+	if carried == carriedNone {
 		return auth.Decision{Result: auth.Skipped, Reason: reasonMissing}
 	}
-	if token == "" || len(token) > maxTokenBytes {
+	if carried == carriedSeveral || token == "" || len(token) > maxTokenBytes {
 		return auth.Decision{Result: auth.Invalid, Reason: reasonInvalid}
 	}
 	snap := m.set.snapshot(r.Context())

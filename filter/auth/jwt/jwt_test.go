@@ -48,12 +48,12 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"from unknown source", func(c *config.JWTAuth) { c.From = "body:token" }, set, "not header, query or cookie"},
 		{"from bad header", func(c *config.JWTAuth) { c.From = "header:X Token" }, set, "not a header name"},
 		{"from bad cookie", func(c *config.JWTAuth) { c.From = "cookie:a;b" }, set, "not a cookie name"},
-		{"claim to a framing header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "content-length"} }, set, "Content-Length cannot be set"},
-		{"claim to the token header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "Authorization"} }, set, "Authorization cannot be set"},
+		{"claim to a framing header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "content-length"} }, set, "frames the request"},
+		{"claim to the token header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "Authorization"} }, set, "Authorization is the token's own header"},
 		{"empty required value", func(c *config.JWTAuth) { c.RequiredClaims = map[string]string{"scope": ""} }, set, "required_claims"},
 		{"empty required claim", func(c *config.JWTAuth) { c.RequiredClaims = map[string]string{"": "x"} }, set, "required_claims"},
 		{"empty claim to header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"": "X-A"} }, set, "empty claim name"},
-		{"bad claim header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "X-User\r\nId"} }, set, "not a header name"},
+		{"bad claim header", func(c *config.JWTAuth) { c.ClaimsToHeaders = map[string]string{"sub": "X-User\r\nId"} }, set, "not a valid header name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig("http://127.0.0.1:1/jwks")

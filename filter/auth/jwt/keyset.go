@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -205,7 +206,7 @@ func newKeySet(k *KeySets, id keySetID) *KeySet {
 		refreshInterval:   id.refreshInterval,
 		timeout:           id.timeout,
 		firstRetry:        k.firstRetry,
-		client:            &http.Client{Transport: k.transport, Timeout: id.timeout},
+		client:            &http.Client{Transport: k.transport, Timeout: id.timeout, CheckRedirect: checkJWKSRedirect},
 		log:               k.log.With("jwks_url", redactURL(id.url)),
 		metrics:           k.metrics,
 		ctx:               ctx,
@@ -215,6 +216,22 @@ func newKeySet(k *KeySets, id keySetID) *KeySet {
 		unknownKeyLimiter: rate.NewLimiter(rate.Every(k.unknownKeyRefreshEvery), 1),
 		kick:              make(chan struct{}, 1),
 	}
+}
+
+// maxJWKSRedirects bounds the redirects a JWKS fetch follows (net/http's default is 10).
+const maxJWKSRedirects = 3
+
+// checkJWKSRedirect refuses a redirect from https to http, which would fetch the keys that
+// decide who is admitted over a connection anyone on the path can rewrite, and a chain of
+// more than maxJWKSRedirects redirects.
+func checkJWKSRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxJWKSRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxJWKSRedirects)
+	}
+	if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refused a redirect from https to %s", req.URL.Scheme)
+	}
+	return nil
 }
 
 // URL is the JWKS URL the set is fetched from.
@@ -243,13 +260,21 @@ func (s *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 	s.mu.Lock()
 	wait := s.pending
 	if wait == nil {
-		if !s.unknownKeyLimiter.Allow() {
+		// A stopped set's run has returned: nobody would ever close pending.
+		if s.ctx.Err() != nil || !s.unknownKeyLimiter.Allow() {
+			s.mu.Unlock()
+			return false
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+			// A kick is buffered while nothing is pending: run returned without taking
+			// it. Never block while holding s.mu.
 			s.mu.Unlock()
 			return false
 		}
 		wait = make(chan struct{})
 		s.pending = wait
-		s.kick <- struct{}{} // never blocks: a kick is sent only when none is pending
 	}
 	s.mu.Unlock()
 	select {

@@ -405,3 +405,60 @@ func TestGetDefaults(t *testing.T) {
 		t.Fatal("KeySet() is not the set the mechanism was built with")
 	}
 }
+
+// TestStoppedSetNeverBlocksUnknownKid: once a set is stopped, an unknown-kid refresh is
+// refused at once. The hard case is a kick left buffered as run returned (run stopped while
+// a fetch was in flight and then chose ctx.Done over the kick): sending another kick would
+// block forever, holding s.mu, and with it every later unknown-kid request.
+func TestStoppedSetNeverBlocksUnknownKid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(t *testing.T, sets *KeySets, js *jwksServer) *KeySet
+	}{
+		{"stopped with a kick left buffered", func(t *testing.T, sets *KeySets, js *jwksServer) *KeySet {
+			// The state run leaves when it returns without taking the kick, built directly
+			// since which ready case select takes is random.
+			s := newKeySet(sets, keySetID{url: js.URL, refreshInterval: time.Minute, timeout: time.Second})
+			s.kick <- struct{}{}
+			s.cancel()
+			close(s.done)
+			close(s.firstAttempt)
+			return s
+		}},
+		{"pruned while fetching", func(t *testing.T, sets *KeySets, js *jwksServer) *KeySet {
+			release := js.hold()
+			t.Cleanup(release)
+			s := sets.Get(testConfig(js.URL))
+			eventually(t, "the first fetch to reach the JWKS", func() bool { return js.requests.Load() >= 1 })
+			waiting := make(chan bool, 1)
+			go func() { waiting <- s.refreshForUnknownKey(context.Background()) }()
+			eventually(t, "the kick to be buffered", func() bool { return len(s.kick) == 1 })
+			sets.Prune(nil)
+			select {
+			case <-waiting:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request waiting for the refresh outlived the set")
+			}
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := newJWKSServer(t, jwksJSON(t, rsaSigner(t)))
+			sets := newKeySets(t)
+			sets.unknownKeyRefreshEvery = time.Nanosecond // the limiter never stands in the way
+			set := tc.stop(t, sets, js)
+			for i := range 3 {
+				result := make(chan bool, 1)
+				go func() { result <- set.refreshForUnknownKey(context.Background()) }()
+				select {
+				case refreshed := <-result:
+					if refreshed {
+						t.Fatalf("request %d: a stopped set reported a refresh", i)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("request %d: blocked on a stopped set", i)
+				}
+			}
+		})
+	}
+}

@@ -52,27 +52,48 @@ func parseTokenSource(from string) (tokenSource, error) {
 	return tokenSource{}, fmt.Errorf("jwt: from %q: source %q is not header, query or cookie", from, kind)
 }
 
-// extract returns the request's token; present is false when the request carries none for
-// this source (including an Authorization header of another scheme, which basic auth may
-// own). A present but empty token is returned as "" with present true.
-func (src tokenSource) extract(r *http.Request) (token string, present bool) {
+// carried is how many copies of its token a request carries for one source.
+type carried int
+
+const (
+	carriedNone carried = iota // no token: the mechanism is skipped
+	carriedOne                 // exactly one, which is verified
+	// carriedSeveral: two Authorization lines, two query parameters or two cookies of the
+	// name. Refused: the gateway would verify one copy while the upstream, forwarded all
+	// of them, may read another (a valid token followed by a forged one).
+	carriedSeveral
+)
+
+// extract returns the request's token and how many the request carries; carriedNone also
+// covers an Authorization header of another scheme, which basic auth may own. A single
+// token that is present but empty is returned as "" with carriedOne.
+func (src tokenSource) extract(r *http.Request) (token string, n carried) {
+	var v string
 	switch src.kind {
 	case fromBearer:
-		v := firstHeader(r.Header, src.name)
+		if v, n = onlyHeader(r.Header, src.name); n != carriedOne {
+			// Several Authorization lines are refused whatever their scheme, as basic
+			// auth refuses them: neither can tell which one the upstream will read.
+			return "", n
+		}
 		scheme, rest, _ := strings.Cut(v, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
-			return "", false
+			return "", carriedNone
 		}
-		return strings.Trim(rest, " \t"), true
+		return strings.Trim(rest, " \t"), carriedOne
 	case fromHeader:
-		v := strings.Trim(firstHeader(r.Header, src.name), " \t")
-		return v, v != ""
+		v, n = onlyHeader(r.Header, src.name)
+		v = strings.Trim(v, " \t")
+		if n == carriedOne && v == "" {
+			return "", carriedNone
+		}
+		return v, n
 	case fromQuery:
 		return queryValue(r.URL.RawQuery, src.name)
 	case fromCookie:
 		return cookieValue(r.Header["Cookie"], src.name)
 	}
-	return "", false
+	return "", carriedNone
 }
 
 // strip removes the token from the request forwarded upstream.
@@ -98,30 +119,41 @@ func (src tokenSource) strip(r *http.Request) {
 	}
 }
 
-func firstHeader(h http.Header, name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[0]
+// onlyHeader returns the value of header name when the request has exactly one line of it.
+func onlyHeader(h http.Header, name string) (string, carried) {
+	switch v := h[name]; len(v) {
+	case 0:
+		return "", carriedNone
+	case 1:
+		return v[0], carriedOne
 	}
-	return ""
+	return "", carriedSeveral
 }
 
-// queryValue returns the first value of the parameter name in a raw query. A value that
-// does not unescape counts as present and empty, so it is refused rather than ignored.
-func queryValue(rawQuery, name string) (string, bool) {
+// queryValue returns the value of the parameter name in a raw query, and carriedSeveral
+// when the name occurs more than once. A value that does not unescape counts as present
+// and empty, so it is refused rather than ignored; an empty one as absent.
+func queryValue(rawQuery, name string) (string, carried) {
+	var value string
+	seen, undecodable := false, false
 	for rawQuery != "" {
 		var pair string
 		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
-		key, value, _ := strings.Cut(pair, "=")
+		key, raw, _ := strings.Cut(pair, "=")
 		if !queryKeyIs(key, name) {
 			continue
 		}
-		v, err := url.QueryUnescape(value)
-		if err != nil {
-			return "", true
+		if seen {
+			return "", carriedSeveral
 		}
-		return v, v != ""
+		seen = true
+		v, err := url.QueryUnescape(raw)
+		value, undecodable = v, err != nil
 	}
-	return "", false
+	if !seen || value == "" && !undecodable {
+		return "", carriedNone
+	}
+	return value, carriedOne
 }
 
 // queryKeyIs reports whether a raw query key is name once unescaped.
@@ -154,24 +186,30 @@ func withoutQueryParameter(rawQuery, name string) string {
 	return b.String()
 }
 
-// cookieValue returns the first cookie called name in the Cookie header lines.
-func cookieValue(lines []string, name string) (string, bool) {
+// cookieValue returns the cookie called name in the Cookie header lines, and
+// carriedSeveral when more than one cookie has that name.
+func cookieValue(lines []string, name string) (string, carried) {
+	var value string
+	n := carriedNone
 	for _, line := range lines {
 		for rest := line; rest != ""; {
 			var part string
 			part, rest, _ = strings.Cut(rest, ";")
-			key, value, ok := strings.Cut(strings.Trim(part, " \t"), "=")
+			key, v, ok := strings.Cut(strings.Trim(part, " \t"), "=")
 			if !ok || key != name {
 				continue
 			}
-			// RFC 6265 allows a quoted value.
-			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
-				value = value[1 : len(value)-1]
+			if n != carriedNone {
+				return "", carriedSeveral
 			}
-			return value, true
+			// RFC 6265 allows a quoted value.
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			value, n = v, carriedOne
 		}
 	}
-	return "", false
+	return value, n
 }
 
 // withoutCookie drops every cookie called name from one Cookie header line.
