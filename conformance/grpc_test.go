@@ -2,7 +2,10 @@ package conformance
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -178,6 +182,32 @@ func TestGRPC(t *testing.T) {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("metrics lack %s", want)
 			}
+		}
+	})
+
+	t.Run("auth and rate limit refusals", func(t *testing.T) {
+		t.Parallel()
+		b := grpctest.Start(t, grpctest.Options{})
+		sum := sha256.Sum256([]byte("sk-grpc"))
+		keys := filepath.Join(t.TempDir(), "keys.yaml")
+		writeFile(t, keys, "keys:\n  - { name: grpc, sha256: "+hex.EncodeToString(sum[:])+" }\n")
+		gw := startGateway(t, gatewaySpec{routes: fmt.Sprintf(
+			"  - { prefix: /, upstreams: [%q], auth: { api_key: { keys_file: %q } }, rate_limit: { rps: 0.01, burst: 1, key: identity } }\n",
+			"h2c://"+b.Addr, keys)})
+		client := testpb.NewTestServiceClient(grpctest.Dial(t, gw.addr, nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "request id") {
+			t.Fatalf("call without a key: %v, want UNAUTHENTICATED from the gateway", err)
+		}
+		keyed := metadata.AppendToOutgoingContext(ctx, "x-api-key", "sk-grpc")
+		if _, err := client.UnaryCall(keyed, &testpb.SimpleRequest{}); err != nil {
+			t.Fatalf("call with the key: %v", err)
+		}
+		_, err = client.UnaryCall(keyed, &testpb.SimpleRequest{}) // the burst of 1 is spent
+		if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "rate limited") {
+			t.Fatalf("call over the rate limit: %v, want RESOURCE_EXHAUSTED", err)
 		}
 	})
 
