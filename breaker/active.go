@@ -39,12 +39,18 @@ type ActiveChecker struct {
 	expectStatus       []int
 	client             *http.Client
 	ownTransport       *http.Transport // closed when Run returns; nil when the caller gave a client
+	ownHTTP2           *http.Transport // HTTP/2 only, for gRPC checks without the gateway's client
+	grpc               bool            // check with grpc.health.v1.Health/Check
+	service            string          // the service a gRPC check asks about
+	protocol           upstream.Protocol
 	log                *slog.Logger
 	metrics            *Metrics
 	route              string
 }
 
-// NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults.
+// NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults; with
+// hc.GRPC each probe is a grpc.health.v1.Health/Check call for hc.Service over HTTP/2
+// (grpccheck.go), else a GET of hc.Path.
 // client may be nil (a private transport is used and its connections closed when Run
 // returns); a given client is copied so redirects are not followed (a 3xx is itself a
 // passing answer by default). log and m may be nil.
@@ -61,6 +67,8 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 		healthyThreshold:   hc.HealthyThreshold,
 		unhealthyThreshold: hc.UnhealthyThreshold,
 		expectStatus:       hc.ExpectStatus,
+		grpc:               hc.GRPC,
+		service:            hc.Service,
 		log:                log.With("pool", pool.Name()),
 		metrics:            m,
 		route:              pool.Name(),
@@ -75,6 +83,11 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 			IdleConnTimeout:     2 * c.interval,
 		}
 		client = &http.Client{Transport: c.ownTransport}
+		if c.grpc {
+			c.ownHTTP2 = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * c.interval, Protocols: new(http.Protocols)}
+			c.ownHTTP2.Protocols.SetHTTP2(true)
+			c.ownHTTP2.Protocols.SetUnencryptedHTTP2(true)
+		}
 	}
 	cl := *client
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -88,6 +101,9 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 func (c *ActiveChecker) Run(ctx context.Context) {
 	if c.ownTransport != nil {
 		defer c.ownTransport.CloseIdleConnections()
+	}
+	if c.ownHTTP2 != nil {
+		defer c.ownHTTP2.CloseIdleConnections()
 	}
 	for {
 		c.round(ctx)
@@ -126,7 +142,13 @@ func (c *ActiveChecker) round(ctx context.Context) {
 // check probes one member and records the result. A probe cut short because ctx ended
 // (shutdown, reload) says nothing about the endpoint and is not recorded.
 func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
-	passed, detail := c.probe(ctx, m.Scheme+"://"+m.Key+c.path)
+	var passed bool
+	var detail string
+	if c.grpc {
+		passed, detail = c.probeGRPC(ctx, m)
+	} else {
+		passed, detail = c.probe(ctx, m, m.Scheme+"://"+m.Key+c.path)
+	}
 	if ctx.Err() != nil {
 		return
 	}
@@ -145,7 +167,7 @@ func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
 	}
 }
 
-func (c *ActiveChecker) probe(ctx context.Context, url string) (ok bool, detail string) {
+func (c *ActiveChecker) probe(ctx context.Context, m *upstream.Member, url string) (ok bool, detail string) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -153,7 +175,14 @@ func (c *ActiveChecker) probe(ctx context.Context, url string) (ok bool, detail 
 		return false, err.Error()
 	}
 	req.Header.Set("User-Agent", "switchyard-health-check")
-	resp, err := c.client.Do(req)
+	client := c.client
+	if pt, ok := client.Transport.(protocolTransport); ok {
+		// The gateway's client: speak the endpoint's protocol (an h2c-only backend).
+		cl := *client
+		cl.Transport = pt.For(m.Resolve(c.protocol), m.Scheme)
+		client = &cl
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return false, err.Error()
 	}

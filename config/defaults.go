@@ -295,9 +295,10 @@ func applyDefaults(c *Config, set func(string) bool) {
 		PassiveHealth: &builtinPassiveHealth,
 		Breaker:       &builtinBreaker,
 
-		Upgrades:       []string{"websocket"},
-		EncodedSlashes: EncodedSlashesKeep,
-		Filters:        Filters{MaxBodyBytes: ptr[int64](0)},
+		Upgrades:         []string{"websocket"},
+		EncodedSlashes:   EncodedSlashesKeep,
+		UpstreamProtocol: UpstreamProtocolAuto,
+		Filters:          Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	builtinTemplates := &Policy{
 		Retry:         &builtinRetry,
@@ -354,6 +355,9 @@ func resolvePolicy(p *Policy, path string, parent, templates *Policy, set func(s
 	}
 	if !set(path + ".encoded_slashes") {
 		p.EncodedSlashes = parent.EncodedSlashes
+	}
+	if !set(path + ".upstream_protocol") {
+		p.UpstreamProtocol = parent.UpstreamProtocol
 	}
 	if p.Retries == nil {
 		p.Retries = ptr(*parent.Retries)

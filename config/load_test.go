@@ -166,7 +166,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Retry:         &Retry{Enabled: ptr(true), OnStatus: []int{502, 503, 504}, BudgetPercent: 20, MinRetryConcurrency: 3, MaxBodyBytes: 64 << 10},
 		PassiveHealth: &PassiveHealth{Enabled: ptr(true), ConsecutiveFailures: 5, FailureStatuses: []int{500, 502, 503, 504}, EjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, MaxEjectedPercent: 50, PanicThreshold: 50},
 		Breaker:       &Breaker{Enabled: ptr(true), FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 5},
-		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep,
+		Upgrades:      []string{"websocket"}, EncodedSlashes: EncodedSlashesKeep, UpstreamProtocol: UpstreamProtocolAuto,
 		Filters: Filters{MaxBodyBytes: ptr[int64](0)},
 	}
 	if !reflect.DeepEqual(r.Policy, want) || !reflect.DeepEqual(c.Defaults, want) {

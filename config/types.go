@@ -157,9 +157,20 @@ type Policy struct {
 
 	Upgrades       []string `yaml:"upgrades"`        // protocols a client may upgrade to (Upgrade header); default [websocket]; h2c never
 	EncodedSlashes string   `yaml:"encoded_slashes"` // keep (default: %2F forwarded encoded, never a separator) | reject (400)
+	// UpstreamProtocol is the HTTP version spoken to the route's endpoints: auto (default:
+	// what an endpoint declares, else ALPN for https, HTTP/1.1 for plain) | http1 | h2c | h2.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
 
 	Filters `yaml:",inline"` // per-route filters (types_route.go)
 }
+
+// Upstream protocols, as upstream_protocol takes them (upstream.Protocol's names).
+const (
+	UpstreamProtocolAuto  = "auto"
+	UpstreamProtocolHTTP1 = "http1"
+	UpstreamProtocolH2C   = "h2c"
+	UpstreamProtocolH2    = "h2"
+)
 
 // Encoded slash handling, as encoded_slashes takes it.
 const (
@@ -176,6 +187,9 @@ type Retry struct {
 	BudgetPercent       float64       `yaml:"budget_percent"`        // retries <= this % of active requests; default 20
 	MinRetryConcurrency int           `yaml:"min_retry_concurrency"` // retries always allowed up to this many at once; default 3
 	MaxBodyBytes        int64         `yaml:"max_body_bytes"`        // bodies larger are not retried; default 64 KiB
+	// Idempotent marks every request of the route as safe to repeat, whatever its method
+	// (gRPC calls are all POST): retries then apply to them too. Default false.
+	Idempotent bool `yaml:"idempotent"`
 }
 
 // PassiveHealth is outlier detection on real traffic (Envoy's consecutive-5xx rule).
@@ -238,7 +252,9 @@ const (
 // HealthCheck is an active health check of every endpoint of the route's pool.
 type HealthCheck struct {
 	Enabled            *bool         `yaml:"enabled"`             // false turns the block off
-	Path               string        `yaml:"path"`                // required, starts with "/"
+	Path               string        `yaml:"path"`                // required unless grpc, starts with "/"
+	GRPC               bool          `yaml:"grpc"`                // check with grpc.health.v1.Health/Check over HTTP/2 instead of GET path
+	Service            string        `yaml:"service"`             // with grpc: the service name asked about; "" = the server as a whole
 	Interval           time.Duration `yaml:"interval"`            // default 10s
 	Timeout            time.Duration `yaml:"timeout"`             // default 2s
 	HealthyThreshold   int           `yaml:"healthy_threshold"`   // default 2

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -127,7 +128,7 @@ func (v *validator) upstreams(p string, ups []Upstream) {
 		}
 		if up.URL == "" {
 			v.errorf(urlp, "missing url (e.g. http://10.0.0.5:8080)")
-		} else if u, err := httpURL(up.URL); err != nil {
+		} else if u, err := upstreamURL(up.URL); err != nil {
 			v.errorf(urlp, "%v", err)
 		} else {
 			// scheme://host[:port] only, lower-cased, so equal upstreams compare equal.
@@ -140,6 +141,22 @@ func (v *validator) upstreams(p string, ups []Upstream) {
 		}
 		v.check(upp+".weight", up.Weight > 0, "must be positive, got %d", up.Weight)
 	}
+}
+
+// upstreamURL checks a static upstream URL: http:// or https://, or h2c:// (plain HTTP/2,
+// as plain gRPC servers speak).
+func upstreamURL(s string) (*url.URL, error) {
+	rest, h2c := strings.CutPrefix(s, "h2c://")
+	if !h2c {
+		return httpURL(s)
+	}
+	u, err := httpURL("http://" + rest)
+	if err != nil {
+		// The message names the URL as written, not the http:// form checked.
+		return nil, fmt.Errorf("%s", strings.Replace(err.Error(), "http://"+rest, s, 1))
+	}
+	u.Scheme = "h2c"
+	return u, nil
 }
 
 // cleanPrefix normalizes a route prefix with path.Clean minus the trailing slash. Anything
@@ -222,7 +239,15 @@ func (v *validator) policy(p string, pol *Policy) {
 		v.oneOf(bp+".store", b.Store, rateLimitStores)
 	}
 	if b, bp := pol.HealthCheck, p+".health_check"; b != nil {
-		v.check(bp+".path", strings.HasPrefix(b.Path, "/"), "must start with \"/\", got %q", b.Path)
+		if !b.GRPC || b.Path != "" {
+			v.check(bp+".path", strings.HasPrefix(b.Path, "/"), "must start with \"/\", got %q", b.Path)
+		}
+		if b.GRPC && len(b.ExpectStatus) > 0 && v.set(bp+".expect_status") {
+			v.errorf(bp+".expect_status", "does not go with grpc: a gRPC check passes on SERVING only")
+		}
+		if b.Service != "" && !b.GRPC && v.set(bp+".service") {
+			v.errorf(bp+".service", "needs grpc: true (the gRPC health service name)")
+		}
 		v.check(bp+".interval", b.Interval > 0, "must be positive")
 		v.check(bp+".timeout", b.Timeout > 0, "must be positive")
 		v.check(bp+".healthy_threshold", b.HealthyThreshold >= 1, "must be at least 1, got %d", b.HealthyThreshold)
@@ -233,12 +258,15 @@ func (v *validator) policy(p string, pol *Policy) {
 		pol.Upgrades = v.upgrades(p+".upgrades", pol.Upgrades)
 	}
 	v.oneOf(p+".encoded_slashes", pol.EncodedSlashes, encodedSlashModes)
+	v.oneOf(p+".upstream_protocol", pol.UpstreamProtocol, upstreamProtocols)
 	v.filters(p, &pol.Filters)
 }
 
 var rateLimitStores = []string{RateLimitStoreLocal, RateLimitStoreRedis}
 
 var encodedSlashModes = []string{EncodedSlashesKeep, EncodedSlashesReject}
+
+var upstreamProtocols = []string{UpstreamProtocolAuto, UpstreamProtocolHTTP1, UpstreamProtocolH2C, UpstreamProtocolH2}
 
 // upgrades checks the protocols a route lets clients switch to and returns them lower-cased
 // without repeats: Upgrade tokens compare case-insensitively (RFC 9110 7.8).
@@ -308,7 +336,7 @@ func (v *validator) resolved(c *Config) {
 		if pol.RateLimit != nil && pol.RateLimit.Store == RateLimitStoreRedis && c.Redis == nil && v.set(p+".rate_limit.store") {
 			v.errorf(p+".rate_limit.store", "store: redis needs the top-level redis block (redis: {address: host:port})")
 		}
-		if pol.HealthCheck != nil && pol.HealthCheck.Path == "" && v.set(p+".health_check") && !v.set(p+".health_check.path") {
+		if pol.HealthCheck != nil && pol.HealthCheck.Path == "" && !pol.HealthCheck.GRPC && v.set(p+".health_check") && !v.set(p+".health_check.path") {
 			v.errorf(p+".health_check", "missing path (e.g. path: /healthz)")
 		}
 		if c := pol.CORS; c != nil && v.set(p+".cors") {
@@ -332,6 +360,15 @@ func (v *validator) resolved(c *Config) {
 	}
 	check("defaults", &c.Defaults)
 	for i := range c.Routes {
-		check(routePath(i), &c.Routes[i].Policy)
+		r, p := &c.Routes[i], routePath(i)
+		check(p, &r.Policy)
+		if r.UpstreamProtocol != UpstreamProtocolHTTP1 {
+			continue
+		}
+		for j, up := range r.Upstreams {
+			if strings.HasPrefix(up.URL, "h2c://") && v.set(p+".upstream_protocol") {
+				v.errorf(p+upstreamPath(j), "an h2c:// upstream does not go with upstream_protocol: http1 (the route's protocol would win)")
+			}
+		}
 	}
 }

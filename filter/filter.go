@@ -31,11 +31,19 @@ type Request struct {
 	// Status is the status a request filter answered with, for logs and metrics; 0 while
 	// the request goes on.
 	Status int
+	// GRPC is set by the proxy for a gRPC request (content-type application/grpc*): refusals
+	// are then gRPC-shaped (see WriteGRPCError).
+	GRPC bool
 }
 
-// Refuse answers the request with the gateway's JSON error body and records status.
+// Refuse answers the request with the gateway's JSON error body (a gRPC status for a gRPC
+// request) and records status.
 func (q *Request) Refuse(w http.ResponseWriter, status int) {
 	q.Status = status
+	if q.GRPC {
+		WriteGRPCError(w, status, q.RequestID)
+		return
+	}
 	WriteError(w, status, q.RequestID)
 }
 
@@ -43,6 +51,10 @@ func (q *Request) Refuse(w http.ResponseWriter, status int) {
 // would mislead (auth's 503 is not "no healthy upstream").
 func (q *Request) RefuseMessage(w http.ResponseWriter, status int, message string) {
 	q.Status = status
+	if q.GRPC {
+		WriteGRPCErrorMessage(w, status, q.RequestID, message)
+		return
+	}
 	WriteErrorMessage(w, status, q.RequestID, message)
 }
 
@@ -137,6 +149,14 @@ func (c *Chain) Close() {
 	}
 }
 
+// ErrorMessage is the short text of the gateway's error answers for status.
+func ErrorMessage(status int) string {
+	if msg := errorMessages[status]; msg != "" {
+		return msg
+	}
+	return http.StatusText(status)
+}
+
 // errorMessages are the small, fixed texts of the JSON error bodies.
 var errorMessages = map[int]string{
 	http.StatusUnauthorized:          "unauthorized",
@@ -153,11 +173,7 @@ var errorMessages = map[int]string{
 // WriteError sends the gateway's small JSON error body,
 // {"error":"...","status":N,"request_id":"..."}, with status.
 func WriteError(w http.ResponseWriter, status int, reqID string) {
-	msg := errorMessages[status]
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	WriteErrorMessage(w, status, reqID, msg)
+	WriteErrorMessage(w, status, reqID, ErrorMessage(status))
 }
 
 // WriteErrorMessage is WriteError with the error text given.

@@ -327,7 +327,8 @@ func (g *Gateway) start(pe *poolEntry) {
 		})
 	}()
 	if rc.HealthCheck != nil {
-		checker := breaker.NewActiveChecker(pe.pool, rc.HealthCheck, g.opts.HealthClient, g.log, g.metrics.breaker)
+		protocol, _ := upstream.ParseProtocol(rc.UpstreamProtocol) // validated by config
+		checker := breaker.NewActiveChecker(pe.pool, rc.HealthCheck, g.opts.HealthClient, g.log, g.metrics.breaker).WithProtocol(protocol)
 		jobs.Add(1)
 		go func() {
 			defer jobs.Done()
@@ -354,8 +355,9 @@ func poolKey(rc *config.Route) string {
 		Passive                           *config.PassiveHealth
 		Breaker                           *config.Breaker
 		Check                             *config.HealthCheck
+		Protocol                          string // active checks speak it
 	}{rc.Registry(), rc.Service, rc.Datacenter, rc.LB, rc.Tags, rc.PassingOnly == nil || *rc.PassingOnly,
-		rc.Upstreams, rc.PassiveHealth, rc.Breaker, rc.HealthCheck})
+		rc.Upstreams, rc.PassiveHealth, rc.Breaker, rc.HealthCheck, rc.UpstreamProtocol})
 	return string(b)
 }
 

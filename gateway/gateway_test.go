@@ -75,7 +75,7 @@ func newFixture(t testing.TB, body string) *fixture {
 		f.server.Close()
 		cancel()
 		f.gw.Wait()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	return f
 }

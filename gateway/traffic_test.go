@@ -87,7 +87,7 @@ func TestTrafficEndToEnd(t *testing.T) {
 		srv.Close()
 		cancel()
 		gw.Wait()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	c := srv.Client()
 	fetch := func(path string, cookie *http.Cookie) (string, *http.Response) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -80,17 +81,22 @@ func (a *pace) next(now time.Time) (time.Time, bool) {
 // answer 400/408 instead of blaming the upstream, and at EOF copies the trailers that may
 // travel upstream into the outgoing request's Trailer map.
 type clientBody struct {
-	src      io.ReadCloser
-	rc       *http.ResponseController
-	pace     pace
-	paced    bool
-	expired  atomic.Bool // the route timeout fired: fail the current and every later Read
-	reading  atomic.Bool
-	eof      atomic.Bool
-	read     int64 // bytes read so far
-	err      error // first error other than EOF; read by the handler after the attempt
-	trailIn  http.Header
-	trailOut http.Header
+	src     io.ReadCloser
+	rc      *http.ResponseController
+	pace    pace
+	paced   bool
+	expired atomic.Bool // the route timeout fired: fail the current and every later Read
+	// attempt counts the attempts that read the body; interrupted is the attempt whose
+	// HTTP/2 client closed it (see interruptRead): that attempt's Reads end with
+	// errBodyClosed, which is not the client's fault, and a later attempt's are unaffected.
+	attempt     atomic.Int64
+	interrupted atomic.Int64
+	reading     atomic.Bool
+	eof         atomic.Bool
+	read        int64 // bytes read so far
+	err         error // first error other than EOF; read by the handler after the attempt
+	trailIn     http.Header
+	trailOut    http.Header
 }
 
 func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing, start time.Time) *clientBody {
@@ -131,11 +137,14 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	b.reading.Store(true)
-	if b.expired.Load() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire raced with the deadline above
+	if b.expired.Load() || b.isInterrupted() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or an interrupt raced with the deadline above
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
+	if err != nil && err != io.EOF && b.isInterrupted() && !b.expired.Load() {
+		return n, errBodyClosed
+	}
 	b.read += int64(n)
 	if b.paced {
 		b.pace.waited += time.Since(start)
@@ -174,8 +183,61 @@ func (b *clientBody) expire() {
 	}
 }
 
-// Close does not close the client's body: net/http's server owns it.
+// errBodyClosed ends a Read of a client body the upstream client has closed.
+var errBodyClosed = errors.New("request body closed by the upstream client")
+
+// Close does not close the client's body: net/http's server owns it. (An HTTP/2 client's
+// close goes through an attemptBody instead, see interruptRead.)
 func (b *clientBody) Close() error { return nil }
+
+// interruptRead ends a Read waiting on the client, as a transport that closes a request
+// body expects: an HTTP/2 client writes the body on a goroutine of its own and closes it
+// when the exchange ends first (the upstream answered, or died, while the client was
+// still streaming), and its response body is only released once that goroutine stops, so
+// a client that sends nothing more would otherwise hold the request forever. Safe to call
+// from any goroutine. An HTTP/2 client connection's deadline ends its body for good, so
+// no later attempt can read the rest (replayBody then refuses to rewind).
+func (b *clientBody) interruptRead(attempt int64) {
+	if attempt != b.attempt.Load() {
+		return // a finished attempt's late close: the body is a later attempt's now
+	}
+	b.interrupted.Store(attempt)
+	if b.reading.Load() && !b.eof.Load() {
+		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// isInterrupted reports whether the current attempt's client closed the body.
+func (b *clientBody) isInterrupted() bool {
+	i := b.interrupted.Load()
+	return i != 0 && i == b.attempt.Load() // attempts count from 1; 0 is none
+}
+
+// nextAttempt starts an attempt's use of the body and returns its number.
+func (b *clientBody) nextAttempt() int64 { return b.attempt.Add(1) }
+
+// attemptBody is the client's body as one attempt over HTTP/2 reads it: closing it
+// interrupts a Read waiting on the client (clientBody.interruptRead), and reads after that
+// fail, while the client's body itself stays open for the handler.
+type attemptBody struct {
+	b       *clientBody
+	attempt int64 // see clientBody.nextAttempt
+	closed  atomic.Bool
+}
+
+func (a *attemptBody) Read(p []byte) (int, error) {
+	if a.closed.Load() {
+		return 0, errBodyClosed
+	}
+	return a.b.Read(p)
+}
+
+func (a *attemptBody) Close() error {
+	if !a.closed.Swap(true) {
+		a.b.interruptRead(a.attempt)
+	}
+	return nil
+}
 
 // status is the answer for a request whose body broke: 408 for a client that was too
 // slow, 413 for one over a size limit, 400 for bad framing or a body cut short, and 499
@@ -252,4 +314,24 @@ func (pw *pacedWriter) finish() error {
 	}
 	_ = rc.SetWriteDeadline(pw.pace.limit)
 	return err
+}
+
+// hasBody reports whether r carries a request body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// bodyFailed answers a request whose body broke and returns the status logged for it. The
+// connection is closed after the answer: where the body's framing broke, the next request
+// on it cannot be found.
+func (x *exchange) bodyFailed() int {
+	status := x.cbody.status()
+	x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "request body broke",
+		slog.String("route", x.rt.Name), slog.Int("status", status),
+		slog.String("error", x.cbody.err.Error()), slog.String("request_id", x.reqID))
+	if status != StatusClientClosed {
+		x.w.Header()["Connection"] = []string{"close"}
+		x.fail(x.w, status)
+	}
+	return status
 }

@@ -95,9 +95,9 @@ func startCappedGateway(t *testing.T, maxConns int, routes ...*Route) (*httptest
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, ok := tr.(*h1.Client)
+	client, ok := tr.http1.(*h1.Client)
 	if !ok {
-		t.Fatalf("NewTransport returned %T, want the one upstream client, *h1.Client", tr)
+		t.Fatalf("NewTransport's HTTP/1.1 client is %T, want *h1.Client", tr.http1)
 	}
 	entered := make(chan string, 16)
 	h := New(Options{Transport: enteredTransport{RoundTripper: tr, entered: entered}})

@@ -167,7 +167,7 @@ func drainGateway(t *testing.T, streams *Streams, rt *Route) string {
 			t.Errorf("streams still open after Close: %v", err)
 		}
 		srv.Close()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	return srv.Listener.Addr().String()
 }

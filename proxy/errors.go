@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/proxy/h1"
 	"github.com/switchyard/switchyard/upstream"
+	"golang.org/x/net/http2"
 )
 
 // StatusClientClosed is logged and counted when the client went away before the response
@@ -50,8 +51,11 @@ func classify(err error, clientGone, timedOut bool) upstream.ErrorKind {
 	if errors.Is(err, context.Canceled) {
 		return upstream.ErrCanceled
 	}
+	var streamErr http2.StreamError
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &streamErr) {
+		// (An HTTP/2 upstream that resets the stream breaks it as a closed connection does.)
 		return upstream.ErrReset
 	}
 	return upstream.ErrProtocol
@@ -71,3 +75,18 @@ func statusFor(k upstream.ErrorKind) int {
 
 // writeError sends the gateway's small JSON error body (see filter.WriteError).
 func writeError(w http.ResponseWriter, status int, reqID string) { filter.WriteError(w, status, reqID) }
+
+// refuse answers a request that reaches no route with a small JSON error (a gRPC status
+// for a gRPC request).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
+	reqID := requestID(r.Header)
+	w.Header()["X-Request-Id"] = []string{reqID}
+	if filter.IsGRPC(r.Header) {
+		filter.WriteGRPCError(w, status, reqID)
+	} else {
+		writeError(w, status, reqID)
+	}
+	if status == http.StatusNotFound {
+		h.unmatched.Inc()
+	}
+}

@@ -24,7 +24,8 @@ import (
 // Options configure a Handler.
 type Options struct {
 	// Transport sends requests upstream; it must return a 101 response's Body as an
-	// io.ReadWriteCloser (http.Transport and proxy/h1 both do).
+	// io.ReadWriteCloser (http.Transport and proxy/h1 both do). A *Transport gives each
+	// attempt the client for its endpoint's protocol; any other is used for every protocol.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Metrics   *Metrics
@@ -38,6 +39,7 @@ type Handler struct {
 	metrics   *Metrics
 	table     atomic.Pointer[Table]
 	transport http.RoundTripper
+	protocols *Transport // nil: transport serves every protocol
 	log       *slog.Logger
 	unmatched prometheus.Counter
 	pacing    *ClientPacing
@@ -52,6 +54,7 @@ func New(o Options) *Handler {
 		o.Metrics = NewMetrics(nil)
 	}
 	h := &Handler{transport: o.Transport, log: o.Logger, metrics: o.Metrics, pacing: o.Pacing}
+	h.protocols, _ = o.Transport.(*Transport)
 	h.unmatched = o.Metrics.requests.WithLabelValues("", "4xx")
 	h.table.Store(NewTable(nil, nil))
 	return h
@@ -105,16 +108,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func noFinish() {}
 
-// refuse answers a request that reaches no route with a small JSON error.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int) {
-	reqID := requestID(r.Header)
-	w.Header()["X-Request-Id"] = []string{reqID}
-	writeError(w, status, reqID)
-	if status == http.StatusNotFound {
-		h.unmatched.Inc()
-	}
-}
-
 // exchange is the state of one request across its attempts.
 type exchange struct {
 	h       *Handler
@@ -138,6 +131,12 @@ type exchange struct {
 	// concurrently with the handler writing the final response.
 	relayMu   sync.Mutex
 	relayDone bool
+	// grpc: a gRPC request (grpc.go); deadline is its grpc-timeout (zero: none) and
+	// grpcCode the gRPC status it ended with (noGRPCStatus: none yet).
+	grpc     bool
+	deadline time.Time
+	grpcCode int
+	frames   grpcRelay // tracks a gRPC response's message framing
 }
 
 // rc returns the response controller for the client's connection, made on first use.
@@ -165,8 +164,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	tr.choose(rt, r)
 	finishResponse := noFinish
 	identity := "" // who auth admitted, for the access log
+	grpc := filter.IsGRPC(r.Header)
 	if rt.Filters != nil {
-		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name, Path: cleaned}
+		q := &filter.Request{ClientIP: ci.ip, RequestID: reqID, Route: rt.Name, Path: cleaned, GRPC: grpc}
 		// The response filters wrap first, so the gateway's own refusals (403, 413, 429)
 		// carry the response header edits and CORS headers too: a browser then sees the
 		// real status instead of a CORS failure.
@@ -175,7 +175,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		// replaying: a retry resends what they produced and never runs them again.
 		if !rt.Filters.ServeRequest(w, r, q) {
 			finishResponse()
-			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, q.Identity, start)
+			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, q.Identity, start, refusedGRPCStatus(grpc, q.Status))
 			return
 		}
 		identity = q.Identity
@@ -184,6 +184,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	defer rt.budget.active.Add(-1)
 
 	x := exchange{h: h, w: w, rt: rt, r: r, start: start, reqID: reqID}
+	if grpc {
+		x.startGRPC()
+	}
 	if rt.rewritePrefix != "" {
 		x.path, x.rawPath = forwardURLPath(rt.rewritePath(cleaned))
 	} else {
@@ -192,9 +195,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	var ok bool
 	if x.header, ok = copyRequestHeaders(r.Header); !ok {
 		wh["Connection"] = []string{"close"}
-		writeError(w, http.StatusBadRequest, reqID)
+		x.fail(w, http.StatusBadRequest)
 		finishResponse()
-		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, identity, start)
+		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, identity, start, refusedGRPCStatus(grpc, http.StatusBadRequest))
 		return
 	}
 	setForwarded(x.header, r, ci, vals[1:6])
@@ -219,11 +222,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 	}
 	if hasBody(r) {
-		x.cbody = newClientBody(r, x.rc(), h.pacing, start)
+		x.cbody = newClientBody(r, x.rc(), x.requestPacing(), start)
 	}
 
 	attempts := 1
-	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && isIdempotent(r) {
+	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && (isIdempotent(r) || rt.Retry.Idempotent) {
 		attempts += rt.Retries
 		if hasBody(r) {
 			if r.ContentLength > rt.Retry.MaxBodyBytes {
@@ -239,7 +242,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if mirrored {
 		rt.mirror.send(&x)
 	}
-	h.finish(rt, r, ci.ip, status, n, key, reqID, identity, start)
+	grpcStatus := noGRPCStatus
+	if grpc {
+		grpcStatus = x.grpcLogStatus(status)
+	}
+	h.finish(rt, r, ci.ip, status, n, key, reqID, identity, start, grpcStatus)
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
 		// stopped listening. Returning would let net/http finish the response cleanly (an
@@ -249,11 +256,16 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 }
 
-func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID, identity string, start time.Time) {
+// finish records the request in the route's metrics and access log; grpcStatus is its gRPC
+// status (noGRPCStatus for other requests).
+func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID, identity string, start time.Time, grpcStatus int) {
 	d := time.Since(start)
 	rt.metrics.observe(status, d)
+	if grpcStatus != noGRPCStatus {
+		rt.metrics.observeGRPC(grpcStatus)
+	}
 	if rt.AccessLog {
-		accessLog(h.log, rt, r, client, status, n, key, reqID, identity, d)
+		accessLog(h.log, rt, r, client, status, n, key, reqID, identity, d, grpcStatus)
 	}
 }
 
@@ -279,13 +291,13 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		if err != nil {
 			if i == 0 {
 				rt.metrics.noEndpoint.Inc()
-				writeError(w, http.StatusServiceUnavailable, x.reqID)
+				x.fail(w, http.StatusServiceUnavailable)
 				return http.StatusServiceUnavailable, 0, ""
 			}
 			// Nothing left to retry on: report the previous attempt's failure.
 			status := statusFor(lastKind)
 			if status != StatusClientClosed {
-				writeError(w, status, x.reqID)
+				x.fail(w, status)
 			}
 			return status, 0, lastKey
 		}
@@ -323,7 +335,11 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		a.stopTimer()
 		if a.res == nil {
 			rt.metrics.upstreamErrors[a.kind].Inc()
-			m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
+			if x.callersDeadline(a.kind) {
+				m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
+			} else {
+				m.State.Done(upstream.Outcome{Err: a.kind, Latency: a.latency})
+			}
 			lastKind = a.kind
 			if a.kind == upstream.ErrConnect && x.refusedRetry(&ex) {
 				used-- // nothing reached the upstream: not one of the route's retries
@@ -339,22 +355,26 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 				x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "client went away",
 					slog.String("route", rt.Name), slog.String("request_id", x.reqID))
 			} else {
-				x.h.log.LogAttrs(x.r.Context(), slog.LevelWarn, "upstream failed",
+				level := slog.LevelWarn
+				if x.callersDeadline(a.kind) {
+					level = slog.LevelDebug // the gRPC caller's own deadline: not the upstream's failure
+				}
+				x.h.log.LogAttrs(x.r.Context(), level, "upstream failed",
 					slog.String("route", rt.Name), slog.String("upstream", m.Key),
 					slog.String("kind", a.kind.String()), slog.String("error", a.err.Error()),
 					slog.String("request_id", x.reqID))
-				writeError(w, status, x.reqID)
+				x.fail(w, status)
 			}
 			return status, 0, m.Key
 		}
-		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, a.res.StatusCode) &&
+		if !last && rt.Retry != nil && slices.Contains(rt.Retry.OnStatus, x.retryStatus(a.res)) &&
 			(x.body == nil || x.body.rewind()) && x.canRetry(&budgeted, upstream.ErrNone) {
 			a.cancel() // before draining: a stalled body must not hold the request
 			drainAndClose(a.res)
 			if held != nil {
 				bufPool.Put(held)
 			}
-			m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Latency: a.latency})
+			m.State.Done(upstream.Outcome{Status: x.outcomeStatus(a.res), Latency: a.latency})
 			ex.Add(m.State)
 			continue
 		}
@@ -369,24 +389,9 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		if kind != upstream.ErrNone && kind != upstream.ErrCanceled {
 			rt.metrics.upstreamErrors[kind].Inc()
 		}
-		m.State.Done(upstream.Outcome{Status: a.res.StatusCode, Err: kind, Latency: a.latency})
+		m.State.Done(upstream.Outcome{Status: x.outcomeStatus(a.res), Err: kind, Latency: a.latency})
 		return status, n, m.Key
 	}
-}
-
-// bodyFailed answers a request whose body broke and returns the status logged for it. The
-// connection is closed after the answer: where the body's framing broke, the next request
-// on it cannot be found.
-func (x *exchange) bodyFailed() int {
-	status := x.cbody.status()
-	x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "request body broke",
-		slog.String("route", x.rt.Name), slog.Int("status", status),
-		slog.String("error", x.cbody.err.Error()), slog.String("request_id", x.reqID))
-	if status != StatusClientClosed {
-		x.w.Header()["Connection"] = []string{"close"}
-		writeError(x.w, status, x.reqID)
-	}
-	return status
 }
 
 // attemptState is what one attempt's outgoing request refers to, allocated together.
@@ -423,8 +428,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	rt := x.rt
 	// One allocation holds what the attempt's request points at.
 	st := &attemptState{url: url.URL{Scheme: m.Scheme, Host: m.Key, Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery}}
-	ctx, cancel := context.WithCancel(x.r.Context())
-	timeout := rt.tryTimeout()
+	ctx, cancel, timeout := x.attemptContext()
 	// Informational responses (103 Early Hints) are relayed as they arrive, as httputil does.
 	st.trace.Got1xxResponse = x.relay1xx
 	ctx = httptrace.WithClientTrace(ctx, &st.trace)
@@ -440,6 +444,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 			}
 		})
 	}
+	rtp := x.roundTripper(m)
 	out := x.r.WithContext(ctx)
 	out.URL = &st.url
 	if rt.RewriteHost != "" {
@@ -453,9 +458,13 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	out.Trailer = nil
 	switch {
 	case x.body != nil:
+		x.cbody.nextAttempt()
 		out.Body = x.body.reader()
 	case x.cbody != nil:
 		out.Body = x.cbody
+		if x.h.protocols != nil && rtp != x.h.protocols.http1 {
+			out.Body = &attemptBody{b: x.cbody, attempt: x.cbody.nextAttempt()}
+		}
 	default:
 		out.Body = nil
 		out.ContentLength = 0
@@ -468,7 +477,7 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 	x.relayDone = false
 	x.relayMu.Unlock()
 	start := time.Now()
-	res, err := x.h.transport.RoundTrip(out)
+	res, err := rtp.RoundTrip(out)
 	lat := time.Since(start)
 	x.relayMu.Lock()
 	x.relayDone = true // the final answer is the handler's now
@@ -479,27 +488,10 @@ func (x *exchange) attempt(m *upstream.Member) attemptResult {
 		}
 		cancel()
 		clientGone := x.r.Context().Err() != nil
-		return attemptResult{err: err, kind: classify(err, clientGone, timedOut.Load()), latency: lat, cancel: cancel, timedOut: timedOut}
+		// A gRPC upstream enforces the call's deadline too and may reset the stream a moment
+		// before the gateway's own timer fires: past the deadline, it is the deadline's doing.
+		expired := timedOut.Load() || x.pastDeadline()
+		return attemptResult{err: err, kind: classify(err, clientGone, expired), latency: lat, cancel: cancel, timedOut: timedOut}
 	}
 	return attemptResult{res: res, latency: lat, cancel: cancel, timer: timer, timedOut: timedOut}
 }
-
-// hasBody reports whether r carries a request body.
-func hasBody(r *http.Request) bool {
-	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-}
-
-// isIdempotent follows RFC 9110 9.2.2, plus requests that carry an Idempotency-Key.
-func isIdempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return true
-	}
-	return r.Header.Get("Idempotency-Key") != ""
-}
-
-// copyBufSize matches io.Copy's default buffer.
-const copyBufSize = 32 << 10
-
-// bufPool holds copy buffers of copyBufSize bytes.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}

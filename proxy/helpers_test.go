@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/internal/testkit"
 	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/upstream"
@@ -70,6 +71,9 @@ type routeSpec struct {
 	policy   *recordingPolicy
 	upgrades []string // nil: config's default [websocket]
 	encoded  string   // encoded_slashes; "": keep
+	protocol string   // upstream_protocol; "": auto
+	scheme   string   // the backends' scheme; "": http
+	filters  *filter.Chain
 }
 
 func defaultRetry() *config.Retry {
@@ -91,7 +95,7 @@ func (s routeSpec) build(t testing.TB) *Route {
 	if s.backends != nil {
 		eps := make([]upstream.Endpoint, len(s.backends))
 		for i, k := range s.backends {
-			eps[i] = upstream.Endpoint{Key: k}
+			eps[i] = upstream.Endpoint{Key: k, Scheme: s.scheme}
 		}
 		pool.Update(upstream.NewSnapshot(eps))
 	}
@@ -105,7 +109,8 @@ func (s routeSpec) build(t testing.TB) *Route {
 		rc.Upgrades = []string{"websocket"}
 	}
 	rc.EncodedSlashes = s.encoded
-	return NewRoute(rc, RouteOptions{Pool: pool})
+	rc.UpstreamProtocol = s.protocol
+	return NewRoute(rc, RouteOptions{Pool: pool, Filters: s.filters})
 }
 
 // startGateway serves routes through a Handler on a loopback server.
@@ -114,10 +119,22 @@ func startGateway(t testing.TB, trusted []netip.Prefix, routes ...*Route) (*http
 	return startGatewayWith(t, Options{}, trusted, routes...)
 }
 
+// caFile, given as Options.Transport to startGatewayWith, makes its transport trust that CA
+// file.
+type caFile string
+
+func (caFile) RoundTrip(*http.Request) (*http.Response, error) { return nil, http.ErrNotSupported }
+
 // startGatewayWith is startGateway with handler options (the transport is always set here).
 func startGatewayWith(t testing.TB, o Options, trusted []netip.Prefix, routes ...*Route) (*httptest.Server, *Handler) {
 	t.Helper()
-	tr, err := NewTransport(config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second})
+	tc := config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	if o.Transport != nil {
+		if ca, ok := o.Transport.(caFile); ok {
+			tc.TLS = &config.TLS{CAFile: string(ca)} // upstreams signed by a test CA
+		}
+	}
+	tr, err := NewTransport(tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +144,7 @@ func startGatewayWith(t testing.TB, o Options, trusted []netip.Prefix, routes ..
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	return srv, h
 }

@@ -63,6 +63,8 @@ type mirror struct {
 // mirrorJob is one copy to send.
 type mirrorJob struct {
 	transport http.RoundTripper
+	protocols *Transport        // non-nil: the client is picked by the endpoint's protocol
+	protocol  upstream.Protocol // the route's upstream_protocol
 	method    string
 	url       url.URL // scheme and host set per pick
 	host      string
@@ -158,6 +160,8 @@ func (m *mirror) send(x *exchange) {
 	}
 	j := &mirrorJob{
 		transport: x.h.transport,
+		protocols: x.h.protocols,
+		protocol:  x.rt.protocol,
 		method:    x.r.Method,
 		url:       url.URL{Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery},
 		host:      shadowHost(mirrorHost(x)),
@@ -243,7 +247,11 @@ func (m *mirror) do(j *mirrorJob) {
 	if j.url.Scheme == "" {
 		j.url.Scheme = "http"
 	}
-	res, err := j.transport.RoundTrip(req)
+	transport := j.transport
+	if j.protocols != nil {
+		transport = j.protocols.For(mem.Resolve(j.protocol), j.url.Scheme)
+	}
+	res, err := transport.RoundTrip(req)
 	if err != nil {
 		m.failed.Inc()
 		return

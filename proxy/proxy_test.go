@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard/switchyard/proxy/h1"
 	"github.com/switchyard/switchyard/upstream"
+	"golang.org/x/net/http2"
 )
 
 // echoHeaders answers with the request's path and headers as JSON.
@@ -467,6 +468,9 @@ func TestClassify(t *testing.T) {
 		{"client left while waiting for a connection", waitEnded(context.Canceled), true, false, upstream.ErrCanceled},
 		{"caller's deadline while waiting for a connection", waitEnded(context.DeadlineExceeded), false, false, upstream.ErrTimeout},
 		{"canceled while waiting for a connection", waitEnded(context.Canceled), false, false, upstream.ErrCanceled},
+		{"HTTP/2 stream reset", http2.StreamError{StreamID: 1, Code: http2.ErrCodeInternal}, false, false, upstream.ErrReset},
+		{"HTTP/2 stream refused", fmt.Errorf("x: %w", http2.StreamError{StreamID: 3, Code: http2.ErrCodeRefusedStream}), false, false, upstream.ErrReset},
+		{"HTTP/2 response header timeout", errors.Join(errResponseHeaderTimeout, context.Canceled), false, false, upstream.ErrTimeout},
 	}
 	for _, c := range cases {
 		if got := classify(c.err, c.gone, c.tout); got != c.want {

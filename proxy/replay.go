@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // replayBody records a request body as it is sent, up to a limit, so a failed attempt can be
@@ -19,6 +20,9 @@ type replayBody struct {
 	overflow bool // more than max was read: no replay possible
 	srcDone  error
 	epoch    int
+	// current mirrors epoch for Close, which must not wait on mu: a Read holds mu while it
+	// waits on the client.
+	current atomic.Int64
 }
 
 var errStaleAttempt = errors.New("request body read by a finished attempt")
@@ -38,10 +42,11 @@ func (b *replayBody) reader() io.ReadCloser {
 func (b *replayBody) rewind() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.overflow {
-		return false
+	if b.overflow || errors.Is(b.srcDone, errBodyClosed) {
+		return false // over the limit, or the rest of the client's body can no longer be read
 	}
 	b.epoch++
+	b.current.Store(int64(b.epoch))
 	return true
 }
 
@@ -82,5 +87,12 @@ func (r *replayReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close does not close the client's body: net/http's server owns it.
-func (r *replayReader) Close() error { return nil }
+// Close ends a Read waiting on the client's body (see clientBody.interruptRead) when r is
+// the current attempt's reader; a stale reader's Close does nothing.
+func (r *replayReader) Close() error {
+	b := r.b
+	if c, ok := b.src.(*clientBody); ok && int64(r.epoch) == b.current.Load() {
+		c.interruptRead(c.attempt.Load()) // the current epoch's reader is the current attempt's
+	}
+	return nil
+}

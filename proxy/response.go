@@ -47,7 +47,7 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	defer res.Body.Close()
 	wh := w.Header()
 	if !copyResponseHeaders(wh, res.Header) {
-		writeError(w, http.StatusBadGateway, x.reqID)
+		x.fail(w, http.StatusBadGateway)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
 	if _, ok := res.Header["Content-Type"]; !ok {
@@ -77,7 +77,9 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 			pw.pace.limit = x.start.Add(x.h.pacing.WriteTimeout)
 		}
 	}
-	if res.ContentLength == -1 || isEventStream(res.Header) {
+	if (res.ContentLength == -1 || isEventStream(res.Header)) && !(x.grpc && trailersOnly(res)) {
+		// (A gRPC Trailers-Only answer is not flushed: its header block must go out as the
+		// end of the stream, which net/http does when the handler returns without a body.)
 		// Unknown length (chunked, SSE, long polls): every chunk goes out as it arrives,
 		// as with httputil's FlushInterval -1 for such responses.
 		if pw.flusher, _ = w.(http.Flusher); pw.flusher != nil {
@@ -95,6 +97,12 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 			dst = events
 		}
 	}
+	var frames *grpcRelay
+	if x.grpc {
+		frames = &x.frames
+		frames.dst = dst
+		dst = frames
+	}
 	n, readErr, writeErr := copyBody(dst, res.Body)
 	if events != nil && events.ended() {
 		// Ended by Drain after a whole event: a complete response, not a broken one.
@@ -107,19 +115,27 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	case writeErr != nil:
 		return StatusClientClosed, n, upstream.ErrCanceled
 	case readErr != nil:
-		kind := classify(readErr, r.Context().Err() != nil, false)
+		// A gRPC call out of its own deadline ended as its caller asked: not the upstream's fault.
+		kind := classify(readErr, r.Context().Err() != nil || x.pastDeadline(), false)
 		if kind == upstream.ErrCanceled {
 			return StatusClientClosed, n, kind
 		}
 		x.h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke",
 			slog.String("error", readErr.Error()), slog.Int64("bytes", n))
+		if x.endBroken(frames) {
+			return res.StatusCode, n, kind
+		}
 		// Headers are gone: the only honest signal left is to abort the response (see
 		// serveRoute), after the attempt has been reported.
 		x.abort = true
 		return res.StatusCode, n, kind
 	}
-	for _, k := range trailers {
-		wh[http.TrailerPrefix+k] = res.Trailer[k]
+	// Trailers the upstream did not announce are relayed too: gRPC servers send grpc-status
+	// and grpc-message that way. net/http reads them into res.Trailer at the body's end.
+	for k, vv := range res.Trailer {
+		if !forbiddenTrailer(k) {
+			wh[trailerKey(k)] = vv
+		}
 	}
 	return res.StatusCode, n, upstream.ErrNone
 }
@@ -209,7 +225,7 @@ func (x *exchange) tunnel(res *http.Response) (int, int64, upstream.ErrorKind) {
 	backConn, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
 		_ = res.Body.Close()
-		writeError(w, http.StatusBadGateway, x.reqID)
+		x.fail(w, http.StatusBadGateway)
 		return http.StatusBadGateway, 0, upstream.ErrProtocol
 	}
 	defer backConn.Close()
@@ -336,3 +352,9 @@ func (h *heldBody) Read(p []byte) (int, error) {
 }
 
 func (h *heldBody) Close() error { return nil }
+
+// copyBufSize matches io.Copy's default buffer.
+const copyBufSize = 32 << 10
+
+// bufPool holds copy buffers of copyBufSize bytes.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/switchyard/switchyard/upstream"
@@ -9,6 +10,9 @@ import (
 // retryable reports whether a failed attempt may be retried: never after the client left,
 // only for timeouts when the route asks for it, and only when the body can be replayed.
 func (x *exchange) retryable(k upstream.ErrorKind) bool {
+	if x.pastDeadline() {
+		return false // a gRPC call out of time: another attempt would fail at once
+	}
 	switch k {
 	case upstream.ErrReset: // refused dials are refusedRetry's
 	case upstream.ErrTimeout:
@@ -32,7 +36,7 @@ func (x *exchange) retryable(k upstream.ErrorKind) bool {
 // all-down pool answers 503 at once instead of dialling.
 func (x *exchange) refusedRetry(ex *upstream.Excluded) bool {
 	rt := x.rt
-	if rt.Retry == nil || ex.Len() >= upstream.MaxExcluded-1 {
+	if rt.Retry == nil || ex.Len() >= upstream.MaxExcluded-1 || x.pastDeadline() {
 		return false
 	}
 	if rt.Timeout > 0 && time.Since(x.start) >= rt.Timeout {
@@ -63,4 +67,13 @@ func (x *exchange) canRetry(budgeted *bool, kind upstream.ErrorKind) bool {
 	}
 	x.rt.metrics.retried.Inc()
 	return true
+}
+
+// isIdempotent follows RFC 9110 9.2.2, plus requests that carry an Idempotency-Key.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
 }

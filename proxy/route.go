@@ -33,6 +33,8 @@ type Route struct {
 	// RewriteHost is the Host sent upstream (rewrite.host); "": the client's.
 	RewriteHost string
 
+	protocol upstream.Protocol // upstream_protocol; each endpoint resolves it (Endpoint.Resolve)
+
 	// matchPrefix and rewritePrefix are the route's prefix and rewrite.prefix in canonical
 	// escaped form; rewritePrefix is "" when the route does not rewrite (strip_prefix is
 	// handled by StripPrefix).
@@ -105,6 +107,7 @@ func NewRoute(rc *config.Route, o RouteOptions) *Route {
 	if rc.AccessLog != nil {
 		r.AccessLog = *rc.AccessLog
 	}
+	r.protocol, _ = upstream.ParseProtocol(rc.UpstreamProtocol) // validated by config; "" is auto
 	if rc.Retry != nil {
 		r.budget = retryBudget{percent: rc.Retry.BudgetPercent, min: int64(rc.Retry.MinRetryConcurrency)}
 	}
@@ -169,6 +172,7 @@ type Metrics struct {
 	retries        *prometheus.CounterVec
 	noEndpoint     *prometheus.CounterVec
 	mirror         *prometheus.CounterVec
+	grpc           *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's collectors and registers them with reg (if non-nil).
@@ -196,9 +200,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests answered 503 because the route's pool had no available endpoint.",
 		}, []string{"route"}),
 		mirror: newMirrorCounter(),
+		grpc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_grpc_responses_total",
+			Help: "gRPC requests by route and the gRPC status they ended with (upstream's, or the gateway's own answer).",
+		}, []string{"route", "code"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint, m.mirror)
+		reg.MustRegister(m.requests, m.latency, m.upstreamErrors, m.retries, m.noEndpoint, m.mirror, m.grpc)
 	}
 	return m
 }
@@ -215,6 +223,7 @@ type routeMetrics struct {
 	retried        *lazyCounter
 	budgetDenied   *lazyCounter
 	noEndpoint     *lazyCounter
+	grpc           *grpcMetrics
 }
 
 func (m *Metrics) forRoute(name string) routeMetrics {
@@ -233,6 +242,7 @@ func (m *Metrics) forRoute(name string) routeMetrics {
 	for k := upstream.ErrConnect; k <= upstream.ErrCanceled; k++ {
 		rm.upstreamErrors[k] = &lazyCounter{vec: m.upstreamErrors, labels: [2]string{name, k.String()}}
 	}
+	rm.grpc = &grpcMetrics{vec: m.grpc, route: name}
 	return rm
 }
 
@@ -291,7 +301,11 @@ func (rm *routeMetrics) observe(status int, d time.Duration) {
 // accessLog writes one line per request for routes with access_log on: remote is the TCP
 // peer, client the address the gateway believes (the peer, or from a trusted proxy's
 // X-Forwarded-For), the one rate limits key on.
-func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID, identity string, d time.Duration) {
+func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID, identity string, d time.Duration, grpcStatus int) {
+	if grpcStatus != noGRPCStatus {
+		accessLogGRPC(log, rt, r, client, status, bytes, upstreamKey, reqID, identity, d, grpcStatus)
+		return
+	}
 	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 		slog.String("route", rt.Name),
 		slog.String("method", r.Method),

@@ -1,36 +1,216 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/proxy/h1"
+	"github.com/switchyard/switchyard/upstream"
+	"golang.org/x/net/http2"
 )
 
-// NewTransport returns the one upstream client all routes share, tuned from config: proxy/h1,
-// a pooled HTTP/1.1 client that runs each exchange on the request's own goroutine (about half
-// of http.Transport's cost per request, see BenchmarkProxy). It keeps a large idle pool per
-// host, applies the dial, idle and response-header timeouts, caps each host at
-// max_conns_per_host connections when set (requests beyond it wait for a free connection, see
-// classify for how a wait that ends is counted), does no transparent decompression (the client
-// gets exactly the upstream's bytes) and uses no HTTP proxy from the environment.
-func NewTransport(c config.Transport) (http.RoundTripper, error) {
+// HTTP/2 connections to upstreams are pinged after h2ReadIdle without a frame, and closed when
+// the ping gets no answer within h2PingTimeout: a connection to a host that vanished (no FIN,
+// no RST) is found in seconds instead of when the kernel gives up, and the next request
+// dials again instead of waiting on a dead connection's streams.
+const (
+	h2ReadIdle    = 15 * time.Second
+	h2PingTimeout = 5 * time.Second
+	// h2WriteTimeout bounds a write to an upstream connection that takes no bytes at all (a
+	// full TCP window to a host that stopped reading): its streams fail instead of hanging.
+	h2WriteTimeout = 30 * time.Second
+)
+
+// Transport is the one upstream client all routes share, one HTTP client per protocol, tuned
+// from config. The proxy picks the client per attempt (For), from the route's
+// upstream_protocol and the endpoint's declaration (upstream.Endpoint.Resolve), so every
+// protocol goes through the same request path: retries, health, metrics and errors.
+//
+//   - HTTP/1.1: proxy/h1, a pooled client that runs each exchange on the request's own
+//     goroutine (about half of http.Transport's cost per request, see BenchmarkProxy). It
+//     keeps a large idle pool per host, caps each host at max_conns_per_host connections
+//     when set (requests beyond it wait for a free connection, see classify for how a wait
+//     that ends is counted) and does no transparent decompression.
+//   - h2c and h2: golang.org/x/net/http2, one connection per endpoint carrying many streams
+//     (a new connection only when the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is reached;
+//     x/net caps an upstream that announces no limit at 1000), pinged when idle.
+//   - auto over TLS: net/http's Transport offering ALPN h2 and http/1.1, so an upstream gets
+//     HTTP/2 when it offers it and HTTP/1.1 otherwise.
+//
+// All of them apply the dial, idle and response-header timeouts and the client TLS config,
+// and use no HTTP proxy from the environment.
+type Transport struct {
+	http1 http.RoundTripper
+	h2c   *http2.Transport
+	h2    *http2.Transport
+	alpn  *http.Transport
+	// h2cRT and h2RT are h2c and h2 behind the response-header timeout, when one is set.
+	h2cRT, h2RT http.RoundTripper
+}
+
+// NewTransport builds the shared upstream clients from the transport block.
+func NewTransport(c config.Transport) (*Transport, error) {
 	tlsConf, err := ClientTLS(c.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("transport.tls: %w", err)
 	}
-	return h1.New(h1.Options{
-		DialTimeout:           c.DialTimeout,
-		IdleConnTimeout:       c.IdleConnTimeout,
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+	t := &Transport{
+		http1: h1.New(h1.Options{
+			DialTimeout:           c.DialTimeout,
+			IdleConnTimeout:       c.IdleConnTimeout,
+			ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+			MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+			MaxConnsPerHost:       c.MaxConnsPerHost,
+			TLSConfig:             tlsConf,
+		}),
+	}
+	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
+	t.h2c = newHTTP2Transport(c)
+	t.h2c.AllowHTTP = true
+	t.h2c.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr) // h2c: prior knowledge, no TLS
+	}
+	h2TLS := tlsConf.Clone()
+	h2TLS.NextProtos = []string{http2.NextProtoTLS}
+	t.h2 = newHTTP2Transport(c)
+	t.h2.TLSClientConfig = h2TLS
+	t.h2.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+		return dialTLS(ctx, dialer, network, addr, cfg, c.DialTimeout)
+	}
+	alpnTLS := tlsConf.Clone()
+	t.alpn = &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       alpnTLS,
+		TLSHandshakeTimeout:   c.DialTimeout,
 		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
 		MaxConnsPerHost:       c.MaxConnsPerHost,
-		TLSConfig:             tlsConf,
-	}), nil
+		IdleConnTimeout:       c.IdleConnTimeout,
+		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+		DisableCompression:    true,
+		// A custom TLS config turns net/http's HTTP/2 off unless asked for explicitly.
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
+		HTTP2:                  &http.HTTP2Config{SendPingTimeout: h2ReadIdle, PingTimeout: h2PingTimeout, WriteByteTimeout: h2WriteTimeout},
+	}
+	t.h2cRT, t.h2RT = http.RoundTripper(t.h2c), http.RoundTripper(t.h2)
+	if d := c.ResponseHeaderTimeout; d > 0 {
+		t.h2cRT = &headerTimeout{next: t.h2c, d: d}
+		t.h2RT = &headerTimeout{next: t.h2, d: d}
+	}
+	return t, nil
+}
+
+func newHTTP2Transport(c config.Transport) *http2.Transport {
+	return &http2.Transport{
+		DisableCompression: true,
+		IdleConnTimeout:    c.IdleConnTimeout,
+		ReadIdleTimeout:    h2ReadIdle,
+		PingTimeout:        h2PingTimeout,
+		WriteByteTimeout:   h2WriteTimeout,
+		MaxHeaderListSize:  h1.DefaultMaxResponseHeaderBytes,
+	}
+}
+
+// dialTLS dials addr and completes a TLS handshake that must agree on HTTP/2, within timeout
+// (the transport block's dial_timeout) and ctx.
+func dialTLS(ctx context.Context, d *net.Dialer, network, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
+		_ = conn.Close()
+		return nil, fmt.Errorf("upstream %s did not agree on HTTP/2 over TLS (ALPN %q)", addr, p)
+	}
+	return conn, nil
+}
+
+// For returns the client for an endpoint with scheme that speaks p (an endpoint's resolved
+// protocol, see upstream.Endpoint.Resolve).
+func (t *Transport) For(p upstream.Protocol, scheme string) http.RoundTripper {
+	switch {
+	case p == upstream.ProtocolHTTP1:
+		return t.http1
+	case p.IsHTTP2() && scheme == "https":
+		return t.h2RT
+	case p.IsHTTP2():
+		return t.h2cRT
+	case scheme == "https": // auto: ALPN decides
+		return t.alpn
+	}
+	return t.http1
+}
+
+// RoundTrip sends r by its URL's scheme: https with ALPN (HTTP/2 or HTTP/1.1), http over
+// HTTP/1.1. The proxy does not use it (it picks with For); health checks and other callers
+// that know only URLs do.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "https" {
+		return t.alpn.RoundTrip(r)
+	}
+	return t.http1.RoundTrip(r)
+}
+
+// CloseIdleConnections closes every client's idle connections.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.http1.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	t.h2c.CloseIdleConnections()
+	t.h2.CloseIdleConnections()
+	t.alpn.CloseIdleConnections()
+}
+
+// errResponseHeaderTimeout is an HTTP/2 upstream that sent no response headers within
+// transport.response_header_timeout; classify counts it as a timeout.
+var errResponseHeaderTimeout error = &timeoutError{"upstream sent no response headers within transport.response_header_timeout"}
+
+// headerTimeout gives an HTTP/2 client (x/net has no such setting) the response-header
+// timeout: the request's context is canceled if no headers arrived in time.
+type headerTimeout struct {
+	next http.RoundTripper
+	d    time.Duration
+}
+
+func (h *headerTimeout) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	var fired atomic.Bool
+	timer := time.AfterFunc(h.d, func() { fired.Store(true); cancel() })
+	res, err := h.next.RoundTrip(r.WithContext(ctx))
+	timer.Stop()
+	if err != nil {
+		cancel()
+		if fired.Load() {
+			return nil, errors.Join(errResponseHeaderTimeout, err)
+		}
+		return nil, err
+	}
+	// ctx stays live while the body is read; it ends with the caller's context, which the
+	// proxy always cancels once the attempt is over.
+	return res, nil
 }
 
 // ClientTLS builds a client TLS config from the config block (nil block: system roots).
@@ -60,4 +240,19 @@ func ClientTLS(t *config.TLS) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// roundTripper is the client for an attempt on m: by the endpoint's resolved protocol when
+// the handler has a *Transport. A protocol upgrade (WebSocket) is an HTTP/1.1 mechanism, so
+// it always goes over HTTP/1.1 (net/http's ALPN client also keeps upgrades on HTTP/1.1).
+func (x *exchange) roundTripper(m *upstream.Member) http.RoundTripper {
+	t := x.h.protocols
+	if t == nil {
+		return x.h.transport
+	}
+	p := m.Resolve(x.rt.protocol)
+	if x.upgrade != "" {
+		p = upstream.ProtocolHTTP1
+	}
+	return t.For(p, m.Scheme)
 }

@@ -35,8 +35,13 @@ type Instance struct {
 	Scheme  string            // http (default) or https
 	Weight  int               // relative share for the weighted policy; default 1
 	Tags    []string          // Consul tags
-	Meta    map[string]string // free-form metadata
+	Meta    map[string]string // free-form metadata; MetaProtocol says which HTTP version it speaks
 }
+
+// MetaProtocol is the metadata key an instance sets to tell the gateway which protocol to
+// speak to it: "h2c" (HTTP/2 over cleartext, as plain gRPC servers speak), "h2" (HTTP/2
+// over TLS), "http1" or "auto". A route's own upstream_protocol, when not auto, wins.
+const MetaProtocol = "protocol"
 
 // Check is how a Consul agent checks the instance; exactly one of HTTP, TCP or TTL is used.
 type Check struct {

@@ -23,11 +23,14 @@ type Endpoint struct {
 	Weight int
 	// Meta is registry metadata (etcd "meta", Consul service meta and tags). Read-only.
 	Meta map[string]string
+	// Protocol is what the endpoint declares it speaks (an h2c:// URL, or Meta's
+	// register.MetaProtocol key); ProtocolAuto when it declares nothing. See Resolve.
+	Protocol Protocol
 }
 
 // Equal reports whether two endpoints are the same in every field.
 func (e Endpoint) Equal(o Endpoint) bool {
-	return e.Key == o.Key && e.Scheme == o.Scheme && e.Weight == o.Weight && maps.Equal(e.Meta, o.Meta)
+	return e.Key == o.Key && e.Scheme == o.Scheme && e.Weight == o.Weight && e.Protocol == o.Protocol && maps.Equal(e.Meta, o.Meta)
 }
 
 // Snapshot is the full, immutable set of a service's endpoints at one moment, sorted by Key
@@ -37,7 +40,7 @@ type Snapshot struct {
 }
 
 // NewSnapshot copies eps into a snapshot: weights below 1 become 1, an empty scheme becomes
-// "http", entries with an empty key are dropped, and for a duplicated key the last entry wins
+// "http", an undeclared Protocol is read from Meta (a bad value is ignored), entries with an empty key are dropped, and for a duplicated key the last entry wins
 // (a registry's newest write).
 func NewSnapshot(eps []Endpoint) Snapshot {
 	out := make([]Endpoint, 0, len(eps))
@@ -50,6 +53,11 @@ func NewSnapshot(eps []Endpoint) Snapshot {
 		}
 		if e.Scheme == "" {
 			e.Scheme = "http"
+		}
+		if e.Protocol == ProtocolAuto {
+			// Readers refuse a bad value with its entry (EndpointProtocol); here it is
+			// only picked up when a caller built the endpoint itself.
+			e.Protocol, _ = metaProtocol(e.Meta)
 		}
 		out = append(out, e)
 	}

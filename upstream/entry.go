@@ -21,7 +21,8 @@ type entryJSON register.Entry
 
 // ParseEntry turns a registry value into an Endpoint. It accepts the JSON form
 // {"address":"10.0.1.5","port":8080,"weight":2,"meta":{...}} ("host" for "address", optional
-// "scheme"), a plain "host:port", or a URL such as "http://10.0.1.5:8080". Anything else is an
+// "scheme"; meta's register.MetaProtocol key sets Protocol), a plain "host:port", or a URL such
+// as "http://10.0.1.5:8080" ("h2c://" is plain http with Protocol h2c). Anything else is an
 // error naming what is wrong, so the caller can skip the entry and count it.
 func ParseEntry(value []byte) (Endpoint, error) {
 	v := bytes.TrimSpace(value)
@@ -49,7 +50,11 @@ func ParseEntry(value []byte) (Endpoint, error) {
 		if err != nil {
 			return Endpoint{}, err
 		}
-		return Endpoint{Key: key, Scheme: scheme, Weight: j.Weight, Meta: j.Meta}, nil
+		e := Endpoint{Key: key, Scheme: scheme, Weight: j.Weight, Meta: j.Meta}
+		if err := EndpointProtocol(&e); err != nil {
+			return Endpoint{}, err
+		}
+		return e, nil
 	}
 	s := string(v)
 	if strings.Contains(s, "://") {
@@ -57,8 +62,13 @@ func ParseEntry(value []byte) (Endpoint, error) {
 		if err != nil {
 			return Endpoint{}, fmt.Errorf("invalid URL: %w", err)
 		}
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return Endpoint{}, fmt.Errorf("URL scheme %q is not http or https", u.Scheme)
+		proto := ProtocolAuto
+		switch u.Scheme {
+		case "http", "https":
+		case "h2c": // HTTP/2 over cleartext, as plain gRPC servers speak
+			u.Scheme, proto = "http", ProtocolH2C
+		default:
+			return Endpoint{}, fmt.Errorf("URL scheme %q is not http, https or h2c", truncate(u.Scheme, 16))
 		}
 		port := 80
 		if u.Scheme == "https" {
@@ -75,7 +85,7 @@ func ParseEntry(value []byte) (Endpoint, error) {
 		if err != nil {
 			return Endpoint{}, err
 		}
-		return Endpoint{Key: key, Scheme: u.Scheme}, nil
+		return Endpoint{Key: key, Scheme: u.Scheme, Protocol: proto}, nil
 	}
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {

@@ -129,7 +129,7 @@ func applyRoutes(tb testing.TB, routes int, registry upstream.Discoverer) *scale
 	tb.Cleanup(func() {
 		cancel()
 		s.gw.Wait()
-		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		tr.CloseIdleConnections()
 	})
 	start := time.Now()
 	if err := s.gw.Apply(cfg); err != nil {

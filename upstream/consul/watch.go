@@ -148,7 +148,11 @@ func toEndpoint(e *api.ServiceEntry, passingOnly bool) (ep upstream.Endpoint, ok
 			meta["tags"] = strings.Join(s.Tags, ",")
 		}
 	}
-	return upstream.Endpoint{Key: key, Scheme: scheme, Weight: weight, Meta: meta}, true, nil
+	out := upstream.Endpoint{Key: key, Scheme: scheme, Weight: weight, Meta: meta}
+	if err := upstream.EndpointProtocol(&out); err != nil {
+		return ep, false, errMalformed(err.Error())
+	}
+	return out, true, nil
 }
 
 // errMalformed is why an entry from Consul was refused (counted, logged and skipped).

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/switchyard/switchyard/upstream"
 )
 
 func TestNextIndex(t *testing.T) {
@@ -55,6 +56,7 @@ func TestToEndpoint(t *testing.T) {
 		wantWeight  int
 		wantScheme  string
 		wantMeta    map[string]string
+		wantProto   upstream.Protocol
 	}{
 		{name: "service address wins", e: entry("10.0.0.5", "10.9.9.9", 8080, nil, checks("passing")),
 			passingOnly: true, wantOK: true, wantKey: "10.0.0.5:8080", wantWeight: 4},
@@ -76,6 +78,13 @@ func TestToEndpoint(t *testing.T) {
 			s.Tags = []string{"v2", "canary"}
 		}, nil), passingOnly: true, wantOK: true, wantKey: "10.0.0.5:443", wantWeight: 4, wantScheme: "https",
 			wantMeta: map[string]string{"scheme": "https", "zone": "a", "tags": "v2,canary"}},
+		{name: "bad protocol meta", e: entry("10.0.0.5", "", 80, func(s *api.AgentService) {
+			s.Meta = map[string]string{"protocol": "grpc"}
+		}, nil), passingOnly: true, wantErr: true},
+		{name: "h2c protocol meta", e: entry("10.0.0.5", "", 50051, func(s *api.AgentService) {
+			s.Meta = map[string]string{"protocol": "h2c"}
+		}, nil), passingOnly: true, wantOK: true, wantKey: "10.0.0.5:50051", wantWeight: 4,
+			wantMeta: map[string]string{"protocol": "h2c"}, wantProto: upstream.ProtocolH2C},
 		{name: "own tags meta wins", e: entry("10.0.0.5", "", 80, func(s *api.AgentService) {
 			s.Meta = map[string]string{"tags": "mine"}
 			s.Tags = []string{"v2"}
@@ -104,6 +113,9 @@ func TestToEndpoint(t *testing.T) {
 			if ep.Key != tt.wantKey || ep.Weight != tt.wantWeight || ep.Scheme != tt.wantScheme {
 				t.Errorf("got key %q weight %d scheme %q, want %q %d %q",
 					ep.Key, ep.Weight, ep.Scheme, tt.wantKey, tt.wantWeight, tt.wantScheme)
+			}
+			if ep.Protocol != tt.wantProto {
+				t.Errorf("protocol = %v, want %v", ep.Protocol, tt.wantProto)
 			}
 			if !maps.Equal(ep.Meta, tt.wantMeta) {
 				t.Errorf("meta = %v, want %v", ep.Meta, tt.wantMeta)
