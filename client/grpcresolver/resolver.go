@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -29,26 +28,29 @@ import (
 	"github.com/switchyard/switchyard/upstream"
 )
 
-// DefaultResolveNowInterval is the least time between two watch restarts that ResolveNow
-// asks for.
-const DefaultResolveNowInterval = time.Second
+// DefaultKeepLastFor is how long the resolver keeps the last addresses in force after the
+// registry answers that the service has no instance, when Options.KeepLastFor is zero.
+const DefaultKeepLastFor = 3 * time.Minute
 
-// MaxResolveNowInterval caps the backoff between restarts that changed nothing: each
-// ResolveNow that follows a restart which found the same instances waits twice as long as
-// the one before, so a server that keeps failing its connections for hours costs the
-// registry one re-read per 30 s, not one per second. (A cancelled ZooKeeper watch also
-// leaves go-zookeeper's watchers registered until the node next changes: a restart a
-// second would pile them up.)
-const MaxResolveNowInterval = 30 * time.Second
+// DefaultFirstAnswerTimeout is how long the resolver waits for the registry's first answer
+// before it reports an error to gRPC, when Options.FirstAnswerTimeout is zero.
+const DefaultFirstAnswerTimeout = 10 * time.Second
 
 // Options tune a Builder; zero values mean the defaults.
 type Options struct {
-	// ResolveNowInterval is the least time between two re-reads of the registry triggered by
-	// ResolveNow; default DefaultResolveNowInterval. gRPC calls ResolveNow whenever a
-	// connection fails, so without a floor a crashing server would turn every failed
-	// connection into a registry read. It doubles, up to MaxResolveNowInterval (or the
-	// interval itself if larger), while re-reads find nothing new.
-	ResolveNowInterval time.Duration
+	// KeepLastFor bounds how long an empty registry answer leaves the last addresses in
+	// force (see watchResolver.update for why they are kept at all); default
+	// DefaultKeepLastFor. Once it has passed without a non-empty answer the resolver sends
+	// gRPC an empty state, so calls fail fast instead of reaching addresses that may by then
+	// belong to another service (Kubernetes reuses pod IPs within minutes). A negative value
+	// sends the empty state at once.
+	KeepLastFor time.Duration
+	// FirstAnswerTimeout is how long the resolver waits for the registry's first answer
+	// before reporting an error to gRPC (the watch keeps running, and its first answer is
+	// sent when it comes); default DefaultFirstAnswerTimeout. Without it a target the
+	// registry never answers for (a wrong Consul dc, an unreachable registry) leaves calls
+	// waiting for their deadlines with no error saying why.
+	FirstAnswerTimeout time.Duration
 	// Logger receives warnings; default slog.Default().
 	Logger *slog.Logger
 }
@@ -71,8 +73,11 @@ var _ resolver.Builder = (*Builder)(nil)
 // only consul targets take a query (tag, dc, warning). The caller keeps d's client and closes
 // it after the ClientConns that use the builder.
 func New(scheme string, d upstream.Discoverer, opts Options) *Builder {
-	if opts.ResolveNowInterval <= 0 {
-		opts.ResolveNowInterval = DefaultResolveNowInterval
+	if opts.KeepLastFor == 0 {
+		opts.KeepLastFor = DefaultKeepLastFor
+	}
+	if opts.FirstAnswerTimeout <= 0 {
+		opts.FirstAnswerTimeout = DefaultFirstAnswerTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -121,9 +126,9 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 		target:     t,
 		cc:         cc,
 		discoverer: b.discoverer,
-		interval:   b.opts.ResolveNowInterval,
+		opts:       b.opts,
 		log:        b.opts.Logger.With("resolver", b.scheme, "service", t.Service),
-		resolveNow: make(chan struct{}, 1),
+		answered:   make(chan struct{}),
 		cancel:     cancel,
 		done:       make(chan struct{}),
 	}
@@ -186,119 +191,144 @@ func ParseTarget(scheme string, u url.URL) (upstream.Target, error) {
 // errNoInstances is what the resolver reports when the registry lists no instance.
 var errNoInstances = errors.New("the registry lists no instance")
 
-// watchResolver follows one target. Its discoverer's Watch runs on a goroutine of its own,
-// restarted when ResolveNow asks (at most once per interval); update is only ever called by
-// one Watch at a time, so the fields below cancel are that goroutine's alone.
+// watchResolver follows one target: its discoverer's Watch runs on a goroutine of its own
+// from Build to Close. Watch calls update from one goroutine; the timer that drops kept
+// addresses and the first-answer timeout run on others, so the state below mu is guarded.
 type watchResolver struct {
 	scheme     string
 	target     upstream.Target
 	cc         resolver.ClientConn
 	discoverer upstream.Discoverer
-	interval   time.Duration
+	opts       Options
 	log        *slog.Logger
-	resolveNow chan struct{} // one pending ResolveNow; more coalesce into it
+	answered   chan struct{} // closed at the registry's first answer
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when run returns
 	closeOnce  sync.Once
 
-	changes atomic.Uint64 // states and errors sent to cc; read by run to see if a re-read found anything
-
-	last  upstream.Snapshot // last non-empty snapshot sent to cc
-	sent  bool              // last holds a sent state
-	empty bool              // the registry's latest answer was empty (reported as an error)
+	mu        sync.Mutex
+	closed    bool              // set by Close: nothing more goes to cc
+	last      upstream.Snapshot // last snapshot sent to cc
+	sent      bool              // last holds a sent state
+	empty     bool              // the registry's latest answer was empty
+	emptyGen  uint64            // bumped by every non-empty answer, so a stale drop timer does nothing
+	dropTimer *time.Timer       // pending drop of the kept addresses, while empty
 }
 
-// ResolveNow implements resolver.Resolver: the next pass of run restarts the watch, which
-// re-reads the registry at once instead of waiting for its next change or retry.
-func (r *watchResolver) ResolveNow(resolver.ResolveNowOptions) {
-	select {
-	case r.resolveNow <- struct{}{}:
-	default:
-	}
-}
+// ResolveNow implements resolver.Resolver and does nothing. gRPC calls it on every lost
+// connection (a server's GOAWAY at MaxConnectionAge included), but every discoverer's watch
+// is push-based (etcd watches, Consul blocking queries, ZooKeeper watches): the registry's
+// changes already reach update as they happen, so a re-read would only find the same set.
+// Restarting the watch to re-read also costs: each restart of a ZooKeeper watch registers
+// new go-zookeeper watchers, freed only when the node next changes, so restarts on every
+// lost connection would pile them up without bound.
+func (*watchResolver) ResolveNow(resolver.ResolveNowOptions) {}
 
-// Close implements resolver.Resolver: it stops the watch and waits until every goroutine the
-// resolver started has returned.
+// Close implements resolver.Resolver: it stops the watch and its timers and waits until
+// every goroutine the resolver started has returned; nothing reaches cc after it returns.
 func (r *watchResolver) Close() {
 	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		if r.dropTimer != nil {
+			r.dropTimer.Stop()
+		}
+		r.mu.Unlock()
 		r.cancel()
 		<-r.done
 	})
 }
 
-// run keeps one Watch going until ctx ends, restarting it on ResolveNow.
+// run keeps the Watch going until ctx ends, and reports an error to gRPC if the registry
+// has not answered within FirstAnswerTimeout.
 func (r *watchResolver) run(ctx context.Context) {
 	defer close(r.done)
-	var (
-		restarted        time.Time // zero until the first restart
-		changesAtRestart uint64
-		interval         = r.interval
-		maxInterval      = max(r.interval, MaxResolveNowInterval)
-	)
-	for {
-		watchCtx, stopWatch := context.WithCancel(ctx)
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			_ = r.discoverer.Watch(watchCtx, r.target, r.update)
-		}()
-		select {
-		case <-ctx.Done():
-		case <-r.resolveNow:
-			foundNothing := !restarted.IsZero() && r.changes.Load() == changesAtRestart
-			interval = nextInterval(interval, r.interval, maxInterval, foundNothing)
-			r.log.Debug("re-reading the registry on gRPC's request", "not_before", restarted.Add(interval))
-			if wait := interval - time.Since(restarted); wait > 0 {
-				upstream.Sleep(ctx, wait)
-			}
-			// The restart below answers every request made until now.
-			select {
-			case <-r.resolveNow:
-			default:
-			}
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = r.discoverer.Watch(ctx, r.target, r.update)
+	}()
+	first := time.NewTimer(r.opts.FirstAnswerTimeout)
+	defer first.Stop()
+	select {
+	case <-first.C:
+		r.mu.Lock()
+		if !r.closed && !r.sent && !r.empty {
+			r.log.Warn("no answer from the registry yet; still watching", "after", r.opts.FirstAnswerTimeout)
+			r.cc.ReportError(fmt.Errorf("grpcresolver: %s:///%s: %w within %v", r.scheme, r.target.Service, errNoAnswer, r.opts.FirstAnswerTimeout))
 		}
-		stopWatch()
-		<-watchDone
-		if ctx.Err() != nil {
-			return
-		}
-		restarted, changesAtRestart = time.Now(), r.changes.Load()
+		r.mu.Unlock()
+	case <-r.answered:
+	case <-ctx.Done():
 	}
+	<-watchDone
 }
 
-// nextInterval is the wait between two restarts: twice the last one, up to ceiling, when
-// the last restart found nothing new; the floor otherwise.
-func nextInterval(last, floor, ceiling time.Duration, foundNothing bool) time.Duration {
-	if foundNothing {
-		return min(2*last, ceiling)
-	}
-	return floor
-}
+// errNoAnswer is what the resolver reports when the registry's first answer is late.
+var errNoAnswer = errors.New("no answer from the registry")
 
 // update hands a snapshot to gRPC. An empty one is reported as an error and the last
-// addresses stay in force: gRPC's balancers keep the connections they have when a resolver
-// reports an error, and an empty answer is more often the registry's problem than the
-// service's (every instance's check failing on a registry hiccup, a ZooKeeper session
-// expiry that dropped every ephemeral node at once, a deploy deregistering all before
-// registering any). Keeping the addresses costs nothing when the instances are really gone:
-// their connections fail and the calls fail as they would have. Dropping them fails every
-// call while the instances may still serve.
+// addresses stay in force for up to KeepLastFor: gRPC's balancers keep the connections they
+// have when a resolver reports an error, and an empty answer is more often the registry's
+// problem than the service's (every instance's check failing on a registry hiccup, a
+// ZooKeeper session expiry that dropped every ephemeral node at once, a deploy
+// deregistering all before registering any), when dropping the addresses would fail every
+// call while the instances still serve. Keeping them is not free, which is why it is
+// bounded: an address may be reused by another service (Kubernetes pod IPs), and calls
+// would reach it.
 func (r *watchResolver) update(s upstream.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	select {
+	case <-r.answered:
+	default:
+		close(r.answered)
+	}
 	if s.Len() == 0 {
 		if !r.empty {
-			r.changes.Add(1)
+			r.empty = true
+			r.scheduleDrop()
 		}
-		r.empty = true
-		r.log.Warn("registry lists no instance; keeping the last addresses", "kept", r.last.Len())
+		r.log.Warn("registry lists no instance; keeping the last addresses for a while", "kept", r.last.Len(), "for", r.opts.KeepLastFor)
 		r.cc.ReportError(fmt.Errorf("grpcresolver: %s:///%s: %w", r.scheme, r.target.Service, errNoInstances))
 		return
 	}
+	r.emptyGen++ // a drop timer already running must not fire now
+	if r.dropTimer != nil {
+		r.dropTimer.Stop()
+		r.dropTimer = nil
+	}
 	if r.sent && !r.empty && s.Equal(r.last) {
-		return // a restarted watch re-reading the same set
+		return // the same set again (a watch that re-listed after a reconnect)
 	}
 	r.last, r.sent, r.empty = s, true, false
-	r.changes.Add(1)
 	if err := r.cc.UpdateState(State(s, r.target.Service)); err != nil {
 		r.log.Debug("balancer rejected the addresses", "err", err)
 	}
+}
+
+// scheduleDrop arranges for the kept addresses to be replaced by an empty state after
+// KeepLastFor, unless an answer comes first; the caller holds mu.
+func (r *watchResolver) scheduleDrop() {
+	if !r.sent || r.last.Len() == 0 {
+		return // nothing kept
+	}
+	gen := r.emptyGen
+	r.dropTimer = time.AfterFunc(max(r.opts.KeepLastFor, 0), func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.closed || r.emptyGen != gen {
+			return // closed, or the registry answered again since
+		}
+		r.log.Warn("registry still lists no instance; dropping the kept addresses", "after", r.opts.KeepLastFor)
+		r.last = upstream.Snapshot{}
+		r.dropTimer = nil
+		// gRPC's balancers answer an empty address list with ErrBadResolverState and fail
+		// calls at once with the error reported below; that is the point.
+		_ = r.cc.UpdateState(resolver.State{Addresses: []resolver.Address{}, Endpoints: []resolver.Endpoint{}})
+		r.cc.ReportError(fmt.Errorf("grpcresolver: %s:///%s: %w for %v; last addresses dropped", r.scheme, r.target.Service, errNoInstances, r.opts.KeepLastFor))
+	})
 }

@@ -159,74 +159,74 @@ func TestFirstAnswerEmpty(t *testing.T) {
 	}
 }
 
-// TestResolveNowRestartsWatch: ResolveNow re-reads the registry (a new Watch), at most once
-// per ResolveNowInterval however often it is called, and the same set is not sent again.
-func TestResolveNowRestartsWatch(t *testing.T) {
+// TestResolveNowStartsNoWatch: gRPC's ResolveNow (sent on every lost connection) neither
+// starts another Watch nor stops the running one, so a ZooKeeper watch registers no new
+// go-zookeeper watchers per call, and the registry's next change still arrives.
+func TestResolveNowStartsNoWatch(t *testing.T) {
 	reg := newFakeRegistry()
 	reg.Set("127.0.0.1:9001")
-	const interval = 300 * time.Millisecond
-	cc, r := build(t, New(config.RegistryEtcd, reg, Options{ResolveNowInterval: interval, Logger: quietLogger()}), "etcd:///users")
+	cc, r := build(t, New(config.RegistryZooKeeper, reg, Options{Logger: quietLogger()}), "zookeeper:///users")
 	cc.waitFor(t, "the first state", func(s []resolver.State, _ []error) bool { return len(s) == 1 })
-
-	r.ResolveNow(resolver.ResolveNowOptions{})
-	waitUntil(t, "a second Watch", func() bool { return reg.watches.Load() == 2 })
-	// A burst of requests right after a restart coalesces into one more restart.
-	start := time.Now()
-	for range 50 {
+	for range 1000 {
 		r.ResolveNow(resolver.ResolveNowOptions{})
 	}
-	waitUntil(t, "a third Watch", func() bool { return reg.watches.Load() == 3 })
-	if elapsed := time.Since(start); elapsed < interval/2 {
-		t.Fatalf("restarted after %v, want the interval (%v) respected", elapsed, interval)
-	}
-	time.Sleep(2 * interval)
-	if n := reg.watches.Load(); n != 3 {
-		t.Fatalf("%d Watch calls, want 3", n)
+	reg.Set("127.0.0.1:9001", "127.0.0.1:9002")
+	cc.waitFor(t, "the change", func(s []resolver.State, _ []error) bool { return len(s) == 2 })
+	if n := reg.watches.Load(); n != 1 {
+		t.Fatalf("%d Watch calls after 1000 ResolveNow, want the first one only", n)
 	}
 	if n := reg.live.Load(); n != 1 {
 		t.Fatalf("%d watches running, want 1", n)
 	}
-	if states, _ := cc.counts(); states != 1 {
-		t.Fatalf("%d states, want 1: restarts re-read the same set", states)
-	}
 }
 
-// TestResolveNowBacksOff: while re-reads find nothing new, each waits twice as long as the
-// one before; a change brings the interval back to its floor.
-func TestResolveNowBacksOff(t *testing.T) {
-	reg := newFakeRegistry()
-	reg.Set("127.0.0.1:9001")
-	const interval = 50 * time.Millisecond
-	cc, r := build(t, New(config.RegistryEtcd, reg, Options{ResolveNowInterval: interval, Logger: quietLogger()}), "etcd:///users")
-	cc.waitFor(t, "the first state", func(s []resolver.State, _ []error) bool { return len(s) == 1 })
-	// gRPC asking every 5 ms for 1.5 s: without the backoff that is 30 restarts, with it
-	// at most 5 (at 0, 100, 300, 700 and 1500 ms).
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		r.ResolveNow(resolver.ResolveNowOptions{})
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := reg.watches.Load() - 1; n < 2 || n > 5 {
-		t.Fatalf("%d restarts, want 2 to 5", n)
-	}
-}
-
-func TestNextInterval(t *testing.T) {
+// TestEmptyAnswerKeepLastFor: the addresses kept after an empty answer are dropped (an
+// empty state) once KeepLastFor passes, and not when a non-empty answer comes first.
+func TestEmptyAnswerKeepLastFor(t *testing.T) {
+	const keep = 200 * time.Millisecond
 	for _, tc := range []struct {
-		last         time.Duration
-		foundNothing bool
-		want         time.Duration
+		name      string
+		refill    bool // a non-empty answer comes within keep
+		wantEmpty bool
 	}{
-		{time.Second, true, 2 * time.Second},
-		{20 * time.Second, true, 30 * time.Second},
-		{30 * time.Second, true, 30 * time.Second},
-		{16 * time.Second, false, time.Second},
-		{time.Second, false, time.Second},
+		{"stays empty", false, true},
+		{"refilled in time", true, false},
 	} {
-		if got := nextInterval(tc.last, time.Second, 30*time.Second, tc.foundNothing); got != tc.want {
-			t.Errorf("nextInterval(%v, found nothing %v) = %v, want %v", tc.last, tc.foundNothing, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newFakeRegistry()
+			reg.Set("127.0.0.1:9001")
+			cc, _ := build(t, New(config.RegistryEtcd, reg, Options{KeepLastFor: keep, Logger: quietLogger()}), "etcd:///users")
+			cc.waitFor(t, "the first state", func(s []resolver.State, _ []error) bool { return len(s) == 1 })
+			reg.Set()
+			cc.waitFor(t, "the empty answer's error", func(_ []resolver.State, e []error) bool { return len(e) == 1 })
+			if tc.refill {
+				reg.Set("127.0.0.1:9002")
+				cc.waitFor(t, "the new set", func(s []resolver.State, _ []error) bool { return len(s) == 2 })
+			}
+			time.Sleep(3 * keep)
+			last := cc.lastState()
+			if gotEmpty := len(last.Addresses) == 0; gotEmpty != tc.wantEmpty {
+				t.Fatalf("last state %v; want empty %v", addrs(last), tc.wantEmpty)
+			}
+			if states, _ := cc.counts(); states != 2 {
+				t.Fatalf("%d states, want 2", states)
+			}
+		})
 	}
+}
+
+// TestFirstAnswerTimeout: a registry that never answers for the target (a wrong Consul dc)
+// is reported as an error after FirstAnswerTimeout, and the watch goes on, so a late
+// first answer is still sent.
+func TestFirstAnswerTimeout(t *testing.T) {
+	reg := newFakeRegistry() // nothing set: the watch never calls update
+	cc, _ := build(t, New(config.RegistryEtcd, reg, Options{FirstAnswerTimeout: 50 * time.Millisecond, Logger: quietLogger()}), "etcd:///users")
+	cc.waitFor(t, "an error", func(_ []resolver.State, e []error) bool { return len(e) == 1 })
+	if !errors.Is(cc.errs[0], errNoAnswer) {
+		t.Fatalf("error %v, want errNoAnswer", cc.errs[0])
+	}
+	reg.Set("127.0.0.1:9001")
+	cc.waitFor(t, "the late first state", func(s []resolver.State, _ []error) bool { return len(s) == 1 })
 }
 
 // TestCloseStopsWatch: Close returns only once the Watch has returned (goleak in TestMain

@@ -83,10 +83,6 @@ func runChurnAndOutage(t *testing.T, reg registryUnderTest) {
 	_, churnTotal, churnFailed := calls.snapshot()
 	t.Logf("churn: %d instances registered and left; %d calls, %d failed", rounds, churnTotal, churnFailed)
 
-	// Leaving instances made gRPC ask for re-resolution; let the restart that answers it
-	// happen before the outage, so the outage meets a running watch (which must resume, or
-	// notice a compaction) rather than a fresh read that waits through it.
-	time.Sleep(reg.builder.opts.ResolveNowInterval + 200*time.Millisecond)
 	late := startBackend(t)
 	reg.outage(t)
 	outageBegan := time.Now()
