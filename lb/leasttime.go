@@ -12,7 +12,9 @@ import (
 // the lower cost, its peak-EWMA latency times one more than its requests in flight. The
 // latency is what upstream.EndpointState.Done folds in when a request ends, so a slow
 // endpoint loses traffic at its first slow answer, and is tried again as the estimate
-// decays (upstream.LatencyDecay). Two random choices rather than the global minimum, so
+// decays (upstream.LatencyDecay). An attempt that fails without a response counts as a
+// penalty latency (at least upstream.FailurePenalty), so an endpoint that resets or refuses
+// every connection is avoided too, not taken for an idle, unmeasured one. Two random choices rather than the global minimum, so
 // that many requests picking at once from a moment-stale view do not all pile onto the
 // same member. It ignores weights.
 type LeastTime struct{}

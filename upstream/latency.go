@@ -35,6 +35,13 @@ type peakEWMA struct {
 	stamp atomic.Int64  // monotonicNanos of the last observation
 }
 
+// observeOutcome folds the latency an outcome counts as (observedLatency) into the estimate.
+func (p *peakEWMA) observeOutcome(o Outcome) {
+	if latency, ok := observedLatency(o, math.Float64frombits(p.nanos.Load())); ok {
+		p.observe(latency)
+	}
+}
+
 // observe folds one latency into the estimate.
 func (p *peakEWMA) observe(latency time.Duration) {
 	now := monotonicNanos()
@@ -83,11 +90,25 @@ func decay(elapsed int64) float64 {
 // without an observation: exp(-elapsed/LatencyDecay).
 func LatencyDecayWeight(elapsed int64) float64 { return decay(elapsed) }
 
-// timesLatency reports whether an outcome's latency measures the endpoint: a response
-// arrived (its status, whatever it is, came after that long), or none came within a
-// timeout. A refused dial, a broken connection or a client that left measure nothing.
-func timesLatency(o Outcome) bool {
-	return o.Latency > 0 && (o.Status != 0 || o.Err == ErrTimeout)
+// FailurePenalty is the least latency a failed attempt counts as (see observedLatency).
+const FailurePenalty = time.Second
+
+// observedLatency is the latency an outcome counts as in the endpoint's estimate, given the
+// estimate so far (nanoseconds, 0 when none), and whether it counts at all. A response of
+// any status counts its time to the headers. An attempt that failed on the endpoint's side
+// without a response (a refused dial, a broken connection, a protocol error, a timeout)
+// counts as a penalty, as Finagle's peak-EWMA does: the larger of its own time, twice the
+// estimate and FailurePenalty. Otherwise an endpoint that fails fast would never be
+// measured, would look idle and unmeasured (cost 0) and draw about 2/n of the first
+// attempts. A client that left measures nothing.
+func observedLatency(o Outcome, estimate float64) (time.Duration, bool) {
+	switch {
+	case o.Status != 0:
+		return o.Latency, o.Latency > 0
+	case o.Err == ErrNone || o.Err == ErrCanceled:
+		return 0, false
+	}
+	return max(o.Latency, time.Duration(2*estimate), FailurePenalty), true
 }
 
 // Latency is the endpoint's peak-EWMA response latency (time to response headers), decayed

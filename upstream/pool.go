@@ -53,11 +53,11 @@ func (s *EndpointState) TryAcquire() bool {
 }
 
 // Done ends a request admitted by TryAcquire: it decrements in-flight, folds the outcome's
-// latency into the endpoint's peak-EWMA (for a measured state, when the outcome measured
-// the endpoint) and reports the outcome to the health layer.
+// latency, or a failure's penalty, into the endpoint's peak-EWMA (for a measured state; see
+// observedLatency) and reports the outcome to the health layer.
 func (s *EndpointState) Done(o Outcome) {
-	if s.measure && timesLatency(o) {
-		s.latency.observe(o.Latency)
+	if s.measure {
+		s.latency.observeOutcome(o)
 	}
 	s.inflight.Add(-1)
 	if s.health != nil {
