@@ -15,12 +15,14 @@ package httpclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,10 +50,16 @@ type Options struct {
 	// refused connection sets an instance aside at once either way.
 	PassiveHealth *config.PassiveHealth
 	// Targets refines what is watched for a host (Consul tags, datacenter); by default a
-	// host is the service of that name. Keys are hosts as they appear in request URLs.
+	// host is the service of that name, lower-cased. Keys are hosts as they appear in
+	// request URLs, compared without regard to case.
 	Targets map[string]upstream.Target
 	// Base sends the requests once an instance is chosen; default a clone of
-	// http.DefaultTransport, closed by Close.
+	// http.DefaultTransport, closed by Close. When Base is an *http.Transport, requests to
+	// https instances go through a clone of it per service whose TLS ServerName is the
+	// service name (unless Base's TLSClientConfig sets one), so an instance's certificate is
+	// verified against the name the caller used, as for the gateway's routes, not against
+	// the IP address the registry gives. Any other RoundTripper gets the request with the
+	// instance's address in the URL and must set the TLS server name itself.
 	Base http.RoundTripper
 	// ResolveTimeout bounds how long the first request to a service waits for the
 	// registry's first answer (less if the request's context ends first); default
@@ -81,10 +89,14 @@ type Transport struct {
 	closed   bool
 }
 
-// service is one watched service: its pool and whether the registry has answered.
+// service is one watched service: its pool, whether the registry has answered, and what
+// sends its requests to https instances.
 type service struct {
-	pool  *upstream.Pool
-	ready chan struct{} // closed at the first snapshot
+	pool     *upstream.Pool
+	ready    chan struct{}   // closed at the first snapshot
+	tlsBase  *http.Transport // Base's clone verifying the service name; nil: Base is no *http.Transport
+	sendTLS  http.RoundTripper
+	sendHTTP http.RoundTripper
 }
 
 // ErrClosed is returned by RoundTrip after Close.
@@ -110,7 +122,7 @@ func New(d upstream.Discoverer, opts Options) (*Transport, error) {
 	}
 	targets := make(map[string]upstream.Target, len(opts.Targets))
 	for host, target := range opts.Targets {
-		targets[host] = target.Clone() // the caller may go on using its map and slices
+		targets[strings.ToLower(host)] = target.Clone() // the caller may go on using its map and slices
 	}
 	opts.Targets = targets
 	t := &Transport{discoverer: d, builder: builder, opts: opts, services: make(map[string]*service)}
@@ -123,15 +135,25 @@ func New(d upstream.Discoverer, opts Options) (*Transport, error) {
 }
 
 // Close stops every watch and waits for it, and closes the idle connections of the default
-// Base. Requests still running finish on the instances they picked.
+// Base and of the per-service TLS clones. Requests still running finish on the instances
+// they picked.
 func (t *Transport) Close() {
 	t.mu.Lock()
 	t.closed = true
+	services := make([]*service, 0, len(t.services))
+	for _, svc := range t.services {
+		services = append(services, svc)
+	}
 	t.mu.Unlock()
 	t.cancel()
 	t.wg.Wait()
 	if t.ownBase != nil {
 		t.ownBase.CloseIdleConnections()
+	}
+	for _, svc := range services {
+		if svc.tlsBase != nil {
+			svc.tlsBase.CloseIdleConnections()
+		}
 	}
 }
 
@@ -162,13 +184,17 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL == nil || r.URL.Host == "" {
 		return nil, errors.New("httpclient: request URL has no host (want http://SERVICE/...)")
 	}
-	if r.URL.Port() != "" {
+	// A colon with no port after it ("users:") is refused too: it would watch a service
+	// named "users:".
+	if strings.Contains(r.URL.Host, ":") {
 		return nil, fmt.Errorf("httpclient: %q: a service URL takes no port (the registry gives each instance's)", r.URL.Host)
 	}
 	if r.URL.Scheme != "http" && r.URL.Scheme != "https" {
 		return nil, fmt.Errorf("httpclient: scheme %q: want http://SERVICE/... (each instance's registration says whether it serves https)", r.URL.Scheme)
 	}
-	host := r.URL.Host
+	// Host names are case-insensitive: http://Users/ and http://users/ are one service,
+	// watched under the lower-case name.
+	host := strings.ToLower(r.URL.Host)
 	svc, err := t.service(r.Context(), host)
 	if err != nil {
 		return nil, err
@@ -202,7 +228,11 @@ func (t *Transport) roundTrip(r *http.Request) (*http.Response, error) {
 			}
 		}
 		start := time.Now()
-		resp, err := t.opts.Base.RoundTrip(out)
+		send := svc.sendHTTP
+		if m.Scheme == "https" {
+			send = svc.sendTLS
+		}
+		resp, err := send.RoundTrip(out)
 		latency := time.Since(start)
 		if err == nil {
 			resp.Body = &doneBody{ReadCloser: resp.Body, ctx: r.Context(), state: m.State, outcome: upstream.Outcome{Status: resp.StatusCode, Latency: latency}}
@@ -266,8 +296,22 @@ func (t *Transport) watch(host string) *service {
 	}
 	health := breaker.NewPolicy(host, t.opts.PassiveHealth, nil, nil, t.opts.Logger)
 	svc := &service{
-		pool:  upstream.NewPool(host, t.builder, upstream.PoolOptions{Health: health}),
-		ready: make(chan struct{}),
+		pool:     upstream.NewPool(host, t.builder, upstream.PoolOptions{Health: health}),
+		ready:    make(chan struct{}),
+		sendHTTP: t.opts.Base,
+		sendTLS:  t.opts.Base,
+	}
+	if base, ok := t.opts.Base.(*http.Transport); ok {
+		// The URL carries the instance's address, so without a ServerName Go would verify
+		// the certificate against that IP (and send it as SNI).
+		svc.tlsBase = base.Clone()
+		if svc.tlsBase.TLSClientConfig == nil {
+			svc.tlsBase.TLSClientConfig = &tls.Config{}
+		}
+		if svc.tlsBase.TLSClientConfig.ServerName == "" {
+			svc.tlsBase.TLSClientConfig.ServerName = host
+		}
+		svc.sendTLS = svc.tlsBase
 	}
 	var once sync.Once
 	t.wg.Go(func() {
