@@ -293,9 +293,11 @@ func TestLeastTimePrefersFaster(t *testing.T) {
 }
 
 // TestRandomAliasTable: the alias table gives each member its exact share of the 2^32 x n
-// outcomes (up to one part in 2^32 of rounding per column).
+// outcomes (up to one part in 2^32 of rounding per column); weights above maxWeight count
+// as maxWeight, so huge ones neither overflow nor skew the shares.
 func TestRandomAliasTable(t *testing.T) {
-	for _, weights := range [][]int{{1}, {1, 1}, {5, 1, 1}, {1, 9, 3, 4, 7, 2, 2, 30}, {1000000, 1}, equalWeights(1000)} {
+	for _, weights := range [][]int{{1}, {1, 1}, {5, 1, 1}, {1, 9, 3, 4, 7, 2, 2, 30}, {1000000, 1}, equalWeights(1000),
+		{1 << 62, 1 << 62, 1 << 62, 1}, {maxWeight + 7, maxWeight, 1}} {
 		ms, _ := makeMembers(weights...)
 		p := newAliasPicker(ms)
 		n := len(weights)
@@ -307,10 +309,10 @@ func TestRandomAliasTable(t *testing.T) {
 		}
 		total := 0
 		for _, w := range weights {
-			total += w
+			total += min(w, maxWeight)
 		}
 		for i, w := range weights {
-			want := float64(w) / float64(total)
+			want := float64(min(w, maxWeight)) / float64(total)
 			if d := share[i] - want; d > 1e-9 || d < -1e-9 {
 				t.Fatalf("weights %v: member %d has share %v, want %v", weights, i, share[i], want)
 			}

@@ -9,7 +9,8 @@ import (
 )
 
 // Random is the random policy: each request goes to a member drawn at random with
-// probability proportional to its weight (uniform when weights are equal). It keeps no
+// probability proportional to its weight (uniform when weights are equal; weights above
+// 2^32-1 count as 2^32-1, as for the weighted policy). It keeps no
 // shared counter, so picks from many cores never contend, and successive picks are
 // independent, unlike round robin's fixed order.
 type Random struct{}
@@ -44,7 +45,9 @@ func newAliasPicker(members []upstream.Member) *aliasPicker {
 	var total uint64
 	scaled := make([]uint64, n)
 	for i := range members {
-		w := uint64(max(members[i].Weight, 1))
+		// Capped as the weighted policy caps them: uncapped, w*n and the total overflow
+		// (weights {2^62, 2^62, 2^62, 1} would skew every share).
+		w := uint64(min(max(members[i].Weight, 1), maxWeight))
 		total += w
 		scaled[i] = w * uint64(n)
 	}
