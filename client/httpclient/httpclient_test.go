@@ -308,46 +308,70 @@ func TestFailingInstanceEjected(t *testing.T) {
 	}
 }
 
-// TestLeastTimeAvoidsSlowInstance: with least_time, an instance 30 ms slower than the
-// others gets far less traffic than its third under round robin.
+// TestLeastTimeAvoidsSlowInstance: with least_time, an instance 50 ms slower than the
+// others gets few requests, because its latency is measured. One caller sends the requests
+// one after the other, so every instance is idle at each pick and in-flight counts carry no
+// information: least_conn, the control, spreads evenly and gives the slow one about a third.
+// Connections are opened before counting, so no dial inflates a fast instance's first
+// estimate; and the estimates themselves are checked, so the test fails if latency is not
+// measured (least_time then degrades to least_conn).
 func TestLeastTimeAvoidsSlowInstance(t *testing.T) {
-	slow := backend(t, 200, 30*time.Millisecond)
+	const delay = 50 * time.Millisecond
+	slow := backend(t, 200, delay)
 	fast1, fast2 := backend(t, 200, 0), backend(t, 200, 0)
 	for _, tc := range []struct {
 		policy   string
 		maxShare float64
 		minShare float64
 	}{
-		{config.LBLeastTime, 0.10, 0}, // not 0: queued fast instances can cost more than 30 ms
-		{config.LBRoundRobin, 0.34, 0.33},
+		// Not 0: on a loaded machine a fast instance's answer can take 50 ms too.
+		{config.LBLeastTime, 0.10, 0},
+		// A third expected; 0.2 is 3.5 standard deviations below it at 150 requests.
+		{config.LBLeastConn, 0.5, 0.2},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
+			base := &http.Transport{MaxIdleConnsPerHost: 2}
+			t.Cleanup(base.CloseIdleConnections)
+			for _, addr := range []string{slow, fast1, fast2} {
+				req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := base.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
 			reg := newFakeRegistry()
 			reg.Set(slow, fast1, fast2)
-			c, _ := newClient(t, reg, Options{Policy: tc.policy})
-			const total = 300
+			c, rt := newClient(t, reg, Options{Policy: tc.policy, Base: base})
+			const total = 150
 			counts := map[string]int{}
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Go(func() {
-					for range total / 4 {
-						addr, _, err := get(c, "http://users/")
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						mu.Lock()
-						counts[addr]++
-						mu.Unlock()
-					}
-				})
+			for range total {
+				addr, _, err := get(c, "http://users/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts[addr]++
 			}
-			wg.Wait()
 			share := float64(counts[slow]) / total
 			t.Logf("%s: slow instance share %.3f (%v)", tc.policy, share, counts)
 			if share > tc.maxShare || share < tc.minShare {
 				t.Fatalf("slow instance share %.3f, want between %.2f and %.2f", share, tc.minShare, tc.maxShare)
+			}
+			if tc.policy != config.LBLeastTime {
+				return
+			}
+			for _, m := range rt.Pool("users").View().Members {
+				nanos, _, measured := m.State.LatencyEstimate()
+				if !measured {
+					t.Fatalf("%s: latency not measured", m.Key)
+				}
+				if m.Key == slow && time.Duration(nanos) < delay {
+					t.Fatalf("slow instance's estimate %v, want at least its delay %v", time.Duration(nanos), delay)
+				}
 			}
 		})
 	}
