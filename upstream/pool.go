@@ -24,8 +24,8 @@ func NewEndpointState(key string, health Health) *EndpointState {
 }
 
 // NewMeasuredEndpointState is NewEndpointState for a policy that reads Latency: its Done
-// keeps the peak-EWMA latency up to date. A Pool whose builder is a LatencyReader creates
-// its states this way.
+// keeps the peak-EWMA latency up to date. A Pool whose builder is a LatencyReader makes
+// its states measured in the same way (Pool.Update sets measure directly).
 func NewMeasuredEndpointState(key string, health Health) *EndpointState {
 	return &EndpointState{key: key, health: health, measure: true}
 }
@@ -98,7 +98,7 @@ type Pool struct {
 	name    string
 	builder PickerBuilder
 	opts    PoolOptions
-	measure bool // the builder reads latency: states are made with NewMeasuredEndpointState
+	measure bool // the builder reads latency: Update makes measured states, as NewMeasuredEndpointState does
 
 	mu      sync.Mutex // serialises Update; guards states and retired
 	states  map[string]*EndpointState

@@ -2,8 +2,8 @@
 // with client-side balancing: an http.RoundTripper that finds each service's instances
 // through the gateway's discoverers, picks one with its lb policies from an upstream.Pool,
 // and sets failing instances aside with its passive health (breaker: outlier detection, and
-// a refused connection set aside at once). It is the gateway's machinery without the
-// listener.
+// a refused connection set aside at once, unless passive health is disabled). It is the
+// gateway's machinery without the listener.
 //
 //	rt, err := httpclient.New(etcd.New(cli, etcd.Options{}), httpclient.Options{Policy: config.LBLeastTime})
 //	defer rt.Close()
@@ -46,8 +46,10 @@ type Options struct {
 	// LBLeastConn, LBRandom, LBLeastTime); default round_robin.
 	Policy string
 	// PassiveHealth sets failing instances aside, as a route's passive_health block does;
-	// nil means its defaults (5 consecutive 5xx or failures eject for 30 s, doubling). A
-	// refused connection sets an instance aside at once either way.
+	// nil means its defaults (5 consecutive 5xx or failures eject for 30 s times the times
+	// ejected, at most 300 s). While it is enabled, a refused connection also sets an
+	// instance aside at once (1 s, doubling to 30 s while refusals go on); with Enabled
+	// false nothing is set aside, and a refused connection is only retried elsewhere.
 	PassiveHealth *config.PassiveHealth
 	// Targets refines what is watched for a host (Consul tags, datacenter); by default a
 	// host is the service of that name, lower-cased. Keys are hosts as they appear in
