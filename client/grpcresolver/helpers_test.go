@@ -229,8 +229,10 @@ func call(ctx context.Context, conn *grpc.ClientConn) (string, error) {
 	return p.Addr.String(), nil
 }
 
-// waitServedBy calls until every address in want has answered (and no other), failing the
-// test on a timeout or an answer from elsewhere after want was reached once.
+// waitServedBy calls in rounds of 4 calls per address until one round is answered by every
+// address in want and by no other (failed calls are skipped), and fails the test if no
+// round is within waitLimit. Answers from elsewhere in earlier rounds are not errors: the
+// resolver may not have sent the latest set yet.
 func waitServedBy(t *testing.T, conn *grpc.ClientConn, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)

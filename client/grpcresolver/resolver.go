@@ -136,7 +136,8 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 	return r, nil
 }
 
-// ParseTarget reads a target URL of the registry scheme: scheme:///service, and for Consul a
+// ParseTarget reads a target URL of the registry scheme: scheme:///service (one path segment,
+// not "." or "..", without spaces or control characters), and for Consul a
 // query of `tag` (repeatable: every tag required), `dc` and `warning=true` (keep instances
 // whose checks warn). Anything else is an error, so a typo fails the channel's first call
 // (grpc.NewClient builds resolvers lazily) instead of silently widening the query.
@@ -146,8 +147,10 @@ func ParseTarget(scheme string, u url.URL) (upstream.Target, error) {
 		return upstream.Target{}, fmt.Errorf("grpcresolver: target %q names a host %q: want %s (the registry's address is the builder's)", u.String(), u.Host, form)
 	}
 	service := strings.TrimPrefix(u.Path, "/")
-	if service == "" || strings.Contains(service, "/") {
-		return upstream.Target{}, fmt.Errorf("grpcresolver: target %q: want %s with one path segment", u.String(), form)
+	// "." and ".." would name the registry prefix's own node or its parent in etcd and
+	// ZooKeeper paths, not a service.
+	if service == "" || service == "." || service == ".." || strings.Contains(service, "/") {
+		return upstream.Target{}, fmt.Errorf("grpcresolver: target %q: want %s with one path segment, not \".\" or \"..\"", u.String(), form)
 	}
 	// As routes.yaml's service names: a registry key or node named with a space or a
 	// control character is a mistake, or an attempt to reach another key.

@@ -29,6 +29,8 @@ func TestParseTarget(t *testing.T) {
 		{"consul", "consul://agent:8500/users", upstream.Target{}, `names a host "agent:8500"`},
 		{"etcd", "etcd:///", upstream.Target{}, "one path segment"},
 		{"etcd", "etcd:///a/b", upstream.Target{}, "one path segment"},
+		{"etcd", "etcd:///.", upstream.Target{}, "one path segment"},
+		{"zookeeper", "zookeeper:///..", upstream.Target{}, "one path segment"},
 		{"etcd", "etcd:///us%20ers", upstream.Target{}, "invalid service name"},
 		{"etcd", "etcd:///users%00", upstream.Target{}, "invalid service name"},
 		{"etcd", "etcd:///users?tag=v2", upstream.Target{}, "etcd targets take no query"},
