@@ -39,18 +39,17 @@ type ActiveChecker struct {
 	expectStatus       []int
 	client             *http.Client
 	ownTransport       *http.Transport // closed when Run returns; nil when the caller gave a client
-	ownHTTP2           *http.Transport // HTTP/2 only, for gRPC checks without the gateway's client
-	grpc               bool            // check with grpc.health.v1.Health/Check
-	service            string          // the service a gRPC check asks about
+	probe              Probe           // the HTTP GET of path unless WithProbe replaced it
 	protocol           upstream.Protocol
 	log                *slog.Logger
 	metrics            *Metrics
 	route              string
 }
 
-// NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults; with
-// hc.GRPC each probe is a grpc.health.v1.Health/Check call for hc.Service over HTTP/2
-// (grpccheck.go), else a GET of hc.Path.
+// NewActiveChecker returns a checker for pool. hc is completed with config.WithDefaults; each
+// probe is a GET of hc.Path through client. hc.GRPC checks need their probe plugged in with
+// WithProbe (package breaker/grpcprobe: this package links no gRPC); until then every probe
+// fails, saying so, rather than GETting a path the configuration never named.
 // client may be nil (a private transport is used and its connections closed when Run
 // returns); a given client is copied so redirects are not followed (a 3xx is itself a
 // passing answer by default). log and m may be nil.
@@ -67,8 +66,6 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 		healthyThreshold:   hc.HealthyThreshold,
 		unhealthyThreshold: hc.UnhealthyThreshold,
 		expectStatus:       hc.ExpectStatus,
-		grpc:               hc.GRPC,
-		service:            hc.Service,
 		log:                log.With("pool", pool.Name()),
 		metrics:            m,
 		route:              pool.Name(),
@@ -83,15 +80,14 @@ func NewActiveChecker(pool *upstream.Pool, hc *config.HealthCheck, client *http.
 			IdleConnTimeout:     2 * c.interval,
 		}
 		client = &http.Client{Transport: c.ownTransport}
-		if c.grpc {
-			c.ownHTTP2 = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * c.interval, Protocols: new(http.Protocols)}
-			c.ownHTTP2.Protocols.SetHTTP2(true)
-			c.ownHTTP2.Protocols.SetUnencryptedHTTP2(true)
-		}
 	}
 	cl := *client
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.client = &cl
+	c.probe = ProbeFunc(c.probeHTTP)
+	if hc.GRPC {
+		c.probe = ProbeFunc(noGRPCProbe)
+	}
 	return c
 }
 
@@ -102,8 +98,8 @@ func (c *ActiveChecker) Run(ctx context.Context) {
 	if c.ownTransport != nil {
 		defer c.ownTransport.CloseIdleConnections()
 	}
-	if c.ownHTTP2 != nil {
-		defer c.ownHTTP2.CloseIdleConnections()
+	if cl, ok := c.probe.(idleCloser); ok {
+		defer cl.CloseIdleConnections()
 	}
 	for {
 		c.round(ctx)
@@ -142,13 +138,9 @@ func (c *ActiveChecker) round(ctx context.Context) {
 // check probes one member and records the result. A probe cut short because ctx ended
 // (shutdown, reload) says nothing about the endpoint and is not recorded.
 func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
-	var passed bool
-	var detail string
-	if c.grpc {
-		passed, detail = c.probeGRPC(ctx, m)
-	} else {
-		passed, detail = c.probe(ctx, m, m.Scheme+"://"+m.Key+c.path)
-	}
+	probeCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	passed, detail := c.probe.Check(probeCtx, m)
+	cancel()
 	if ctx.Err() != nil {
 		return
 	}
@@ -167,10 +159,9 @@ func (c *ActiveChecker) check(ctx context.Context, m *upstream.Member) {
 	}
 }
 
-func (c *ActiveChecker) probe(ctx context.Context, m *upstream.Member, url string) (ok bool, detail string) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// probeHTTP is the default probe: a GET of the configured path on m.
+func (c *ActiveChecker) probeHTTP(ctx context.Context, m *upstream.Member) (ok bool, detail string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Scheme+"://"+m.Key+c.path, nil)
 	if err != nil {
 		return false, err.Error()
 	}

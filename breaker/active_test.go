@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,5 +123,87 @@ func TestActiveCheckerExpectStatus(t *testing.T) {
 		if got := c.passing(tc.status); got != tc.want {
 			t.Errorf("expect %v, status %d: passing = %v, want %v", tc.expect, tc.status, got, tc.want)
 		}
+	}
+}
+
+// fakeProbe fails the endpoints in down and passes the rest, noting whether each call had
+// the check's timeout and whether the checker closed it.
+type fakeProbe struct {
+	down       map[string]bool
+	noDeadline atomic.Bool
+	closed     atomic.Bool
+}
+
+func (p *fakeProbe) Check(ctx context.Context, m *upstream.Member) (bool, string) {
+	if _, ok := ctx.Deadline(); !ok {
+		p.noDeadline.Store(true)
+	}
+	if p.down[m.Key] {
+		return false, "fake down"
+	}
+	return true, "fake up"
+}
+
+func (p *fakeProbe) CloseIdleConnections() { p.closed.Store(true) }
+
+// TestActiveCheckerWithProbe checks that a plugged-in probe replaces the HTTP GET (the
+// endpoints here serve nothing, so a GET would fail both), gets the check's timeout, and is
+// closed when Run returns.
+func TestActiveCheckerWithProbe(t *testing.T) {
+	hc := &config.HealthCheck{GRPC: true, Interval: 5 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 1}
+	hp := NewRoutePolicy("svc", &config.Policy{HealthCheck: hc}, nil, nil)
+	pool := upstream.NewPool("svc", rrBuilder{}, upstream.PoolOptions{Health: hp})
+	pool.Update(upstream.NewSnapshot([]upstream.Endpoint{{Key: "down.invalid:1"}, {Key: "up.invalid:1"}, {Key: "up2.invalid:1"}}))
+	health := map[string]upstream.Health{}
+	for _, m := range pool.View().Members {
+		health[m.Key] = m.State.Health()
+	}
+	probe := &fakeProbe{down: map[string]bool{"down.invalid:1": true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		NewActiveChecker(pool, hc, nil, nil, nil).WithProbe(probe).Run(ctx)
+	}()
+	eventually(t, "endpoint marked unhealthy", func() bool { return !health["down.invalid:1"].Available() })
+	cancel()
+	<-done
+	if !health["up.invalid:1"].Available() || !health["up2.invalid:1"].Available() {
+		t.Fatal("an endpoint the probe passed was marked down")
+	}
+	if probe.noDeadline.Load() {
+		t.Fatal("a probe was called without the check's timeout")
+	}
+	if !probe.closed.Load() {
+		t.Fatal("Run returned without closing the probe's idle connections")
+	}
+}
+
+// TestActiveCheckerProbeByConfig checks which probe a checker starts with: the HTTP GET, or
+// for a gRPC check with no probe plugged in, one that fails saying why.
+func TestActiveCheckerProbeByConfig(t *testing.T) {
+	var up atomic.Bool
+	up.Store(true)
+	ep := healthBackend(t, &up)
+	pool := upstream.NewPool("p", rrBuilder{}, upstream.PoolOptions{})
+	for _, tc := range []struct {
+		name   string
+		hc     *config.HealthCheck
+		pass   bool
+		detail string
+	}{
+		{"http get", &config.HealthCheck{Path: "/healthz"}, true, "200 OK"},
+		{"http get of a missing path", &config.HealthCheck{Path: "/nope"}, false, "404"},
+		{"grpc without a probe", &config.HealthCheck{GRPC: true}, false, "breaker/grpcprobe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewActiveChecker(pool, tc.hc, nil, nil, nil)
+			defer c.ownTransport.CloseIdleConnections()
+			m := upstream.Member{Endpoint: ep}
+			pass, detail := c.probe.Check(context.Background(), &m)
+			if pass != tc.pass || !strings.Contains(detail, tc.detail) {
+				t.Fatalf("probe = %v %q, want %v %q", pass, detail, tc.pass, tc.detail)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/breaker"
+	"github.com/switchyard/switchyard/breaker/grpcprobe"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/filter/auth/jwt"
@@ -329,6 +330,10 @@ func (g *Gateway) start(pe *poolEntry) {
 	if rc.HealthCheck != nil {
 		protocol, _ := upstream.ParseProtocol(rc.UpstreamProtocol) // validated by config
 		checker := breaker.NewActiveChecker(pe.pool, rc.HealthCheck, g.opts.HealthClient, g.log, g.metrics.breaker).WithProtocol(protocol)
+		if rc.HealthCheck.GRPC {
+			// Plugged in here, not in breaker, so breaker's users link no gRPC.
+			checker.WithProbe(grpcprobe.New(rc.HealthCheck, g.opts.HealthClient))
+		}
 		jobs.Add(1)
 		go func() {
 			defer jobs.Done()

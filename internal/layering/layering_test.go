@@ -17,7 +17,8 @@ const module = "github.com/switchyard/switchyard"
 // TestImportRules lists each package's build dependencies (`go list -deps`) and checks the
 // rules of the structure: config is a leaf any package may import; the gateway reaches
 // registries only through upstream.Discoverer (registered by name in cmd/switchyard); the
-// HTTP/1.1 client and the request-path packages link no registry client.
+// HTTP/1.1 client and the request-path packages link no registry client; breaker (and so
+// client/httpclient) links no gRPC.
 func TestImportRules(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -38,6 +39,7 @@ func TestImportRules(t *testing.T) {
 		{"proxy/h1", []string{module + "/"}, "the HTTP/1.1 client stands alone"},
 		{"lb", registries, "pickers link no registry client"},
 		{"breaker", registries, "health links no registry client"},
+		{"breaker", []string{"google.golang.org/grpc"}, "breaker links no gRPC: the gRPC health probe is breaker/grpcprobe, plugged in by the gateway"},
 		{"upstream", registries, "the core types link no registry client"},
 		{"client/grpcresolver", registries, "a service links only the registry client it hands the resolver"},
 		{"client/httpclient", append(registries, "google.golang.org/grpc"), "a service links only the registry client it hands the transport, and no gRPC"},

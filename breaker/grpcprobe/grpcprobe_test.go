@@ -1,4 +1,4 @@
-package breaker
+package grpcprobe
 
 import (
 	"context"
@@ -10,11 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/breaker"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/grpctest"
+	"github.com/switchyard/switchyard/lb"
 	"github.com/switchyard/switchyard/upstream"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
+
+// The probe is what breaker.ActiveChecker.WithProbe takes.
+var _ breaker.Probe = (*Probe)(nil)
 
 // protocolsFor is a protocolTransport that answers every protocol with one client.
 type protocolsFor struct{ rt http.RoundTripper }
@@ -23,8 +28,8 @@ func (p protocolsFor) For(upstream.Protocol, string) http.RoundTripper { return 
 
 func (p protocolsFor) RoundTrip(r *http.Request) (*http.Response, error) { return p.rt.RoundTrip(r) }
 
-// TestGRPCHealthProbe checks real grpc-go health servers, over h2c with the checker's own
-// client and over TLS through a given client.
+// TestGRPCHealthProbe checks real grpc-go health servers, over h2c with the probe's own
+// transport and over TLS through a given client.
 func TestGRPCHealthProbe(t *testing.T) {
 	cert := grpctest.NewCert(t)
 	plain := grpctest.Start(t, grpctest.Options{})
@@ -54,31 +59,28 @@ func TestGRPCHealthProbe(t *testing.T) {
 		{"not a gRPC server", upstream.Endpoint{Key: notGRPCAddr.Host, Scheme: "http"}, "", nil, false, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			pool := upstream.NewPool("svc", rrBuilder{}, upstream.PoolOptions{})
-			hc := &config.HealthCheck{GRPC: true, Service: c.service, Interval: time.Second, Timeout: 2 * time.Second}
-			ch := NewActiveChecker(pool, hc, c.client, nil, nil)
+			hc := &config.HealthCheck{GRPC: true, Service: c.service, Interval: time.Second}
+			p := New(hc, c.client)
+			defer p.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
 			m := upstream.Member{Endpoint: c.ep}
-			ok, detail := ch.probeGRPC(context.Background(), &m)
+			ok, detail := p.Check(ctx, &m)
 			if ok != c.pass || !strings.Contains(detail, c.detail) {
 				t.Fatalf("probe = %v %q, want %v %q", ok, detail, c.pass, c.detail)
-			}
-			if ch.ownHTTP2 != nil {
-				ch.ownHTTP2.CloseIdleConnections()
-			}
-			if ch.ownTransport != nil {
-				ch.ownTransport.CloseIdleConnections()
 			}
 		})
 	}
 }
 
-// TestGRPCHealthCheckMarksDown runs the checker against a backend that stops serving.
+// TestGRPCHealthCheckMarksDown runs a checker with the probe against a backend that stops
+// serving, as the gateway wires them.
 func TestGRPCHealthCheckMarksDown(t *testing.T) {
 	b := grpctest.Start(t, grpctest.Options{})
 	b.Health.SetServingStatus("users.v1.Users", healthpb.HealthCheckResponse_SERVING)
 	hc := &config.HealthCheck{GRPC: true, Service: "users.v1.Users", Interval: 5 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2}
-	hp := NewRoutePolicy("svc", &config.Policy{HealthCheck: hc}, nil, nil)
-	pool := upstream.NewPool("svc", rrBuilder{}, upstream.PoolOptions{Health: hp})
+	hp := breaker.NewRoutePolicy("svc", &config.Policy{HealthCheck: hc}, nil, nil)
+	pool := upstream.NewPool("svc", lb.RoundRobin{}, upstream.PoolOptions{Health: hp})
 	// A second, healthy endpoint keeps the pool out of panic mode.
 	other := grpctest.Start(t, grpctest.Options{})
 	other.Health.SetServingStatus("users.v1.Users", healthpb.HealthCheckResponse_SERVING)
@@ -89,9 +91,27 @@ func TestGRPCHealthCheckMarksDown(t *testing.T) {
 			h = m.State.Health()
 		}
 	}
-	runChecker(t, pool, hc, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		breaker.NewActiveChecker(pool, hc, nil, nil, nil).WithProbe(New(hc, nil)).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done }) // no probe outlives the backends
 	b.Health.SetServingStatus("users.v1.Users", healthpb.HealthCheckResponse_NOT_SERVING)
 	eventually(t, "endpoint marked unhealthy", func() bool { return !h.Available() })
 	b.Health.SetServingStatus("users.v1.Users", healthpb.HealthCheckResponse_SERVING)
 	eventually(t, "endpoint healthy again", h.Available)
+}
+
+// eventually waits up to 10s for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

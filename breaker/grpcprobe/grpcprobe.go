@@ -1,4 +1,9 @@
-package breaker
+// Package grpcprobe is the active health check of gRPC backends: one
+// grpc.health.v1.Health/Check call per endpoint and round, over HTTP/2 (h2c for plain
+// endpoints, TLS with ALPN h2 for https ones), through the gateway's own upstream clients when
+// it is given them. It is a breaker.Probe, plugged in with breaker.ActiveChecker.WithProbe; it
+// lives apart from package breaker so that breaker's users (client/httpclient) link no gRPC.
+package grpcprobe
 
 import (
 	"bytes"
@@ -8,14 +13,11 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/upstream"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 )
-
-// This file is the active check of gRPC backends: one grpc.health.v1.Health/Check call per
-// endpoint and round, over HTTP/2 (h2c for plain endpoints, TLS with ALPN h2 for https
-// ones), through the gateway's own upstream clients when the checker was given them.
 
 // protocolTransport is implemented by the gateway's upstream client (proxy.Transport): it
 // returns the client for an endpoint's protocol.
@@ -29,39 +31,56 @@ const grpcCheckPath = "/grpc.health.v1.Health/Check"
 // maxHealthAnswer bounds the Check answer read: a HealthCheckResponse is a few bytes.
 const maxHealthAnswer = 4 << 10
 
-// WithProtocol sets the upstream_protocol of the route the checker's pool serves, so HTTP
-// checks speak each endpoint's protocol (see upstream.Endpoint.Resolve); the default is
-// auto. It returns c.
-func (c *ActiveChecker) WithProtocol(p upstream.Protocol) *ActiveChecker {
-	c.protocol = p
-	return c
+// Probe calls Health/Check for one service; it is a breaker.Probe. Its zero value is not
+// usable: make one with New.
+type Probe struct {
+	service string
+	client  *http.Client    // the caller's; nil when the probe has its own transport
+	own     *http.Transport // HTTP/2 only; nil when the caller gave a client
 }
 
-// roundTripper is the client for a probe of m: the gateway's client for the endpoint's
-// protocol (HTTP/2 always for gRPC checks) when the checker has it, else the checker's own.
-func (c *ActiveChecker) roundTripper(m *upstream.Member) http.RoundTripper {
-	p := m.Resolve(c.protocol)
-	if c.grpc {
-		p = upstream.ProtocolH2C // HTTP/2: h2c for a plain endpoint, TLS h2 for https
+// New returns the probe of hc's service (hc.Service, "" for the whole server), completed with
+// config.WithDefaults. client is the gateway's health client (its transport chooses the
+// HTTP/2 client per endpoint when it is the proxy's); nil makes the probe a private HTTP/2
+// transport whose idle connections CloseIdleConnections closes.
+func New(hc *config.HealthCheck, client *http.Client) *Probe {
+	hc = config.WithDefaults(hc)
+	p := &Probe{service: hc.Service, client: client}
+	if client == nil {
+		p.own = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * hc.Interval, Protocols: new(http.Protocols)}
+		p.own.Protocols.SetHTTP2(true)
+		p.own.Protocols.SetUnencryptedHTTP2(true)
 	}
-	if pt, ok := c.client.Transport.(protocolTransport); ok {
-		return pt.For(p, m.Scheme)
-	}
-	if c.grpc && c.ownHTTP2 != nil {
-		return c.ownHTTP2
-	}
-	if c.client.Transport != nil {
-		return c.client.Transport
-	}
-	return http.DefaultTransport
+	return p
 }
 
-// probeGRPC calls Health/Check for the configured service on m; it passes when the answer
-// is SERVING with grpc-status 0.
-func (c *ActiveChecker) probeGRPC(ctx context.Context, m *upstream.Member) (ok bool, detail string) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	msg, err := proto.Marshal(&healthpb.HealthCheckRequest{Service: c.service})
+// CloseIdleConnections closes the idle connections of the probe's own transport, if it has
+// one; the checker calls it when its Run returns.
+func (p *Probe) CloseIdleConnections() {
+	if p.own != nil {
+		p.own.CloseIdleConnections()
+	}
+}
+
+// roundTripper is the client for a probe of m: the gateway's HTTP/2 client for the endpoint
+// when the probe has it, else the probe's own.
+func (p *Probe) roundTripper(m *upstream.Member) http.RoundTripper {
+	switch {
+	case p.own != nil:
+		return p.own
+	case p.client.Transport == nil:
+		return http.DefaultTransport
+	}
+	if pt, ok := p.client.Transport.(protocolTransport); ok {
+		return pt.For(upstream.ProtocolH2C, m.Scheme) // HTTP/2: h2c for a plain endpoint, TLS h2 for https
+	}
+	return p.client.Transport
+}
+
+// Check calls Health/Check for the probe's service on m; it passes when the answer is SERVING
+// with grpc-status 0. ctx carries the check's timeout.
+func (p *Probe) Check(ctx context.Context, m *upstream.Member) (passed bool, detail string) {
+	msg, err := proto.Marshal(&healthpb.HealthCheckRequest{Service: p.service})
 	if err != nil {
 		return false, err.Error()
 	}
@@ -75,7 +94,7 @@ func (c *ActiveChecker) probeGRPC(ctx context.Context, m *upstream.Member) (ok b
 	req.Header["Content-Type"] = []string{"application/grpc"}
 	req.Header["Te"] = []string{"trailers"}
 	req.Header["User-Agent"] = []string{"switchyard-health-check"}
-	res, err := c.roundTripper(m).RoundTrip(req)
+	res, err := p.roundTripper(m).RoundTrip(req)
 	if err != nil {
 		return false, err.Error()
 	}
