@@ -208,9 +208,13 @@ func TestGRPCCallKinds(t *testing.T) {
 				t.Fatalf("trailers-only error: %v", err)
 			}
 
-			_, err = client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+			// A server stream without messages: the OK status alone must arrive.
+			empty, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m, err := empty.Recv(); err != io.EOF {
+				t.Fatalf("empty server stream: %v %v, want EOF (status OK)", m, err)
 			}
 
 			hc, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
