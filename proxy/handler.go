@@ -229,7 +229,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 
 	attempts := 1
-	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && (isIdempotent(r) || rt.Retry.Idempotent) {
+	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && x.repeatable() {
 		attempts += rt.Retries
 		if hasBody(r) {
 			if r.ContentLength > rt.Retry.MaxBodyBytes {
