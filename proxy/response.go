@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -140,10 +141,11 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 		x.abort = true
 		return res.StatusCode, n, kind
 	}
-	// Trailers the upstream did not announce are relayed too: gRPC servers send grpc-status
-	// and grpc-message that way. net/http reads them into res.Trailer at the body's end.
+	// net/http reads the trailers into res.Trailer at the body's end. Those the upstream did
+	// not announce are relayed for gRPC only, whose servers send grpc-status and
+	// grpc-message that way; elsewhere they would be a way round the route's response edits.
 	for k, vv := range res.Trailer {
-		if !forbiddenTrailer(k) {
+		if !forbiddenTrailer(k) && (x.grpc || slices.Contains(trailers, k)) {
 			wh[trailerKey(k)] = vv
 		}
 	}
