@@ -172,7 +172,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		// replaying: a retry resends what they produced and never runs them again.
 		if !rt.Filters.ServeRequest(w, r, q) {
 			finishResponse()
-			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, q.Identity, start, refusedGRPCStatus(grpc, q.Status))
+			h.finish(rt, r, start, requestRecord{status: q.Status, client: ci.ip, reqID: reqID,
+				identity: q.Identity, grpcStatus: refusedGRPCStatus(grpc, q.Status)})
 			return
 		}
 		identity = q.Identity
@@ -194,7 +195,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 		x.fail(w, http.StatusBadRequest)
 		finishResponse()
-		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, identity, start, refusedGRPCStatus(grpc, http.StatusBadRequest))
+		h.finish(rt, r, start, requestRecord{status: http.StatusBadRequest, client: ci.ip, reqID: reqID,
+			identity: identity, grpcStatus: refusedGRPCStatus(grpc, http.StatusBadRequest)})
 		return
 	}
 	setForwarded(x.header, r, ci, vals[1:6])
@@ -249,7 +251,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if grpc {
 		grpcStatus = x.grpcLogStatus(status)
 	}
-	h.finish(rt, r, ci.ip, status, n, key, reqID, identity, start, grpcStatus)
+	h.finish(rt, r, start, requestRecord{status: status, bytes: n, upstream: key, client: ci.ip,
+		reqID: reqID, identity: identity, grpcStatus: grpcStatus})
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
 		// stopped listening. Returning would let net/http finish the response cleanly (an
@@ -259,16 +262,26 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 }
 
-// finish records the request in the route's metrics and access log; grpcStatus is its gRPC
-// status (noGRPCStatus for other requests).
-func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID, identity string, start time.Time, grpcStatus int) {
+// requestRecord is what finish records about a request, besides its route and timing.
+type requestRecord struct {
+	status     int
+	bytes      int64  // response body bytes sent
+	upstream   string // the last endpoint tried ("" if none)
+	client     string // the client address the gateway believes
+	reqID      string
+	identity   string // who auth admitted
+	grpcStatus int    // the gRPC status it ended with; noGRPCStatus for other requests
+}
+
+// finish records the request in the route's metrics and access log.
+func (h *Handler) finish(rt *Route, r *http.Request, start time.Time, rec requestRecord) {
 	d := time.Since(start)
-	rt.metrics.observe(status, d)
-	if grpcStatus != noGRPCStatus {
-		rt.metrics.observeGRPC(grpcStatus)
+	rt.metrics.observe(rec.status, d)
+	if rec.grpcStatus != noGRPCStatus {
+		rt.metrics.observeGRPC(rec.grpcStatus)
 	}
 	if rt.AccessLog {
-		accessLog(h.log, rt, r, client, status, n, key, reqID, identity, d, grpcStatus)
+		accessLog(h.log, rt, r, &rec, d)
 	}
 }
 
