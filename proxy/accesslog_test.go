@@ -46,4 +46,3 @@ func TestAccessLogFields(t *testing.T) {
 		})
 	}
 }
-
