@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/upstream"
 )
 
 // ClientPacing bounds how long the gateway waits on a client while a body moves, in either
@@ -394,6 +396,23 @@ func (pw *pacedWriter) finish() error {
 // hasBody reports whether r carries a request body.
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// clientBodyBroke reports whether the client's request body broke (bad framing, cut
+// short, too slow).
+func (x *exchange) clientBodyBroke() bool { return x.cbody != nil && x.cbody.clientErr() != nil }
+
+// endClientBodyBroke ends attempt a, whose client's body broke: the client's fault, never
+// the upstream's (reported to m's health as ErrCanceled), and never retried. It answers the
+// client (bodyFailed) and returns the status logged.
+func (x *exchange) endClientBodyBroke(a *attemptResult, m *upstream.Member) int {
+	a.stopTimer()
+	if a.res != nil {
+		_ = a.res.Body.Close()
+	}
+	a.cancel()
+	m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
+	return x.bodyFailed()
 }
 
 // bodyFailed answers a request whose body broke and returns the status logged for it. The

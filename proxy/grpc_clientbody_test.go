@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/upstream"
 )
@@ -94,21 +95,39 @@ func h2cOnly(t *testing.T, h http.HandlerFunc) string {
 
 // A client whose body breaks after the upstream answered is the client's failure: over
 // HTTP/2 the upstream client aborts the stream with the client's error, which the response
-// read then returns, and it must not count against the endpoint as a reset. (An HTTP/1.1
-// upstream client sends the whole body before reading the answer, so only HTTP/2 can meet
+// read then returns, and it must not count against the endpoint as a reset. The response is
+// either being relayed (then it is aborted) or, with retries left, held whole before
+// relaying (then the client gets the body's failure status, in gRPC form). (An HTTP/1.1
+// upstream client sends the whole body before reading the answer, so only HTTP/2 meets
 // this case.)
 func TestClientBodyBreakingMidResponseIsNotTheUpstreams(t *testing.T) {
-	for _, proto := range []string{"h2c"} {
-		t.Run(proto, func(t *testing.T) {
-			handler := func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/plain")
+	idempotent := defaultRetry()
+	idempotent.Idempotent = true
+	tests := []struct {
+		name    string
+		retry   *config.Retry
+		retries int
+		length  string // the answer's Content-Length: a small known length is held
+	}{
+		{"relayed", nil, 0, ""},
+		{"held for a retry", idempotent, 1, "10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			answered := make(chan struct{})
+			be := h2cOnly(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/grpc")
+				if tt.length != "" {
+					w.Header().Set("Content-Length", tt.length)
+				}
 				w.WriteHeader(http.StatusOK)
 				w.(http.Flusher).Flush()
+				close(answered)
 				_, _ = io.Copy(w, r.Body)
-			}
-			be := h2cOnly(t, handler)
+			})
 			policy := &recordingPolicy{}
-			rt := routeSpec{prefix: "/", protocol: proto, timeout: 10 * time.Second, backends: []string{be}, policy: policy}.build(t)
+			rt := routeSpec{prefix: "/", protocol: "h2c", timeout: 10 * time.Second, backends: []string{be},
+				policy: policy, retry: tt.retry, retries: tt.retries}.build(t)
 			gw, _ := startGateway(t, nil, rt)
 			c, err := net.Dial("tcp", gw.Listener.Addr().String())
 			if err != nil {
@@ -116,18 +135,20 @@ func TestClientBodyBreakingMidResponseIsNotTheUpstreams(t *testing.T) {
 			}
 			defer c.Close()
 			fmt.Fprintf(c, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+			waitSignal(t, answered, "the backend did not answer")
+			time.Sleep(50 * time.Millisecond) // the answer's headers reach the gateway
+			fmt.Fprintf(c, "zz\r\nbroken")    // not a chunk size: the body's framing breaks
 			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			res, err := http.ReadResponse(br, nil)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
 				t.Fatalf("no response headers: %v", err)
 			}
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("status %d, want the upstream's 200", res.StatusCode)
+			_, readErr := io.ReadAll(res.Body)
+			if tt.retry == nil && readErr == nil {
+				t.Fatal("relayed response ended cleanly, want it aborted")
 			}
-			fmt.Fprintf(c, "zz\r\nbroken") // not a chunk size: the body's framing breaks
-			if _, err := io.ReadAll(res.Body); err == nil {
-				t.Fatal("response ended cleanly, want it aborted")
+			if want := strconv.Itoa(filter.GRPCCode(http.StatusBadRequest)); tt.retry != nil && res.Header.Get("Grpc-Status") != want {
+				t.Fatalf("held response: %d %v, want grpc-status %s (a broken body's 400)", res.StatusCode, res.Header, want)
 			}
 			deadline := time.Now().Add(2 * time.Second)
 			for {

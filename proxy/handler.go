@@ -321,16 +321,8 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		a := x.attempt(m)
 		used++
 		last := used >= attempts
-		if x.cbody != nil && x.cbody.clientErr() != nil {
-			// The client's own body broke (bad framing, cut short, too slow): its fault,
-			// never the upstream's, and never retried.
-			a.stopTimer()
-			if a.res != nil {
-				_ = a.res.Body.Close()
-			}
-			a.cancel()
-			m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
-			return x.bodyFailed(), 0, m.Key
+		if x.clientBodyBroke() {
+			return x.endClientBodyBroke(&a, m), 0, m.Key
 		}
 		if a.res != nil {
 			if err := x.checkResponse(a.res); err != nil {
@@ -345,6 +337,10 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 			// that broke before answering, instead of failing a response already begun.
 			var err error
 			if held, err = x.holdBody(a.res); err != nil {
+				if x.clientBodyBroke() {
+					// An HTTP/2 upstream client ends the response with the client's error.
+					return x.endClientBodyBroke(&a, m), 0, m.Key
+				}
 				a.res, a.err, a.kind = nil, err, classify(err, x.r.Context().Err() != nil, a.timedOut.Load())
 			}
 		}
