@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/upstream"
 )
 
 // ClientPacing bounds how long the gateway waits on a client while a body moves, in either
@@ -81,11 +84,16 @@ func (a *pace) next(now time.Time) (time.Time, bool) {
 // answer 400/408 instead of blaming the upstream, and at EOF copies the trailers that may
 // travel upstream into the outgoing request's Trailer map.
 type clientBody struct {
-	src     io.ReadCloser
-	rc      *http.ResponseController
-	pace    pace
-	paced   bool
-	expired atomic.Bool // the route timeout fired: fail the current and every later Read
+	src  io.ReadCloser
+	rc   *http.ResponseController
+	pace pace
+	// pacing is the rule for the next Read (nil: none): the configured one, or, for an
+	// attempt that carries a gRPC stream over HTTP/2 (see useStreamPacing), streamPacing.
+	// Atomic because attempts may switch it while an earlier attempt's goroutine reads.
+	pacing       atomic.Pointer[ClientPacing]
+	configured   *ClientPacing
+	streamPacing *ClientPacing
+	expired      atomic.Bool // the route timeout fired: fail the current and every later Read
 	// attempt counts the attempts that read the body; interrupted is the attempt whose
 	// HTTP/2 client closed it (see interruptRead): that attempt's Reads end with
 	// errBodyClosed, which is not the client's fault, and a later attempt's are unaffected.
@@ -94,16 +102,22 @@ type clientBody struct {
 	reading     atomic.Bool
 	eof         atomic.Bool
 	read        int64 // bytes read so far
-	err         error // first error other than EOF; read by the handler after the attempt
 	trailIn     http.Header
 	trailOut    http.Header
+
+	// mu guards err and handlerDone, and is held around every use of rc: an HTTP/2
+	// upstream client reads and closes the body on goroutines of its own, which may run
+	// after the handler returned, when net/http forbids touching the ResponseWriter.
+	mu          sync.Mutex
+	err         error // first error other than EOF (see clientErr)
+	handlerDone bool  // serveRoute returned: rc must not be used again
 }
 
 func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing, start time.Time) *clientBody {
 	b := &clientBody{src: r.Body, rc: rc, trailIn: r.Trailer}
 	if p.enabled() {
-		b.paced = true
-		b.pace.p = p
+		b.configured = p
+		b.pacing.Store(p)
 		if p.ReadTimeout > 0 {
 			b.pace.limit = start.Add(p.ReadTimeout)
 		}
@@ -121,24 +135,27 @@ func newClientBody(r *http.Request, rc *http.ResponseController, p *ClientPacing
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
+	if err := b.clientErr(); err != nil {
+		return 0, err
 	}
 	if b.expired.Load() {
 		return 0, b.fail(errSlowClient)
 	}
 	var start time.Time
-	if b.paced {
+	rule := b.pacing.Load()
+	paced := rule != nil
+	if paced {
+		b.pace.p = rule
 		start = time.Now()
 		d, ok := b.pace.next(start)
 		if !ok {
 			return 0, b.fail(errSlowClient)
 		}
-		_ = b.rc.SetReadDeadline(d)
+		b.setReadDeadline(d)
 	}
 	b.reading.Store(true)
 	if b.expired.Load() || b.isInterrupted() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo) // expire or an interrupt raced with the deadline above
+		b.setReadDeadline(aLongTimeAgo) // expire or an interrupt raced with the deadline above
 	}
 	n, err := b.src.Read(p)
 	b.reading.Store(false)
@@ -146,17 +163,17 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return n, errBodyClosed
 	}
 	b.read += int64(n)
-	if b.paced {
+	if paced {
 		b.pace.waited += time.Since(start)
 		b.pace.n += int64(n)
 	}
 	switch {
 	case err == io.EOF:
 		b.eof.Store(true)
-		if b.paced {
+		if paced {
 			// net/http starts its background read at EOF; a deadline left armed would
 			// fire there and cancel the request's context mid-response.
-			_ = b.rc.SetReadDeadline(time.Time{})
+			b.setReadDeadline(time.Time{})
 		}
 		for k := range b.trailOut {
 			b.trailOut[k] = b.trailIn[k]
@@ -167,11 +184,71 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// grpcStreamIdle is the longest a gRPC stream's client may stay silent on its request
+// stream (when body_idle_timeout is shorter): client and bidirectional streams rightly
+// stay quiet while nothing happens, and the configured slow-client rules would cut them as
+// slowloris uploads, but some bound must remain on what a silent client holds upstream.
+const grpcStreamIdle = 10 * time.Minute
+
+// allowStreams gives the body a second pacing rule, for attempts that carry it as a gRPC
+// stream over HTTP/2 (useStreamPacing): no minimum rate, and an idle limit of
+// grpcStreamIdle or the configured one, whichever is longer. The server's read_timeout
+// still applies.
+func (b *clientBody) allowStreams() {
+	p := b.configured
+	if p == nil {
+		return
+	}
+	b.streamPacing = &ClientPacing{Idle: max(grpcStreamIdle, p.Idle), ReadTimeout: p.ReadTimeout}
+}
+
+// useStreamPacing picks the rule for the coming attempt: the gRPC stream rule when the
+// body allows streams and the attempt goes upstream over HTTP/2, else the configured one.
+func (b *clientBody) useStreamPacing(upstreamH2 bool) {
+	if b.streamPacing == nil {
+		return
+	}
+	if upstreamH2 {
+		b.pacing.Store(b.streamPacing)
+	} else {
+		b.pacing.Store(b.configured)
+	}
+}
+
 func (b *clientBody) fail(err error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.err == nil {
 		b.err = err
 	}
 	return b.err
+}
+
+// clientErr returns the body's first error other than EOF: the client's failure (bad
+// framing, cut short, too slow), never the upstream's. Safe to call from any goroutine.
+func (b *clientBody) clientErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// setReadDeadline sets the client connection's read deadline, unless the handler has
+// returned: then the connection (or stream) is net/http's again, and a late close or
+// timer of an upstream client must leave it alone.
+func (b *clientBody) setReadDeadline(d time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.handlerDone {
+		_ = b.rc.SetReadDeadline(d)
+	}
+}
+
+// handlerReturned marks the end of the handler's use of the client connection; serveRoute
+// calls it (deferred, so also when it aborts) before returning.
+func (b *clientBody) handlerReturned() {
+	b.mu.Lock()
+	b.handlerDone = true
+	b.mu.Unlock()
 }
 
 // expire makes a Read blocked on the client return now (the route timeout fired while the
@@ -179,7 +256,7 @@ func (b *clientBody) fail(err error) error {
 func (b *clientBody) expire() {
 	b.expired.Store(true)
 	if b.reading.Load() && !b.eof.Load() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+		b.setReadDeadline(aLongTimeAgo)
 	}
 }
 
@@ -203,7 +280,7 @@ func (b *clientBody) interruptRead(attempt int64) {
 	}
 	b.interrupted.Store(attempt)
 	if b.reading.Load() && !b.eof.Load() {
-		_ = b.rc.SetReadDeadline(aLongTimeAgo)
+		b.setReadDeadline(aLongTimeAgo)
 	}
 }
 
@@ -245,7 +322,7 @@ func (a *attemptBody) Close() error {
 func (b *clientBody) status() int {
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
-	switch err := b.err; {
+	switch err := b.clientErr(); {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &ne) && ne.Timeout():
@@ -321,6 +398,23 @@ func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
 
+// clientBodyBroke reports whether the client's request body broke (bad framing, cut
+// short, too slow).
+func (x *exchange) clientBodyBroke() bool { return x.cbody != nil && x.cbody.clientErr() != nil }
+
+// endClientBodyBroke ends attempt a, whose client's body broke: the client's fault, never
+// the upstream's (reported to m's health as ErrCanceled), and never retried. It answers the
+// client (bodyFailed) and returns the status logged.
+func (x *exchange) endClientBodyBroke(a *attemptResult, m *upstream.Member) int {
+	a.stopTimer()
+	if a.res != nil {
+		_ = a.res.Body.Close()
+	}
+	a.cancel()
+	m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
+	return x.bodyFailed()
+}
+
 // bodyFailed answers a request whose body broke and returns the status logged for it. The
 // connection is closed after the answer: where the body's framing broke, the next request
 // on it cannot be found.
@@ -328,7 +422,7 @@ func (x *exchange) bodyFailed() int {
 	status := x.cbody.status()
 	x.h.log.LogAttrs(x.r.Context(), slog.LevelDebug, "request body broke",
 		slog.String("route", x.rt.Name), slog.Int("status", status),
-		slog.String("error", x.cbody.err.Error()), slog.String("request_id", x.reqID))
+		slog.String("error", x.cbody.clientErr().Error()), slog.String("request_id", x.reqID))
 	if status != StatusClientClosed {
 		x.w.Header()["Connection"] = []string{"close"}
 		x.fail(x.w, status)

@@ -256,3 +256,44 @@ func TestQuietStreamIsNotCut(t *testing.T) {
 		t.Fatalf("stream cut: %d bytes, %v", len(b), err)
 	}
 }
+
+// deadlineRecorder counts the read deadlines set on the client's connection.
+type deadlineRecorder struct {
+	http.ResponseWriter
+	set atomic.Int32
+}
+
+func (d *deadlineRecorder) SetReadDeadline(time.Time) error { d.set.Add(1); return nil }
+
+// Once the handler returned, the connection is net/http's again: an HTTP/2 upstream client
+// closing the body late, or the route timer firing late, must not touch it (a data race
+// with net/http's handlerDone otherwise).
+func TestClientBodyLeavesConnectionAfterHandler(t *testing.T) {
+	tests := []struct {
+		name     string
+		returned bool
+		late     func(b *clientBody, attempt int64)
+		want     int32
+	}{
+		{"interrupt while handling", false, func(b *clientBody, a int64) { b.interruptRead(a) }, 1},
+		{"interrupt after return", true, func(b *clientBody, a int64) { b.interruptRead(a) }, 0},
+		{"expire while handling", false, func(b *clientBody, _ int64) { b.expire() }, 1},
+		{"expire after return", true, func(b *clientBody, _ int64) { b.expire() }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &deadlineRecorder{ResponseWriter: httptest.NewRecorder()}
+			r := httptest.NewRequest("POST", "/", strings.NewReader("x"))
+			b := newClientBody(r, http.NewResponseController(w), nil, time.Now())
+			attempt := b.nextAttempt()
+			b.reading.Store(true) // an upstream client's Read is waiting on the client
+			if tt.returned {
+				b.handlerReturned()
+			}
+			tt.late(b, attempt)
+			if got := w.set.Load(); got != tt.want {
+				t.Fatalf("%d read deadlines set, want %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -318,14 +318,3 @@ func trailerKey(k string) string {
 	}
 	return http.TrailerPrefix + k
 }
-
-// requestPacing is how the client's request body is paced: as configured, except for gRPC,
-// whose client and bidirectional streams may rightly stay quiet for minutes (a subscription
-// that sends its next message when something happens); pacing would cut them as slowloris
-// uploads. HTTP/2 flow control and stream limits still bound what such a client holds.
-func (x *exchange) requestPacing() *ClientPacing {
-	if x.grpc {
-		return nil
-	}
-	return x.h.pacing
-}

@@ -208,9 +208,13 @@ func TestGRPCCallKinds(t *testing.T) {
 				t.Fatalf("trailers-only error: %v", err)
 			}
 
-			_, err = client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+			// A server stream without messages: the OK status alone must arrive.
+			empty, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m, err := empty.Recv(); err != io.EOF {
+				t.Fatalf("empty server stream: %v %v, want EOF (status OK)", m, err)
 			}
 
 			hc, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
@@ -438,25 +442,32 @@ func TestGRPCUnavailableHealthAndRetries(t *testing.T) {
 		}
 	})
 
-	t.Run("other routes do not", func(t *testing.T) {
-		policy := &recordingPolicy{}
-		addr, _ := grpcGateway(t, nil, "", grpcRoute(t, "/", "h2c", defaultRetry(), policy, bad.Addr, good.Addr))
-		client := testpb.NewTestServiceClient(grpctest.Dial(t, addr, nil))
-		badBefore, goodBefore := bad.Calls(), good.Calls()
-		var unavailable int
-		for range 2 { // round robin: one call each
-			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
-			if status.Code(err) == codes.Unavailable {
-				unavailable++
-			} else if err != nil {
-				t.Fatal(err)
+	// Other routes do not, even for a call carrying an Idempotency-Key (which makes an
+	// HTTP POST retryable): a gRPC call is repeatable only when its route says so.
+	for name, callCtx := range map[string]context.Context{
+		"other routes do not":        ctx,
+		"idempotency key is ignored": metadata.AppendToOutgoingContext(ctx, "idempotency-key", "k1"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			policy := &recordingPolicy{}
+			addr, _ := grpcGateway(t, nil, "", grpcRoute(t, "/", "h2c", defaultRetry(), policy, bad.Addr, good.Addr))
+			client := testpb.NewTestServiceClient(grpctest.Dial(t, addr, nil))
+			badBefore, goodBefore := bad.Calls(), good.Calls()
+			var unavailable int
+			for range 2 { // round robin: one call each
+				_, err := client.UnaryCall(callCtx, &testpb.SimpleRequest{})
+				if status.Code(err) == codes.Unavailable {
+					unavailable++
+				} else if err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if unavailable != 1 || bad.Calls()-badBefore != 1 || good.Calls()-goodBefore != 1 {
-			t.Fatalf("%d UNAVAILABLE, %d calls to the failing backend and %d to the good one; want 1 each (no retry)",
-				unavailable, bad.Calls()-badBefore, good.Calls()-goodBefore)
-		}
-	})
+			if unavailable != 1 || bad.Calls()-badBefore != 1 || good.Calls()-goodBefore != 1 {
+				t.Fatalf("%d UNAVAILABLE, %d calls to the failing backend and %d to the good one; want 1 each (no retry)",
+					unavailable, bad.Calls()-badBefore, good.Calls()-goodBefore)
+			}
+		})
+	}
 
 	t.Run("after a message", func(t *testing.T) {
 		policy := &recordingPolicy{}

@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"log/slog"
-	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -55,25 +52,6 @@ func (rm *routeMetrics) observeGRPC(code int) {
 		code = grpcCodes
 	}
 	codes[code].Inc()
-}
-
-// accessLogGRPC is accessLog for a gRPC request: the same fields and grpc_status, the
-// gRPC status the call ended with (the HTTP status is 200 for most gRPC answers).
-func accessLogGRPC(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID, identity string, d time.Duration, grpcStatus int) {
-	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-		slog.String("route", rt.Name),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", bytes),
-		slog.String("upstream", upstreamKey),
-		slog.String("request_id", reqID),
-		slog.String("remote", r.RemoteAddr),
-		slog.String("client", client),
-		slog.String("identity", identity),
-		slog.Duration("duration", d),
-		slog.String("grpc_status", grpcStatusName(grpcStatus)),
-	)
 }
 
 // grpcStatusName names a gRPC status for logs: its name, or its number if not defined.

@@ -4,11 +4,8 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -175,7 +172,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		// replaying: a retry resends what they produced and never runs them again.
 		if !rt.Filters.ServeRequest(w, r, q) {
 			finishResponse()
-			h.finish(rt, r, ci.ip, q.Status, 0, "", reqID, q.Identity, start, refusedGRPCStatus(grpc, q.Status))
+			h.finish(rt, r, start, requestRecord{status: q.Status, client: ci.ip, reqID: reqID,
+				identity: q.Identity, grpcStatus: refusedGRPCStatus(grpc, q.Status)})
 			return
 		}
 		identity = q.Identity
@@ -197,7 +195,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 		x.fail(w, http.StatusBadRequest)
 		finishResponse()
-		h.finish(rt, r, ci.ip, http.StatusBadRequest, 0, "", reqID, identity, start, refusedGRPCStatus(grpc, http.StatusBadRequest))
+		h.finish(rt, r, start, requestRecord{status: http.StatusBadRequest, client: ci.ip, reqID: reqID,
+			identity: identity, grpcStatus: refusedGRPCStatus(grpc, http.StatusBadRequest)})
 		return
 	}
 	setForwarded(x.header, r, ci, vals[1:6])
@@ -222,11 +221,17 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 		wh["Connection"] = []string{"close"}
 	}
 	if hasBody(r) {
-		x.cbody = newClientBody(r, x.rc(), x.requestPacing(), start)
+		x.cbody = newClientBody(r, x.rc(), h.pacing, start)
+		defer x.cbody.handlerReturned()
+		if grpc && r.ProtoMajor == 2 {
+			// Only a real HTTP/2 stream may be a quiet gRPC stream: the label alone (an
+			// HTTP/1.1 upload saying application/grpc) must not switch pacing off.
+			x.cbody.allowStreams()
+		}
 	}
 
 	attempts := 1
-	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && (isIdempotent(r) || rt.Retry.Idempotent) {
+	if rt.Retry != nil && rt.Retries > 0 && x.upgrade == "" && x.repeatable() {
 		attempts += rt.Retries
 		if hasBody(r) {
 			if r.ContentLength > rt.Retry.MaxBodyBytes {
@@ -246,7 +251,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	if grpc {
 		grpcStatus = x.grpcLogStatus(status)
 	}
-	h.finish(rt, r, ci.ip, status, n, key, reqID, identity, start, grpcStatus)
+	h.finish(rt, r, start, requestRecord{status: status, bytes: n, upstream: key, client: ci.ip,
+		reqID: reqID, identity: identity, grpcStatus: grpcStatus})
 	if x.abort || status == StatusClientClosed {
 		// Nothing honest can be written: a response already begun broke, or the client
 		// stopped listening. Returning would let net/http finish the response cleanly (an
@@ -256,16 +262,26 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, t *Table, r
 	}
 }
 
-// finish records the request in the route's metrics and access log; grpcStatus is its gRPC
-// status (noGRPCStatus for other requests).
-func (h *Handler) finish(rt *Route, r *http.Request, client string, status int, n int64, key, reqID, identity string, start time.Time, grpcStatus int) {
+// requestRecord is what finish records about a request, besides its route and timing.
+type requestRecord struct {
+	status     int
+	bytes      int64  // response body bytes sent
+	upstream   string // the last endpoint tried ("" if none)
+	client     string // the client address the gateway believes
+	reqID      string
+	identity   string // who auth admitted
+	grpcStatus int    // the gRPC status it ended with; noGRPCStatus for other requests
+}
+
+// finish records the request in the route's metrics and access log.
+func (h *Handler) finish(rt *Route, r *http.Request, start time.Time, rec requestRecord) {
 	d := time.Since(start)
-	rt.metrics.observe(status, d)
-	if grpcStatus != noGRPCStatus {
-		rt.metrics.observeGRPC(grpcStatus)
+	rt.metrics.observe(rec.status, d)
+	if rec.grpcStatus != noGRPCStatus {
+		rt.metrics.observeGRPC(rec.grpcStatus)
 	}
 	if rt.AccessLog {
-		accessLog(h.log, rt, r, client, status, n, key, reqID, identity, d, grpcStatus)
+		accessLog(h.log, rt, r, &rec, d)
 	}
 }
 
@@ -305,16 +321,8 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		a := x.attempt(m)
 		used++
 		last := used >= attempts
-		if x.cbody != nil && x.cbody.err != nil {
-			// The client's own body broke (bad framing, cut short, too slow): its fault,
-			// never the upstream's, and never retried.
-			a.stopTimer()
-			if a.res != nil {
-				_ = a.res.Body.Close()
-			}
-			a.cancel()
-			m.State.Done(upstream.Outcome{Err: upstream.ErrCanceled, Latency: a.latency})
-			return x.bodyFailed(), 0, m.Key
+		if x.clientBodyBroke() {
+			return x.endClientBodyBroke(&a, m), 0, m.Key
 		}
 		if a.res != nil {
 			if err := x.checkResponse(a.res); err != nil {
@@ -329,6 +337,10 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 			// that broke before answering, instead of failing a response already begun.
 			var err error
 			if held, err = x.holdBody(a.res); err != nil {
+				if x.clientBodyBroke() {
+					// An HTTP/2 upstream client ends the response with the client's error.
+					return x.endClientBodyBroke(&a, m), 0, m.Key
+				}
 				a.res, a.err, a.kind = nil, err, classify(err, x.r.Context().Err() != nil, a.timedOut.Load())
 			}
 		}
@@ -392,106 +404,4 @@ func (x *exchange) run(w http.ResponseWriter, attempts int, tr *traffic) (int, i
 		m.State.Done(upstream.Outcome{Status: x.outcomeStatus(a.res), Err: kind, Latency: a.latency})
 		return status, n, m.Key
 	}
-}
-
-// attemptState is what one attempt's outgoing request refers to, allocated together.
-type attemptState struct {
-	url      url.URL
-	trace    httptrace.ClientTrace
-	timedOut atomic.Bool
-}
-
-// attemptResult is one upstream exchange up to response headers.
-type attemptResult struct {
-	res     *http.Response
-	err     error
-	kind    upstream.ErrorKind
-	latency time.Duration
-	cancel  context.CancelFunc // ends the attempt's context once the body is done
-	// timer bounds the attempt; still running after a response arrived, so it also bounds
-	// reading a held body. Stop it with stopTimer before relaying.
-	timer    *time.Timer
-	timedOut *atomic.Bool
-}
-
-// stopTimer ends the attempt's timeout: what remains is relaying, which the client paces.
-func (a *attemptResult) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-	}
-}
-
-// attempt sends the request to m and waits for response headers, bounded by the route's
-// timeout (per try, if set). The timeout covers only the wait for headers: a long download
-// or stream is not cut off by it.
-func (x *exchange) attempt(m *upstream.Member) attemptResult {
-	rt := x.rt
-	// One allocation holds what the attempt's request points at.
-	st := &attemptState{url: url.URL{Scheme: m.Scheme, Host: m.Key, Path: x.path, RawPath: x.rawPath, RawQuery: x.r.URL.RawQuery}}
-	ctx, cancel, timeout := x.attemptContext()
-	// Informational responses (103 Early Hints) are relayed as they arrive, as httputil does.
-	st.trace.Got1xxResponse = x.relay1xx
-	ctx = httptrace.WithClientTrace(ctx, &st.trace)
-	var timer *time.Timer
-	timedOut := &st.timedOut
-	cbody := x.cbody
-	if timeout > 0 {
-		timer = time.AfterFunc(timeout, func() {
-			timedOut.Store(true)
-			cancel()
-			if cbody != nil {
-				cbody.expire() // still waiting on the client's body: that wait ends too
-			}
-		})
-	}
-	rtp := x.roundTripper(m)
-	out := x.r.WithContext(ctx)
-	out.URL = &st.url
-	if rt.RewriteHost != "" {
-		out.Host = rt.RewriteHost
-	}
-	out.Header = x.header
-	out.RequestURI = ""
-	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	out.Close = false
-	out.TransferEncoding = nil
-	out.Trailer = nil
-	switch {
-	case x.body != nil:
-		x.cbody.nextAttempt()
-		out.Body = x.body.reader()
-	case x.cbody != nil:
-		out.Body = x.cbody
-		if x.h.protocols != nil && rtp != x.h.protocols.http1 {
-			out.Body = &attemptBody{b: x.cbody, attempt: x.cbody.nextAttempt()}
-		}
-	default:
-		out.Body = nil
-		out.ContentLength = 0
-	}
-	if x.cbody != nil {
-		out.Trailer = x.cbody.trailOut
-	}
-
-	x.relayMu.Lock()
-	x.relayDone = false
-	x.relayMu.Unlock()
-	start := time.Now()
-	res, err := rtp.RoundTrip(out)
-	lat := time.Since(start)
-	x.relayMu.Lock()
-	x.relayDone = true // the final answer is the handler's now
-	x.relayMu.Unlock()
-	if err != nil {
-		if timer != nil {
-			timer.Stop()
-		}
-		cancel()
-		clientGone := x.r.Context().Err() != nil
-		// A gRPC upstream enforces the call's deadline too and may reset the stream a moment
-		// before the gateway's own timer fires: past the deadline, it is the deadline's doing.
-		expired := timedOut.Load() || x.pastDeadline()
-		return attemptResult{err: err, kind: classify(err, clientGone, expired), latency: lat, cancel: cancel, timedOut: timedOut}
-	}
-	return attemptResult{res: res, latency: lat, cancel: cancel, timer: timer, timedOut: timedOut}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,16 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 	switch {
 	case writeErr != nil:
 		return StatusClientClosed, n, upstream.ErrCanceled
+	case readErr != nil && x.cbody != nil && x.cbody.clientErr() != nil:
+		// The client's body broke while the response was relayed: an HTTP/2 upstream client
+		// aborts the stream with the client's error, and the response read returns it. The
+		// client's failure, not the upstream's: nothing counts against the endpoint, and the
+		// response, already begun, can only be aborted.
+		x.h.log.LogAttrs(r.Context(), slog.LevelDebug, "request body broke mid-response",
+			slog.String("route", x.rt.Name), slog.String("error", x.cbody.clientErr().Error()),
+			slog.String("request_id", x.reqID))
+		x.abort = true
+		return x.cbody.status(), n, upstream.ErrCanceled
 	case readErr != nil:
 		// A gRPC call out of its own deadline ended as its caller asked: not the upstream's fault.
 		kind := classify(readErr, r.Context().Err() != nil || x.pastDeadline(), false)
@@ -130,10 +141,11 @@ func (x *exchange) writeResponse(res *http.Response) (int, int64, upstream.Error
 		x.abort = true
 		return res.StatusCode, n, kind
 	}
-	// Trailers the upstream did not announce are relayed too: gRPC servers send grpc-status
-	// and grpc-message that way. net/http reads them into res.Trailer at the body's end.
+	// net/http reads the trailers into res.Trailer at the body's end. Those the upstream did
+	// not announce are relayed for gRPC only, whose servers send grpc-status and
+	// grpc-message that way; elsewhere they would be a way round the route's response edits.
 	for k, vv := range res.Trailer {
-		if !forbiddenTrailer(k) {
+		if !forbiddenTrailer(k) && (x.grpc || slices.Contains(trailers, k)) {
 			wh[trailerKey(k)] = vv
 		}
 	}

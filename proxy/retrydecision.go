@@ -69,6 +69,14 @@ func (x *exchange) canRetry(budgeted *bool, kind upstream.ErrorKind) bool {
 	return true
 }
 
+// repeatable reports whether the request may be sent more than once: the route says all its
+// requests are (retry.idempotent), or the request is idempotent (isIdempotent). A gRPC call
+// is repeatable only by its route: it is always a POST, and an Idempotency-Key on it is
+// application metadata the gateway cannot vouch for.
+func (x *exchange) repeatable() bool {
+	return x.rt.Retry.Idempotent || (!x.grpc && isIdempotent(x.r))
+}
+
 // isIdempotent follows RFC 9110 9.2.2, plus requests that carry an Idempotency-Key.
 func isIdempotent(r *http.Request) bool {
 	switch r.Method {

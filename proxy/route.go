@@ -300,23 +300,27 @@ func (rm *routeMetrics) observe(status int, d time.Duration) {
 
 // accessLog writes one line per request for routes with access_log on: remote is the TCP
 // peer, client the address the gateway believes (the peer, or from a trusted proxy's
-// X-Forwarded-For), the one rate limits key on.
-func accessLog(log *slog.Logger, rt *Route, r *http.Request, client string, status int, bytes int64, upstreamKey, reqID, identity string, d time.Duration, grpcStatus int) {
-	if grpcStatus != noGRPCStatus {
-		accessLogGRPC(log, rt, r, client, status, bytes, upstreamKey, reqID, identity, d, grpcStatus)
-		return
-	}
-	log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+// X-Forwarded-For), the one rate limits key on. A gRPC request's line has one more field,
+// grpc_status: the status the call ended with (the HTTP status is 200 for most gRPC answers).
+func accessLog(log *slog.Logger, rt *Route, r *http.Request, rec *requestRecord, d time.Duration) {
+	attrs := [...]slog.Attr{
 		slog.String("route", rt.Name),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", bytes),
-		slog.String("upstream", upstreamKey),
-		slog.String("request_id", reqID),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.String("upstream", rec.upstream),
+		slog.String("request_id", rec.reqID),
 		slog.String("remote", r.RemoteAddr),
-		slog.String("client", client),
-		slog.String("identity", identity), // who auth admitted (mechanism:name), never a credential
+		slog.String("client", rec.client),
+		slog.String("identity", rec.identity), // who auth admitted (mechanism:name), never a credential
 		slog.Duration("duration", d),
-	)
+		{}, // grpc_status, for gRPC requests only
+	}
+	n := len(attrs) - 1
+	if rec.grpcStatus != noGRPCStatus {
+		attrs[n] = slog.String("grpc_status", grpcStatusName(rec.grpcStatus))
+		n++
+	}
+	log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs[:n]...)
 }

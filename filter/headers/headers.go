@@ -83,12 +83,27 @@ func (f *Filter) ServeRequest(_ http.ResponseWriter, r *http.Request, _ *filter.
 
 // WrapResponse applies the response edits to the final response's header map just before
 // its status line is written (after the proxy copied the upstream's fields); 1xx responses
-// pass untouched.
+// pass untouched. Removals apply to the trailers too (when the chain finishes, after the
+// proxy set them and before net/http sends them): a field removed from the header must not
+// reach the client as a trailer instead.
 func (f *Filter) WrapResponse(w http.ResponseWriter, _ *http.Request, _ *filter.Request) (http.ResponseWriter, func()) {
 	if f == nil || f.response == nil {
 		return w, nil
 	}
-	return filter.HeaderHook(w, f.responseHook), nil
+	hooked := filter.HeaderHook(w, f.responseHook)
+	if len(f.response.remove) == 0 {
+		return hooked, nil
+	}
+	return hooked, func() { f.response.removeTrailers(w.Header()) }
+}
+
+// removeTrailers deletes the removed fields' trailer values from h, in both forms a handler
+// may set them: under http.TrailerPrefix, and under a name the Trailer field announced.
+func (e *edits) removeTrailers(h http.Header) {
+	for _, name := range e.remove {
+		delete(h, http.TrailerPrefix+name)
+		delete(h, name)
+	}
 }
 
 // apply edits h: remove, set, add. status is unused; it makes apply a header hook.

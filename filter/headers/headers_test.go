@@ -173,6 +173,31 @@ func TestResponseEdits(t *testing.T) {
 	}
 }
 
+// TestResponseRemovalsApplyToTrailers: a removed field set as a trailer after the body, in
+// either form net/http takes, is gone when the chain finishes; other trailers stay.
+func TestResponseRemovalsApplyToTrailers(t *testing.T) {
+	f := New(&config.HeaderRules{Response: &config.HeaderEdits{Remove: []string{"Server"}}})
+	rec := httptest.NewRecorder()
+	chain := &filter.Chain{Response: []filter.ResponseFilter{f}}
+	w, done := chain.WrapResponse(rec, httptest.NewRequest(http.MethodGet, "/", nil), &filter.Request{})
+	w.Header().Set("Trailer", "Server")
+	w.WriteHeader(http.StatusOK)
+	w.Header().Set("Server", "announced")
+	w.Header().Set(http.TrailerPrefix+"Server", "unannounced")
+	w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
+	done()
+	h := rec.Header()
+	if _, ok := h["Server"]; ok {
+		t.Errorf("announced trailer kept: %v", h)
+	}
+	if _, ok := h[http.TrailerPrefix+"Server"]; ok {
+		t.Errorf("unannounced trailer kept: %v", h)
+	}
+	if h.Get(http.TrailerPrefix+"Grpc-Status") != "0" {
+		t.Errorf("a trailer not removed was dropped: %v", h)
+	}
+}
+
 // TestResponseEditsSkipInformational: a 103 Early Hints goes out as the upstream sent it;
 // the edits apply once, to the final response, also when the first Write sends the status.
 func TestResponseEditsSkipInformational(t *testing.T) {

@@ -48,7 +48,7 @@ func (m *Mechanism) Authenticate(w http.ResponseWriter, r *http.Request, q *filt
 		_ = res.Body.Close()
 		return m.logCause(r, q, d, cause)
 	}
-	d, cause := m.relay(ctx, r.Context(), w, res)
+	d, cause := m.relay(ctx, r.Context(), w, res, q)
 	return m.logCause(r, q, d, cause)
 }
 

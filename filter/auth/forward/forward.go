@@ -23,7 +23,8 @@
 //     never followed, so a 302 to a login page reaches the browser; its Location is passed as
 //     sent. Without a Content-Type from the service, none is sniffed. One gap: net/http's
 //     client deletes a Connection header that says "close" before the gateway sees it, so
-//     fields nominated beside "close" are relayed.
+//     fields nominated beside "close" are relayed. A gRPC request gets the status in gRPC
+//     form instead (HTTP 200, grpc-status and grpc-message, no body), with the same fields.
 //   - A body longer than MaxRelayedBody is not relayed: the request fails closed as
 //     Unavailable (503) instead. A truncated body is a broken page under its original
 //     Content-Type, relaying it would mean inventing a length, and an auth service answering

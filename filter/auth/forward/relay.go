@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/switchyard/switchyard/filter"
 	"github.com/switchyard/switchyard/filter/auth"
 	"golang.org/x/net/http/httpguts"
 )
@@ -19,8 +20,10 @@ const maxConnectionTokens = 64
 
 // relay writes the auth service's non-2xx answer to the client, or fails closed when the
 // answer cannot be relayed as it came (see the package doc), with the cause. Nothing is
-// written to w before the whole answer has been read and checked.
-func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, res *http.Response) (auth.Decision, error) {
+// written to w before the whole answer has been read and checked. A gRPC request (q.GRPC)
+// gets the answer's status in gRPC form instead of its body, as every filter's refusal:
+// a gRPC client cannot read an HTTP error page.
+func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, res *http.Response, q *filter.Request) (auth.Decision, error) {
 	defer res.Body.Close()
 	bad := auth.Decision{Result: auth.Unavailable, Reason: reasonUnavailable}
 	if res.StatusCode < 200 {
@@ -47,6 +50,12 @@ func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, re
 		}
 		h[name] = values
 	}
+	denied := auth.Decision{Result: auth.Answered, Reason: reasonDenied, Status: res.StatusCode}
+	if q.GRPC {
+		// The service's fields stay (a challenge, say); its status becomes the gRPC one.
+		filter.WriteGRPCError(w, res.StatusCode, q.RequestID)
+		return denied, nil
+	}
 	if _, ok := res.Header["Content-Type"]; !ok {
 		h["Content-Type"] = nil // relay no type rather than let net/http sniff one
 	}
@@ -60,7 +69,7 @@ func (m *Mechanism) relay(ctx, parent context.Context, w http.ResponseWriter, re
 	if len(body) > 0 {
 		_, _ = w.Write(body) // a client gone now is the server's to notice
 	}
-	return auth.Decision{Result: auth.Answered, Reason: reasonDenied, Status: res.StatusCode}, nil
+	return denied, nil
 }
 
 // readBody reads the whole answer body, refusing one over MaxRelayedBody; a declared length

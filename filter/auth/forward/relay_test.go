@@ -122,6 +122,47 @@ func TestRelay(t *testing.T) {
 	}
 }
 
+// TestRelayGRPC: a gRPC request is denied in gRPC form (HTTP 200, the status as grpc-status,
+// no body), keeping the service's fields.
+func TestRelayGRPC(t *testing.T) {
+	tests := []struct {
+		status   int
+		wantCode int
+	}{
+		{http.StatusUnauthorized, filter.GRPCUnauthenticated},
+		{http.StatusForbidden, filter.GRPCPermissionDenied},
+		{http.StatusFound, filter.GRPCCode(http.StatusFound)},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			service, _ := authService(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Www-Authenticate", `Bearer realm="shop"`)
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, "<html>login</html>")
+			})
+			m := newMechanism(t, &config.ForwardAuth{URL: service, Timeout: 10 * time.Second})
+			r, q := clientRequest("/pkg.Svc/Call")
+			q.GRPC = true
+			w := httptest.NewRecorder()
+			d := m.Authenticate(w, r, q)
+			if want := (auth.Decision{Result: auth.Answered, Reason: "denied", Status: tt.status}); d != want {
+				t.Fatalf("decision %+v, want %+v", d, want)
+			}
+			h := w.Header()
+			if w.Code != http.StatusOK || w.Body.Len() != 0 || h.Get("Content-Type") != "application/grpc" {
+				t.Fatalf("client got %d %v %q, want a Trailers-Only gRPC answer", w.Code, h, w.Body)
+			}
+			if got := h.Get("Grpc-Status"); got != strconv.Itoa(tt.wantCode) {
+				t.Errorf("grpc-status %q, want %d", got, tt.wantCode)
+			}
+			if !strings.Contains(h.Get("Grpc-Message"), "req-42") || h.Get("Www-Authenticate") == "" {
+				t.Errorf("grpc-message %q (want the request id), challenge %q (want kept)", h.Get("Grpc-Message"), h.Get("Www-Authenticate"))
+			}
+		})
+	}
+}
+
 // TestRelayThroughServer relays through a real server and client: the client sees the
 // service's answer with a length the gateway set and no sniffed type.
 func TestRelayThroughServer(t *testing.T) {
