@@ -28,6 +28,14 @@ const (
 	// h2WriteTimeout bounds a write to an upstream connection that takes no bytes at all (a
 	// full TCP window to a host that stopped reading): its streams fail instead of hanging.
 	h2WriteTimeout = 30 * time.Second
+	// h2StreamWindow and h2ConnWindow are the flow-control windows the gateway grants HTTP/2
+	// upstreams: what an upstream may send ahead of a client that reads slowly, and so what the
+	// gateway may hold in memory for it. The library defaults (4 MiB a stream, 1 GiB a
+	// connection) let a few slow clients pin hundreds of MiB; 256 KiB a stream still fills a
+	// fast link on a LAN (it is 20 ms at 100 Mbit/s), and 4 MiB a connection caps a
+	// connection's many streams together, as HTTP/1.1's socket buffers cap one connection.
+	h2StreamWindow = 256 << 10
+	h2ConnWindow   = 4<<20 - 1 // net/http takes "less than 4 MiB"
 )
 
 // Transport is the one upstream client all routes share, one HTTP client per protocol, tuned
@@ -40,18 +48,24 @@ const (
 //     keeps a large idle pool per host, caps each host at max_conns_per_host connections
 //     when set (requests beyond it wait for a free connection, see classify for how a wait
 //     that ends is counted) and does no transparent decompression.
-//   - h2c and h2: golang.org/x/net/http2, one connection per endpoint carrying many streams
-//     (a new connection only when the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is reached;
-//     x/net caps an upstream that announces no limit at 1000), pinged when idle.
+//   - h2c and h2: net/http's Transport limited to that one protocol: one connection per
+//     endpoint carrying many streams. A request beyond the upstream's
+//     SETTINGS_MAX_CONCURRENT_STREAMS waits for a stream on that connection instead of
+//     dialing another (StrictMaxConcurrentRequests), so connections per endpoint stay at one
+//     while it is healthy and never pass max_conns_per_host.
 //   - auto over TLS: net/http's Transport offering ALPN h2 and http/1.1, so an upstream gets
 //     HTTP/2 when it offers it and HTTP/1.1 otherwise.
 //
 // All of them apply the dial, idle and response-header timeouts and the client TLS config,
-// and use no HTTP proxy from the environment.
+// and use no HTTP proxy from the environment. The HTTP/2 ones grant upstreams small
+// flow-control windows (h2StreamWindow, h2ConnWindow), so a slow client holds back its
+// upstream instead of growing the gateway's memory, and are pinged when idle. A failed TLS
+// handshake, or an h2 upstream that does not agree on HTTP/2, is a failure to connect, as on
+// HTTP/1.1: nothing was sent, so the next endpoint gets the request whatever its method.
 type Transport struct {
 	http1 http.RoundTripper
-	h2c   *http2.Transport
-	h2    *http2.Transport
+	h2c   *http.Transport
+	h2    *http.Transport
 	alpn  *http.Transport
 	// h2cRT and h2RT are h2c and h2 behind the response-header timeout, when one is set.
 	h2cRT, h2RT http.RoundTripper
@@ -74,33 +88,36 @@ func NewTransport(c config.Transport) (*Transport, error) {
 		}),
 	}
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
-	t.h2c = newHTTP2Transport(c)
-	t.h2c.AllowHTTP = true
-	t.h2c.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, addr) // h2c: prior knowledge, no TLS
-	}
+
+	t.h2c = newNetHTTPClient(c, dialer)
+	t.h2c.Protocols = new(http.Protocols)
+	t.h2c.Protocols.SetUnencryptedHTTP2(true) // prior knowledge, no TLS
+
 	h2TLS := tlsConf.Clone()
 	h2TLS.NextProtos = []string{http2.NextProtoTLS}
-	t.h2 = newHTTP2Transport(c)
+	t.h2 = newNetHTTPClient(c, dialer)
+	t.h2.Protocols = new(http.Protocols)
+	t.h2.Protocols.SetHTTP2(true)
 	t.h2.TLSClientConfig = h2TLS
-	t.h2.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
-		return dialTLS(ctx, dialer, network, addr, cfg, c.DialTimeout)
+	t.h2.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialTLS(ctx, dialer, network, addr, h2TLS, c.DialTimeout, true)
 	}
+
 	alpnTLS := tlsConf.Clone()
-	t.alpn = &http.Transport{
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       alpnTLS,
-		TLSHandshakeTimeout:   c.DialTimeout,
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       c.MaxConnsPerHost,
-		IdleConnTimeout:       c.IdleConnTimeout,
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
-		DisableCompression:    true,
-		// A custom TLS config turns net/http's HTTP/2 off unless asked for explicitly.
-		ForceAttemptHTTP2:      true,
-		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
-		HTTP2:                  &http.HTTP2Config{SendPingTimeout: h2ReadIdle, PingTimeout: h2PingTimeout, WriteByteTimeout: h2WriteTimeout},
+	alpnTLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	t.alpn = newNetHTTPClient(c, dialer)
+	t.alpn.Protocols = new(http.Protocols)
+	t.alpn.Protocols.SetHTTP1(true)
+	t.alpn.Protocols.SetHTTP2(true)
+	t.alpn.TLSClientConfig = alpnTLS
+	t.alpn.ResponseHeaderTimeout = c.ResponseHeaderTimeout
+	t.alpn.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialTLS(ctx, dialer, network, addr, alpnTLS, c.DialTimeout, false)
 	}
+
+	// net/http's HTTP/2 times out response headers with an error classify cannot tell from
+	// a broken stream, so h2c and h2 get headerTimeout's instead (alpn keeps net/http's,
+	// which is a timeout on its HTTP/1.1 side).
 	t.h2cRT, t.h2RT = http.RoundTripper(t.h2c), http.RoundTripper(t.h2)
 	if d := c.ResponseHeaderTimeout; d > 0 {
 		t.h2cRT = &headerTimeout{next: t.h2c, d: d}
@@ -109,20 +126,34 @@ func NewTransport(c config.Transport) (*Transport, error) {
 	return t, nil
 }
 
-func newHTTP2Transport(c config.Transport) *http2.Transport {
-	return &http2.Transport{
-		DisableCompression: true,
-		IdleConnTimeout:    c.IdleConnTimeout,
-		ReadIdleTimeout:    h2ReadIdle,
-		PingTimeout:        h2PingTimeout,
-		WriteByteTimeout:   h2WriteTimeout,
-		MaxHeaderListSize:  h1.DefaultMaxResponseHeaderBytes,
+// newNetHTTPClient is a net/http Transport with the settings all of the gateway's net/http
+// clients share; the caller picks its protocols and TLS.
+func newNetHTTPClient(c config.Transport, dialer *net.Dialer) *http.Transport {
+	return &http.Transport{
+		DialContext:            dialer.DialContext,
+		TLSHandshakeTimeout:    c.DialTimeout,
+		MaxIdleConnsPerHost:    c.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        c.MaxConnsPerHost,
+		IdleConnTimeout:        c.IdleConnTimeout,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			StrictMaxConcurrentRequests:   true,
+			MaxReceiveBufferPerStream:     h2StreamWindow,
+			MaxReceiveBufferPerConnection: h2ConnWindow,
+			SendPingTimeout:               h2ReadIdle,
+			PingTimeout:                   h2PingTimeout,
+			WriteByteTimeout:              h2WriteTimeout,
+		},
 	}
 }
 
-// dialTLS dials addr and completes a TLS handshake that must agree on HTTP/2, within timeout
-// (the transport block's dial_timeout) and ctx.
-func dialTLS(ctx context.Context, d *net.Dialer, network, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+// dialTLS dials addr and completes a TLS handshake with cfg (agreeing on HTTP/2 when
+// requireH2), within timeout (the transport block's dial_timeout) and ctx. Every failure is
+// a *net.OpError with Op "dial", as proxy/h1 reports its own, so classify counts a refused
+// connection, an untrusted certificate and an upstream without HTTP/2 alike: a connect
+// failure, retried on the next endpoint since the request never left.
+func dialTLS(ctx context.Context, d *net.Dialer, network, addr string, cfg *tls.Config, timeout time.Duration, requireH2 bool) (net.Conn, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -130,7 +161,11 @@ func dialTLS(ctx context.Context, d *net.Dialer, network, addr string, cfg *tls.
 	}
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, err
+		return nil, err // already a *net.OpError "dial"
+	}
+	fail := func(err error) (net.Conn, error) {
+		_ = raw.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Source: raw.LocalAddr(), Addr: raw.RemoteAddr(), Err: err}
 	}
 	if cfg.ServerName == "" {
 		cfg = cfg.Clone()
@@ -138,12 +173,10 @@ func dialTLS(ctx context.Context, d *net.Dialer, network, addr string, cfg *tls.
 	}
 	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(ctx); err != nil {
-		_ = raw.Close()
-		return nil, err
+		return fail(err)
 	}
-	if p := conn.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
-		_ = conn.Close()
-		return nil, fmt.Errorf("upstream %s did not agree on HTTP/2 over TLS (ALPN %q)", addr, p)
+	if p := conn.ConnectionState().NegotiatedProtocol; requireH2 && p != http2.NextProtoTLS {
+		return fail(fmt.Errorf("upstream %s did not agree on HTTP/2 over TLS (ALPN %q)", addr, p))
 	}
 	return conn, nil
 }
