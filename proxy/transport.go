@@ -35,7 +35,7 @@ const (
 	// fast link on a LAN (it is 20 ms at 100 Mbit/s), and 4 MiB a connection caps a
 	// connection's many streams together, as HTTP/1.1's socket buffers cap one connection.
 	h2StreamWindow = 256 << 10
-	h2ConnWindow   = 4<<20 - 1 // net/http takes "less than 4 MiB"
+	h2ConnWindow   = 4<<20 - 1 // http.HTTP2Config documents "less than 4MiB"
 )
 
 // Transport is the one upstream client all routes share, one HTTP client per protocol, tuned
@@ -48,11 +48,11 @@ const (
 //     keeps a large idle pool per host, caps each host at max_conns_per_host connections
 //     when set (requests beyond it wait for a free connection, see classify for how a wait
 //     that ends is counted) and does no transparent decompression.
-//   - h2c and h2: net/http's Transport limited to that one protocol: one connection per
-//     endpoint carrying many streams. A request beyond the upstream's
-//     SETTINGS_MAX_CONCURRENT_STREAMS waits for a stream on that connection instead of
-//     dialing another (StrictMaxConcurrentRequests), so connections per endpoint stay at one
-//     while it is healthy and never pass max_conns_per_host.
+//   - h2c and h2: golang.org/x/net/http2, one connection per endpoint carrying many streams
+//     (a new connection only when the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is reached;
+//     x/net caps an upstream that announces no limit at 1000). max_conns_per_host does not
+//     bound these connections: x/net's StrictMaxConcurrentStreams, which would, stalls
+//     requests waiting for a stream (x/net v0.61, Go 1.26's net/http alike).
 //   - auto over TLS: net/http's Transport offering ALPN h2 and http/1.1, so an upstream gets
 //     HTTP/2 when it offers it and HTTP/1.1 otherwise.
 //
@@ -64,8 +64,8 @@ const (
 // HTTP/1.1: nothing was sent, so the next endpoint gets the request whatever its method.
 type Transport struct {
 	http1 http.RoundTripper
-	h2c   *http.Transport
-	h2    *http.Transport
+	h2c   *http2.Transport
+	h2    *http2.Transport
 	alpn  *http.Transport
 	// h2cRT and h2RT are h2c and h2 behind the response-header timeout, when one is set.
 	h2cRT, h2RT http.RoundTripper
@@ -89,23 +89,22 @@ func NewTransport(c config.Transport) (*Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
 
-	t.h2c = newNetHTTPClient(c, dialer)
-	t.h2c.Protocols = new(http.Protocols)
-	t.h2c.Protocols.SetUnencryptedHTTP2(true) // prior knowledge, no TLS
-
+	t.h2c = newHTTP2Transport(c)
+	t.h2c.AllowHTTP = true
+	t.h2c.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr) // h2c: prior knowledge, no TLS
+	}
 	h2TLS := tlsConf.Clone()
 	h2TLS.NextProtos = []string{http2.NextProtoTLS}
-	t.h2 = newNetHTTPClient(c, dialer)
-	t.h2.Protocols = new(http.Protocols)
-	t.h2.Protocols.SetHTTP2(true)
+	t.h2 = newHTTP2Transport(c)
 	t.h2.TLSClientConfig = h2TLS
-	t.h2.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialTLS(ctx, dialer, network, addr, h2TLS, c.DialTimeout, true)
+	t.h2.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+		return dialTLS(ctx, dialer, network, addr, cfg, c.DialTimeout, true)
 	}
 
 	alpnTLS := tlsConf.Clone()
 	alpnTLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
-	t.alpn = newNetHTTPClient(c, dialer)
+	t.alpn = newNetHTTPClient(c, dialer, http2Config())
 	t.alpn.Protocols = new(http.Protocols)
 	t.alpn.Protocols.SetHTTP1(true)
 	t.alpn.Protocols.SetHTTP2(true)
@@ -115,9 +114,9 @@ func NewTransport(c config.Transport) (*Transport, error) {
 		return dialTLS(ctx, dialer, network, addr, alpnTLS, c.DialTimeout, false)
 	}
 
-	// net/http's HTTP/2 times out response headers with an error classify cannot tell from
-	// a broken stream, so h2c and h2 get headerTimeout's instead (alpn keeps net/http's,
-	// which is a timeout on its HTTP/1.1 side).
+	// x/net would take a response-header timeout only from its holder and report it as an
+	// error classify cannot tell from a broken stream, so h2c and h2 get headerTimeout's
+	// (the holders set none).
 	t.h2cRT, t.h2RT = http.RoundTripper(t.h2c), http.RoundTripper(t.h2)
 	if d := c.ResponseHeaderTimeout; d > 0 {
 		t.h2cRT = &headerTimeout{next: t.h2c, d: d}
@@ -126,9 +125,48 @@ func NewTransport(c config.Transport) (*Transport, error) {
 	return t, nil
 }
 
-// newNetHTTPClient is a net/http Transport with the settings all of the gateway's net/http
-// clients share; the caller picks its protocols and TLS.
-func newNetHTTPClient(c config.Transport, dialer *net.Dialer) *http.Transport {
+// newHTTP2Transport is an x/net HTTP/2 client with the gateway's settings. x/net's client,
+// rather than net/http's with Protocols, because net/http's opens a connection per request
+// while the upstream's SETTINGS are unknown and more each time a stream is refused (98
+// connections for 30 requests to an upstream allowing one stream), where x/net dials once
+// per endpoint at a time. x/net takes the flow-control windows only from the net/http
+// Transport it is configured into, so one is built as the holder of the settings, and the
+// HTTP/2 client is then given its own dialing pool (ConnPool nil) instead of the holder's:
+// the holder never sends a request.
+func newHTTP2Transport(c config.Transport) *http2.Transport {
+	holder := &http.Transport{
+		IdleConnTimeout:        c.IdleConnTimeout,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
+		HTTP2:                  http2Config(),
+	}
+	t2, err := http2.ConfigureTransports(holder)
+	if err != nil {
+		panic(err) // only when holder already has HTTP/2, and it is new
+	}
+	t2.ConnPool = nil
+	t2.DisableCompression = true
+	t2.ReadIdleTimeout = h2ReadIdle
+	t2.PingTimeout = h2PingTimeout
+	t2.WriteByteTimeout = h2WriteTimeout
+	t2.MaxHeaderListSize = h1.DefaultMaxResponseHeaderBytes
+	return t2
+}
+
+// http2Config is the HTTP/2 tuning every upstream client shares.
+func http2Config() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxReceiveBufferPerStream:     h2StreamWindow,
+		MaxReceiveBufferPerConnection: h2ConnWindow,
+		SendPingTimeout:               h2ReadIdle,
+		PingTimeout:                   h2PingTimeout,
+		WriteByteTimeout:              h2WriteTimeout,
+	}
+}
+
+// newNetHTTPClient is a net/http Transport with the settings of the gateway's net/http
+// clients; the caller picks its protocols and TLS.
+func newNetHTTPClient(c config.Transport, dialer *net.Dialer, h2 *http.HTTP2Config) *http.Transport {
 	return &http.Transport{
 		DialContext:            dialer.DialContext,
 		TLSHandshakeTimeout:    c.DialTimeout,
@@ -137,14 +175,7 @@ func newNetHTTPClient(c config.Transport, dialer *net.Dialer) *http.Transport {
 		IdleConnTimeout:        c.IdleConnTimeout,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
-		HTTP2: &http.HTTP2Config{
-			StrictMaxConcurrentRequests:   true,
-			MaxReceiveBufferPerStream:     h2StreamWindow,
-			MaxReceiveBufferPerConnection: h2ConnWindow,
-			SendPingTimeout:               h2ReadIdle,
-			PingTimeout:                   h2PingTimeout,
-			WriteByteTimeout:              h2WriteTimeout,
-		},
+		HTTP2:                  h2,
 	}
 }
 
