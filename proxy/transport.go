@@ -53,8 +53,9 @@ const (
 //     x/net caps an upstream that announces no limit at 1000). max_conns_per_host does not
 //     bound these connections: x/net's StrictMaxConcurrentStreams, which would, stalls
 //     requests waiting for a stream (x/net v0.61, Go 1.26's net/http alike).
-//   - auto over TLS: net/http's Transport offering ALPN h2 and http/1.1, so an upstream gets
-//     HTTP/2 when it offers it and HTTP/1.1 otherwise.
+//   - auto over TLS: each endpoint's protocol is learnt by ALPN (h2 or http/1.1, see
+//     autoTLS) and the request goes through the h2 client or proxy/h1 accordingly, so an
+//     upstream gets HTTP/2 when it offers it and HTTP/1.1, with proxy/h1's checks, otherwise.
 //
 // All of them apply the dial, idle and response-header timeouts and the client TLS config,
 // and use no HTTP proxy from the environment. The HTTP/2 ones grant upstreams small
@@ -66,7 +67,7 @@ type Transport struct {
 	http1 http.RoundTripper
 	h2c   *http2.Transport
 	h2    *http2.Transport
-	alpn  *http.Transport
+	auto  *autoTLS
 	// h2cRT and h2RT are h2c and h2 behind the response-header timeout, when one is set.
 	h2cRT, h2RT http.RoundTripper
 }
@@ -102,18 +103,6 @@ func NewTransport(c config.Transport) (*Transport, error) {
 		return dialTLS(ctx, dialer, network, addr, cfg, c.DialTimeout, true)
 	}
 
-	alpnTLS := tlsConf.Clone()
-	alpnTLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
-	t.alpn = newNetHTTPClient(c, dialer, http2Config())
-	t.alpn.Protocols = new(http.Protocols)
-	t.alpn.Protocols.SetHTTP1(true)
-	t.alpn.Protocols.SetHTTP2(true)
-	t.alpn.TLSClientConfig = alpnTLS
-	t.alpn.ResponseHeaderTimeout = c.ResponseHeaderTimeout
-	t.alpn.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialTLS(ctx, dialer, network, addr, alpnTLS, c.DialTimeout, false)
-	}
-
 	// x/net would take a response-header timeout only from its holder and report it as an
 	// error classify cannot tell from a broken stream, so h2c and h2 get headerTimeout's
 	// (the holders set none).
@@ -122,6 +111,9 @@ func NewTransport(c config.Transport) (*Transport, error) {
 		t.h2cRT = &headerTimeout{next: t.h2c, d: d}
 		t.h2RT = &headerTimeout{next: t.h2, d: d}
 	}
+	alpnTLS := tlsConf.Clone()
+	alpnTLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	t.auto = newAutoTLS(t.http1, t.h2RT, alpnProbe(dialer, alpnTLS, c.DialTimeout))
 	return t, nil
 }
 
@@ -161,21 +153,6 @@ func http2Config() *http.HTTP2Config {
 		SendPingTimeout:               h2ReadIdle,
 		PingTimeout:                   h2PingTimeout,
 		WriteByteTimeout:              h2WriteTimeout,
-	}
-}
-
-// newNetHTTPClient is a net/http Transport with the settings of the gateway's net/http
-// clients; the caller picks its protocols and TLS.
-func newNetHTTPClient(c config.Transport, dialer *net.Dialer, h2 *http.HTTP2Config) *http.Transport {
-	return &http.Transport{
-		DialContext:            dialer.DialContext,
-		TLSHandshakeTimeout:    c.DialTimeout,
-		MaxIdleConnsPerHost:    c.MaxIdleConnsPerHost,
-		MaxConnsPerHost:        c.MaxConnsPerHost,
-		IdleConnTimeout:        c.IdleConnTimeout,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: h1.DefaultMaxResponseHeaderBytes,
-		HTTP2:                  h2,
 	}
 }
 
@@ -223,17 +200,17 @@ func (t *Transport) For(p upstream.Protocol, scheme string) http.RoundTripper {
 	case p.IsHTTP2():
 		return t.h2cRT
 	case scheme == "https": // auto: ALPN decides
-		return t.alpn
+		return t.auto
 	}
 	return t.http1
 }
 
-// RoundTrip sends r by its URL's scheme: https with ALPN (HTTP/2 or HTTP/1.1), http over
-// HTTP/1.1. The proxy does not use it (it picks with For); health checks and other callers
+// RoundTrip sends r by its URL's scheme: https as upstream_protocol auto does (HTTP/2 or
+// HTTP/1.1 as the endpoint's ALPN chose), http over HTTP/1.1. The proxy does not use it (it picks with For); health checks and other callers
 // that know only URLs do.
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme == "https" {
-		return t.alpn.RoundTrip(r)
+		return t.auto.RoundTrip(r)
 	}
 	return t.http1.RoundTrip(r)
 }
@@ -245,7 +222,7 @@ func (t *Transport) CloseIdleConnections() {
 	}
 	t.h2c.CloseIdleConnections()
 	t.h2.CloseIdleConnections()
-	t.alpn.CloseIdleConnections()
+	t.auto.CloseIdleConnections()
 }
 
 // errResponseHeaderTimeout is an HTTP/2 upstream that sent no response headers within
@@ -308,7 +285,7 @@ func ClientTLS(t *config.TLS) (*tls.Config, error) {
 
 // roundTripper is the client for an attempt on m: by the endpoint's resolved protocol when
 // the handler has a *Transport. A protocol upgrade (WebSocket) is an HTTP/1.1 mechanism, so
-// it always goes over HTTP/1.1 (net/http's ALPN client also keeps upgrades on HTTP/1.1).
+// it always goes over HTTP/1.1.
 func (x *exchange) roundTripper(m *upstream.Member) http.RoundTripper {
 	t := x.h.protocols
 	if t == nil {
