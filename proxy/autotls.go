@@ -17,6 +17,9 @@ import (
 // minutes, short enough that an upstream that starts or stops offering HTTP/2 is noticed.
 const alpnTTL = 10 * time.Minute
 
+// alpnPruneAt is the number of remembered endpoints past which expired ones are swept.
+const alpnPruneAt = 1024
+
 // autoTLS is the client for upstream_protocol auto over TLS. It learns each endpoint's
 // protocol once by ALPN (a handshake offering h2 and http/1.1, then closed), remembers it for
 // alpnTTL, and sends the request through the h2 client when the endpoint chose h2 and
@@ -91,10 +94,25 @@ func (a *autoTLS) protocol(ctx context.Context, addr string) (bool, error) {
 			delete(a.learnt, addr)
 		} else {
 			a.learnt[addr] = alpnAnswer{h2: proto == http2.NextProtoTLS, expires: time.Now().Add(alpnTTL)}
+			a.pruneLocked()
 		}
 		a.mu.Unlock()
 		close(done)
 		return proto == http2.NextProtoTLS, err
+	}
+}
+
+// pruneLocked drops expired answers once there are many, so endpoints that left the pools
+// (service discovery churning through addresses) are not remembered forever.
+func (a *autoTLS) pruneLocked() {
+	if len(a.learnt) < alpnPruneAt {
+		return
+	}
+	now := time.Now()
+	for addr, ans := range a.learnt {
+		if ans.pending == nil && now.After(ans.expires) {
+			delete(a.learnt, addr)
+		}
 	}
 }
 
