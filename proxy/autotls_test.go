@@ -155,3 +155,28 @@ func TestAutoTLSLearnsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoTLSRelearnsAfterTTL: an answer older than alpnTTL is asked again.
+func TestAutoTLSRelearnsAfterTTL(t *testing.T) {
+	var probes atomic.Int32
+	ok := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	a := newAutoTLS(ok, ok, func(context.Context, string) (string, error) { probes.Add(1); return "h2", nil })
+	send := func() {
+		if _, err := a.RoundTrip(httptest.NewRequest(http.MethodGet, "https://10.0.0.1/x", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	send()
+	a.mu.Lock()
+	ans := a.learnt["10.0.0.1:443"]
+	ans.expires = time.Now().Add(-time.Second)
+	a.learnt["10.0.0.1:443"] = ans
+	a.mu.Unlock()
+	send()
+	if n := probes.Load(); n != 2 {
+		t.Errorf("%d probes, want 2 (one, then one after the answer expired)", n)
+	}
+}

@@ -148,51 +148,74 @@ func TestH2SlowClientsBoundGatewayMemory(t *testing.T) {
 		perStream = 8 << 20
 		bound     = 40 << 20
 	)
-	var sent atomic.Int64
-	chunk := make([]byte, 32<<10)
-	be := serveH2C(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(perStream))
-		for n := 0; n < perStream; n += len(chunk) {
-			if _, err := w.Write(chunk); err != nil {
-				return
+	cert := grpctest.NewCert(t)
+	for _, c := range []struct {
+		name, protocol, scheme string
+	}{
+		{"h2c", "h2c", ""},
+		{"auto over TLS", "", "https"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var sent atomic.Int64
+			chunk := make([]byte, 32<<10)
+			send := func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", fmt.Sprint(perStream))
+				for n := 0; n < perStream; n += len(chunk) {
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+					sent.Add(int64(len(chunk)))
+				}
 			}
-			sent.Add(int64(len(chunk)))
-		}
-	})
-	url := gatewayWithTransport(t, config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
-		routeSpec{prefix: "/", protocol: "h2c", timeout: 30 * time.Second, backends: []string{be}}.build(t))
-	addr := strings.TrimPrefix(url, "http://")
+			var be string
+			if c.scheme == "https" {
+				s := httptest.NewUnstartedServer(http.HandlerFunc(send))
+				s.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
+				s.EnableHTTP2 = true
+				s.Config.ErrorLog = discardLog()
+				s.StartTLS()
+				t.Cleanup(s.Close)
+				be = s.Listener.Addr().String()
+			} else {
+				be = serveH2C(t, send)
+			}
+			url := gatewayWithTransport(t, config.Transport{DialTimeout: time.Second, MaxIdleConnsPerHost: 64,
+				IdleConnTimeout: 30 * time.Second, TLS: &config.TLS{CAFile: cert.CAFile}},
+				routeSpec{prefix: "/", protocol: c.protocol, scheme: c.scheme, timeout: 30 * time.Second, backends: []string{be}}.build(t))
+			addr := strings.TrimPrefix(url, "http://")
 
-	before := heapInUse()
-	var clients []net.Conn
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
-	for range streams {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, c)
-		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Wait until the upstreams can send no more: every window and socket buffer is full.
-	for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); {
-		time.Sleep(300 * time.Millisecond)
-		n := sent.Load()
-		if n == last {
-			break
-		}
-		last = n
-	}
-	grew := heapInUse() - before
-	t.Logf("upstreams sent %d MiB, gateway heap grew %d MiB", sent.Load()>>20, grew>>20)
-	if grew > bound {
-		t.Errorf("gateway heap grew %d MiB with %d clients not reading, want under %d MiB", grew>>20, streams, bound>>20)
+			before := heapInUse()
+			var clients []net.Conn
+			defer func() {
+				for _, c := range clients {
+					_ = c.Close()
+				}
+			}()
+			for range streams {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				clients = append(clients, c)
+				if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Wait until the upstream can send no more: every window and socket buffer is full.
+			for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); {
+				time.Sleep(300 * time.Millisecond)
+				n := sent.Load()
+				if n == last {
+					break
+				}
+				last = n
+			}
+			grew := heapInUse() - before
+			t.Logf("upstream sent %d MiB, gateway heap grew %d MiB", sent.Load()>>20, grew>>20)
+			if grew > bound {
+				t.Errorf("gateway heap grew %d MiB with %d clients not reading, want under %d MiB", grew>>20, streams, bound>>20)
+			}
+		})
 	}
 }
 
