@@ -229,8 +229,8 @@ func (t *Transport) CloseIdleConnections() {
 // transport.response_header_timeout; classify counts it as a timeout.
 var errResponseHeaderTimeout error = &timeoutError{"upstream sent no response headers within transport.response_header_timeout"}
 
-// headerTimeout gives an HTTP/2 client (x/net has no such setting) the response-header
-// timeout: the request's context is canceled if no headers arrived in time.
+// headerTimeout gives an HTTP/2 client the response-header timeout (see NewTransport for why
+// not x/net's): the request's context is canceled if no headers arrived in time.
 type headerTimeout struct {
 	next http.RoundTripper
 	d    time.Duration
