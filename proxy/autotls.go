@@ -42,14 +42,20 @@ type alpnAnswer struct {
 	pending chan struct{} // non-nil while a probe runs; closed when it ends
 }
 
+// newAutoTLS sends through h1 or h2 as probe tells each endpoint's protocol.
 func newAutoTLS(h1, h2 http.RoundTripper, probe func(ctx context.Context, addr string) (string, error)) *autoTLS {
 	return &autoTLS{h1: h1, h2: h2, probe: probe, learnt: map[string]alpnAnswer{}}
 }
 
+// RoundTrip sends r through the client for its endpoint's protocol, learning it first when
+// it is not known.
 func (a *autoTLS) RoundTrip(r *http.Request) (*http.Response, error) {
 	addr := canonicalAddr(r.URL.Host)
 	h2, err := a.protocol(r.Context(), addr)
 	if err != nil {
+		if r.Body != nil {
+			_ = r.Body.Close() // a RoundTripper closes the body, also when it fails
+		}
 		return nil, err
 	}
 	next := a.h1
