@@ -128,6 +128,7 @@ type exchange struct {
 	// concurrently with the handler writing the final response.
 	relayMu   sync.Mutex
 	relayDone bool
+	interim   int // informational responses the upstreams sent (relay1xx), under relayMu
 	// grpc: a gRPC request (grpc.go); deadline is its grpc-timeout (zero: none) and
 	// grpcCode the gRPC status it ended with (noGRPCStatus: none yet).
 	grpc     bool

@@ -191,19 +191,30 @@ func drainAndClose(res *http.Response) {
 	_ = res.Body.Close()
 }
 
+// maxInterimResponses bounds the informational responses relayed for one request, as
+// proxy/h1 bounds them per exchange: an upstream cannot flood a client with 1xx.
+const maxInterimResponses = 8
+
+var errTooManyInterim = errors.New("upstream sent more than 8 informational (1xx) responses")
+
 // relay1xx forwards an upstream's informational response (103 Early Hints) to the client,
 // without the fields that describe the upstream's connection. It sends nothing to an
 // HTTP/1.0 client (which cannot parse a 1xx, RFC 9110 15.2), nothing for 100 Continue
 // (net/http sends its own when the handler first reads a body the client announced with
 // Expect, so a relayed one would be a duplicate or unsolicited), and nothing for 101,
-// which tunnel completes.
+// which tunnel completes. More than maxInterimResponses in one exchange end the attempt
+// with errTooManyInterim, a protocol error (502): the HTTP/2 clients leave the bound to this
+// hook, and proxy/h1 applies the same one itself.
 func (x *exchange) relay1xx(code int, header textproto.MIMEHeader) error {
+	x.relayMu.Lock()
+	defer x.relayMu.Unlock()
+	if x.interim++; x.interim > maxInterimResponses {
+		return errTooManyInterim
+	}
 	if code == http.StatusSwitchingProtocols || code == http.StatusContinue ||
 		(x.r.ProtoMajor == 1 && x.r.ProtoMinor == 0) {
 		return nil
 	}
-	x.relayMu.Lock()
-	defer x.relayMu.Unlock()
 	if x.relayDone {
 		return nil
 	}
