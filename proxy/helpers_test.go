@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,11 +158,23 @@ func backend(t testing.TB, fn http.HandlerFunc) string {
 	return srv.Listener.Addr().String()
 }
 
-// deadAddr returns a loopback address nobody listens on.
+// deadAddr returns a loopback address that refuses connections until the test ends: a
+// socket bound to it without listening holds the port, so a parallel test's listener cannot
+// be handed the same port (a closed listener's port can be, and then a "dead" endpoint
+// answers), and a connection attempt to it is refused at once.
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.Listener.Addr().String()
-	srv.Close()
-	return addr
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
