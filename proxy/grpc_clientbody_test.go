@@ -78,21 +78,6 @@ func TestGRPCStreamPacingRule(t *testing.T) {
 	}
 }
 
-// h2cOnly serves h with cleartext HTTP/2 (prior knowledge) only.
-func h2cOnly(t *testing.T, h http.HandlerFunc) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, Protocols: new(http.Protocols), ReadHeaderTimeout: 5 * time.Second}
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
-	return lis.Addr().String()
-}
-
 // A client whose body breaks after the upstream answered is the client's failure: over
 // HTTP/2 the upstream client aborts the stream with the client's error, which the response
 // read then returns, and it must not count against the endpoint as a reset. The response is
@@ -115,7 +100,7 @@ func TestClientBodyBreakingMidResponseIsNotTheUpstreams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			answered := make(chan struct{})
-			be := h2cOnly(t, func(w http.ResponseWriter, r *http.Request) {
+			be := serveH2C(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/grpc")
 				if tt.length != "" {
 					w.Header().Set("Content-Length", tt.length)

@@ -19,7 +19,7 @@ import (
 // Trailers an upstream did not announce are relayed for gRPC only, and the route's response
 // header removals apply to trailers too: neither can carry a field past the header edits.
 func TestTrailersRelayedAndEdited(t *testing.T) {
-	be := h2cOnly(t, func(w http.ResponseWriter, r *http.Request) {
+	be := serveH2C(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Announced, Server")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "body")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 )
 
 // bigKeys returns n keys file entries, about what a full 2 MiB keys file holds at n=23,000.
@@ -24,26 +25,17 @@ func bigKeys(n int) []config.APIKey {
 // they took.
 func routesSharingOneFile(tb testing.TB, keys []config.APIKey, routes int) (heap uint64, took time.Duration) {
 	tb.Helper()
-	mechanisms := make([]*Mechanism, routes)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	for i := range mechanisms {
-		m, err := New(&config.APIKeyAuth{Header: "X-Api-Key", Keys: keys})
-		if err != nil {
-			tb.Fatal(err)
+	return testkit.HeapKept(func() any {
+		mechanisms := make([]*Mechanism, routes)
+		for i := range mechanisms {
+			m, err := New(&config.APIKeyAuth{Header: "X-Api-Key", Keys: keys})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			mechanisms[i] = m
 		}
-		mechanisms[i] = m
-	}
-	took = time.Since(start)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(mechanisms)
-	if after.HeapAlloc < before.HeapAlloc {
-		return 0, took
-	}
-	return after.HeapAlloc - before.HeapAlloc, took
+		return mechanisms
+	})
 }
 
 // BenchmarkNewSharedFile: building 20 routes' mechanisms over one keys file of 23,000 keys

@@ -2,11 +2,11 @@ package basic
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testkit"
 )
 
 // bigUsers returns n users with well-formed cost-4 bcrypt hashes that no password matches
@@ -25,26 +25,17 @@ func bigUsers(n int) map[string][]byte {
 // they took.
 func routesSharingOneFile(tb testing.TB, users map[string][]byte, routes int) (heap uint64, took time.Duration) {
 	tb.Helper()
-	mechanisms := make([]*Mechanism, routes)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	for i := range mechanisms {
-		m, err := New(&config.BasicAuth{Realm: "r", CacheTTL: time.Minute, Users: users})
-		if err != nil {
-			tb.Fatal(err)
+	return testkit.HeapKept(func() any {
+		mechanisms := make([]*Mechanism, routes)
+		for i := range mechanisms {
+			m, err := New(&config.BasicAuth{Realm: "r", CacheTTL: time.Minute, Users: users})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			mechanisms[i] = m
 		}
-		mechanisms[i] = m
-	}
-	took = time.Since(start)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(mechanisms)
-	if after.HeapAlloc < before.HeapAlloc {
-		return 0, took
-	}
-	return after.HeapAlloc - before.HeapAlloc, took
+		return mechanisms
+	})
 }
 
 // Mechanisms share the loaded users map instead of copying it: 20 routes over a
